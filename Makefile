@@ -1,0 +1,74 @@
+# swarmboot: the commands a new user needs. `make demo` and `make test` set up what they use.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# Debian packages the tests use on the host: debootstrap builds the Debian roots the
+# StackScripts run in, zstd packs them, gpg makes a key that is not Docker's, iproute2 and
+# util-linux make the namespaces.
+HOST_PACKAGES := debootstrap zstd gpg iproute2 util-linux ca-certificates
+SHELL_SCRIPTS := stackscripts/*.sh tests/debian/enter-root.sh tests/debian/systemctl-shim .ci/run
+
+.PHONY: help venv host-deps test test-fast demo stackscripts lint format docs clean
+
+help:
+	@echo "make demo          render the StackScripts and show where they are"
+	@echo "make test          set up and run lint and every test (as root: the Debian runs too)"
+	@echo "make test-fast     the tests that need neither root nor the Debian mirror"
+	@echo "make stackscripts  render templates/ into stackscripts/"
+	@echo "make lint          ruff, shellcheck and the freshness of stackscripts/ and docs/"
+	@echo "make docs          regenerate docs/cli.md from the commands' --help"
+	@echo "make venv          create .venv with swarmboot and its dev tools"
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "swarmboot needs Python 3.11 or newer")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+host-deps:
+	@missing=$$(for p in $(HOST_PACKAGES); do \
+	    dpkg-query -W -f='$${db:Status-Status}\n' $$p 2>/dev/null | grep -qx installed || echo $$p; \
+	  done); \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "Installing $$missing"; \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	  else \
+	    echo "The Debian tests need: $$missing (install them as root: apt-get install $$missing)"; \
+	  fi; \
+	fi
+
+test: venv host-deps lint
+	$(BIN)/pytest
+
+test-fast: venv
+	$(BIN)/pytest -m "not debian"
+
+demo: venv
+	$(BIN)/swarmboot render
+	@echo
+	@echo "The StackScripts are in $(CURDIR)/stackscripts/. Their fields:"
+	@for f in stackscripts/*.sh; do echo; echo "$$f"; $(BIN)/swarmboot -q stackscript udfs "$$f"; done
+
+stackscripts: venv
+	$(BIN)/swarmboot render
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/shellcheck $(SHELL_SCRIPTS)
+	$(BIN)/swarmboot render --check
+
+format: venv
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+docs: venv
+	$(BIN)/typer swarmboot.cli utils docs --name swarmboot --output docs/cli.md
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,3 @@
+from swarmboot.cli import main
+
+main()

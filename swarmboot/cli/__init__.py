@@ -1,0 +1,52 @@
+"""The `swarmboot` command: options and wiring only; each command calls into the core."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from swarmboot import __version__
+from swarmboot.cli import render, stackscript
+from swarmboot.cli._common import State
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="swarmboot",
+    help="Turn a small cluster spec into a running Docker Swarm on Linode.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"swarmboot {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    verbose: Annotated[
+        bool, typer.Option("-v", "--verbose", help="Show more detail, and a traceback on errors.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Show only errors.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Show the version and exit."
+        ),
+    ] = False,
+) -> None:
+    ctx.obj = State(verbose=verbose, quiet=quiet)
+
+
+app.command("render")(render.render_cmd)
+app.add_typer(stackscript.app, name="stackscript")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,57 @@
+"""Facts about Docker Swarm on Linode that the templates, the planner and the firewall share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "DOCKER_APT_KEY_FINGERPRINT",
+    "ESP_PROTOCOL",
+    "GRUB_KERNEL",
+    "LOG_PATH",
+    "MEMBERS_FILE",
+    "NFT_MEMBERS_SET",
+    "NFT_TABLE",
+    "SERIAL_CONSOLE",
+    "STATUS_PATH",
+    "SWARM_PORTS",
+    "Port",
+]
+
+
+@dataclass(frozen=True)
+class Port:
+    number: int
+    protocol: str  # "tcp" or "udp"
+    purpose: str
+
+
+# Swarm's ports; they are opened to cluster members only, never to the world.
+SWARM_PORTS: tuple[Port, ...] = (
+    Port(2377, "tcp", "cluster management (managers)"),
+    Port(7946, "tcp", "node gossip (memberlist)"),
+    Port(7946, "udp", "node gossip (memberlist)"),
+    Port(4789, "udp", "overlay network data (VXLAN)"),
+)
+# IPsec ESP, which carries an encrypted overlay network's traffic (`--opt encrypted`).
+ESP_PROTOCOL = 50
+
+# The config profile kernel that makes Linode boot the disk's own GRUB 2 configuration, and so
+# the distribution kernel (Linode's own kernels once lacked vxlan).
+GRUB_KERNEL = "linode/grub2"
+# Lish reads the node's first serial port at 19200 baud.
+SERIAL_CONSOLE = "ttyS0,19200n8"
+
+# The fingerprint of the key that signs Docker's apt repository
+# (https://docs.docker.com/engine/install/debian/).
+DOCKER_APT_KEY_FINGERPRINT = "9DC858229FC7DD38854AE2D88D81803C0EBFCD88"
+
+# Where a node's StackScript reports: read over SSH by the provisioner.
+STATUS_PATH = "/var/lib/swarmboot/status.json"
+LOG_PATH = "/var/log/swarmboot-stackscript.log"
+
+# The node firewall: swarmboot's own nftables table, and the set of member addresses that
+# may reach the swarm ports, kept in a file that swarmboot rewrites as the cluster changes.
+NFT_TABLE = "swarmboot"
+NFT_MEMBERS_SET = "swarm_members"
+MEMBERS_FILE = "/etc/swarmboot/swarm-members.nft"
