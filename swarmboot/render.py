@@ -28,6 +28,7 @@ __all__ = [
     "check",
     "load_catalog",
     "render_all",
+    "require_fresh",
     "write",
 ]
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from swarmboot import paths, render
+from swarmboot import paths
 from swarmboot.cli._common import Ctx, JsonOpt, TemplatesOpt, command, print_json, state_of
 
 
@@ -42,6 +42,8 @@ def render_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Render the StackScript templates into stackscripts/ (or check that they are fresh)."""
+    from swarmboot import render  # pydantic and jinja2 load only when rendering
+
     reporter = state_of(ctx).reporter
     templates_dir = templates or paths.templates_dir()
     out_dir = out or paths.stackscripts_dir()
