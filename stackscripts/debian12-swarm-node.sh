@@ -297,6 +297,8 @@ done_once() { [[ -e $DONE_DIR/$1 ]]; }
 # field and the fix.
 
 readonly KEY_PATTERN='^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com|sk-ecdsa-sha2-nistp256@openssh\.com) [A-Za-z0-9+/]+={0,3}( .*)?$'
+# A key line may start with options (from="…",no-pty …): find the key type anywhere in it.
+readonly KEY_IN_LINE='(^|[[:space:]])(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com|sk-ecdsa-sha2-nistp256@openssh\.com) [A-Za-z0-9+/]+'
 readonly LABEL_PATTERN='^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$'
 ADMIN_KEYS=()
 
@@ -323,7 +325,7 @@ member_list() {
 root_key_count() {
   local file=/root/.ssh/authorized_keys
   [[ -f $file ]] || { echo 0; return 0; }
-  with_block admin-keys <"$file" | grep -cE "$KEY_PATTERN" || true
+  with_block admin-keys <"$file" | grep -cE "$KEY_IN_LINE" || true
 }
 
 preflight() {
@@ -444,7 +446,6 @@ PermitEmptyPasswords no
 PermitRootLogin prohibit-password
 X11Forwarding no
 LoginGraceTime 30
-MaxAuthTries 4
 SSHD
     if [[ -n $ssh_host_key ]]; then
       printf '# Offer only the host key swarmboot pinned for this node.\n'

@@ -45,6 +45,10 @@ def _run(cmd: list[str], **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, check=True, text=True, capture_output=True, **kwargs)
 
 
+# tar that keeps owners, modes and file capabilities (ping's) of a root filesystem
+_TAR = ["tar", "--zstd", "--numeric-owner", "--xattrs", "--xattrs-include=*"]
+
+
 # --- cached roots -----------------------------------------------------------------------------
 
 
@@ -100,20 +104,7 @@ def ensure_rootfs(codename: str) -> Path:
             (build / "etc/apt/sources.list.d/debian.sources").write_text(_sources(codename))
             _run(["chroot", str(build), "apt-get", "clean"])
             partial = tarball.with_suffix(".partial")
-            _run(
-                [
-                    "tar",
-                    "--zstd",
-                    "--numeric-owner",
-                    "--xattrs",
-                    "--xattrs-include=*",
-                    "-C",
-                    str(build),
-                    "-cpf",
-                    str(partial),
-                    ".",
-                ]
-            )
+            _run([*_TAR, "-C", str(build), "-cpf", str(partial), "."])
             partial.rename(tarball)
         finally:
             _unmount_below(build)
@@ -289,19 +280,7 @@ class DebianNode:
         tarball = ensure_rootfs(self.codename)
         self.root.mkdir(parents=True)
         self._closers.append(lambda: shutil.rmtree(self.workdir, ignore_errors=True))
-        _run(
-            [
-                "tar",
-                "--zstd",
-                "--numeric-owner",
-                "--xattrs",
-                "--xattrs-include=*",
-                "-C",
-                str(self.root),
-                "-xpf",
-                str(tarball),
-            ]
-        )
+        _run([*_TAR, "-C", str(self.root), "-xpf", str(tarball)])
         self.console_file.write_text("")
         (self.archives / "partial").mkdir(parents=True, exist_ok=True)
         self._prepare_root()

@@ -29,6 +29,16 @@ from . import harness
 pytestmark = pytest.mark.debian
 
 RELEASES = {"debian12-swarm-node.sh": "bookworm", "debian13-swarm-node.sh": "trixie"}
+# What a node needs, with docker_source=debian.
+NODE_PACKAGES = (
+    "linux-image-amd64",
+    "grub-pc",
+    "docker.io",
+    "nftables",
+    "apparmor",
+    "openssh-server",
+    "sudo",
+)
 MEMBERS = ("198.51.100.10", "198.51.100.11", "198.51.100.64/26")
 # A key Linode would have put in place from the create call's authorized_keys.
 ORCHESTRATOR_KEY = (
@@ -287,25 +297,7 @@ def test_first_run_installs_and_reports_done(provisioned):
     assert status["vxlan_ok"] is provisioned.kernel_has_vxlan is True
     assert status["esp_ok"] is provisioned.kernel_has_esp
     assert status["docker_ok"] is True and status["firewall_ok"] is True
-    installed = _installed(
-        provisioned.node,
-        "linux-image-amd64",
-        "grub-pc",
-        "docker.io",
-        "nftables",
-        "apparmor",
-        "openssh-server",
-        "sudo",
-    )
-    assert installed == {
-        "linux-image-amd64",
-        "grub-pc",
-        "docker.io",
-        "nftables",
-        "apparmor",
-        "openssh-server",
-        "sudo",
-    }
+    assert _installed(provisioned.node, *NODE_PACKAGES) == set(NODE_PACKAGES)
     package_version = subprocess.run(
         ["chroot", str(provisioned.node.root), "dpkg-query", "-W", "-f=${Version}", "docker.io"],
         capture_output=True,
