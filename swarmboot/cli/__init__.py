@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from swarmboot import __version__
-from swarmboot.cli import render, stackscript
+from swarmboot.cli import render, sim, stackscript
 from swarmboot.cli._common import State
 
 __all__ = ["app", "main"]
@@ -46,6 +46,7 @@ def _root(
 
 app.command("render")(render.render_cmd)
 app.add_typer(stackscript.app, name="stackscript")
+app.command("sim")(sim.sim_cmd)
 
 
 def main() -> None:

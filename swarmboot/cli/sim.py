@@ -1,0 +1,159 @@
+"""`swarmboot sim`: a local Linode API to try swarmboot without an account (and to test it)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from swarmboot.cli._common import Ctx, command, state_of
+from swarmboot.errors import SwarmbootError
+
+TOKEN_VARIABLES = ("SWARMBOOT_SIM_TOKEN", "LINODE_TOKEN", "LINODE_CLI_TOKEN")
+
+
+def _token() -> str:
+    for name in TOKEN_VARIABLES:
+        value = os.environ.get(name)
+        if value:
+            return value
+    raise SwarmbootError(
+        "the simulator needs the token its clients will send",
+        hint=f"set one of {', '.join(TOKEN_VARIABLES)} (any value; never on the command line)",
+    )
+
+
+def _ranges(values: list[str], option: str) -> dict[str, str]:
+    found = {}
+    for value in values:
+        region, _, cidr = value.partition("=")
+        if not region or not cidr:
+            raise typer.BadParameter(f"{value!r}: write it as REGION=CIDR", param_hint=option)
+        found[region] = cidr
+    return found
+
+
+@command
+def sim_cmd(
+    ctx: Ctx,
+    port: Annotated[int, typer.Option(help="TCP port on 127.0.0.1 (0: any free port).")] = 8765,
+    state: Annotated[
+        Path | None,
+        typer.Option(
+            "--state",
+            metavar="FILE",
+            dir_okay=False,
+            help="Keep the account in this JSON file, so it survives restarts.",
+        ),
+    ] = None,
+    time_scale: Annotated[
+        float,
+        typer.Option(
+            "--time-scale",
+            min=0.0,
+            help="Multiply real Linode timings (provision 35 s, boot 20 s, ...) by this.",
+        ),
+    ] = 1.0,
+    public_range: Annotated[
+        list[str],
+        typer.Option(
+            "--public-range",
+            metavar="REGION=CIDR",
+            help="Public IPv4 range of a region (repeatable). Default: /26 slices of "
+            "198.51.100.0/24 for eu-central, gb-lon, us-east and us-ord.",
+        ),
+    ] = [],  # noqa: B006
+    private_range: Annotated[
+        list[str],
+        typer.Option(
+            "--private-range",
+            metavar="REGION=CIDR",
+            help="Private IPv4 range of a region (repeatable). Default: a /24 of "
+            "192.168.128.0/17 per region.",
+        ),
+    ] = [],  # noqa: B006
+    backend: Annotated[
+        str,
+        typer.Option(
+            metavar="NAME",
+            help="Where instances run: 'records' (nowhere), or package.module:factory.",
+        ),
+    ] = "records",
+    faults: Annotated[
+        Path | None,
+        typer.Option(
+            "--faults",
+            metavar="FILE",
+            exists=True,
+            dir_okay=False,
+            help="JSON fault settings (error_rate, drop_rate, lost_create_rate, seed, ...).",
+        ),
+    ] = None,
+    no_rate_limits: Annotated[
+        bool, typer.Option("--no-rate-limits", help="Serve without Linode's rate limits.")
+    ] = False,
+    validate_spec: Annotated[
+        Path | None,
+        typer.Option(
+            "--validate-spec",
+            metavar="FILE",
+            exists=True,
+            dir_okay=False,
+            help="Check all traffic against this OpenAPI spec (needs openapi-core).",
+        ),
+    ] = None,
+) -> None:
+    """Serve a simulated Linode API v4 at http://127.0.0.1:PORT/v4 until interrupted."""
+    from swarmboot.sim.config import DEFAULT_PUBLIC_RANGES, SimConfig
+    from swarmboot.sim.engine import Simulator
+    from swarmboot.sim.faults import FaultConfig
+    from swarmboot.sim.ratelimit import RateLimits
+    from swarmboot.sim.server import SimServer
+
+    reporter = state_of(ctx).reporter
+    try:
+        fault_config = FaultConfig.model_validate(json.loads(faults.read_text()) if faults else {})
+        config = SimConfig(
+            port=port,
+            token=_token(),
+            state_file=state,
+            backend=backend,
+            timings={"scale": time_scale},
+            faults=fault_config,
+            rate_limits=RateLimits(enabled=not no_rate_limits),
+            public_ranges={**DEFAULT_PUBLIC_RANGES, **_ranges(public_range, "--public-range")},
+            private_ranges=_ranges(private_range, "--private-range"),
+            validate_spec=validate_spec,
+        )
+    except (ValueError, json.JSONDecodeError) as exc:
+        raise SwarmbootError(f"simulator settings: {exc}".splitlines()[0]) from None
+    spec_check = None
+    if validate_spec is not None:
+        from swarmboot.sim.speccheck import load_spec_check
+
+        spec_check = load_spec_check(validate_spec)
+    try:
+        server = SimServer(Simulator(config), spec_check)
+    except OSError as exc:
+        raise SwarmbootError(
+            f"cannot listen on 127.0.0.1:{port}: {exc.strerror}", hint="choose another --port"
+        ) from None
+
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    server.start()
+    typer.echo(server.url)
+    reporter.ok(
+        f"Linode API simulator at {server.url} ({backend} backend, time scale "
+        f"{time_scale:g}{', state in ' + str(state) if state else ''})"
+    )
+    reporter.info("Point swarmboot at it with --api-url or SWARMBOOT_API_URL; Ctrl-C stops it.")
+    stop.wait()
+    server.stop()
+    reporter.ok("Simulator stopped" + (f"; state saved in {state}" if state else ""))

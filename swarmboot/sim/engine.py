@@ -1,0 +1,278 @@
+"""The simulator's core: the account's records, time, events, the machine backend, the state file.
+
+Everything that changes records holds `Simulator.lock`. Transitions that take time (an
+instance provisioning, booting, shutting down, being rebuilt) are jobs due at a wall-clock
+time; a ticker thread carries them out when due. Calls into the machine backend run in worker
+threads, one after another per instance, never under the lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import itertools
+import json
+import logging
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+from swarmboot.sim.backend import MachineBackend, load_backend
+from swarmboot.sim.config import SimConfig
+from swarmboot.sim.errors import not_found
+from swarmboot.sim.faults import Faults
+from swarmboot.sim.model import Event, Instance, World, timestamp
+from swarmboot.sim.network import AddressBook
+from swarmboot.sim.ratelimit import RateLimiter
+
+__all__ = ["Simulator"]
+
+log = logging.getLogger("swarmboot.sim")
+
+# (due epoch, sequence, kind, instance id, generation, event id)
+Job = tuple[float, int, str, int, int, int]
+
+
+class Simulator:
+    def __init__(
+        self,
+        config: SimConfig,
+        backend: MachineBackend | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.lock = threading.RLock()
+        self.world = World()
+        self.addresses = AddressBook(config)
+        self.faults = Faults(config.faults, clock())
+        self.limiter = RateLimiter(config.rate_limits, clock)
+        self.backend = backend if backend is not None else load_backend(config.backend)
+        self._jobs: list[Job] = []
+        self._seq = itertools.count()
+        self._wake = threading.Condition(self.lock)
+        self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="sim-machine")
+        self._machine_ops: dict[int, Future] = {}
+        # The backend start of each booting instance, which its boot waits for.
+        self.pending_boots: dict[int, Future] = {}
+        self._stopping = False
+        self._dirty = False
+        self._threads: list[threading.Thread] = []
+        self.stats: dict[str, int] = {}
+        if config.state_file is not None and config.state_file.exists():
+            self._load(config.state_file)
+
+    # --- running ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        for target, name in ((self._tick_loop, "sim-ticker"), (self._save_loop, "sim-saver")):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def close(self) -> None:
+        with self.lock:
+            self._stopping = True
+            self._wake.notify_all()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        self.save()
+        self._pool.shutdown(wait=True, cancel_futures=False)
+        self.backend.close()
+
+    def count(self, name: str, n: int = 1) -> None:
+        with self.lock:
+            self.stats[name] = self.stats.get(name, 0) + n
+
+    def reset(self) -> None:
+        """Forget every record (the catalogue stays); machines are deleted."""
+        with self.lock:
+            ids = list(self.world.instances)
+            for iid in ids:
+                self.machine_call(iid, lambda i=iid: self.backend.delete(i))
+            self.world = World()
+            self.addresses = AddressBook(self.config)
+            self._jobs.clear()
+            self.stats.clear()
+            self.limiter.reset()
+            self._dirty = True
+
+    # --- time ------------------------------------------------------------------------------
+
+    def schedule(self, delay: float, kind: str, inst: Instance, event: Event | None) -> None:
+        job = (
+            self.clock() + delay,
+            next(self._seq),
+            kind,
+            inst.id,
+            inst.generation,
+            event.id if event else 0,
+        )
+        heapq.heappush(self._jobs, job)
+        self._wake.notify_all()
+
+    def tick(self) -> None:
+        """Carry out every job that is due."""
+        from swarmboot.sim import instances  # the transitions live with the instance calls
+
+        with self.lock:
+            now = self.clock()
+            while self._jobs and self._jobs[0][0] <= now:
+                _, _, kind, iid, generation, event_id = heapq.heappop(self._jobs)
+                inst = self.world.instances.get(iid)
+                if inst is None or inst.generation != generation:
+                    continue
+                event = self.world.events.get(event_id)
+                instances.TRANSITIONS[kind](self, inst, event)
+                self._dirty = True
+
+    def _tick_loop(self) -> None:
+        while True:
+            with self.lock:
+                if self._stopping:
+                    return
+                wait = 0.5
+                if self._jobs:
+                    wait = min(wait, max(0.0, self._jobs[0][0] - self.clock()))
+                self._wake.wait(timeout=max(wait, 0.005))
+            self.tick()
+
+    # --- machines --------------------------------------------------------------------------
+
+    def machine_call(self, iid: int, op: Callable[[], object]) -> Future:
+        """Run a backend call after the instance's earlier ones, in a worker thread."""
+        previous = self._machine_ops.get(iid)
+
+        def run() -> None:
+            if previous is not None:
+                # An earlier call's failure is reported by its own future.
+                with contextlib.suppress(Exception):
+                    previous.result()
+            op()
+
+        future = self._pool.submit(run)
+        self._machine_ops[iid] = future
+        return future
+
+    # --- records ---------------------------------------------------------------------------
+
+    def now(self) -> str:
+        return timestamp(self.clock())
+
+    def instance(self, iid: int) -> Instance:
+        inst = self.world.instances.get(iid)
+        if inst is None:
+            raise not_found()
+        return inst
+
+    def event(
+        self, action: str, entity: dict[str, Any] | None, status: str, message: str | None = None
+    ) -> Event:
+        now = self.clock()
+        event = Event(
+            id=self.world.new_id("event"),
+            action=action,
+            created=timestamp(now),
+            entity=entity,
+            status=status,
+            username=self.config.username,
+            percent_complete=100 if status in ("finished", "notification") else 0,
+            duration=0.0,
+            message=message,
+            started_at=now,
+        )
+        self.world.events[event.id] = event
+        self._dirty = True
+        return event
+
+    def finish(
+        self, event: Event | None, *, failed: bool = False, message: str | None = None
+    ) -> None:
+        if event is None:
+            return
+        event.status = "failed" if failed else "finished"
+        event.percent_complete = 100
+        event.duration = round(self.clock() - event.started_at, 3)
+        if message is not None:
+            event.message = message
+
+    @staticmethod
+    def linode_entity(inst: Instance) -> dict[str, Any]:
+        return {
+            "id": inst.id,
+            "label": inst.label,
+            "type": "linode",
+            "url": f"/v4/linode/instances/{inst.id}",
+        }
+
+    def tags(self) -> list[str]:
+        found: set[str] = set()
+        for inst in self.world.instances.values():
+            found.update(inst.tags)
+        for fw in self.world.firewalls.values():
+            found.update(fw.tags)
+        return sorted(found)
+
+    # --- the state file --------------------------------------------------------------------
+
+    def _load(self, path: os.PathLike[str]) -> None:
+        with open(path, encoding="utf-8") as handle:
+            raw = json.load(handle)
+        self.world = World.from_json(raw["world"])
+        self.addresses.mark(
+            a
+            for inst in self.world.instances.values()
+            for a in (inst.ipv4_public, inst.ipv4_private)
+        )
+        for due, kind, iid, generation, event_id in raw.get("jobs", []):
+            self._jobs.append((due, next(self._seq), kind, iid, generation, event_id))
+        heapq.heapify(self._jobs)
+        # Machines of running instances come back, as after a host restart.
+        for inst in self.world.instances.values():
+            if inst.status in ("running", "booting", "rebooting"):
+                from swarmboot.sim.instances import machine_of
+
+                machine = machine_of(self, inst)
+                self.machine_call(inst.id, lambda m=machine: self.backend.start(m))
+
+    def save(self) -> None:
+        path = self.config.state_file
+        if path is None:
+            return
+        with self.lock:
+            raw = {
+                "version": 1,
+                "world": self.world.to_json(),
+                "jobs": [[due, kind, iid, gen, ev] for due, _, kind, iid, gen, ev in self._jobs],
+            }
+            self._dirty = False
+        directory = os.path.dirname(os.path.abspath(path)) or "."
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".sim-state.")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                json.dump(raw, out)
+            os.chmod(tmp, 0o600)  # it holds what instances were created with
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+
+    def _save_loop(self) -> None:
+        while True:
+            with self.lock:
+                if self._stopping:
+                    return
+                self._wake.wait(timeout=0.5)
+                dirty = self._dirty
+            if dirty:
+                try:
+                    self.save()
+                except OSError as exc:
+                    log.error("cannot save the simulator state: %s", exc)
+
+    def mark_dirty(self) -> None:
+        self._dirty = True

@@ -1,0 +1,85 @@
+"""Checks of request bodies, answered as the real API answers: 400 naming the field."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from swarmboot.sim.errors import ApiError, Problem, bad_request
+
+__all__ = ["Body", "check_label"]
+
+# Linode labels: a letter first; letters, digits, -, _ and .; never two of those in a row.
+_LABEL = re.compile(r"^[a-zA-Z]((?!--|__|\.\.)[a-zA-Z0-9-_.])+$")
+
+
+def check_label(value: Any, field: str, *, low: int, high: int) -> str:
+    if not isinstance(value, str):
+        raise bad_request("Label must be a string", field)
+    if not low <= len(value) <= high:
+        raise bad_request(f"Label must be between {low} and {high} characters", field)
+    if not _LABEL.match(value):
+        raise bad_request(
+            "Label must begin with a letter and may only contain letters, "
+            "numbers, dashes, underscores and periods; it cannot have two "
+            "dashes, underscores or periods in a row",
+            field,
+        )
+    return value
+
+
+class Body:
+    """A JSON request body with typed getters that raise the API's 400 on a wrong value."""
+
+    def __init__(self, raw: Any, allowed: frozenset[str] | None = None) -> None:
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, Mapping):
+            raise bad_request("Request body must be a JSON object")
+        self.raw: Mapping[str, Any] = raw
+        if allowed is not None:
+            unknown = sorted(set(raw) - allowed)
+            if unknown:
+                raise ApiError(400, tuple(Problem("Unknown field", k) for k in unknown))
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.raw
+
+    def _get(
+        self, key: str, kinds: tuple[type, ...], what: str, required: bool, default: Any
+    ) -> Any:
+        if key not in self.raw or self.raw[key] is None:
+            if required:
+                raise bad_request(f"{key} is required", key)
+            return default
+        value = self.raw[key]
+        if isinstance(value, bool) and bool not in kinds:
+            raise bad_request(f"Must be {what}", key)
+        if not isinstance(value, kinds):
+            raise bad_request(f"Must be {what}", key)
+        return value
+
+    def str(self, key: str, *, required: bool = False, default: str | None = None) -> str | None:
+        return self._get(key, (str,), "a string", required, default)
+
+    def int(self, key: str, *, required: bool = False, default: int | None = None) -> int | None:
+        return self._get(key, (int,), "an integer", required, default)
+
+    def bool(self, key: str, *, default: bool | None = None) -> bool | None:
+        return self._get(key, (bool,), "a boolean", False, default)
+
+    def dict(self, key: str, *, required: bool = False) -> dict[str, Any] | None:
+        return self._get(key, (dict,), "an object", required, None)
+
+    def strings(self, key: str) -> list[str]:
+        value = self._get(key, (list,), "a list of strings", False, [])
+        if not all(isinstance(v, str) for v in value):
+            raise bad_request("Must be a list of strings", key)
+        return list(value)
+
+    def ints(self, key: str) -> list[int]:
+        value = self._get(key, (list,), "a list of integers", False, [])
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            raise bad_request("Must be a list of integers", key)
+        return list(value)

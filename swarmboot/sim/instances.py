@@ -1,0 +1,643 @@
+"""Linode instances: create, boot, reboot, shut down, rebuild, delete; configs, disks, IPs.
+
+Each call checks its body as the API does, changes the records under the simulator's lock,
+logs the event, and schedules the transition that takes time. The transitions at the bottom
+are what the ticker runs when a job is due.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from swarmboot import udf
+from swarmboot.sim import catalog
+from swarmboot.sim.backend import Machine, MachineError
+from swarmboot.sim.engine import Simulator
+from swarmboot.sim.errors import ApiError, Problem, bad_request
+from swarmboot.sim.inputs import Body, check_label
+from swarmboot.sim.model import Config, Disk, Event, Instance
+from swarmboot.sim.network import Exhausted, NoRange
+
+__all__ = [
+    "TRANSITIONS",
+    "boot",
+    "create",
+    "delete",
+    "machine_of",
+    "reboot",
+    "rebuild",
+    "shutdown",
+    "update",
+    "update_config",
+]
+
+_CREATE_FIELDS = frozenset(
+    {
+        "region",
+        "type",
+        "image",
+        "label",
+        "tags",
+        "group",
+        "root_pass",
+        "authorized_keys",
+        "authorized_users",
+        "stackscript_id",
+        "stackscript_data",
+        "private_ip",
+        "firewall_id",
+        "metadata",
+        "booted",
+        "backups_enabled",
+        "backup_id",
+        "swap_size",
+        "interfaces",
+        "placement_group",
+    }
+)
+_REBUILD_FIELDS = frozenset(
+    {
+        "image",
+        "root_pass",
+        "authorized_keys",
+        "authorized_users",
+        "stackscript_id",
+        "stackscript_data",
+        "booted",
+        "metadata",
+        "type",
+    }
+)
+_QUIET = ("running", "offline")
+_SWAP_MB = 512
+
+
+def _busy(inst: Instance) -> ApiError:
+    return ApiError(400, (Problem("Linode busy."),))
+
+
+def _require_quiet(inst: Instance) -> None:
+    if inst.status not in _QUIET:
+        raise _busy(inst)
+
+
+def machine_of(sim: Simulator, inst: Instance) -> Machine:
+    config = next(iter(inst.configs.values()), None)
+    return Machine(
+        instance_id=inst.id,
+        label=inst.label,
+        region=inst.region,
+        type=inst.type,
+        image=inst.image,
+        ipv4_public=inst.ipv4_public,
+        ipv4_private=inst.ipv4_private,
+        ipv6=inst.ipv6.split("/")[0],
+        kernel=config.kernel if config else "",
+        authorized_keys=tuple(inst.authorized_keys),
+        root_pass=inst.root_pass,
+        stackscript_id=inst.stackscript_id,
+        stackscript=inst.stackscript,
+        stackscript_data=dict(inst.stackscript_data),
+        user_data=inst.user_data,
+        first_boot=inst.first_boot,
+    )
+
+
+# --- what an instance is deployed with ----------------------------------------------------
+
+
+def _deployment(sim: Simulator, body: Body, *, rebuilding: bool) -> dict[str, Any]:
+    """The image, credentials, StackScript and user data of a create or rebuild."""
+    image = body.str("image", required=rebuilding)
+    if image is not None and catalog.image(image) is None:
+        raise bad_request(f"Image {image} not found", "image")
+    root_pass = body.str("root_pass", required=rebuilding)
+    if root_pass is not None and (
+        len(root_pass) < 11 or root_pass.isalpha() or root_pass.isdigit()
+    ):
+        raise bad_request("Password does not meet strength requirement.", "root_pass")
+    keys = body.strings("authorized_keys")
+    for key in keys:
+        if len(key.split()) < 2:
+            raise bad_request("Invalid SSH public key", "authorized_keys")
+    if body.strings("authorized_users"):
+        raise bad_request("No such user in this account", "authorized_users")
+    if image is not None and root_pass is None and not keys:
+        raise bad_request(
+            "A root password or an SSH key is required to deploy an image", "root_pass"
+        )
+    script_id = body.int("stackscript_id")
+    script = None
+    data: dict[str, str] = {}
+    if script_id is not None:
+        if image is None:
+            raise bad_request("An image is required to deploy a StackScript", "image")
+        from swarmboot.sim import resources
+
+        script = sim.world.stackscripts.get(script_id) or resources.public_stackscript(script_id)
+        if script is None or not (script.mine or script.is_public):
+            raise bad_request("StackScript not found", "stackscript_id")
+        if image not in script.images and "any/all" not in script.images:
+            raise bad_request(f"StackScript is not compatible with image {image}", "image")
+        raw_data = body.dict("stackscript_data") or {}
+        declared = tuple(
+            udf.Udf(
+                name=u["name"],
+                label=u["label"],
+                default=u.get("default"),
+                oneof=tuple(u["oneof"].split(",")) if u.get("oneof") else (),
+                manyof=tuple(u["manyof"].split(",")) if u.get("manyof") else (),
+            )
+            for u in script.user_defined_fields
+        )
+        problems = udf.check_data(declared, raw_data)
+        if problems:
+            raise ApiError(
+                400, tuple(Problem(p.split(": ", 1)[1], "stackscript_data") for p in problems)
+            )
+        data = {k: str(v) for k, v in raw_data.items()}
+    elif "stackscript_data" in body and body.dict("stackscript_data"):
+        raise bad_request("stackscript_data needs a stackscript_id", "stackscript_data")
+    metadata = body.dict("metadata") or {}
+    user_data = metadata.get("user_data")
+    if user_data is not None:
+        if not isinstance(user_data, str):
+            raise bad_request("Must be a base64 string", "metadata.user_data")
+        try:
+            base64.b64decode(user_data, validate=True)
+        except (binascii.Error, ValueError):
+            raise bad_request("Must be base64-encoded", "metadata.user_data") from None
+    return {
+        "image": image,
+        "root_pass": root_pass,
+        "authorized_keys": keys,
+        "stackscript_id": script_id,
+        "stackscript": script.script if script else None,
+        "stackscript_data": data,
+        "user_data": user_data,
+        "script": script,
+    }
+
+
+def _lay_disks(sim: Simulator, inst: Instance, image: str | None, swap_mb: int) -> None:
+    """The disks and config profile Linode makes for an image: root, swap, one profile."""
+    inst.disks.clear()
+    inst.configs.clear()
+    if image is None:
+        return
+    now = sim.now()
+    spec = catalog.type_(inst.type) or {"disk": 25600}
+    name = (catalog.image(image) or {"label": image})["label"]
+    root = Disk(
+        id=sim.world.new_id("disk"),
+        label=f"{name} Disk",
+        size=spec["disk"] - swap_mb,
+        filesystem="ext4",
+        status="ready",
+        created=now,
+        updated=now,
+    )
+    swap = Disk(
+        id=sim.world.new_id("disk"),
+        label=f"{swap_mb} MB Swap Image",
+        size=swap_mb,
+        filesystem="swap",
+        status="ready",
+        created=now,
+        updated=now,
+    )
+    inst.disks = {root.id: root, swap.id: swap}
+    devices: dict[str, Any] = {f"sd{c}": None for c in "abcdefgh"}
+    devices["sda"] = {"disk_id": root.id, "volume_id": None}
+    devices["sdb"] = {"disk_id": swap.id, "volume_id": None}
+    config = Config(
+        id=sim.world.new_id("config"),
+        label=f"My {name} Disk Profile",
+        kernel=sim.config.default_kernel,
+        devices=devices,
+    )
+    inst.configs = {config.id: config}
+
+
+# --- calls --------------------------------------------------------------------------------
+
+
+def create(sim: Simulator, raw: Any) -> Instance:
+    body = Body(raw, _CREATE_FIELDS)
+    region = body.str("region", required=True)
+    if catalog.region(region) is None:
+        raise bad_request(f"Region {region} not found", "region")
+    type_id = body.str("type", required=True)
+    if catalog.type_(type_id) is None:
+        raise bad_request(f"Linode type {type_id} not found", "type")
+    deployment = _deployment(sim, body, rebuilding=False)
+    label = body.str("label")
+    tags = body.strings("tags")
+    for tag in tags:
+        if not 3 <= len(tag) <= 50:
+            raise bad_request("Length must be 3-50 characters", "tags")
+    firewall_id = body.int("firewall_id")
+    booted = body.bool("booted", default=deployment["image"] is not None)
+    if booted and deployment["image"] is None:
+        raise bad_request("You must provide an image to boot a Linode", "booted")
+    private_ip = body.bool("private_ip", default=False)
+    swap = body.int("swap_size", default=_SWAP_MB)
+    with sim.lock:
+        if label is None:
+            label = f"linode{sim.world.next_ids['linode']}"
+        check_label(label, "label", low=3, high=64)
+        if any(i.label == label for i in sim.world.instances.values()):
+            raise bad_request("Label must be unique among your linodes", "label")
+        firewall = None
+        if firewall_id is not None:
+            firewall = sim.world.firewalls.get(firewall_id)
+            if firewall is None:
+                raise bad_request(f"Firewall {firewall_id} not found", "firewall_id")
+        try:
+            public = sim.addresses.take_public(region)
+        except NoRange:
+            raise bad_request(
+                f"The simulator has no public IPv4 range for {region}; start it "
+                f"with --public-range {region}=CIDR",
+                "region",
+            ) from None
+        except Exhausted:
+            raise bad_request(f"No IPv4 addresses are left in {region}", "region") from None
+        private = None
+        if private_ip:
+            try:
+                private = sim.addresses.take_private(region)
+            except Exhausted:
+                sim.addresses.release(public)
+                raise bad_request("No private IPv4 addresses are left", "private_ip") from None
+        iid = sim.world.new_id("linode")
+        now = sim.now()
+        inst = Instance(
+            id=iid,
+            label=label,
+            region=region,
+            type=type_id,
+            image=deployment["image"],
+            status="provisioning",
+            created=now,
+            updated=now,
+            ipv4_public=public,
+            ipv4_private=private,
+            ipv6=sim.addresses.slaac(region, iid),
+            host_uuid=str(uuid.uuid5(uuid.NAMESPACE_URL, f"swarmboot-sim/{iid}")),
+            tags=sorted(set(tags)),
+            group=body.str("group", default="") or "",
+            root_pass=deployment["root_pass"],
+            authorized_keys=deployment["authorized_keys"],
+            stackscript_id=deployment["stackscript_id"],
+            stackscript=deployment["stackscript"],
+            stackscript_data=deployment["stackscript_data"],
+            user_data=deployment["user_data"],
+        )
+        _lay_disks(sim, inst, deployment["image"], swap)
+        sim.world.instances[iid] = inst
+        if deployment["script"] is not None:
+            deployment["script"].deployments_total += 1
+            deployment["script"].deployments_active += 1
+        event = sim.event("linode_create", sim.linode_entity(inst), "started")
+        if firewall is not None:
+            from swarmboot.sim import resources
+
+            resources.attach(sim, firewall, inst)
+        if not sim.faults.stuck_in_provisioning(label, sim.clock()):
+            sim.schedule(
+                sim.config.timings.of("provision"),
+                "provisioned_boot" if booted else "provisioned",
+                inst,
+                event,
+            )
+        sim.count("instances_created")
+        return inst
+
+
+def update(sim: Simulator, iid: int, raw: Any) -> Instance:
+    body = Body(raw)
+    with sim.lock:
+        inst = sim.instance(iid)
+        if "label" in body:
+            label = check_label(body.str("label"), "label", low=3, high=64)
+            if any(i.label == label and i.id != iid for i in sim.world.instances.values()):
+                raise bad_request("Label must be unique among your linodes", "label")
+            inst.label = label
+        if "tags" in body:
+            inst.tags = sorted(set(body.strings("tags")))
+        if "group" in body:
+            inst.group = body.str("group") or ""
+        if "watchdog_enabled" in body:
+            inst.watchdog_enabled = bool(body.bool("watchdog_enabled"))
+        inst.updated = sim.now()
+        sim.event("linode_update", sim.linode_entity(inst), "notification")
+        return inst
+
+
+def _pick_config(inst: Instance, raw: Any) -> Config:
+    config_id = Body(raw).int("config_id")
+    if config_id is not None:
+        config = inst.configs.get(config_id)
+        if config is None:
+            raise bad_request("Config not found", "config_id")
+        return config
+    if not inst.configs:
+        raise bad_request("Linode has no configuration profiles to boot")
+    return next(iter(inst.configs.values()))
+
+
+def boot(sim: Simulator, iid: int, raw: Any) -> None:
+    with sim.lock:
+        inst = sim.instance(iid)
+        _require_quiet(inst)
+        config = _pick_config(inst, raw)
+        if inst.status == "running":
+            return
+        _begin_boot(sim, inst, "linode_boot", config)
+
+
+def reboot(sim: Simulator, iid: int, raw: Any) -> None:
+    with sim.lock:
+        inst = sim.instance(iid)
+        _require_quiet(inst)
+        config = _pick_config(inst, raw)
+        if inst.status == "offline":
+            _begin_boot(sim, inst, "linode_reboot", config)
+            return
+        inst.status = "rebooting"
+        inst.updated = sim.now()
+        event = sim.event("linode_reboot", sim.linode_entity(inst), "started")
+        machine = machine_of(sim, inst)
+        start = sim.machine_call(
+            inst.id, lambda: (sim.backend.stop(inst.id), sim.backend.start(machine))
+        )
+        sim.pending_boots[inst.id] = start
+        sim.schedule(sim.config.timings.of("reboot"), "booted", inst, event)
+
+
+def shutdown(sim: Simulator, iid: int) -> None:
+    with sim.lock:
+        inst = sim.instance(iid)
+        _require_quiet(inst)
+        if inst.status == "offline":
+            return
+        inst.status = "shutting_down"
+        inst.updated = sim.now()
+        event = sim.event("linode_shutdown", sim.linode_entity(inst), "started")
+        sim.machine_call(inst.id, lambda: sim.backend.stop(iid))
+        sim.schedule(sim.config.timings.of("shutdown"), "shut_down", inst, event)
+
+
+def rebuild(sim: Simulator, iid: int, raw: Any) -> Instance:
+    body = Body(raw, _REBUILD_FIELDS)
+    booted = body.bool("booted", default=True)
+    with sim.lock:
+        inst = sim.instance(iid)
+        _require_quiet(inst)
+        deployment = _deployment(sim, body, rebuilding=True)
+        previous = sim.world.stackscripts.get(inst.stackscript_id or 0)
+        if previous is not None:
+            previous.deployments_active = max(0, previous.deployments_active - 1)
+        inst.generation += 1
+        inst.image = deployment["image"]
+        inst.root_pass = deployment["root_pass"]
+        inst.authorized_keys = deployment["authorized_keys"]
+        inst.stackscript_id = deployment["stackscript_id"]
+        inst.stackscript = deployment["stackscript"]
+        inst.stackscript_data = deployment["stackscript_data"]
+        inst.user_data = deployment["user_data"]
+        inst.first_boot = True
+        if deployment["script"] is not None:
+            deployment["script"].deployments_total += 1
+            deployment["script"].deployments_active += 1
+        _lay_disks(sim, inst, inst.image, _SWAP_MB)
+        inst.status = "rebuilding"
+        inst.updated = sim.now()
+        event = sim.event("linode_rebuild", sim.linode_entity(inst), "started")
+        machine = machine_of(sim, inst)
+        sim.machine_call(inst.id, lambda: (sim.backend.stop(iid), sim.backend.rebuild(machine)))
+        sim.schedule(
+            sim.config.timings.of("rebuild"), "rebuilt_boot" if booted else "rebuilt", inst, event
+        )
+        return inst
+
+
+def delete(sim: Simulator, iid: int) -> None:
+    with sim.lock:
+        inst = sim.instance(iid)
+        inst.generation += 1
+        del sim.world.instances[iid]
+        sim.addresses.release(inst.ipv4_public, inst.ipv4_private)
+        script = sim.world.stackscripts.get(inst.stackscript_id or 0)
+        if script is not None:
+            script.deployments_active = max(0, script.deployments_active - 1)
+        for firewall in sim.world.firewalls.values():
+            for device_id, device in list(firewall.devices.items()):
+                if device.entity_type == "linode" and device.entity_id == iid:
+                    del firewall.devices[device_id]
+        sim.event("linode_delete", sim.linode_entity(inst), "notification")
+        sim.machine_call(iid, lambda: sim.backend.delete(iid))
+        sim.pending_boots.pop(iid, None)
+        sim.count("instances_deleted")
+
+
+def update_config(sim: Simulator, iid: int, config_id: int, raw: Any) -> Config:
+    body = Body(raw)
+    with sim.lock:
+        inst = sim.instance(iid)
+        config = inst.configs.get(config_id)
+        if config is None:
+            raise ApiError(404, (Problem("Not found"),))
+        if "kernel" in body:
+            kernel = body.str("kernel")
+            if catalog.kernel(kernel or "") is None:
+                raise bad_request(f"Kernel {kernel} not found", "kernel")
+            config.kernel = kernel  # type: ignore[assignment]
+        if "label" in body:
+            label = body.str("label") or ""
+            if not 1 <= len(label) <= 48:
+                raise bad_request("Label must be 1-48 characters", "label")
+            config.label = label
+        for key, choices in (
+            ("run_level", ("default", "single", "binbash")),
+            ("virt_mode", ("paravirt", "fullvirt")),
+        ):
+            if key in body:
+                value = body.str(key)
+                if value not in choices:
+                    raise bad_request(f"Must be one of {', '.join(choices)}", key)
+                setattr(config, key, value)
+        if "root_device" in body:
+            config.root_device = body.str("root_device") or "/dev/sda"
+        if "comments" in body:
+            config.comments = body.str("comments")
+        if "memory_limit" in body:
+            config.memory_limit = body.int("memory_limit") or 0
+        if "helpers" in body:
+            helpers = body.dict("helpers") or {}
+            unknown = set(helpers) - set(config.helpers)
+            if unknown or not all(isinstance(v, bool) for v in helpers.values()):
+                raise bad_request("Invalid helpers", "helpers")
+            config.helpers.update(helpers)
+        if "devices" in body:
+            devices = body.dict("devices") or {}
+            for slot, device in devices.items():
+                if slot not in config.devices:
+                    raise bad_request(f"Invalid device slot {slot}", "devices")
+                if device is not None and device.get("disk_id") not in (*inst.disks, None):
+                    raise bad_request("Disk not found", f"devices.{slot}.disk_id")
+                config.devices[slot] = device
+        if "interfaces" in body:
+            config.interfaces = list(body.raw["interfaces"] or [])
+        inst.updated = sim.now()
+        sim.event("linode_config_update", sim.linode_entity(inst), "notification")
+        return config
+
+
+def ips(sim: Simulator, iid: int) -> dict[str, Any]:
+    with sim.lock:
+        inst = sim.instance(iid)
+        public_net = sim.addresses.public_network(inst.region)
+
+        def v4(address: str, net: Any, public: bool) -> dict[str, Any]:
+            return {
+                "address": address,
+                "gateway": str(net.network_address + 1) if public else None,
+                "subnet_mask": str(net.netmask),
+                "prefix": net.prefixlen,
+                "type": "ipv4",
+                "public": public,
+                "rdns": f"{address.replace('.', '-')}.ip.linodeusercontent.com" if public else None,
+                "linode_id": inst.id,
+                "region": inst.region,
+            }
+
+        slaac = inst.ipv6.split("/")[0]
+        v6 = {
+            "address": slaac,
+            "gateway": "fe80::1",
+            "subnet_mask": "ffff:ffff:ffff:ffff::",
+            "prefix": 64,
+            "type": "ipv6",
+            "public": True,
+            "rdns": None,
+            "linode_id": inst.id,
+            "region": inst.region,
+        }
+        link_local = dict(
+            v6,
+            address="fe80::" + slaac.split("::", 1)[-1],
+            public=False,
+            rdns=None,
+            subnet_mask="ffff:ffff:ffff:ffff::",
+        )
+        private = []
+        if inst.ipv4_private:
+            private.append(v4(inst.ipv4_private, sim.addresses.private_network(inst.region), False))
+        return {
+            "ipv4": {
+                "public": [v4(inst.ipv4_public, public_net, True)],
+                "private": private,
+                "shared": [],
+                "reserved": [],
+                "vpc": [],
+            },
+            "ipv6": {"slaac": v6, "link_local": link_local, "global": []},
+        }
+
+
+# --- transitions --------------------------------------------------------------------------
+
+
+def _begin_boot(
+    sim: Simulator,
+    inst: Instance,
+    action: str,
+    config: Config | None = None,
+    event: Event | None = None,
+) -> None:
+    inst.status = "booting"
+    inst.updated = sim.now()
+    if event is None:
+        event = sim.event(action, sim.linode_entity(inst), "started")
+    machine = machine_of(sim, inst)
+    if config is not None:
+        machine = Machine(**{**machine.__dict__, "kernel": config.kernel})
+    sim.pending_boots[inst.id] = sim.machine_call(inst.id, lambda: sim.backend.start(machine))
+    sim.schedule(sim.config.timings.of("boot"), "booted", inst, event)
+
+
+def _provisioned(sim: Simulator, inst: Instance, event: Event | None) -> None:
+    inst.status = "offline"
+    inst.updated = sim.now()
+    sim.finish(event)
+
+
+def _provisioned_boot(sim: Simulator, inst: Instance, event: Event | None) -> None:
+    sim.finish(event)
+    _begin_boot(sim, inst, "linode_boot")
+
+
+def _booted(sim: Simulator, inst: Instance, event: Event | None) -> None:
+    start = sim.pending_boots.get(inst.id)
+    if start is not None and not start.done():
+        sim.schedule(0.05, "booted", inst, event)  # the machine is still coming up
+        return
+    sim.pending_boots.pop(inst.id, None)
+    reason = None
+    if sim.faults.boot_fails(inst.label, sim.clock()):
+        reason = "Linode failed to boot (injected fault)"
+    elif start is not None and start.exception() is not None:
+        error = start.exception()
+        reason = (
+            str(error)
+            if isinstance(error, MachineError)
+            else f"Linode failed to boot: {type(error).__name__}"
+        )
+    if reason is not None:
+        inst.status = "offline"
+        inst.updated = sim.now()
+        sim.finish(event, failed=True, message=reason)
+        sim.machine_call(inst.id, lambda: sim.backend.stop(inst.id))
+        return
+    inst.status = "running"
+    inst.updated = sim.now()
+    if inst.first_boot:
+        # The StackScript has run: what it was given is not kept any longer.
+        inst.first_boot = False
+        inst.root_pass = None
+        inst.stackscript_data = {}
+        inst.user_data = None
+    sim.finish(event)
+
+
+def _shut_down(sim: Simulator, inst: Instance, event: Event | None) -> None:
+    inst.status = "offline"
+    inst.updated = sim.now()
+    sim.finish(event)
+
+
+def _rebuilt(sim: Simulator, inst: Instance, event: Event | None) -> None:
+    inst.status = "offline"
+    inst.updated = sim.now()
+    sim.finish(event)
+
+
+def _rebuilt_boot(sim: Simulator, inst: Instance, event: Event | None) -> None:
+    sim.finish(event)
+    _begin_boot(sim, inst, "linode_boot")
+
+
+TRANSITIONS: dict[str, Callable[[Simulator, Instance, Event | None], None]] = {
+    "provisioned": _provisioned,
+    "provisioned_boot": _provisioned_boot,
+    "booted": _booted,
+    "shut_down": _shut_down,
+    "rebuilt": _rebuilt,
+    "rebuilt_boot": _rebuilt_boot,
+}

@@ -1,0 +1,304 @@
+"""The simulated account's records, and how each one looks in the API.
+
+Records are plain dataclasses, saved to and loaded from JSON as they are. Secrets an instance
+was created with (root password, StackScript data, user data) are kept for the machine backend
+and never shown by `to_api`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from swarmboot.sim import catalog
+
+__all__ = [
+    "Config",
+    "Device",
+    "Disk",
+    "Event",
+    "Firewall",
+    "Instance",
+    "StackScript",
+    "World",
+    "timestamp",
+]
+
+
+def timestamp(epoch: float) -> str:
+    """Linode's time format: UTC, seconds, no zone suffix."""
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+@dataclass
+class Disk:
+    id: int
+    label: str
+    size: int
+    filesystem: str
+    status: str
+    created: str
+    updated: str
+
+    def to_api(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class Config:
+    id: int
+    label: str
+    kernel: str
+    devices: dict[str, Any]
+    root_device: str = "/dev/sda"
+    run_level: str = "default"
+    virt_mode: str = "paravirt"
+    memory_limit: int = 0
+    comments: str | None = None
+    helpers: dict[str, bool] = field(
+        default_factory=lambda: {
+            "updatedb_disabled": True,
+            "distro": True,
+            "modules_dep": True,
+            "network": True,
+            "devtmpfs_automount": True,
+        }
+    )
+    interfaces: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_api(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class Instance:
+    id: int
+    label: str
+    region: str
+    type: str
+    image: str | None
+    status: str
+    created: str
+    updated: str
+    ipv4_public: str
+    ipv4_private: str | None
+    ipv6: str
+    host_uuid: str
+    tags: list[str] = field(default_factory=list)
+    group: str = ""
+    watchdog_enabled: bool = True
+    disks: dict[int, Disk] = field(default_factory=dict)
+    configs: dict[int, Config] = field(default_factory=dict)
+    # What the disk was deployed with, for the machine backend; never shown.
+    root_pass: str | None = field(default=None, repr=False)
+    authorized_keys: list[str] = field(default_factory=list, repr=False)
+    stackscript_id: int | None = None
+    stackscript: str | None = field(default=None, repr=False)
+    stackscript_data: dict[str, str] = field(default_factory=dict, repr=False)
+    user_data: str | None = field(default=None, repr=False)
+    # The disk was just deployed: the next boot is its first (when the StackScript runs).
+    first_boot: bool = True
+    # Bumped whenever a pending transition must be forgotten (delete, rebuild).
+    generation: int = 0
+
+    def to_api(self) -> dict[str, Any]:
+        spec = catalog.type_(self.type) or {}
+        ipv4 = [self.ipv4_public] + ([self.ipv4_private] if self.ipv4_private else [])
+        return {
+            "id": self.id,
+            "label": self.label,
+            "region": self.region,
+            "type": self.type,
+            "image": self.image,
+            "status": self.status,
+            "created": self.created,
+            "updated": self.updated,
+            "group": self.group,
+            "tags": list(self.tags),
+            "ipv4": ipv4,
+            "ipv6": self.ipv6,
+            "hypervisor": "kvm",
+            "host_uuid": self.host_uuid,
+            "watchdog_enabled": self.watchdog_enabled,
+            "has_user_data": self.user_data is not None,
+            "lke_cluster_id": None,
+            "placement_group": None,
+            "capabilities": [],
+            "specs": {
+                "disk": spec.get("disk", 0),
+                "memory": spec.get("memory", 0),
+                "vcpus": spec.get("vcpus", 0),
+                "gpus": spec.get("gpus", 0),
+                "transfer": spec.get("transfer", 0),
+            },
+            "alerts": {
+                "cpu": 180,
+                "io": 10000,
+                "network_in": 10,
+                "network_out": 10,
+                "transfer_quota": 80,
+            },
+            "backups": {
+                "enabled": False,
+                "available": False,
+                "last_successful": None,
+                "schedule": {"day": None, "window": None},
+            },
+        }
+
+
+@dataclass
+class StackScript:
+    id: int
+    label: str
+    script: str
+    images: list[str]
+    description: str
+    is_public: bool
+    rev_note: str
+    user_defined_fields: list[dict[str, str]]
+    created: str
+    updated: str
+    username: str
+    mine: bool = True
+    deployments_total: int = 0
+    deployments_active: int = 0
+
+    def to_api(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["user_gravatar_id"] = hashlib.md5(
+            self.username.encode(), usedforsecurity=False
+        ).hexdigest()
+        return out
+
+
+@dataclass
+class Device:
+    id: int
+    entity_id: int
+    entity_type: str
+    entity_label: str
+    created: str
+    updated: str
+
+    def to_api(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "created": self.created,
+            "updated": self.updated,
+            "entity": {
+                "id": self.entity_id,
+                "type": self.entity_type,
+                "label": self.entity_label,
+                "url": f"/v4/linode/instances/{self.entity_id}",
+            },
+        }
+
+
+@dataclass
+class Firewall:
+    id: int
+    label: str
+    rules: dict[str, Any]
+    version: int
+    created: str
+    updated: str
+    status: str = "enabled"
+    tags: list[str] = field(default_factory=list)
+    devices: dict[int, Device] = field(default_factory=dict)
+
+    def rules_api(self) -> dict[str, Any]:
+        body = {
+            k: self.rules[k] for k in ("inbound", "inbound_policy", "outbound", "outbound_policy")
+        }
+        digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+        return {**body, "version": self.version, "fingerprint": digest[:8]}
+
+    def to_api(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "label": self.label,
+            "status": self.status,
+            "tags": list(self.tags),
+            "created": self.created,
+            "updated": self.updated,
+            "rules": self.rules_api(),
+            "entities": [d.to_api()["entity"] for d in self.devices.values()],
+        }
+
+
+@dataclass
+class Event:
+    id: int
+    action: str
+    created: str
+    entity: dict[str, Any] | None
+    status: str
+    username: str
+    percent_complete: int | None = None
+    duration: float | None = None
+    message: str | None = None
+    secondary_entity: dict[str, Any] | None = None
+    read: bool = False
+    seen: bool = False
+    started_at: float = 0.0  # epoch, to work out the duration
+
+    def to_api(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        del out["started_at"]
+        out.update({"rate": None, "time_remaining": None})
+        return out
+
+
+@dataclass
+class World:
+    """Everything the account holds, and the next id of each kind."""
+
+    next_ids: dict[str, int] = field(
+        default_factory=lambda: {
+            "linode": 40000001,
+            "config": 50000001,
+            "disk": 60000001,
+            "stackscript": 1000001,
+            "firewall": 700001,
+            "device": 800001,
+            "event": 90000001,
+        }
+    )
+    instances: dict[int, Instance] = field(default_factory=dict)
+    stackscripts: dict[int, StackScript] = field(default_factory=dict)
+    firewalls: dict[int, Firewall] = field(default_factory=dict)
+    events: dict[int, Event] = field(default_factory=dict)
+
+    def new_id(self, kind: str) -> int:
+        value = self.next_ids[kind]
+        self.next_ids[kind] = value + 1
+        return value
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> World:
+        def instance(d: dict[str, Any]) -> Instance:
+            d = dict(d)
+            d["disks"] = {int(k): Disk(**v) for k, v in d["disks"].items()}
+            d["configs"] = {int(k): Config(**v) for k, v in d["configs"].items()}
+            return Instance(**d)
+
+        def firewall(d: dict[str, Any]) -> Firewall:
+            d = dict(d)
+            d["devices"] = {int(k): Device(**v) for k, v in d["devices"].items()}
+            return Firewall(**d)
+
+        return cls(
+            next_ids=dict(raw["next_ids"]),
+            instances={int(k): instance(v) for k, v in raw["instances"].items()},
+            stackscripts={int(k): StackScript(**v) for k, v in raw["stackscripts"].items()},
+            firewalls={int(k): firewall(v) for k, v in raw["firewalls"].items()},
+            events={int(k): Event(**v) for k, v in raw["events"].items()},
+        )

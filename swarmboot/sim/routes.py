@@ -1,0 +1,385 @@
+"""The API's paths: what each method and path does, and which collections page and filter."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from swarmboot.sim import catalog, instances, resources
+from swarmboot.sim.engine import Simulator
+from swarmboot.sim.errors import not_found
+from swarmboot.sim.query import paginate, parse_filter, parse_paging, run_query
+
+__all__ = ["FILTERABLE", "ROUTES", "Request", "Response", "Route", "match"]
+
+# Fields marked filterable in Linode's spec, per collection (checked against the spec by tests).
+FILTERABLE: dict[str, frozenset[str]] = {
+    "/regions": frozenset({"country", "site-type"}),
+    "/linode/types": frozenset(
+        {"class", "disk", "gpus", "label", "memory", "network_out", "transfer", "vcpus"}
+    ),
+    "/linode/kernels": frozenset(
+        {"architecture", "deprecated", "kvm", "label", "pvops", "version"}
+    ),
+    "/images": frozenset(
+        {"deprecated", "is_public", "label", "size", "status", "tags", "type", "vendor"}
+    ),
+    "/linode/instances": frozenset(
+        {
+            "group",
+            "id",
+            "ipv4",
+            "label",
+            "placement_group.label",
+            "placement_group.placement_group_type",
+            "region",
+            "tags",
+        }
+    ),
+    "/linode/instances/{linodeId}/configs": frozenset({"label"}),
+    "/linode/instances/{linodeId}/disks": frozenset({"label", "size"}),
+    "/linode/instances/{linodeId}/firewalls": frozenset(
+        {"created", "id", "label", "tags", "updated"}
+    ),
+    "/linode/stackscripts": frozenset(
+        {"deployments_total", "description", "is_public", "label", "mine", "rev_note"}
+    ),
+    "/networking/firewalls": frozenset({"created", "id", "label", "tags", "updated"}),
+    "/networking/firewalls/{firewallId}/devices": frozenset({"created", "id", "updated"}),
+    "/account/events": frozenset({"action", "created", "entity.id", "entity.type", "id", "read"}),
+    "/tags": frozenset(),
+}
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    path: str
+    params: Mapping[str, str]
+    headers: Mapping[str, str]
+    body: Any
+    args: Mapping[str, str] = field(default_factory=dict)
+
+    def id(self, name: str) -> int:
+        try:
+            return int(self.args[name])
+        except ValueError:
+            raise not_found() from None
+
+
+@dataclass(frozen=True)
+class Response:
+    body: Any
+    status: int = 200
+
+
+Handler = Callable[[Simulator, Request], Any]
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    template: str
+    handler: Handler
+    pattern: re.Pattern[str]
+
+    @property
+    def collection(self) -> bool:
+        return self.method == "GET" and self.template in FILTERABLE
+
+
+def _listing(template: str, items: Callable[[Simulator, Request], list[dict[str, Any]]]) -> Handler:
+    filterable = FILTERABLE[template]
+
+    def handler(sim: Simulator, request: Request) -> Any:
+        query = parse_filter(request.headers.get("x-filter"), filterable)
+        page, page_size = parse_paging(request.params)
+        return paginate(run_query(items(sim, request), query), page, page_size)
+
+    return handler
+
+
+def _static(rows: tuple[dict[str, Any], ...]) -> Callable[[Simulator, Request], list]:
+    return lambda sim, request: [dict(r) for r in rows]
+
+
+def _one(lookup: Callable[[str], dict[str, Any] | None], arg: str) -> Handler:
+    def handler(sim: Simulator, request: Request) -> Any:
+        found = lookup(request.args[arg])
+        if found is None:
+            raise not_found()
+        return dict(found)
+
+    return handler
+
+
+def _locked(fn: Callable[[Simulator, Request], Any]) -> Handler:
+    def handler(sim: Simulator, request: Request) -> Any:
+        with sim.lock:
+            return fn(sim, request)
+
+    return handler
+
+
+def _instance(sim: Simulator, request: Request) -> Any:
+    return sim.instance(request.id("linodeId"))
+
+
+def _config(sim: Simulator, request: Request) -> Any:
+    config = _instance(sim, request).configs.get(request.id("configId"))
+    if config is None:
+        raise not_found()
+    return config.to_api()
+
+
+def _disk(sim: Simulator, request: Request) -> Any:
+    disk = _instance(sim, request).disks.get(request.id("diskId"))
+    if disk is None:
+        raise not_found()
+    return disk.to_api()
+
+
+def _script(sim: Simulator, request: Request) -> Any:
+    script_id = request.id("stackscriptId")
+    script = sim.world.stackscripts.get(script_id) or resources.public_stackscript(script_id)
+    if script is None:
+        raise not_found()
+    return script.to_api()
+
+
+def _firewall(sim: Simulator, request: Request) -> Any:
+    fw = sim.world.firewalls.get(request.id("firewallId"))
+    if fw is None:
+        raise not_found()
+    return fw
+
+
+def _device(sim: Simulator, request: Request) -> Any:
+    device = _firewall(sim, request).devices.get(request.id("deviceId"))
+    if device is None:
+        raise not_found()
+    return device.to_api()
+
+
+def _event(sim: Simulator, request: Request) -> Any:
+    event = sim.world.events.get(request.id("eventId"))
+    if event is None:
+        raise not_found()
+    return event.to_api()
+
+
+def _events(sim: Simulator, request: Request) -> list[dict[str, Any]]:
+    # Newest first, as the API lists them.
+    return [e.to_api() for e in sorted(sim.world.events.values(), key=lambda e: -e.id)]
+
+
+def _empty(fn: Callable[[Simulator, Request], Any]) -> Handler:
+    def handler(sim: Simulator, request: Request) -> Any:
+        fn(sim, request)
+        return {}
+
+    return handler
+
+
+_TABLE: list[tuple[str, str, Handler]] = [
+    ("GET", "/regions", _listing("/regions", _static(catalog.REGIONS))),
+    ("GET", "/regions/{regionId}", _one(catalog.region, "regionId")),
+    ("GET", "/linode/types", _listing("/linode/types", _static(catalog.TYPES))),
+    ("GET", "/linode/types/{typeId}", _one(catalog.type_, "typeId")),
+    ("GET", "/linode/kernels", _listing("/linode/kernels", _static(catalog.KERNELS))),
+    ("GET", "/linode/kernels/{kernelId}", _one(catalog.kernel, "kernelId")),
+    ("GET", "/images", _listing("/images", _static(catalog.IMAGES))),
+    ("GET", "/images/{imageId}", _one(catalog.image, "imageId")),
+    ("GET", "/profile", lambda sim, r: resources.profile(sim)),
+    ("GET", "/account", lambda sim, r: resources.account(sim)),
+    (
+        "GET",
+        "/linode/instances",
+        _listing(
+            "/linode/instances",
+            _locked(lambda sim, r: [i.to_api() for i in sim.world.instances.values()]),
+        ),
+    ),
+    ("POST", "/linode/instances", lambda sim, r: instances.create(sim, r.body).to_api()),
+    ("GET", "/linode/instances/{linodeId}", _locked(lambda sim, r: _instance(sim, r).to_api())),
+    (
+        "PUT",
+        "/linode/instances/{linodeId}",
+        lambda sim, r: instances.update(sim, r.id("linodeId"), r.body).to_api(),
+    ),
+    (
+        "DELETE",
+        "/linode/instances/{linodeId}",
+        _empty(lambda sim, r: instances.delete(sim, r.id("linodeId"))),
+    ),
+    (
+        "POST",
+        "/linode/instances/{linodeId}/boot",
+        _empty(lambda sim, r: instances.boot(sim, r.id("linodeId"), r.body)),
+    ),
+    (
+        "POST",
+        "/linode/instances/{linodeId}/reboot",
+        _empty(lambda sim, r: instances.reboot(sim, r.id("linodeId"), r.body)),
+    ),
+    (
+        "POST",
+        "/linode/instances/{linodeId}/shutdown",
+        _empty(lambda sim, r: instances.shutdown(sim, r.id("linodeId"))),
+    ),
+    (
+        "POST",
+        "/linode/instances/{linodeId}/rebuild",
+        lambda sim, r: instances.rebuild(sim, r.id("linodeId"), r.body).to_api(),
+    ),
+    (
+        "GET",
+        "/linode/instances/{linodeId}/ips",
+        lambda sim, r: instances.ips(sim, r.id("linodeId")),
+    ),
+    (
+        "GET",
+        "/linode/instances/{linodeId}/configs",
+        _listing(
+            "/linode/instances/{linodeId}/configs",
+            _locked(lambda sim, r: [c.to_api() for c in _instance(sim, r).configs.values()]),
+        ),
+    ),
+    ("GET", "/linode/instances/{linodeId}/configs/{configId}", _locked(_config)),
+    (
+        "PUT",
+        "/linode/instances/{linodeId}/configs/{configId}",
+        lambda sim, r: instances.update_config(
+            sim, r.id("linodeId"), r.id("configId"), r.body
+        ).to_api(),
+    ),
+    (
+        "GET",
+        "/linode/instances/{linodeId}/disks",
+        _listing(
+            "/linode/instances/{linodeId}/disks",
+            _locked(lambda sim, r: [d.to_api() for d in _instance(sim, r).disks.values()]),
+        ),
+    ),
+    ("GET", "/linode/instances/{linodeId}/disks/{diskId}", _locked(_disk)),
+    (
+        "GET",
+        "/linode/instances/{linodeId}/firewalls",
+        _listing(
+            "/linode/instances/{linodeId}/firewalls",
+            _locked(
+                lambda sim, r: [f.to_api() for f in resources.firewalls_of(sim, r.id("linodeId"))]
+            ),
+        ),
+    ),
+    (
+        "GET",
+        "/linode/stackscripts",
+        _listing(
+            "/linode/stackscripts",
+            _locked(lambda sim, r: [s.to_api() for s in resources.all_stackscripts(sim)]),
+        ),
+    ),
+    (
+        "POST",
+        "/linode/stackscripts",
+        lambda sim, r: resources.create_stackscript(sim, r.body).to_api(),
+    ),
+    ("GET", "/linode/stackscripts/{stackscriptId}", _locked(_script)),
+    (
+        "PUT",
+        "/linode/stackscripts/{stackscriptId}",
+        lambda sim, r: resources.update_stackscript(sim, r.id("stackscriptId"), r.body).to_api(),
+    ),
+    (
+        "DELETE",
+        "/linode/stackscripts/{stackscriptId}",
+        _empty(lambda sim, r: resources.delete_stackscript(sim, r.id("stackscriptId"))),
+    ),
+    (
+        "GET",
+        "/networking/firewalls",
+        _listing(
+            "/networking/firewalls",
+            _locked(lambda sim, r: [f.to_api() for f in sim.world.firewalls.values()]),
+        ),
+    ),
+    (
+        "POST",
+        "/networking/firewalls",
+        lambda sim, r: resources.create_firewall(sim, r.body).to_api(),
+    ),
+    (
+        "GET",
+        "/networking/firewalls/{firewallId}",
+        _locked(lambda sim, r: _firewall(sim, r).to_api()),
+    ),
+    (
+        "PUT",
+        "/networking/firewalls/{firewallId}",
+        lambda sim, r: resources.update_firewall(sim, r.id("firewallId"), r.body).to_api(),
+    ),
+    (
+        "DELETE",
+        "/networking/firewalls/{firewallId}",
+        _empty(lambda sim, r: resources.delete_firewall(sim, r.id("firewallId"))),
+    ),
+    (
+        "GET",
+        "/networking/firewalls/{firewallId}/rules",
+        _locked(lambda sim, r: _firewall(sim, r).rules_api()),
+    ),
+    (
+        "PUT",
+        "/networking/firewalls/{firewallId}/rules",
+        lambda sim, r: resources.update_rules(sim, r.id("firewallId"), r.body).rules_api(),
+    ),
+    (
+        "GET",
+        "/networking/firewalls/{firewallId}/devices",
+        _listing(
+            "/networking/firewalls/{firewallId}/devices",
+            _locked(lambda sim, r: [d.to_api() for d in _firewall(sim, r).devices.values()]),
+        ),
+    ),
+    (
+        "POST",
+        "/networking/firewalls/{firewallId}/devices",
+        lambda sim, r: resources.create_device(sim, r.id("firewallId"), r.body).to_api(),
+    ),
+    ("GET", "/networking/firewalls/{firewallId}/devices/{deviceId}", _locked(_device)),
+    (
+        "DELETE",
+        "/networking/firewalls/{firewallId}/devices/{deviceId}",
+        _empty(lambda sim, r: resources.delete_device(sim, r.id("firewallId"), r.id("deviceId"))),
+    ),
+    ("GET", "/account/events", _listing("/account/events", _locked(_events))),
+    ("GET", "/account/events/{eventId}", _locked(_event)),
+    ("GET", "/tags", _listing("/tags", _locked(lambda sim, r: [{"label": t} for t in sim.tags()]))),
+]
+
+
+def _compile(template: str) -> re.Pattern[str]:
+    regex = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(template))
+    return re.compile(f"^{regex}$")
+
+
+ROUTES: tuple[Route, ...] = tuple(
+    Route(method, template, handler, _compile(template)) for method, template, handler in _TABLE
+)
+
+
+def match(method: str, path: str) -> tuple[Route | None, dict[str, str], bool]:
+    """The route for a method and path (below /v4), its path arguments, and whether the path
+    exists for some other method."""
+    path_known = False
+    for route in ROUTES:
+        found = route.pattern.match(path)
+        if found is None:
+            continue
+        path_known = True
+        if route.method == method:
+            return route, found.groupdict(), True
+    return None, {}, path_known

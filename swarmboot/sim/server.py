@@ -1,0 +1,328 @@
+"""The simulator's HTTP face: `/v4/…` as Linode serves it, and `/_sim/…` to steer it.
+
+Every `/v4` request passes, in order: routing (404/405), the bearer token (401), injected
+faults (a dropped connection, a delay, a 429 storm, a 5xx), the rate limits (429), the
+handler, and for an instance create the lost-response fault. With a spec validator attached,
+each request and response is checked against Linode's OpenAPI spec and violations are kept.
+"""
+
+from __future__ import annotations
+
+import collections
+import hmac
+import http.server
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from pydantic import ValidationError
+
+from swarmboot.sim import routes
+from swarmboot.sim.config import Timings
+from swarmboot.sim.engine import Simulator
+from swarmboot.sim.errors import ApiError, Problem
+from swarmboot.sim.faults import FaultConfig, Faults
+from swarmboot.sim.ratelimit import RateLimiter, RateLimits
+
+__all__ = ["SimServer", "SpecCheck"]
+
+log = logging.getLogger("swarmboot.sim")
+
+SPEC_VERSION = "4.189.0"
+API_PREFIXES = ("/v4", "/v4beta")
+
+# (method, path, query, headers, body, status, response headers, response body) -> problems
+SpecCheck = Callable[
+    [str, str, dict[str, str], dict[str, str], Any, int, dict[str, str], Any], list[str]
+]
+
+
+class _Drop(Exception):
+    """Close the connection without an answer."""
+
+
+class SimServer:
+    """A simulator behind a threaded HTTP server; `start()` serves in a background thread."""
+
+    def __init__(self, sim: Simulator, spec_check: SpecCheck | None = None) -> None:
+        self.sim = sim
+        self.spec_check = spec_check
+        self.violations: list[str] = []
+        self.requests: collections.deque[dict[str, Any]] = collections.deque(maxlen=200_000)
+        self._seq = 0
+        self._lock = threading.Lock()
+        handler = type("Handler", (_Handler,), {"server_app": self})
+        self.httpd = http.server.ThreadingHTTPServer((sim.config.host, sim.config.port), handler)
+        self.httpd.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host, port = self.httpd.server_address[:2]
+        return f"http://{host}:{port}/v4"
+
+    def start(self) -> None:
+        self.sim.start()
+        self._thread = threading.Thread(
+            target=self.httpd.serve_forever, name="sim-http", daemon=True
+        )
+        self._thread.start()
+
+    def serve_forever(self) -> None:
+        self.sim.start()
+        self.httpd.serve_forever()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self.sim.close()
+
+    # --- recording -------------------------------------------------------------------------
+
+    def record(self, method: str, route: str, status: int, started: float) -> None:
+        with self._lock:
+            self._seq += 1
+            self.requests.append(
+                {
+                    "seq": self._seq,
+                    "method": method,
+                    "route": route,
+                    "status": status,
+                    "at": started,
+                    "seconds": round(time.monotonic() - started, 6),
+                }
+            )
+
+    # --- the admin API ---------------------------------------------------------------------
+
+    def admin(self, method: str, path: str, params: dict[str, str], body: Any) -> tuple[int, Any]:
+        sim = self.sim
+        if (method, path) == ("GET", "/_sim/stats"):
+            with self._lock:
+                log_ = list(self.requests)
+            statuses = collections.Counter(str(r["status"]) for r in log_)
+            routes_ = collections.Counter(f"{r['method']} {r['route']}" for r in log_)
+            with sim.lock:
+                return 200, {
+                    "requests": len(log_),
+                    "statuses": dict(statuses),
+                    "routes": dict(routes_),
+                    "instances": len(sim.world.instances),
+                    "counters": dict(sim.stats),
+                    "faults_fired": len(sim.faults.fired),
+                    "violations": len(self.violations),
+                }
+        if (method, path) == ("GET", "/_sim/requests"):
+            since = int(params.get("since", "0"))
+            with self._lock:
+                return 200, [r for r in self.requests if r["seq"] > since]
+        if (method, path) == ("GET", "/_sim/faults/fired"):
+            return 200, [f.__dict__ for f in sim.faults.fired]
+        if (method, path) == ("GET", "/_sim/violations"):
+            return 200, list(self.violations)
+        if (method, path) == ("POST", "/_sim/reset"):
+            sim.reset()
+            with self._lock:
+                self.requests.clear()
+                self.violations.clear()
+            sim.faults = Faults(sim.config.faults, sim.clock())
+            return 200, {}
+        if method == "PUT" and path in ("/_sim/faults", "/_sim/timings", "/_sim/rate-limits"):
+            return self._configure(path, body)
+        if (method, path) == ("GET", "/_sim/instances"):
+            with sim.lock:
+                return 200, [
+                    {"id": i.id, "label": i.label, "status": i.status, "first_boot": i.first_boot}
+                    for i in sim.world.instances.values()
+                ]
+        return 404, {"errors": [{"reason": "Not found"}]}
+
+    def _configure(self, path: str, body: Any) -> tuple[int, Any]:
+        sim = self.sim
+        try:
+            if path == "/_sim/faults":
+                faults = FaultConfig.model_validate(body or {})
+                with sim.lock:
+                    sim.config = sim.config.model_copy(update={"faults": faults})
+                    sim.faults = Faults(faults, sim.clock())
+                return 200, faults.model_dump()
+            if path == "/_sim/timings":
+                timings = Timings.model_validate(body or {})
+                with sim.lock:
+                    sim.config = sim.config.model_copy(update={"timings": timings})
+                return 200, timings.model_dump()
+            limits = RateLimits.model_validate(body or {})
+            with sim.lock:
+                sim.config = sim.config.model_copy(update={"rate_limits": limits})
+                sim.limiter = RateLimiter(limits, sim.clock)
+            return 200, limits.model_dump()
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            return 400, {
+                "errors": [{"reason": first["msg"], "field": ".".join(map(str, first["loc"]))}]
+            }
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "swarmboot-sim"
+    sys_version = ""
+    server_app: SimServer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("%s " + format, self.client_address[0], *args)
+
+    def do_GET(self) -> None:
+        self._serve("GET")
+
+    def do_POST(self) -> None:
+        self._serve("POST")
+
+    def do_PUT(self) -> None:
+        self._serve("PUT")
+
+    def do_DELETE(self) -> None:
+        self._serve("DELETE")
+
+    # --- plumbing --------------------------------------------------------------------------
+
+    def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("X-Spec-Version", SPEC_VERSION)
+        self.send_header("X-OAuth-Scopes", "*")
+        self.send_header("Access-Control-Allow-Origin", "*")
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _drop(self) -> None:
+        self.close_connection = True
+
+    def _authorized(self) -> bool:
+        given = self.headers.get("Authorization", "")
+        scheme, _, token = given.partition(" ")
+        expected = self.server_app.sim.config.token.get_secret_value()
+        return scheme.lower() in ("bearer", "token") and hmac.compare_digest(
+            token.strip().encode(), expected.encode()
+        )
+
+    def _serve(self, method: str) -> None:
+        started = time.monotonic()
+        app = self.server_app
+        sim = app.sim
+        url = urlsplit(self.path)
+        params = dict(parse_qsl(url.query, keep_blank_values=True))
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        headers = {k.lower(): v for k, v in self.headers.items()}
+
+        if url.path.startswith("/_sim/"):
+            if url.path == "/_sim/health":
+                self._send(200, {"ok": True})
+                return
+            if not self._authorized():
+                self._send(401, {"errors": [{"reason": "Invalid Token"}]})
+                return
+            body = json.loads(raw) if raw else None
+            status, answer = app.admin(method, url.path, params, body)
+            self._send(status, answer)
+            return
+
+        prefix = next((p for p in API_PREFIXES if url.path.startswith(p + "/")), None)
+        if prefix is None:
+            self._send(404, {"errors": [{"reason": "Not found"}]})
+            return
+        path = url.path[len(prefix) :]
+        route, args, path_known = routes.match(method, path)
+        template = route.template if route else path
+        status = 500
+        try:
+            if route is None:
+                raise ApiError(
+                    405 if path_known else 404,
+                    (Problem("Method Not Allowed" if path_known else "Not found"),),
+                )
+            if not self._authorized():
+                raise ApiError(401, (Problem("Invalid Token"),))
+            fault, delay = sim.faults.request(method, template, sim.clock())
+            if delay:
+                time.sleep(delay)
+            if fault is not None:
+                if fault.kind == "drop":
+                    raise _Drop
+                if fault.kind == "storm":
+                    raise ApiError(
+                        429,
+                        (Problem("Too Many Requests"),),
+                        {"Retry-After": str(fault.retry_after)},
+                    )
+                raise ApiError(
+                    fault.status,
+                    (
+                        Problem(
+                            "Internal Server Error"
+                            if fault.status == 500
+                            else "Service Unavailable"
+                        ),
+                    ),
+                )
+            token = sim.config.token.get_secret_value()
+            verdict = sim.limiter.check(token, method, template, route.collection)
+            if not verdict.allowed:
+                sim.count("rate_limited")
+                raise ApiError(429, (Problem("Too Many Requests"),), verdict.headers())
+            try:
+                body = json.loads(raw) if raw else None
+            except json.JSONDecodeError:
+                raise ApiError(400, (Problem("Invalid JSON"),)) from None
+            request = routes.Request(method, path, params, headers, body, args)
+            answer = route.handler(sim, request)
+            status = 200
+            if (method, template) == (
+                "POST",
+                "/linode/instances",
+            ) and sim.faults.lose_create_response(answer.get("label", ""), sim.clock()):
+                raise _Drop
+            self._check(method, url.path, params, headers, body, status, answer)
+            self._send(status, answer, verdict.headers())
+        except _Drop:
+            status = 0
+            self._drop()
+        except ApiError as exc:
+            status = exc.status
+            self._check(method, url.path, params, headers, None, exc.status, exc.body())
+            self._send(exc.status, exc.body(), exc.headers)
+        except Exception:
+            log.exception("simulator error on %s %s", method, url.path)
+            status = 500
+            self._send(500, {"errors": [{"reason": "Internal Server Error"}]})
+        finally:
+            app.record(method, template, status, started)
+
+    def _check(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, str],
+        headers: dict[str, str],
+        body: Any,
+        status: int,
+        answer: Any,
+    ) -> None:
+        check = self.server_app.spec_check
+        if check is None:
+            return
+        problems = check(method, path, params, headers, body, status, {}, answer)
+        if problems:
+            with self.server_app._lock:
+                self.server_app.violations.extend(problems)

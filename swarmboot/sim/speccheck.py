@@ -1,0 +1,291 @@
+"""Check the simulator's traffic against Linode's official OpenAPI spec (needs openapi-core).
+
+Every successful request and every response is validated; each problem becomes one line naming
+the request and the field. Two kinds of adjustment are made, each listed here with its reason:
+
+- `SPEC_CORRECTIONS`: places where the spec cannot be taken literally (an operation server that
+  repeats the version prefix, closed `allOf` parts that reject every combined body, prose where a
+  regular expression belongs, timestamps that are never RFC 3339). They are applied to the spec
+  once, at load.
+- `KNOWN_DIFFERENCES`: places where the real API and its official clients differ from the spec;
+  the simulator follows the real API and its response is mapped to the spec's spelling first.
+"""
+
+from __future__ import annotations
+
+import copy
+import gzip
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+__all__ = ["KNOWN_DIFFERENCES", "SPEC_CORRECTIONS", "correct_spec", "load_spec_check"]
+
+HOST_URL = "https://api.linode.com"
+
+SPEC_CORRECTIONS = {
+    "operation-servers": "Some operations declare the server https://api.linode.com/v4 while "
+    "their path already starts with /{apiVersion}; those servers are dropped so the global "
+    "server applies.",
+    "closed-allof": "Request bodies built with allOf from parts that each forbid additional "
+    "properties reject every combined body (e.g. a Linode create with a label); the parts are "
+    "merged into one schema, closed once.",
+    "prose-pattern": "Config root_device has the pattern 'a-z, A-Z, 0-9, /, _, -', prose rather "
+    "than a regular expression; it is dropped.",
+    "interfaces-min-items": "Config interfaces require at least one item, while linode_api4 "
+    "sends [] when saving a config without interfaces; the minimum is dropped.",
+    "nullable-enum": "Properties marked nullable whose enum lacks null (Linode backups "
+    "schedule day and window) reject the null the API returns; null joins the enum.",
+    "real-api-nulls": "The real API returns null where the spec forgets `nullable` (linode/"
+    "linodego recorded fixtures): a Linode's backups.last_successful, a config's empty device "
+    "slots and their disk_id/volume_id, an event's rate and secondary_entity, an IP address's "
+    "gateway and rdns, a firewall's outbound rules.",
+    "firewall-entities": "Firewalls carry `entities` (the attached devices) in the real API "
+    "(linode/linodego recorded fixtures); the spec's closed Firewall schema omits it.",
+    "firewall-protocols": "Firewall rules take protocol ALL and IP protocol numbers such as "
+    '"50" (ESP) in the real API (linode/linodego fixture TestFirewallRules_ExtendedProtocols); '
+    "the spec lists only TCP, UDP, ICMP and IPENCAP.",
+    "linode-date-time": "Linode's timestamps have no time zone (2018-01-01T00:01:01, UTC); "
+    "date-time accepts that form.",
+    "x-filter-header": "X-Filter is JSON in a header, which openapi-core cannot deserialise; "
+    "the simulator checks it itself against the collection's filterable fields.",
+}
+
+KNOWN_DIFFERENCES = {
+    "stackscript-udf-case": "StackScript UDFs carry lowercase `oneof`/`manyof` in the real "
+    "API (linode/linodego recorded fixtures) and linode_api4 reads them so; the spec spells "
+    "them `oneOf`/`manyOf`.",
+    "region-site-type": "Regions carry `site_type` in the real API and linode_api4's Region "
+    "reads it; the spec spells it `site-type`.",
+}
+
+_LINODE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})?$")
+
+
+def _walk(node: Any) -> Iterator[dict[str, Any]]:
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from _walk(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _walk(value)
+
+
+def _resolve(spec: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in node:
+        target: Any = spec
+        for part in node["$ref"].split("/")[1:]:
+            target = target[part]
+        node = target
+    return node
+
+
+def _merge_closed_allof(spec: dict[str, Any], schema: dict[str, Any]) -> None:
+    parts = [copy.deepcopy(_resolve(spec, p)) for p in schema.get("allOf", [])]
+    if not any(p.get("additionalProperties") is False for p in parts):
+        return
+    merged: dict[str, Any] = {"type": "object", "properties": {}, "required": []}
+    for part in parts:
+        _merge_closed_allof(spec, part)
+        merged["properties"].update(part.get("properties", {}))
+        merged["required"] += [r for r in part.get("required", []) if r not in merged["required"]]
+    merged["additionalProperties"] = False
+    if not merged["required"]:
+        del merged["required"]
+    schema.pop("allOf")
+    schema.update(merged)
+
+
+# Objects, told apart by properties only they have, and which of their properties the real
+# API returns as null.
+_REAL_NULLS: tuple[tuple[frozenset[str], tuple[str, ...]], ...] = (
+    (frozenset({"available", "enabled", "last_successful", "schedule"}), ("last_successful",)),
+    (frozenset({"sda", "sdb", "sdh"}), tuple(f"sd{c}" for c in "abcdefgh")),
+    (frozenset({"disk_id", "volume_id"}), ("disk_id", "volume_id")),
+    (frozenset({"action", "entity", "secondary_entity", "rate"}), ("rate", "secondary_entity")),
+    (frozenset({"address", "gateway", "rdns", "subnet_mask"}), ("gateway", "rdns")),
+    (
+        frozenset({"inbound", "inbound_policy", "outbound", "outbound_policy"}),
+        ("inbound", "outbound"),
+    ),
+)
+
+
+def _nullable(spec: dict[str, Any], props: dict[str, Any], name: str) -> None:
+    prop = props[name]
+    if "$ref" in prop:  # a shared schema: change a copy of it, here only
+        prop = props[name] = copy.deepcopy(_resolve(spec, prop))
+    prop["nullable"] = True
+    if "enum" in prop and None not in prop["enum"]:
+        prop["enum"] = [*prop["enum"], None]
+    props[name] = prop
+
+
+def _correct_schemas(spec: dict[str, Any]) -> None:
+    for node in list(_walk(spec)):
+        if node.get("nullable") is True and "enum" in node and None not in node["enum"]:
+            node["enum"] = [*node["enum"], None]
+        if node.get("pattern") == "a-z, A-Z, 0-9, /, _, -":
+            del node["pattern"]
+        props = node.get("properties")
+        if not isinstance(props, dict):
+            continue
+        for signature, names in _REAL_NULLS:
+            if signature <= set(props):
+                for name in names:
+                    if name in props:
+                        _nullable(spec, props, name)
+        if {"label", "rules", "status", "tags"} <= set(props) and "entities" not in props:
+            props["entities"] = {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {
+                        "id": {"type": "integer"},
+                        "label": {"type": "string"},
+                        "type": {"type": "string"},
+                        "url": {"type": "string"},
+                    },
+                },
+            }
+        if {"action", "protocol", "addresses", "ports"} <= set(props):
+            protocol = copy.deepcopy(_resolve(spec, props["protocol"]))
+            protocol.pop("enum", None)
+            protocol["pattern"] = r"^(TCP|UDP|ICMP|IPENCAP|ALL|[0-9]{1,3})$"
+            props["protocol"] = protocol
+        if "interfaces" in props and "kernel" in props:
+            interfaces = _resolve(spec, props["interfaces"])
+            if "minItems" in interfaces:
+                props["interfaces"] = {k: v for k, v in interfaces.items() if k != "minItems"}
+
+
+def correct_spec(spec: dict[str, Any]) -> dict[str, Any]:
+    """Apply `SPEC_CORRECTIONS` (all but the two that live in the checker) to a spec copy."""
+    spec = copy.deepcopy(spec)
+    for item in spec["paths"].values():
+        for operation in item.values():
+            if not isinstance(operation, dict):
+                continue
+            operation.pop("servers", None)
+            for media in operation.get("requestBody", {}).get("content", {}).values():
+                schema = media.get("schema")
+                if isinstance(schema, dict):
+                    if "$ref" in schema:
+                        media["schema"] = schema = copy.deepcopy(_resolve(spec, schema))
+                    _merge_closed_allof(spec, schema)
+    _correct_schemas(spec)
+    # Corrections copy the schemas they change; a second pass reaches inside the copies.
+    _correct_schemas(spec)
+    return spec
+
+
+def _to_spec_spelling(path: str, answer: Any) -> Any:
+    if not isinstance(answer, dict):
+        return answer
+    answer = copy.deepcopy(answer)
+    items = answer["data"] if isinstance(answer.get("data"), list) else [answer]
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        for udf in item.get("user_defined_fields") or []:
+            for lower, spec in (("oneof", "oneOf"), ("manyof", "manyOf")):
+                if lower in udf:
+                    udf[spec] = udf.pop(lower)
+        if "/regions" in path and "site_type" in item:
+            item["site-type"] = item.pop("site_type")
+    return answer
+
+
+def _leaves(error: Any) -> Iterator[Any]:
+    context = getattr(error, "context", None)
+    if context:
+        for sub in context:
+            yield from _leaves(sub)
+    else:
+        yield error
+
+
+def _describe(error: Exception) -> str:
+    schema_errors = (
+        getattr(error, "schema_errors", None)
+        or getattr(error.__cause__, "schema_errors", None)
+        or []
+    )
+    details = []
+    for top in schema_errors:
+        for leaf in _leaves(top):
+            where = "/".join(str(p) for p in getattr(leaf, "absolute_path", [])) or "<root>"
+            line = f"{where}: {getattr(leaf, 'message', leaf)}"
+            if line not in details:
+                details.append(line[:300])
+    if details:
+        return "; ".join(details[:8])
+    return f"{type(error).__name__}: {str(error)[:300]}"
+
+
+def load_spec_check(spec_path: Path):
+    from openapi_core import Config, OpenAPI
+    from openapi_core.datatypes import RequestParameters
+    from werkzeug.datastructures import Headers, ImmutableMultiDict
+
+    opener = gzip.open if spec_path.suffix == ".gz" else open
+    with opener(spec_path, "rt", encoding="utf-8") as handle:
+        spec = correct_spec(json.load(handle))
+    config = Config(
+        extra_format_validators={
+            "date-time": lambda value: not isinstance(value, str) or bool(_LINODE_TIME.match(value))
+        }
+    )
+    api = OpenAPI.from_dict(spec, config=config)
+
+    class _Request:
+        host_url = HOST_URL
+        content_type = "application/json"
+
+        def __init__(
+            self, method: str, path: str, params: dict[str, str], headers: dict[str, str], body: Any
+        ) -> None:
+            self.method = method.lower()
+            self.path = path
+            checked = {k: v for k, v in headers.items() if k.lower() != "x-filter"}
+            self.parameters = RequestParameters(
+                query=ImmutableMultiDict(params), header=Headers(checked), cookie={}, path={}
+            )
+            self.body = json.dumps(body).encode() if body is not None else None
+
+    class _Response:
+        content_type = "application/json"
+
+        def __init__(self, status: int, headers: dict[str, str], answer: Any) -> None:
+            self.status_code = status
+            self.headers = Headers(headers)
+            self.data = json.dumps(answer).encode()
+
+    def check(
+        method: str,
+        path: str,
+        params: dict[str, str],
+        headers: dict[str, str],
+        body: Any,
+        status: int,
+        response_headers: dict[str, str],
+        answer: Any,
+    ) -> list[str]:
+        request = _Request(method, path, params, headers, body)
+        problems = []
+        if 200 <= status < 300:
+            problems += [
+                f"request {method} {path}: {_describe(e)}" for e in api.iter_request_errors(request)
+            ]
+        response = _Response(status, response_headers, _to_spec_spelling(path, answer))
+        problems += [
+            f"response {status} to {method} {path}: {_describe(e)}"
+            for e in api.iter_response_errors(request, response)
+        ]
+        return problems
+
+    return check
