@@ -10,12 +10,14 @@ STAMP := $(VENV)/.installed
 HOST_PACKAGES := debootstrap zstd gpg iproute2 util-linux ca-certificates
 SHELL_SCRIPTS := stackscripts/*.sh tests/debian/enter-root.sh tests/debian/systemctl-shim .ci/run
 
-.PHONY: help venv host-deps test test-fast demo stackscripts lint format docs clean
+.PHONY: help venv host-deps test test-fast demo sim bench stackscripts lint format docs clean
 
 help:
 	@echo "make demo          render the StackScripts and show where they are"
 	@echo "make test          set up and run lint and every test (as root: the Debian runs too)"
 	@echo "make test-fast     the tests that need neither root nor the Debian mirror"
+	@echo "make sim           serve the Linode API simulator on 127.0.0.1:8765 (state in .cache/)"
+	@echo "make bench         measure the simulator (requests per second, memory)"
 	@echo "make stackscripts  render templates/ into stackscripts/"
 	@echo "make lint          ruff, shellcheck and the freshness of stackscripts/ and docs/"
 	@echo "make docs          regenerate docs/cli.md from the commands' --help"
@@ -53,6 +55,13 @@ demo: venv
 	@echo
 	@echo "The StackScripts are in $(CURDIR)/stackscripts/. Their fields:"
 	@for f in stackscripts/*.sh; do echo; echo "$$f"; $(BIN)/swarmboot -q stackscript udfs "$$f"; done
+
+sim: venv
+	@mkdir -p .cache
+	SWARMBOOT_SIM_TOKEN=$${SWARMBOOT_SIM_TOKEN:-demo-token} $(BIN)/swarmboot sim --state .cache/sim-state.json --time-scale 0.1
+
+bench: venv
+	$(BIN)/python -m tests.bench.sim_bench
 
 stackscripts: venv
 	$(BIN)/swarmboot render

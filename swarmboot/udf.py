@@ -72,12 +72,11 @@ class Udf:
         return "password" in self.name.lower()
 
     def to_api(self) -> dict[str, str]:
-        """The field as the Linode API lists it in `user_defined_fields`."""
-        out = {"name": self.name, "label": self.label}
+        """The field as the Linode API lists it in `user_defined_fields` (where the spec
+        requires an example, empty when the script gives none)."""
+        out = {"name": self.name, "label": self.label, "example": self.example or ""}
         if self.default is not None:
             out["default"] = self.default
-        if self.example is not None:
-            out["example"] = self.example
         if self.oneof:
             out["oneof"] = ",".join(self.oneof)
         if self.manyof:

@@ -131,6 +131,7 @@ def test_stackscript_udfs_json_matches_the_api_shape():
     assert fields[2] == {
         "name": "swarm_role",
         "label": "Swarm role of the node",
+        "example": "",
         "default": "worker",
         "oneof": "manager,worker,lb",
     }

@@ -28,6 +28,7 @@ def test_parses_fields_in_order_with_linodes_attribute_spelling():
     assert role.to_api() == {
         "name": "role",
         "label": "Role",
+        "example": "",
         "default": "worker",
         "oneof": "manager,worker,lb",
     }

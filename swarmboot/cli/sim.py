@@ -109,6 +109,8 @@ def sim_cmd(
     ] = None,
 ) -> None:
     """Serve a simulated Linode API v4 at http://127.0.0.1:PORT/v4 until interrupted."""
+    from pydantic import ValidationError
+
     from swarmboot.sim.config import DEFAULT_PUBLIC_RANGES, SimConfig
     from swarmboot.sim.engine import Simulator
     from swarmboot.sim.faults import FaultConfig
@@ -130,8 +132,13 @@ def sim_cmd(
             private_ranges=_ranges(private_range, "--private-range"),
             validate_spec=validate_spec,
         )
-    except (ValueError, json.JSONDecodeError) as exc:
-        raise SwarmbootError(f"simulator settings: {exc}".splitlines()[0]) from None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        reason = str(first["msg"]).removeprefix("Value error, ")
+        raise SwarmbootError(f"simulator settings: {where}: {reason}") from None
+    except json.JSONDecodeError as exc:
+        raise SwarmbootError(f"{faults}: not JSON ({exc.msg} at line {exc.lineno})") from None
     spec_check = None
     if validate_spec is not None:
         from swarmboot.sim.speccheck import load_spec_check

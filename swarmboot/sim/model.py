@@ -248,10 +248,22 @@ class Event:
     started_at: float = 0.0  # epoch, to work out the duration
 
     def to_api(self) -> dict[str, Any]:
-        out = dataclasses.asdict(self)
-        del out["started_at"]
-        out.update({"rate": None, "time_remaining": None})
-        return out
+        return {
+            "id": self.id,
+            "action": self.action,
+            "created": self.created,
+            "entity": dict(self.entity) if self.entity else None,
+            "status": self.status,
+            "username": self.username,
+            "percent_complete": self.percent_complete,
+            "duration": self.duration,
+            "message": self.message,
+            "secondary_entity": self.secondary_entity,
+            "read": self.read,
+            "seen": self.seen,
+            "rate": None,
+            "time_remaining": None,
+        }
 
 
 @dataclass

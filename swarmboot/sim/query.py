@@ -124,23 +124,22 @@ def _field_predicate(path: str, spec: Any) -> Predicate:
     return lambda item: all(check(item) for check in checks)
 
 
-def _object_predicate(obj: Any, filterable: frozenset[str], top: bool) -> tuple[Predicate, dict]:
+def _object_predicate(obj: Any, filterable: frozenset[str], ordering: dict[str, Any]) -> Predicate:
+    """The predicate of a filter object; ordering keys met anywhere land in `ordering` (the
+    official SDK nests them in "+and")."""
     if not isinstance(obj, Mapping):
         raise bad_request("The filter must be a JSON object", "X-Filter")
     checks: list[Predicate] = []
-    ordering: dict[str, Any] = {}
     for key, value in obj.items():
         if key in ("+and", "+or"):
             if not isinstance(value, list) or not value:
                 raise bad_request(f"{key} takes a list of filters", "X-Filter")
-            parts = [_object_predicate(v, filterable, top=False)[0] for v in value]
+            parts = [_object_predicate(v, filterable, ordering) for v in value]
             if key == "+and":
                 checks.append(lambda item, ps=parts: all(p(item) for p in ps))
             else:
                 checks.append(lambda item, ps=parts: any(p(item) for p in ps))
         elif key in ("+order_by", "+order"):
-            if not top:
-                raise bad_request(f"{key} is only allowed at the top of the filter", "X-Filter")
             ordering[key] = value
         elif key.startswith("+"):
             raise bad_request(f"Invalid operator {key}", "X-Filter")
@@ -148,7 +147,7 @@ def _object_predicate(obj: Any, filterable: frozenset[str], top: bool) -> tuple[
             if key not in filterable:
                 raise bad_request(f"Cannot filter on {key}", "X-Filter")
             checks.append(_field_predicate(key, value))
-    return (lambda item: all(check(item) for check in checks)), ordering
+    return lambda item: all(check(item) for check in checks)
 
 
 def parse_filter(header: str | None, filterable: frozenset[str]) -> Query:
@@ -159,7 +158,8 @@ def parse_filter(header: str | None, filterable: frozenset[str]) -> Query:
         raw = json.loads(header)
     except json.JSONDecodeError:
         raise bad_request("Invalid JSON", "X-Filter") from None
-    predicate, ordering = _object_predicate(raw, filterable, top=True)
+    ordering: dict[str, Any] = {}
+    predicate = _object_predicate(raw, filterable, ordering)
     order_by = ordering.get("+order_by")
     order = ordering.get("+order", "asc")
     if "+order" in ordering and order_by is None:

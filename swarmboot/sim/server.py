@@ -13,6 +13,7 @@ import hmac
 import http.server
 import json
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -175,6 +176,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     sys_version = ""
     server_app: SimServer
 
+    def setup(self) -> None:
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s " + format, self.client_address[0], *args)
 
@@ -202,8 +207,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Access-Control-Allow-Origin", "*")
         for key, value in (headers or {}).items():
             self.send_header(key, value)
-        self.end_headers()
-        self.wfile.write(data)
+        # Head and body in one write: split, they meet Nagle and delayed ACKs (40 ms each).
+        self._headers_buffer.append(b"\r\n" + data)
+        self.flush_headers()
 
     def _drop(self) -> None:
         self.close_connection = True

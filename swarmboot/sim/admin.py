@@ -1,0 +1,64 @@
+"""A small client for the simulator's `/_sim/` endpoints (tests, drills and benchmarks use it)."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from typing import Any
+
+__all__ = ["SimAdmin"]
+
+
+class SimAdmin:
+    def __init__(self, api_url: str, token: str) -> None:
+        # api_url is the API's base, http://host:port/v4
+        self.base = api_url.rstrip("/").rsplit("/", 1)[0]
+        self._token = token
+
+    def _call(self, method: str, path: str, body: Any = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(
+            self.base + path,
+            data=data,
+            method=method,
+            headers={"Authorization": f"Bearer {self._token}", "Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return json.load(response)
+        except urllib.error.HTTPError as exc:
+            raise RuntimeError(f"{method} {path}: {exc.code} {exc.read()[:300]!r}") from None
+
+    def healthy(self) -> bool:
+        try:
+            return bool(self._call("GET", "/_sim/health").get("ok"))
+        except (OSError, RuntimeError):
+            return False
+
+    def reset(self) -> None:
+        self._call("POST", "/_sim/reset")
+
+    def set_faults(self, **faults: Any) -> dict[str, Any]:
+        return self._call("PUT", "/_sim/faults", faults)
+
+    def set_timings(self, **timings: Any) -> dict[str, Any]:
+        return self._call("PUT", "/_sim/timings", timings)
+
+    def set_rate_limits(self, **limits: Any) -> dict[str, Any]:
+        return self._call("PUT", "/_sim/rate-limits", limits)
+
+    def stats(self) -> dict[str, Any]:
+        return self._call("GET", "/_sim/stats")
+
+    def requests(self, since: int = 0) -> list[dict[str, Any]]:
+        return self._call("GET", f"/_sim/requests?since={since}")
+
+    def fired(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/_sim/faults/fired")
+
+    def violations(self) -> list[str]:
+        return self._call("GET", "/_sim/violations")
+
+    def instances(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/_sim/instances")

@@ -1,0 +1,135 @@
+"""`swarmboot sim` as users run it: its own process, a state file that survives restarts."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from linode_api4 import LinodeClient
+
+from swarmboot.sim.admin import SimAdmin
+
+EXE = str(Path(sys.executable).parent / "swarmboot")
+TOKEN = "process-test-token"
+
+
+def start(*args: str, env_token: str | None = TOKEN) -> tuple[subprocess.Popen, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("SWARMBOOT_SIM_TOKEN", "LINODE_TOKEN", "LINODE_CLI_TOKEN")
+    }
+    if env_token:
+        env["SWARMBOOT_SIM_TOKEN"] = env_token
+    proc = subprocess.Popen(
+        [EXE, "sim", "--port", "0", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = proc.stdout.readline().strip()
+    if not url:
+        proc.wait(timeout=10)
+        return proc, ""
+    deadline = time.monotonic() + 10
+    while not SimAdmin(url, TOKEN).healthy():
+        assert time.monotonic() < deadline, "the simulator did not come up"
+        time.sleep(0.05)
+    return proc, url
+
+
+def stop(proc: subprocess.Popen) -> tuple[int, str]:
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=15)
+    return proc.returncode, err
+
+
+def test_state_survives_a_restart(tmp_path):
+    state = tmp_path / "sim.json"
+    proc, url = start("--state", str(state), "--time-scale", "0.001")
+    try:
+        client = LinodeClient(TOKEN, base_url=url)
+        script = client.linode.stackscript_create("kept", "#!/bin/bash\n", ["linode/debian12"])
+        first = client.linode.instance_create(
+            "g6-nanode-1",
+            "eu-central",
+            label="kept-1",
+            image="linode/debian12",
+            root_pass="correct-Horse-battery-42",
+        )
+        time.sleep(0.3)
+    finally:
+        code, err = stop(proc)
+    assert code == 0, err
+    assert "state saved in" in err
+    assert state.stat().st_mode & 0o777 == 0o600  # it holds what instances were made with
+
+    proc, url = start("--state", str(state), "--time-scale", "0.001")
+    try:
+        client = LinodeClient(TOKEN, base_url=url)
+        (kept,) = client.linode.instances()
+        assert (kept.id, kept.label, kept.ipv4, kept.status) == (
+            first.id,
+            "kept-1",
+            first.ipv4,
+            "running",
+        )
+        assert [s.label for s in client.linode.stackscripts(mine_only=True)] == ["kept"]
+        assert script.id == client.linode.stackscripts(mine_only=True)[0].id
+        second = client.linode.instance_create(
+            "g6-nanode-1", "eu-central", label="kept-2", booted=False
+        )
+        assert second.id == first.id + 1 and second.ipv4 != first.ipv4
+    finally:
+        assert stop(proc)[0] == 0
+
+
+def test_without_a_token_it_says_where_to_put_one():
+    proc, url = start(env_token=None)
+    assert url == ""
+    assert proc.returncode == 1
+    err = proc.stderr.read()
+    assert err == (
+        "Error: the simulator needs the token its clients will send; set one of "
+        "SWARMBOOT_SIM_TOKEN, LINODE_TOKEN, LINODE_CLI_TOKEN (any value; never on "
+        "the command line)\n"
+    )
+
+
+def test_a_busy_port_is_one_clear_line():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {**os.environ, "SWARMBOOT_SIM_TOKEN": TOKEN}
+        done = subprocess.run(
+            [EXE, "sim", "--port", str(port)], env=env, capture_output=True, text=True, timeout=20
+        )
+    assert done.returncode == 1
+    assert done.stderr.startswith(f"Error: cannot listen on 127.0.0.1:{port}: ")
+    assert done.stderr.endswith("; choose another --port\n")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--public-range", "eu-central"], "write it as REGION=CIDR"),
+        (["--public-range", "eu-central=198.51.100.0/33"], "Error: simulator settings: "),
+        (["--public-range", "gb-lon=198.51.100.0/26"], "overlaps"),
+    ],
+)
+def test_bad_settings_are_refused(args, message):
+    env = {**os.environ, "SWARMBOOT_SIM_TOKEN": TOKEN}
+    done = subprocess.run(
+        [EXE, "sim", "--port", "0", *args], env=env, capture_output=True, text=True, timeout=20
+    )
+    assert done.returncode in (1, 2)
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr
