@@ -146,6 +146,8 @@ def sim_cmd(
         spec_check = load_spec_check(validate_spec)
     try:
         server = SimServer(Simulator(config), spec_check)
+    except ValueError as exc:  # a backend that cannot be loaded
+        raise SwarmbootError(str(exc), hint="name it as package.module:factory") from None
     except OSError as exc:
         raise SwarmbootError(
             f"cannot listen on 127.0.0.1:{port}: {exc.strerror}", hint="choose another --port"

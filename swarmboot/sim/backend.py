@@ -14,7 +14,7 @@ import importlib
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 __all__ = [
     "Machine",
@@ -104,12 +104,18 @@ class RecordsBackend:
             self.running.clear()
 
 
-def load_backend(name: str) -> MachineBackend:
-    """`records`, or `package.module:factory` for a backend of another package."""
+def load_backend(name: str, config: Any) -> MachineBackend:
+    """`records`, or `package.module:factory` for a backend of another package; the factory
+    is called with the simulator's settings (a `SimConfig`: ranges, timings, ...)."""
     if name == "records":
         return RecordsBackend()
     module_name, _, attribute = name.partition(":")
     if not module_name or not attribute:
         raise ValueError(f"backend {name!r}: write it as package.module:factory")
-    factory: Callable[[], MachineBackend] = getattr(importlib.import_module(module_name), attribute)
-    return factory()
+    try:
+        factory: Callable[[Any], MachineBackend] = getattr(
+            importlib.import_module(module_name), attribute
+        )
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"backend {name!r}: {exc}") from None
+    return factory(config)

@@ -51,7 +51,7 @@ class Simulator:
         self.addresses = AddressBook(config)
         self.faults = Faults(config.faults, clock())
         self.limiter = RateLimiter(config.rate_limits, clock)
-        self.backend = backend if backend is not None else load_backend(config.backend)
+        self.backend = backend if backend is not None else load_backend(config.backend, config)
         self._jobs: list[Job] = []
         self._seq = itertools.count()
         self._wake = threading.Condition(self.lock)

@@ -186,8 +186,10 @@ def run_query(items: Sequence[Item], query: Query) -> list[Item]:
     """The items that match, ordered (a stable sort keeps the collection's own order)."""
     found = [item for item in items if query.predicate(item)]
     if query.order_by is not None:
+        # Ties (events of the same second) are broken by id, in the same direction.
         found.sort(
-            key=lambda item: _sort_key(_lookup(item, query.order_by)), reverse=query.descending
+            key=lambda item: (_sort_key(_lookup(item, query.order_by)), _sort_key(item.get("id"))),
+            reverse=query.descending,
         )
     return found
 

@@ -246,3 +246,24 @@ def test_api_errors_reach_the_sdk_as_the_real_api_sends_them(client: LinodeClien
         Instance(client, 123).label  # noqa: B018 (loads the object)
     assert info.value.status == 404
     assert info.value.json == {"errors": [{"reason": "Not found"}]}
+
+
+def test_the_sdks_event_pollers(client: LinodeClient, admin):
+    admin.set_timings(scale=0.01)
+    instance = client.linode.instance_create(
+        "g6-nanode-1",
+        "eu-central",
+        label="polled",
+        image="linode/debian12",
+        root_pass=ROOT_PASS,
+        booted=False,
+    )
+    client.polling.wait_for_entity_free("linode", instance.id, timeout=10, interval=0.05)
+    instance.invalidate()
+    assert instance.status == "offline"
+    poller = client.polling.event_poller_create("linode", "linode_boot", entity_id=instance.id)
+    instance.boot()
+    event = poller.wait_for_next_event_finished(timeout=10, interval=0.05)
+    assert event.action == "linode_boot" and event.status == "finished"
+    instance.invalidate()
+    assert instance.status == "running"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -14,6 +15,8 @@ import pytest
 from linode_api4 import LinodeClient
 
 from swarmboot.sim.admin import SimAdmin
+
+from .conftest import SPEC
 
 EXE = str(Path(sys.executable).parent / "swarmboot")
 TOKEN = "process-test-token"
@@ -53,7 +56,8 @@ def stop(proc: subprocess.Popen) -> tuple[int, str]:
 
 def test_state_survives_a_restart(tmp_path):
     state = tmp_path / "sim.json"
-    proc, url = start("--state", str(state), "--time-scale", "0.001")
+    checked = ("--validate-spec", str(SPEC))
+    proc, url = start("--state", str(state), "--time-scale", "0.001", *checked)
     try:
         client = LinodeClient(TOKEN, base_url=url)
         script = client.linode.stackscript_create("kept", "#!/bin/bash\n", ["linode/debian12"])
@@ -65,13 +69,14 @@ def test_state_survives_a_restart(tmp_path):
             root_pass="correct-Horse-battery-42",
         )
         time.sleep(0.3)
+        assert SimAdmin(url, TOKEN).violations() == []
     finally:
         code, err = stop(proc)
     assert code == 0, err
     assert "state saved in" in err
     assert state.stat().st_mode & 0o777 == 0o600  # it holds what instances were made with
 
-    proc, url = start("--state", str(state), "--time-scale", "0.001")
+    proc, url = start("--state", str(state), "--time-scale", "0.001", *checked)
     try:
         client = LinodeClient(TOKEN, base_url=url)
         (kept,) = client.linode.instances()
@@ -87,6 +92,7 @@ def test_state_survives_a_restart(tmp_path):
             "g6-nanode-1", "eu-central", label="kept-2", booted=False
         )
         assert second.id == first.id + 1 and second.ipv4 != first.ipv4
+        assert SimAdmin(url, TOKEN).violations() == []
     finally:
         assert stop(proc)[0] == 0
 
@@ -123,6 +129,7 @@ def test_a_busy_port_is_one_clear_line():
         (["--public-range", "eu-central"], "write it as REGION=CIDR"),
         (["--public-range", "eu-central=198.51.100.0/33"], "Error: simulator settings: "),
         (["--public-range", "gb-lon=198.51.100.0/26"], "overlaps"),
+        (["--backend", "no.such.module:factory"], "Error: backend 'no.such.module:factory'"),
     ],
 )
 def test_bad_settings_are_refused(args, message):
@@ -133,3 +140,55 @@ def test_bad_settings_are_refused(args, message):
     assert done.returncode in (1, 2)
     assert message in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_backend_plugs_in_by_name(tmp_path, monkeypatch):
+    log = tmp_path / "calls.jsonl"
+    monkeypatch.setenv("SWARMBOOT_TEST_BACKEND_LOG", str(log))
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parents[2]))
+    proc, url = start("--backend", "tests.sim.plugin_backend:make", "--time-scale", "0.001")
+    try:
+        client = LinodeClient(TOKEN, base_url=url)
+        good = client.linode.instance_create(
+            "g6-nanode-1",
+            "gb-lon",
+            label="good-1",
+            image="linode/debian12",
+            root_pass="correct-Horse-battery-42",
+        )
+        client.linode.instance_create(
+            "g6-nanode-1",
+            "gb-lon",
+            label="broken-1",
+            image="linode/debian12",
+            root_pass="correct-Horse-battery-42",
+        )
+        deadline = time.monotonic() + 10
+        while True:
+            events = client.get("/account/events", filters={"action": "linode_boot"})["data"]
+            if len([e for e in events if e["status"] in ("finished", "failed")]) == 2:
+                break
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        by_label = {e["entity"]["label"]: e for e in events}
+        assert by_label["good-1"]["status"] == "finished"
+        assert by_label["broken-1"]["status"] == "failed"
+        assert by_label["broken-1"]["message"] == "the machine's disk is unreadable"
+        good.delete()
+    finally:
+        assert stop(proc)[0] == 0
+    calls = [json.loads(line) for line in log.read_text().splitlines()]
+    assert calls[0] == {
+        "call": "init",
+        "ranges": {
+            "eu-central": "198.51.100.0/26",
+            "gb-lon": "198.51.100.64/26",
+            "us-east": "198.51.100.128/26",
+            "us-ord": "198.51.100.192/26",
+        },
+    }
+    starts = [c for c in calls if c["call"] == "start"]
+    assert {c["label"] for c in starts} == {"good-1", "broken-1"}
+    assert all(c["first_boot"] and c["kernel"] == "linode/grub2" for c in starts)
+    assert {"call": "delete", "id": good.id} in calls
+    assert calls[-1] == {"call": "close"}
