@@ -234,7 +234,8 @@ def create(sim: Simulator, raw: Any) -> Instance:
     type_id = body.str("type", required=True)
     if catalog.type_(type_id) is None:
         raise bad_request(f"Linode type {type_id} not found", "type")
-    deployment = _deployment(sim, body, rebuilding=False)
+    with sim.lock:  # it looks up the StackScript
+        deployment = _deployment(sim, body, rebuilding=False)
     label = body.str("label")
     tags = body.strings("tags")
     for tag in tags:
@@ -489,6 +490,8 @@ def update_config(sim: Simulator, iid: int, config_id: int, raw: Any) -> Config:
             for slot, device in devices.items():
                 if slot not in config.devices:
                     raise bad_request(f"Invalid device slot {slot}", "devices")
+                if device is not None and not isinstance(device, dict):
+                    raise bad_request("Must be an object or null", f"devices.{slot}")
                 if device is not None and device.get("disk_id") not in (*inst.disks, None):
                     raise bad_request("Disk not found", f"devices.{slot}.disk_id")
                 config.devices[slot] = device
