@@ -18,6 +18,9 @@ class ExitCode:
     ERROR = 1  # a command failed; the message says why and what to do
     USAGE = 2  # bad command line (Typer's own usage errors use it too)
     STALE = 3  # `render --check`: the committed StackScripts differ from the templates
+    BAD_SPEC = 4  # the cluster spec is invalid; nothing was created
+    NO_TOKEN = 5  # no Linode API token was found, or the API refused it
+    NOT_READY = 6  # a node did not become ready (stuck, failed probe, host key mismatch)
 
 
 class SwarmbootError(Exception):

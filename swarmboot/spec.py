@@ -1,0 +1,355 @@
+"""The cluster spec (`swarm.toml`): what the cluster should be, validated in one pass.
+
+Every problem is gathered with its key path before anything fails, so a user fixes a file in
+one go. What needs the API (region and type names) is checked by `check_against_catalog`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import tomllib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+)
+
+from swarmboot.errors import ExitCode, SwarmbootError
+
+__all__ = ["Cluster", "NodePlan", "Pool", "Region", "Spec", "SpecError", "load_spec"]
+
+Role = Literal["manager", "worker", "lb"]
+ROLES: tuple[Role, ...] = ("manager", "lb", "worker")  # the order nodes are made in
+
+# A DNS label that is also a valid start of a Linode label (a letter first).
+_NAME = r"^[a-z]([a-z0-9-]{0,22}[a-z0-9])?$"
+_LABEL_KEY = re.compile(r"^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?$")
+_KEY = re.compile(
+    r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com|"
+    r"sk-ecdsa-sha2-nistp256@openssh\.com) [A-Za-z0-9+/]+={0,3}( .*)?$"
+)
+RESERVED_LABELS = frozenset({"zone", "region", "role", "cluster"})
+
+
+class SpecError(SwarmbootError):
+    """A spec that cannot be used; `problems` has one line per problem."""
+
+    exit_code = ExitCode.BAD_SPEC
+
+    def __init__(self, problems: Iterable[str]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("\n".join(self.problems) if len(self.problems) > 1 else self.problems[0])
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Pool(_Strict):
+    role: Role
+    count: int = Field(ge=0, le=100)
+    type: str | None = None
+    labels: dict[str, str] = {}
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, value: dict[str, str]) -> dict[str, str]:
+        for key in value:
+            if key in RESERVED_LABELS:
+                raise ValueError(f"{key!r} is set by swarmboot; choose another label name")
+            if not _LABEL_KEY.match(key):
+                raise ValueError(f"{key!r} is not a label name (lowercase letters, digits, . _ -)")
+        return value
+
+
+class Region(_Strict):
+    pools: tuple[Pool, ...] = Field(min_length=1)
+
+    @field_validator("pools")
+    @classmethod
+    def _one_pool_per_role(cls, value: tuple[Pool, ...]) -> tuple[Pool, ...]:
+        roles = [p.role for p in value]
+        twice = sorted({r for r in roles if roles.count(r) > 1})
+        if twice:
+            raise ValueError(
+                f"more than one {', '.join(twice)} pool; give one pool per role "
+                "and region a larger count"
+            )
+        return value
+
+
+class Cluster(_Strict):
+    name: Annotated[str, StringConstraints(pattern=_NAME)]
+    image: str = "linode/debian12"
+    type: str = "g6-standard-2"
+    stackscript: str = "debian12-swarm-node.sh"
+    advertise: Literal["auto", "private", "public"] = "auto"
+    docker_source: Literal["docker", "debian"] = "docker"
+    admin_ssh_keys: tuple[str, ...] = ()
+    apt_upgrade: bool = True
+
+
+class Network(_Strict):
+    name: Annotated[str, StringConstraints(pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")] | None = (
+        None
+    )
+    # auto: encrypted whenever the cluster spans regions; false opts out explicitly.
+    encrypted: Literal["auto"] | bool = "auto"
+    subnet: str | None = None
+
+    @field_validator("subnet")
+    @classmethod
+    def _subnet(cls, value: str | None) -> str | None:
+        if value is not None:
+            ipaddress.IPv4Network(value)
+        return value
+
+
+def _check_sources(value: tuple[str, ...]) -> tuple[str, ...]:
+    for source in value:
+        ipaddress.ip_network(source, strict=False)
+    return value
+
+
+class Firewall(_Strict):
+    ssh_from: tuple[str, ...] = ("0.0.0.0/0", "::/0")
+    # Ports open to the world on load balancers, "80/tcp" -> allowed sources.
+    public: dict[str, tuple[str, ...]] = {
+        "80/tcp": ("0.0.0.0/0", "::/0"),
+        "443/tcp": ("0.0.0.0/0", "::/0"),
+    }
+
+    @field_validator("ssh_from")
+    @classmethod
+    def _ssh(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return _check_sources(value)
+
+    @field_validator("public")
+    @classmethod
+    def _public(cls, value: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+        for port, sources in value.items():
+            match = re.fullmatch(r"(\d{1,5})(-(\d{1,5}))?/(tcp|udp)", port)
+            if not match or int(match.group(1)) > 65535:
+                raise ValueError(f"{port!r} is not PORT/tcp, PORT/udp or FIRST-LAST/tcp")
+            _check_sources(sources)
+        return value
+
+
+@dataclass(frozen=True)
+class NodePlan:
+    """One node the spec asks for."""
+
+    label: str
+    region: str
+    role: Role
+    index: int
+    type: str
+    labels: tuple[tuple[str, str], ...]
+
+
+class Spec(_Strict):
+    cluster: Cluster
+    regions: dict[str, Region] = Field(min_length=1)
+    network: Network = Network()
+    firewall: Firewall = Firewall()
+
+    @property
+    def tag(self) -> str:
+        return f"swarmboot:{self.cluster.name}"
+
+    @property
+    def multi_region(self) -> bool:
+        return sum(1 for r in self.regions.values() if any(p.count for p in r.pools)) > 1
+
+    @property
+    def network_name(self) -> str:
+        return self.network.name or self.cluster.name
+
+    @property
+    def encrypted(self) -> bool:
+        if self.network.encrypted == "auto":
+            return self.multi_region
+        return bool(self.network.encrypted)
+
+    def nodes(self) -> tuple[NodePlan, ...]:
+        """Every node, in the order they are made: managers, load balancers, workers."""
+        out = []
+        for role in ROLES:
+            for region, settings in self.regions.items():
+                for pool in settings.pools:
+                    if pool.role != role:
+                        continue
+                    for n in range(1, pool.count + 1):
+                        out.append(
+                            NodePlan(
+                                label=f"{self.cluster.name}-{region}-{role}-{n}",
+                                region=region,
+                                role=role,
+                                index=n,
+                                type=pool.type or self.cluster.type,
+                                labels=tuple(sorted(pool.labels.items())),
+                            )
+                        )
+        return tuple(out)
+
+
+def _where(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _message(error: dict) -> str:
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return "unknown key; check its spelling against the example spec"
+    if kind == "missing":
+        return "required"
+    if kind == "literal_error":
+        return f"must be {error['ctx']['expected']}"
+    if kind == "string_pattern_mismatch" and error["loc"][-1] == "name":
+        return (
+            "must be a lowercase name starting with a letter: letters, digits and "
+            "hyphens, at most 24 (it starts every node's label)"
+        )
+    return str(error["msg"]).removeprefix("Value error, ")
+
+
+def _semantic_problems(spec: Spec, source: str, base: Path) -> list[str]:
+    problems = []
+    managers = sum(p.count for r in spec.regions.values() for p in r.pools if p.role == "manager")
+    if managers == 0:
+        problems.append(
+            f"{source}: regions: no managers; a swarm needs 1, 3, 5 or 7 "
+            "(an odd number keeps raft quorum)"
+        )
+    elif managers % 2 == 0:
+        problems.append(
+            f"{source}: regions: {managers} managers; use an odd number (1, 3, 5 "
+            "or 7): an even number tolerates no more failures than one fewer"
+        )
+    elif managers > 7:
+        problems.append(
+            f"{source}: regions: {managers} managers; more than 7 slows raft down: use 7 at most"
+        )
+    if spec.multi_region and spec.cluster.advertise == "private":
+        problems.append(
+            f"{source}: cluster.advertise: 'private' cannot span regions: Linode "
+            "private addresses reach only their own datacenter; use 'auto' or "
+            "'public'"
+        )
+    for node in spec.nodes():
+        if len(node.label) > 64:
+            problems.append(
+                f"{source}: regions.{node.region}: node label {node.label!r} is "
+                "longer than Linode's 64 characters; shorten cluster.name"
+            )
+            break
+    for n, entry in enumerate(spec.cluster.admin_ssh_keys):
+        if _KEY.match(entry):
+            continue
+        path = Path(entry).expanduser()
+        if not path.is_absolute():
+            path = base / path
+        try:
+            keys = [line for line in path.read_text().splitlines() if line.strip()]
+        except OSError as exc:
+            problems.append(
+                f"{source}: cluster.admin_ssh_keys[{n}]: cannot read {path}: "
+                f"{exc.strerror}; give an OpenSSH public key or a readable file"
+            )
+            continue
+        if not keys or not all(_KEY.match(k) for k in keys):
+            problems.append(
+                f"{source}: cluster.admin_ssh_keys[{n}]: {path} is not an OpenSSH "
+                "public key file (the .pub, not the private key)"
+            )
+    return problems
+
+
+def admin_keys(spec: Spec, base: Path) -> tuple[str, ...]:
+    """The admin public keys, read from their files where given as paths."""
+    keys: list[str] = []
+    for entry in spec.cluster.admin_ssh_keys:
+        if _KEY.match(entry):
+            keys.append(entry)
+            continue
+        path = Path(entry).expanduser()
+        path = path if path.is_absolute() else base / path
+        keys += [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    return tuple(keys)
+
+
+def parse_spec(text: str, source: str = "swarm.toml", base: Path = Path(".")) -> Spec:
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError([f"{source}: not valid TOML: {exc}; fix the syntax"]) from None
+    try:
+        spec = Spec.model_validate(raw)
+    except ValidationError as exc:
+        errors = exc.errors()
+        # A container whose items failed also fails as a whole (an empty list of pools):
+        # report the items only.
+        locs = [e["loc"] for e in errors]
+        errors = [
+            e
+            for e in errors
+            if not any(
+                other[: len(e["loc"])] == e["loc"] and len(other) > len(e["loc"]) for other in locs
+            )
+        ]
+        raise SpecError(f"{source}: {_where(e['loc'])}: {_message(e)}" for e in errors) from None
+    problems = _semantic_problems(spec, source, base)
+    if problems:
+        raise SpecError(problems)
+    return spec
+
+
+def load_spec(path: Path) -> Spec:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SpecError([f"{path}: cannot read the spec: {exc.strerror}"]) from None
+    return parse_spec(text, source=str(path), base=path.parent)
+
+
+def check_against_catalog(
+    spec: Spec, source: str, regions: Iterable[str], types: Iterable[str], images: Iterable[str]
+) -> None:
+    """Region, type and image names as the API knows them (not a list in the code)."""
+    regions, types, images = set(regions), set(types), set(images)
+    problems = []
+    for region in spec.regions:
+        if region not in regions:
+            near = ", ".join(
+                sorted(r for r in regions if r.split("-")[0] == region.split("-")[0])[:5]
+            ) or ", ".join(sorted(regions)[:5])
+            problems.append(
+                f"{source}: regions.{region}: no such Linode region; regions like it: {near}"
+            )
+    if spec.cluster.type not in types:
+        problems.append(
+            f"{source}: cluster.type: no such Linode type {spec.cluster.type!r}; "
+            "see `linode-cli linodes types`"
+        )
+    for region, settings in spec.regions.items():
+        for n, pool in enumerate(settings.pools):
+            if pool.type is not None and pool.type not in types:
+                problems.append(
+                    f"{source}: regions.{region}.pools[{n}].type: no such Linode type {pool.type!r}"
+                )
+    if spec.cluster.image not in images:
+        problems.append(f"{source}: cluster.image: no such image {spec.cluster.image!r}")
+    if problems:
+        raise SpecError(problems)

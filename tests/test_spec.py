@@ -1,0 +1,171 @@
+from __future__ import annotations
+
+import pytest
+
+from swarmboot.errors import ExitCode
+from swarmboot.spec import SpecError, admin_keys, check_against_catalog, load_spec, parse_spec
+
+from .conftest import REPO
+
+EXAMPLE = REPO / "examples" / "itframe.toml"
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB0aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa ops@x"
+
+MINIMAL = """
+[cluster]
+name = "demo"
+[regions.eu-central]
+pools = [{ role = "manager", count = 1 }]
+"""
+
+
+def problems(text: str, **kwargs) -> tuple[str, ...]:
+    with pytest.raises(SpecError) as info:
+        parse_spec(text, source="s.toml", **kwargs)
+    assert info.value.exit_code == ExitCode.BAD_SPEC == 4
+    return info.value.problems
+
+
+def test_the_example_is_the_seeds_topology():
+    spec = load_spec(EXAMPLE)
+    assert spec.cluster.name == "itframe" and spec.multi_region and spec.encrypted
+    nodes = spec.nodes()
+    assert [n.label for n in nodes if n.role == "manager"] == [
+        "itframe-eu-central-manager-1",
+        "itframe-eu-central-manager-2",
+        "itframe-gb-lon-manager-1",
+    ]
+    assert {(n.region, n.role) for n in nodes} == {
+        (r, role) for r in ("eu-central", "gb-lon") for role in ("manager", "lb", "worker")
+    }
+    assert {n.type for n in nodes if n.role == "lb"} == {"g6-standard-1"}
+    assert len(nodes) == 9 and spec.tag == "swarmboot:itframe"
+
+
+def test_defaults_and_one_region():
+    spec = parse_spec(MINIMAL)
+    assert (spec.cluster.image, spec.cluster.type, spec.cluster.advertise) == (
+        "linode/debian12",
+        "g6-standard-2",
+        "auto",
+    )
+    assert not spec.multi_region and not spec.encrypted and spec.network_name == "demo"
+
+
+def test_encryption_is_explicit_when_opted_out():
+    text = MINIMAL + '[regions.gb-lon]\npools = [{ role = "worker", count = 1 }]\n'
+    assert parse_spec(text).encrypted
+    assert not parse_spec(text + "[network]\nencrypted = false\n").encrypted
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("[cluster\nname = 1", "s.toml: not valid TOML: "),
+        (MINIMAL + "[extra]\nx = 1\n", "s.toml: extra: unknown key; check its spelling"),
+        (
+            MINIMAL.replace('name = "demo"', 'name = "demo"\ncolour = "red"'),
+            "s.toml: cluster.colour: unknown key",
+        ),
+        (
+            MINIMAL.replace('"demo"', '"Demo_1"'),
+            "s.toml: cluster.name: must be a lowercase name starting with a letter",
+        ),
+        (
+            MINIMAL.replace('"manager"', '"boss"'),
+            "s.toml: regions.eu-central.pools[0].role: must be 'manager', 'worker' or 'lb'",
+        ),
+        (
+            MINIMAL.replace("count = 1", "count = -1"),
+            "s.toml: regions.eu-central.pools[0].count: Input should be greater than or equal",
+        ),
+        (
+            MINIMAL.replace("count = 1", "count = 2"),
+            "s.toml: regions: 2 managers; use an odd number (1, 3, 5 or 7)",
+        ),
+        (
+            MINIMAL.replace('"manager"', '"worker"'),
+            "s.toml: regions: no managers; a swarm needs 1, 3, 5 or 7",
+        ),
+        (
+            MINIMAL.replace("count = 1 }", 'count = 1 }, { role = "manager", count = 2 }'),
+            "s.toml: regions.eu-central.pools: more than one manager pool",
+        ),
+        (
+            MINIMAL.replace("count = 1 }", 'count = 1, labels = { zone = "x" } }'),
+            "s.toml: regions.eu-central.pools[0].labels: 'zone' is set by swarmboot",
+        ),
+        (MINIMAL + '[network]\nsubnet = "10.0.0.0/33"\n', "s.toml: network.subnet: "),
+        (MINIMAL + '[firewall]\nssh_from = ["nowhere"]\n', "s.toml: firewall.ssh_from: "),
+        (
+            MINIMAL + '[firewall.public]\n"http" = ["0.0.0.0/0"]\n',
+            "s.toml: firewall.public: 'http' is not PORT/tcp",
+        ),
+        (
+            MINIMAL.replace('name = "demo"', 'name = "demo"\nadvertise = "ipv6"'),
+            "s.toml: cluster.advertise: must be 'auto', 'private' or 'public'",
+        ),
+    ],
+)
+def test_bad_specs_name_the_key_and_the_fix(text, expected):
+    (problem,) = problems(text)
+    assert problem.startswith(expected), problem
+
+
+def test_every_problem_is_gathered_at_once():
+    text = MINIMAL.replace('"demo"', '"Demo"').replace('"manager"', '"boss"') + "[x]\n"
+    assert len(problems(text)) == 3
+
+
+def test_private_advertising_cannot_span_regions():
+    text = MINIMAL.replace('name = "demo"', 'name = "demo"\nadvertise = "private"')
+    assert parse_spec(text).cluster.advertise == "private"
+    (problem,) = problems(text + '[regions.gb-lon]\npools = [{ role = "worker", count = 1 }]\n')
+    assert problem.startswith("s.toml: cluster.advertise: 'private' cannot span regions")
+
+
+def test_admin_keys_inline_or_from_files(tmp_path):
+    (tmp_path / "ops.pub").write_text(KEY + "\n")
+    text = MINIMAL.replace('name = "demo"', f'name = "demo"\nadmin_ssh_keys = ["{KEY}", "ops.pub"]')
+    spec = parse_spec(text, base=tmp_path)
+    assert admin_keys(spec, tmp_path) == (KEY, KEY)
+
+
+def test_an_unreadable_or_private_key_file_is_named(tmp_path):
+    (tmp_path / "id_ed25519").write_text("-----BEGIN OPENSSH PRIVATE KEY-----\n...\n")
+    text = MINIMAL.replace(
+        'name = "demo"', 'name = "demo"\nadmin_ssh_keys = ["missing.pub", "id_ed25519"]'
+    )
+    missing, private = problems(text, base=tmp_path)
+    assert missing == (
+        f"s.toml: cluster.admin_ssh_keys[0]: cannot read {tmp_path}/missing.pub:"
+        " No such file or directory; give an OpenSSH public key or a readable "
+        "file"
+    )
+    assert private.startswith("s.toml: cluster.admin_ssh_keys[1]: ")
+    assert "is not an OpenSSH public key file (the .pub, not the private key)" in private
+
+
+def test_a_spec_that_cannot_be_read(tmp_path):
+    with pytest.raises(SpecError, match="cannot read the spec: No such file or directory"):
+        load_spec(tmp_path / "nope.toml")
+
+
+def test_names_are_checked_against_the_api_catalogue():
+    spec = load_spec(EXAMPLE)
+    check_against_catalog(
+        spec,
+        "s.toml",
+        regions=["eu-central", "gb-lon"],
+        types=["g6-standard-1", "g6-standard-2"],
+        images=["linode/debian12"],
+    )
+    with pytest.raises(SpecError) as info:
+        check_against_catalog(
+            spec, "s.toml", regions=["eu-central", "eu-west"], types=["g6-standard-2"], images=[]
+        )
+    assert info.value.problems == (
+        "s.toml: regions.gb-lon: no such Linode region; regions like it: eu-central, eu-west",
+        "s.toml: regions.eu-central.pools[1].type: no such Linode type 'g6-standard-1'",
+        "s.toml: regions.gb-lon.pools[1].type: no such Linode type 'g6-standard-1'",
+        "s.toml: cluster.image: no such image 'linode/debian12'",
+    )
