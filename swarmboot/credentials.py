@@ -1,0 +1,90 @@
+"""Where swarmboot talks to, and with which token.
+
+The token is never a command-line flag (it would show in `ps`): it comes from `LINODE_TOKEN`,
+`LINODE_CLI_TOKEN`, or linode-cli's own configuration file; for the simulator, also from
+`SWARMBOOT_SIM_TOKEN`. The API URL is Linode's unless `--api-url` or `SWARMBOOT_API_URL` says
+otherwise.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from swarmboot.errors import ExitCode, SwarmbootError
+
+__all__ = ["DEFAULT_API_URL", "NoTokenError", "Target", "find_target"]
+
+DEFAULT_API_URL = "https://api.linode.com/v4"
+
+
+class NoTokenError(SwarmbootError):
+    exit_code = ExitCode.NO_TOKEN
+
+
+@dataclass(frozen=True)
+class Target:
+    api_url: str
+    token: str = field(repr=False)
+    source: str  # where the token was found, for messages (never the token itself)
+
+    @property
+    def is_local(self) -> bool:
+        return urlsplit(self.api_url).hostname in ("127.0.0.1", "localhost", "::1")
+
+
+def _cli_config_token(home: Path) -> tuple[str, str] | None:
+    """linode-cli's configuration: the default user's token."""
+    for path in (home / ".config" / "linode-cli", home / ".linode-cli"):
+        if not path.is_file():
+            continue
+        parser = configparser.ConfigParser()
+        try:
+            parser.read(path, encoding="utf-8")
+        except (configparser.Error, OSError):
+            continue
+        user = parser.get("DEFAULT", "default-user", fallback=None)
+        if user and parser.has_section(user) and parser.get(user, "token", fallback=""):
+            return parser.get(user, "token"), f"{path} (user {user})"
+        token = parser.get("DEFAULT", "token", fallback="")
+        if token:
+            return token, str(path)
+    return None
+
+
+def find_target(
+    api_url: str | None = None, env: Mapping[str, str] = os.environ, home: Path | None = None
+) -> Target:
+    url = (api_url or env.get("SWARMBOOT_API_URL") or DEFAULT_API_URL).rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise SwarmbootError(
+            f"--api-url {url!r} is not an http(s) URL",
+            hint="give it as https://api.linode.com/v4 or http://127.0.0.1:8765/v4",
+        )
+    if parts.scheme == "http" and parts.hostname not in ("127.0.0.1", "localhost", "::1"):
+        raise SwarmbootError(
+            f"--api-url {url!r} would send the token unencrypted",
+            hint="use https, or http only for a simulator on 127.0.0.1",
+        )
+    names = ["LINODE_TOKEN", "LINODE_CLI_TOKEN"]
+    local = parts.hostname in ("127.0.0.1", "localhost", "::1")
+    if local:
+        names.append("SWARMBOOT_SIM_TOKEN")
+    for name in names:
+        if env.get(name):
+            return Target(url, env[name], name)
+    found = _cli_config_token(home or Path.home())
+    if found:
+        return Target(url, found[0], found[1])
+    where = "LINODE_TOKEN, LINODE_CLI_TOKEN" + (", SWARMBOOT_SIM_TOKEN" if local else "")
+    raise NoTokenError(
+        f"no Linode API token: looked in {where} and linode-cli's ~/.config/linode-cli",
+        hint="export LINODE_TOKEN (never pass it on the command line), or try "
+        "the simulator: `swarmboot sim` and --api-url "
+        "http://127.0.0.1:8765/v4",
+    )

@@ -1,0 +1,116 @@
+"""What swarmboot observed of the world, as plain immutable data for the planner.
+
+The cloud is the source of truth: Linodes carry the cluster's tag and unique labels, and the
+fingerprint of the host key swarmboot pinned for them in a tag; the swarm and the nodes'
+status files are read over SSH. Nothing is kept in a local state file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from swarmboot.nodestatus import NodeStatus
+
+__all__ = [
+    "HOST_KEY_TAG",
+    "CloudFirewall",
+    "Instance",
+    "Observed",
+    "PublishedScript",
+    "SwarmNode",
+    "SwarmState",
+    "host_key_tag",
+]
+
+# A tag holds at most 50 characters: "hk:" and the 43 characters of a SHA256 fingerprint.
+HOST_KEY_TAG = "hk:"
+
+
+def host_key_tag(fingerprint: str) -> str:
+    """The tag pinning a host key, from its `SHA256:…` fingerprint."""
+    return HOST_KEY_TAG + fingerprint.removeprefix("SHA256:")
+
+
+@dataclass(frozen=True)
+class Instance:
+    id: int
+    label: str
+    region: str
+    type: str
+    status: str
+    tags: tuple[str, ...]
+    ipv4_public: str | None
+    ipv4_private: str | None
+    image: str | None = None
+    # The config profile, when it was read: (id, kernel).
+    config: tuple[int, str] | None = None
+
+    @property
+    def host_key_fingerprint(self) -> str | None:
+        """The pinned host key's `SHA256:…` fingerprint, from its tag."""
+        for tag in self.tags:
+            if tag.startswith(HOST_KEY_TAG):
+                return "SHA256:" + tag.removeprefix(HOST_KEY_TAG)
+        return None
+
+
+@dataclass(frozen=True)
+class PublishedScript:
+    id: int
+    label: str
+    rev_note: str
+    images: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class CloudFirewall:
+    id: int
+    label: str
+    inbound_policy: str
+    inbound: tuple  # the rules in `firewall.rules_key` form
+    linode_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class SwarmNode:
+    id: str
+    hostname: str
+    role: str  # "manager" or "worker"
+    state: str  # "ready", "down", ...
+    availability: str  # "active", "drain", "pause"
+    address: str
+    labels: tuple[tuple[str, str], ...] = ()
+    leader: bool = False
+
+
+@dataclass(frozen=True)
+class SwarmState:
+    """The swarm as a manager sees it."""
+
+    manager: str  # label of the manager it was read from
+    nodes: tuple[SwarmNode, ...]
+    networks: tuple[tuple[str, bool], ...] = ()  # (overlay name, encrypted)
+
+    def node(self, hostname: str) -> SwarmNode | None:
+        found = [n for n in self.nodes if n.hostname == hostname]
+        ready = [n for n in found if n.state == "ready"]
+        return (ready or found or [None])[0]
+
+
+@dataclass(frozen=True)
+class Observed:
+    instances: tuple[Instance, ...] = ()
+    # Linodes whose labels a cluster node would take, without the cluster's tag.
+    strangers: tuple[Instance, ...] = ()
+    scripts: tuple[PublishedScript, ...] = ()
+    firewalls: tuple[CloudFirewall, ...] = ()
+    swarm: SwarmState | None = None
+    reports: dict[str, NodeStatus] = field(default_factory=dict)
+    # The addresses each node's firewall member set holds now.
+    members: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def instance(self, label: str) -> Instance | None:
+        return next((i for i in self.instances if i.label == label), None)
+
+    def firewall(self, label: str) -> CloudFirewall | None:
+        return next((f for f in self.firewalls if f.label == label), None)

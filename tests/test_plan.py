@@ -1,0 +1,185 @@
+"""The planning core, from the cases in tests/plan_cases/: observed world + spec -> steps.
+
+A case describes the world per node in a few words (the node exists, its status, kernel,
+status report, swarm membership, firewall member set); the builder below turns that into the
+`Observed` the planner sees. Expected steps are their own descriptions, so a case reads like
+the output of `swarmboot plan`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from swarmboot.firewall import cloud_firewall_labels, cloud_rules, rules_key
+from swarmboot.nodestatus import NodeStatus
+from swarmboot.plan import (
+    LocalScript,
+    PlanError,
+    cluster_addresses,
+    node_labels,
+    plan,
+)
+from swarmboot.spec import Spec, load_spec, parse_spec
+from swarmboot.state import (
+    CloudFirewall,
+    Instance,
+    Observed,
+    PublishedScript,
+    SwarmNode,
+    SwarmState,
+)
+
+from .conftest import REPO
+
+CASES = sorted((Path(__file__).parent / "plan_cases").glob("*.json"))
+SCRIPT = LocalScript(
+    "debian12-swarm-node.sh", "#!/bin/bash\necho node\n", ("linode/debian12",), "node"
+)
+DEFAULT = {
+    "exists": True,
+    "status": "running",
+    "kernel": "linode/grub2",
+    "report": "ok",
+    "swarm": "ready",
+    "members": "current",
+    "labels": "current",
+}
+
+
+def report(label: str, node, kind: str) -> NodeStatus | None:
+    if kind == "none":
+        return None
+    return NodeStatus(
+        phase="failed" if kind == "failed" else "done",
+        script=SCRIPT.file,
+        hostname=label,
+        cluster="c",
+        role=node.role,
+        zone=node.region,
+        kernel_release="6.1.0-56-amd64",
+        distro_kernel=kind != "wrong-kernel",
+        reboot_required=kind == "wrong-kernel",
+        vxlan_ok=True,
+        esp_ok=kind != "esp-missing",
+        docker_ok=True,
+        firewall_ok=True,
+        error="vxlan probe failed" if kind == "failed" else None,
+    )
+
+
+def build(spec: Spec, world: dict) -> Observed:
+    per_node = world.get("nodes", {})
+    nodes = spec.nodes()
+    settings = {
+        n.label: {**DEFAULT, **per_node.get("default", {}), **per_node.get(n.label, {})}
+        for n in nodes
+    }
+    instances = []
+    for n, node in enumerate(nodes, start=1):
+        s = settings[node.label]
+        if not s["exists"]:
+            continue
+        instances.append(
+            Instance(
+                id=1000 + n,
+                label=node.label,
+                region=node.region,
+                type=node.type,
+                status=s["status"],
+                tags=(spec.tag,),
+                ipv4_public=f"198.51.100.{n + 1}",
+                ipv4_private=None,
+                image="linode/debian12",
+                config=(2000 + n, s["kernel"]) if s["kernel"] else None,
+            )
+        )
+    existing = {i.label: i for i in instances}
+    addresses = cluster_addresses(nodes, existing)
+    reports = {}
+    members = {}
+    for node in nodes:
+        s = settings[node.label]
+        if not s["exists"]:
+            continue
+        r = report(node.label, node, s["report"])
+        if r is not None:
+            reports[node.label] = r
+        if s["members"] == "current" and addresses is not None:
+            members[node.label] = addresses
+    swarm = None
+    if world.get("swarm", True):
+        entries = []
+        for n, node in enumerate(nodes, start=1):
+            s = settings[node.label]
+            labels = node_labels(spec, node) if s["labels"] == "current" else ()
+            role = "manager" if node.role == "manager" else "worker"
+            if s["swarm"] == "worker-not-manager":
+                role = "worker"
+            if s["swarm"] in ("ready", "down-twin", "worker-not-manager"):
+                entries.append(
+                    SwarmNode(
+                        f"id{n}",
+                        node.label,
+                        role,
+                        "ready",
+                        "active",
+                        f"198.51.100.{n + 1}",
+                        labels,
+                        n == 1,
+                    )
+                )
+            if s["swarm"] in ("down", "down-twin"):
+                entries.append(
+                    SwarmNode(
+                        f"old{n}", node.label, role, "down", "active", f"198.51.100.{n + 1}", labels
+                    )
+                )
+        network = world.get("network", "encrypted" if spec.encrypted else "plain")
+        networks = () if network == "absent" else ((spec.network_name, network == "encrypted"),)
+        swarm = SwarmState(nodes[0].label, tuple(entries), networks)
+    scripts = {
+        "current": (PublishedScript(7, SCRIPT.label, SCRIPT.rev, SCRIPT.images),),
+        "stale": (PublishedScript(7, SCRIPT.label, "old", SCRIPT.images),),
+        "absent": (),
+    }[world.get("script", "current")]
+    firewalls = []
+    if world.get("firewalls", "current") == "current" and addresses is not None:
+        for n, (label, lb) in enumerate(cloud_firewall_labels(spec).items()):
+            rules = cloud_rules(spec, addresses, lb=lb)
+            ids = tuple(existing[x.label].id for x in nodes if (x.role == "lb") == lb)
+            firewalls.append(CloudFirewall(n, label, "DROP", rules_key(rules["inbound"]), ids))
+    strangers = tuple(
+        Instance(9000 + n, label, "eu-central", "g6-nanode-1", "running", (), "203.0.113.9", None)
+        for n, label in enumerate(world.get("strangers", []))
+    )
+    return Observed(tuple(instances), strangers, scripts, tuple(firewalls), swarm, reports, members)
+
+
+def load_case_spec(case: dict) -> Spec:
+    if "spec_file" in case:
+        return load_spec(REPO / case["spec_file"])
+    return parse_spec(case["spec"])
+
+
+@pytest.mark.parametrize("path", CASES, ids=[p.stem for p in CASES])
+def test_plan_case(path):
+    case = json.loads(path.read_text())
+    spec = load_case_spec(case)
+    observed = build(spec, case["observed"])
+    if "error" in case:
+        with pytest.raises(PlanError) as info:
+            plan(spec, observed, SCRIPT)
+        assert str(info.value).startswith(case["error"]), str(info.value)
+        return
+    steps = [s.describe() for s in plan(spec, observed, SCRIPT)]
+    assert steps == case["steps"]
+
+
+def test_plans_are_data():
+    spec = load_spec(REPO / "examples" / "itframe.toml")
+    first = plan(spec, Observed(), SCRIPT)
+    assert first == plan(spec, Observed(), SCRIPT)  # frozen, comparable, no closures
+    assert len(set(first)) == len(first)  # hashable, no step twice
