@@ -379,7 +379,10 @@ def plan(spec: Spec, observed: Observed, script: LocalScript) -> tuple[Step, ...
     # Swarm traffic is let through before anyone joins.
     addresses = cluster_addresses(nodes, existing)
     stale_sets = tuple(
-        n.label for n in nodes if addresses is None or observed.members.get(n.label) != addresses
+        n.label
+        for n in nodes
+        if n.label not in failed
+        and (addresses is None or observed.members.get(n.label) != addresses)
     )
     if stale_sets:
         steps.append(SyncMembers(stale_sets))

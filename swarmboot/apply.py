@@ -1,0 +1,584 @@
+"""Carrying out a plan: `up` converges the world to the spec, from any partial state.
+
+`up` observes, plans and runs the cloud steps (StackScript, Cloud Firewalls, Linodes, kernels,
+boots), waits for the nodes, then observes and plans again, now with every node's addresses
+and status report, and runs the swarm steps. Re-running it after a crash at any point finishes
+the job; a converged cluster makes no change at all.
+"""
+
+from __future__ import annotations
+
+import collections
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from tenacity import (
+    RetryError,
+    Retrying,
+    retry_if_exception,
+    retry_if_result,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_exponential,
+    wait_fixed,
+)
+
+from swarmboot import facts
+from swarmboot.cloud import CloudError, CreateRequest
+from swarmboot.cluster import Context, advertise_address, observe
+from swarmboot.errors import ExitCode, SwarmbootError
+from swarmboot.firewall import cloud_firewall_labels, cloud_rules, members_file
+from swarmboot.keys import new_host_key
+from swarmboot.nodestatus import NodeStatus
+from swarmboot.plan import (
+    Boot,
+    CreateInstance,
+    EnsureCloudFirewall,
+    EnsureNetwork,
+    InitSwarm,
+    JoinManager,
+    JoinWorkers,
+    LabelNode,
+    NotReady,
+    PublishStackScript,
+    RemoveStaleNode,
+    SetKernel,
+    Step,
+    SyncCloudFirewall,
+    SyncMembers,
+    WaitReady,
+    cluster_addresses,
+    plan,
+)
+from swarmboot.remote import HostKeyMismatch, RemoteError
+from swarmboot.state import Instance, Observed, host_key_tag
+
+__all__ = ["NotReadyError", "UpResult", "up"]
+
+CLOUD_STEPS = (PublishStackScript, EnsureCloudFirewall, CreateInstance, SetKernel, Boot)
+
+
+class NotReadyError(SwarmbootError):
+    exit_code = ExitCode.NOT_READY
+
+
+@dataclass
+class UpResult:
+    observed: Observed
+    steps_run: list[str] = field(default_factory=list)
+    not_ready: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+class _CreateLimiter:
+    """At most `limit` creates in any `window` seconds: Linode's limit, never exceeded."""
+
+    def __init__(self, limit: int, window: float) -> None:
+        self.limit, self.window = limit, window
+        self._sent: collections.deque[float] = collections.deque()
+        self._lock = threading.Lock()
+
+    def acquire(self) -> None:
+        while True:
+            with self._lock:
+                now = time.monotonic()
+                while self._sent and now - self._sent[0] >= self.window:
+                    self._sent.popleft()
+                if len(self._sent) < self.limit:
+                    self._sent.append(now)
+                    return
+                wait = self.window - (now - self._sent[0]) + 0.01
+            time.sleep(wait)
+
+
+def _retrying(what: str) -> Retrying:
+    """Retries of calls that failed on the way (no answer, 5xx, 429 after the SDK's own)."""
+    return Retrying(
+        retry=retry_if_exception(lambda e: isinstance(e, CloudError) and e.retryable),
+        stop=stop_after_attempt(5),
+        wait=wait_exponential(multiplier=0.5, max=8),
+        reraise=True,
+    )
+
+
+class _Run:
+    """One `up`: what it learned along the way (ids, fresh instances, join tokens)."""
+
+    def __init__(self, ctx: Context, observed: Observed) -> None:
+        self.ctx = ctx
+        self.observed = observed
+        self.instances: dict[str, Instance] = {i.label: i for i in observed.instances}
+        self.script_id = next((s.id for s in observed.scripts if s.label == ctx.script.label), None)
+        self.firewall_ids = {f.label: f.id for f in observed.firewalls}
+        self.tokens: tuple[str, str] | None = None  # secrets: kept in memory only
+        self.limiter = _CreateLimiter(*ctx.settings.create_limit)
+        self.done: list[str] = []
+        self.not_ready: dict[str, str] = {}
+
+    def report(self, text: str) -> None:
+        self.done.append(text)
+        self.ctx.reporter.ok(text)
+
+    def call(self, what: str, fn: Callable[[], Any]) -> Any:
+        return _retrying(what)(fn)
+
+
+# --- cloud steps --------------------------------------------------------------------------
+
+
+def _publish(run: _Run, step: PublishStackScript) -> None:
+    ctx = run.ctx
+    s = ctx.script
+    current = next((p for p in run.observed.scripts if p.label == step.label), None)
+    if current is None:
+        made = run.call(
+            "publish",
+            lambda: ctx.cloud.create_stackscript(
+                step.label, s.text, s.images, s.description, s.rev
+            ),
+        )
+        run.script_id = made.id
+    else:
+        run.call(
+            "publish",
+            lambda: ctx.cloud.update_stackscript(
+                current.id, s.text, s.images, s.description, s.rev
+            ),
+        )
+        run.script_id = current.id
+    run.report(step.describe())
+
+
+def _firewall_rules(run: _Run, lb: bool, addresses: tuple[str, ...] = ()) -> dict[str, Any]:
+    return cloud_rules(run.ctx.spec, addresses, lb=lb)
+
+
+def _ensure_firewall(run: _Run, step: EnsureCloudFirewall) -> None:
+    lb = cloud_firewall_labels(run.ctx.spec)[step.label]
+    made = run.call(
+        "firewall",
+        lambda: run.ctx.cloud.create_firewall(
+            step.label, _firewall_rules(run, lb), [run.ctx.spec.tag]
+        ),
+    )
+    run.firewall_ids[step.label] = made.id
+    run.report(step.describe())
+
+
+def _stackscript_data(
+    run: _Run, node_label: str, role: str, region: str, host_key_b64: str
+) -> dict[str, str]:
+    spec = run.ctx.spec
+    return {
+        "hostname": node_label,
+        "cluster": spec.cluster.name,
+        "swarm_role": role,
+        "zone": region,
+        "admin_ssh_keys": "\n".join(run.ctx.admin_keys),
+        "docker_source": spec.cluster.docker_source,
+        "ssh_host_key": host_key_b64,
+        "apt_upgrade": "yes" if spec.cluster.apt_upgrade else "no",
+    }
+
+
+def _create(run: _Run, step: CreateInstance) -> Instance:
+    ctx, spec = run.ctx, run.ctx.spec
+    if run.script_id is None:
+        raise SwarmbootError(f"StackScript {ctx.script.label} is not published")
+    host_key = new_host_key()
+    labels = cloud_firewall_labels(spec)
+    firewall = next(label for label, lb in labels.items() if lb == (step.role == "lb"))
+    request = CreateRequest(
+        label=step.label,
+        region=step.region,
+        type=step.type,
+        image=spec.cluster.image,
+        tags=(spec.tag, host_key_tag(host_key.fingerprint)),
+        authorized_keys=(ctx.identity_public,),
+        stackscript_id=run.script_id,
+        stackscript_data=_stackscript_data(
+            run, step.label, step.role, step.region, host_key.private_b64
+        ),
+        root_pass=secrets.token_urlsafe(24) + "-Aa1",
+        private_ip=(not spec.multi_region or spec.cluster.advertise == "private"),
+        firewall_id=run.firewall_ids.get(firewall),
+    )
+
+    def attempt() -> Instance:
+        run.limiter.acquire()
+        return ctx.cloud.create_instance(request)
+
+    inst = run.call("create", attempt)
+    run.instances[inst.label] = inst
+    run.report(step.describe())
+    return inst
+
+
+def _set_kernel(run: _Run, step: SetKernel) -> None:
+    inst = run.instances[step.label]
+    config = run.call("config", lambda: run.ctx.cloud.config(inst.id))
+    if config is None:
+        raise SwarmbootError(
+            f"{inst.label} has no config profile to set the kernel of",
+            hint="rebuild it from an image",
+        )
+    if config[1] != facts.GRUB_KERNEL:
+        run.call("kernel", lambda: run.ctx.cloud.set_kernel(inst.id, config[0], facts.GRUB_KERNEL))
+    run.instances[inst.label] = Instance(
+        **{**inst.__dict__, "config": (config[0], facts.GRUB_KERNEL)}
+    )
+    run.report(step.describe())
+
+
+def _boot_all(run: _Run, steps: list[Boot]) -> None:
+    """Boot each Linode once it is offline (a new one provisions first): one list per poll."""
+    ctx = run.ctx
+    pending = {s.label for s in steps}
+    deadline = time.monotonic() + ctx.settings.ready_timeout
+    while pending:
+        current = {
+            i.label: i
+            for i in run.call(
+                "list", lambda: ctx.cloud.instances(ctx.spec.tag, f"{ctx.spec.cluster.name}-")
+            )
+            if i.label in pending
+        }
+        for label in sorted(pending):
+            inst = current.get(label)
+            if inst is None:
+                continue
+            run.instances[label] = Instance(
+                **{**inst.__dict__, "config": run.instances[label].config}
+            )
+            if inst.status in ("running", "booting"):
+                pending.discard(label)
+            elif inst.status == "offline":
+                config = run.instances[label].config
+                try:
+                    run.call(
+                        "boot", lambda i=inst, c=config: ctx.cloud.boot(i.id, c[0] if c else None)
+                    )
+                except CloudError as exc:
+                    if exc.status == 400 and "busy" in exc.reason.lower():
+                        continue
+                    raise
+                pending.discard(label)
+                run.report(f"Boot {label}")
+        if pending:
+            if time.monotonic() > deadline:
+                raise NotReadyError(
+                    f"{', '.join(sorted(pending))} did not finish provisioning "
+                    f"within {ctx.settings.ready_timeout:.0f} s",
+                    hint="see the Linode's events; rerun `swarmboot up`",
+                )
+            time.sleep(ctx.settings.poll_interval)
+
+
+def _wait_ready(run: _Run, step: WaitReady) -> None:
+    """Wait, with one list poll per interval for all nodes, until each runs, answers SSH with
+    its pinned host key and reports its StackScript done."""
+    ctx = run.ctx
+    pending = set(step.labels)
+    why: dict[str, str] = {label: "not created" for label in pending}
+
+    def poll() -> set[str]:
+        listed = {
+            i.label: i for i in ctx.cloud.instances(ctx.spec.tag, f"{ctx.spec.cluster.name}-")
+        }
+        candidates = []
+        for label in sorted(pending):
+            inst = listed.get(label)
+            if inst is None:
+                why[label] = "its Linode is gone"
+                continue
+            run.instances[label] = Instance(
+                **{**inst.__dict__, "config": run.instances.get(label, inst).config}
+            )
+            if inst.status != "running":
+                why[label] = f"Linode status {inst.status}"
+                continue
+            candidates.append(inst)
+        for inst, outcome in zip(
+            candidates, ctx.parallel(lambda i: _probe(run, i), candidates), strict=True
+        ):
+            kind, detail = outcome
+            if kind == "ready":
+                pending.discard(inst.label)
+                run.report(f"{inst.label} is ready ({detail})")
+            elif kind == "failed":
+                pending.discard(inst.label)
+                run.not_ready[inst.label] = detail
+                ctx.reporter.failed(f"{inst.label}: {detail}")
+            else:
+                why[inst.label] = detail
+        return set(pending)
+
+    retrying = Retrying(
+        stop=stop_after_delay(ctx.settings.ready_timeout),
+        wait=wait_fixed(ctx.settings.poll_interval),
+        retry=retry_if_result(bool),
+    )
+    try:
+        retrying(poll)
+    except RetryError:
+        stuck = ", ".join(f"{label} ({why.get(label, 'waiting')})" for label in sorted(pending))
+        raise NotReadyError(
+            f"not ready after {ctx.settings.ready_timeout:.0f} s: {stuck}",
+            hint="rerun `swarmboot up` to go on waiting, or `swarmboot status` to look",
+        ) from None
+
+
+def _probe(run: _Run, inst: Instance) -> tuple[str, str]:
+    """("ready", summary), ("failed", reason) or ("waiting", why) for a running node."""
+    ctx = run.ctx
+    try:
+        remote = ctx.remote(inst)
+        text = remote.read_file(facts.STATUS_PATH)
+    except HostKeyMismatch as exc:
+        # Right after the first boot the image's own key may still answer, until the
+        # StackScript has put the pinned one in place: wait, never accept it.
+        ctx.forget(inst.label)
+        return "waiting", exc.message
+    except RemoteError as exc:
+        ctx.forget(inst.label)
+        return "waiting", f"no SSH yet ({exc.message.split(': ', 1)[-1]})"
+    if text is None:
+        return "waiting", "the StackScript has not started"
+    from swarmboot.nodestatus import StatusError, parse_status
+
+    try:
+        report = parse_status(text, source=f"{inst.label}:{facts.STATUS_PATH}")
+    except StatusError as exc:
+        return "waiting", exc.message
+    return _judge(report)
+
+
+def _judge(report: NodeStatus) -> tuple[str, str]:
+    if report.phase == "running":
+        return "waiting", "the StackScript is running"
+    problems = report.problems(require_esp=False)
+    if problems:
+        return "failed", "; ".join(problems)
+    esp = "ESP" if report.esp_ok else "no ESP"
+    return "ready", f"kernel {report.kernel_release}, vxlan, {esp}, Docker {report.docker_version}"
+
+
+# --- swarm steps --------------------------------------------------------------------------
+
+
+def _manager(run: _Run) -> tuple[Instance, Any]:
+    """A manager to talk to: one that is in the swarm and ready."""
+    ctx = run.ctx
+    for node in ctx.spec.nodes():
+        if node.role != "manager" or node.label not in run.instances:
+            continue
+        inst = run.instances[node.label]
+        try:
+            remote = ctx.remote(inst)
+            local = ctx.swarm.local(remote)
+        except (RemoteError, SwarmbootError):
+            continue
+        if local.state == "active" and local.manager:
+            return inst, remote
+    raise SwarmbootError(
+        "no manager of the swarm answers", hint="run `swarmboot status` to see the managers"
+    )
+
+
+def _sync_members(run: _Run, step: SyncMembers) -> None:
+    ctx = run.ctx
+    addresses = cluster_addresses(ctx.spec.nodes(), run.instances)
+    if addresses is None:
+        raise SwarmbootError("the cluster's addresses are not all known yet")
+    content = members_file(addresses)
+
+    def sync(label: str) -> None:
+        remote = ctx.remote(run.instances[label])
+        remote.put_file(facts.MEMBERS_FILE, content)
+        remote.run("nft -f /etc/nftables.conf")
+
+    ctx.parallel(sync, [label for label in step.labels if label not in run.not_ready])
+    run.report(step.describe())
+
+
+def _sync_firewall(run: _Run, step: SyncCloudFirewall) -> None:
+    ctx = run.ctx
+    lb = cloud_firewall_labels(ctx.spec)[step.label]
+    addresses = cluster_addresses(ctx.spec.nodes(), run.instances) or ()
+    current = next(iter(ctx.cloud.firewalls([step.label])), None)
+    if current is None:
+        raise SwarmbootError(f"Cloud Firewall {step.label} is gone")
+    ids = [
+        run.instances[n.label].id
+        for n in ctx.spec.nodes()
+        if n.label in run.instances and (n.role == "lb") == lb
+    ]
+    run.call(
+        "firewall",
+        lambda: ctx.cloud.update_firewall(current, _firewall_rules(run, lb, addresses), ids),
+    )
+    run.report(step.describe())
+
+
+def _init(run: _Run, step: InitSwarm) -> None:
+    ctx = run.ctx
+    inst = run.instances[step.label]
+    remote = ctx.remote(inst)
+    local = ctx.swarm.local(remote)
+    if local.state != "active":
+        ctx.swarm.init(remote, advertise_address(ctx.spec, inst))
+    run.report(step.describe())
+
+
+def _tokens(run: _Run, manager: Any) -> tuple[str, str]:
+    if run.tokens is None:
+        run.tokens = run.ctx.swarm.join_tokens(manager)
+    return run.tokens
+
+
+def _join(run: _Run, label: str, as_manager: bool) -> None:
+    ctx = run.ctx
+    manager_inst, manager = _manager(run)
+    inst = run.instances[label]
+    remote = ctx.remote(inst)
+    local = ctx.swarm.local(remote)
+    if local.state == "active":
+        if as_manager and not local.manager:
+            ctx.swarm.promote(manager, local.node_id)
+        return
+    worker_token, manager_token = _tokens(run, manager)
+    ctx.swarm.join(
+        remote,
+        advertise_address(ctx.spec, manager_inst),
+        manager_token if as_manager else worker_token,
+        advertise_address(ctx.spec, inst),
+    )
+
+
+def _join_manager(run: _Run, step: JoinManager) -> None:
+    _join(run, step.label, as_manager=True)
+    run.report(step.describe())
+
+
+def _join_workers(run: _Run, step: JoinWorkers) -> None:
+    labels = [label for label in step.labels if label not in run.not_ready]
+    run.ctx.parallel(lambda label: _join(run, label, as_manager=False), labels)
+    run.report(step.describe())
+
+
+def _node_id(run: _Run, manager: Any, hostname: str) -> str:
+    state = run.ctx.swarm.state(manager, "")
+    ready = [n for n in state.nodes if n.hostname == hostname and n.state == "ready"]
+    if not ready:
+        raise SwarmbootError(f"{hostname} is not a ready swarm node")
+    return ready[0].id
+
+
+def _label(run: _Run, step: LabelNode) -> None:
+    _, manager = _manager(run)
+    run.ctx.swarm.set_labels(manager, _node_id(run, manager, step.label), dict(step.labels))
+    run.report(step.describe())
+
+
+def _remove_stale(run: _Run, step: RemoveStaleNode) -> None:
+    _, manager = _manager(run)
+    run.ctx.swarm.remove(manager, step.node_id)
+    run.report(step.describe())
+
+
+def _network(run: _Run, step: EnsureNetwork) -> None:
+    _, manager = _manager(run)
+    run.ctx.swarm.ensure_network(manager, step.name, step.encrypted)
+    run.report(step.describe())
+
+
+def _not_ready(run: _Run, step: NotReady) -> None:
+    run.not_ready[step.label] = step.reason
+    run.ctx.reporter.failed(step.describe())
+
+
+_RUNNERS: dict[type, Callable[[_Run, Any], None]] = {
+    PublishStackScript: _publish,
+    EnsureCloudFirewall: _ensure_firewall,
+    SetKernel: _set_kernel,
+    WaitReady: _wait_ready,
+    NotReady: _not_ready,
+    SyncMembers: _sync_members,
+    SyncCloudFirewall: _sync_firewall,
+    InitSwarm: _init,
+    JoinManager: _join_manager,
+    JoinWorkers: _join_workers,
+    RemoveStaleNode: _remove_stale,
+    LabelNode: _label,
+    EnsureNetwork: _network,
+}
+
+
+def _run_steps(run: _Run, steps: tuple[Step, ...]) -> None:
+    creates = [s for s in steps if isinstance(s, CreateInstance)]
+    boots = [s for s in steps if isinstance(s, Boot)]
+    for step in steps:
+        if isinstance(step, CreateInstance):
+            if step is creates[0]:
+                run.ctx.parallel(lambda s: _create(run, s), creates)
+            continue
+        if isinstance(step, Boot):
+            if step is boots[0]:
+                _boot_all(run, boots)
+            continue
+        _RUNNERS[type(step)](run, step)
+
+
+def _refresh(run: _Run) -> Observed:
+    observed = observe(run.ctx)
+    run.observed = observed
+    run.instances.update({i.label: i for i in observed.instances})
+    return observed
+
+
+def up(ctx: Context, *, rounds: int = 4) -> UpResult:
+    """Converge the world to the spec; raise `NotReadyError` naming nodes left out.
+
+    Each round plans from a fresh observation and runs either the cloud steps (up to waiting
+    for the nodes) or, once the nodes are there, the swarm steps; a converged world plans
+    nothing and ends it."""
+    started = time.monotonic()
+    run = _Run(ctx, observe(ctx))
+    for _ in range(rounds):
+        steps = plan(ctx.spec, run.observed, ctx.script)
+        for step in steps:
+            if isinstance(step, NotReady) and step.label not in run.not_ready:
+                _not_ready(run, step)
+        pending = tuple(s for s in steps if not isinstance(s, NotReady))
+        if not pending:
+            break
+        cloud = tuple(s for s in pending if isinstance(s, (*CLOUD_STEPS, WaitReady)))
+        _run_steps(run, cloud or pending)
+        _refresh(run)
+    else:
+        left = [
+            s.describe()
+            for s in plan(ctx.spec, run.observed, ctx.script)
+            if not isinstance(s, NotReady)
+        ]
+        if left:
+            raise SwarmbootError(
+                f"the cluster did not converge after {rounds} rounds; still "
+                f"to do: {'; '.join(left[:3])}",
+                hint="rerun `swarmboot up`; if it persists, `swarmboot plan` shows what is left",
+            )
+    result = UpResult(run.observed, run.done, run.not_ready, time.monotonic() - started)
+    if run.not_ready:
+        names = "; ".join(f"{label}: {why}" for label, why in sorted(run.not_ready.items()))
+        error = NotReadyError(
+            f"{len(run.not_ready)} node(s) not joined: {names}",
+            hint="see /var/log/swarmboot-stackscript.log on them; fix and "
+            "rerun `swarmboot up` (or rebuild the node)",
+        )
+        error.result = result  # type: ignore[attr-defined]
+        raise error
+    return result

@@ -1,0 +1,387 @@
+"""The Linode API, through the official SDK (linode_api4), behind one narrow interface.
+
+`LinodeCloud` makes every call itself with `LinodeClient.get/post/put/delete`, so each call is
+one request that can be counted, and translates the SDK's and the network's errors into
+`CloudError`. Creating a Linode is safe under retries: labels are unique per account, so a
+create whose answer was lost, or that the SDK re-sent after a 502, is found by its label
+instead of being made twice.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import requests
+
+from swarmboot import __version__
+from swarmboot.credentials import NoTokenError, Target
+from swarmboot.errors import SwarmbootError
+from swarmboot.firewall import rules_key
+from swarmboot.state import CloudFirewall, Instance, PublishedScript
+
+__all__ = ["CloudApi", "CloudError", "CreateRequest", "LinodeCloud"]
+
+log = logging.getLogger("swarmboot.cloud")
+
+_PRIVATE = ipaddress.ip_network("192.168.128.0/17")
+PAGE = 500
+
+
+class CloudError(SwarmbootError):
+    """A Linode API call failed; `status` is None when no answer came at all."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        field: str | None = None,
+        reason: str = "",
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.status = status
+        self.field = field
+        self.reason = reason
+
+    @property
+    def retryable(self) -> bool:
+        return self.status is None or self.status == 429 or self.status >= 500
+
+
+@dataclass(frozen=True)
+class CreateRequest:
+    label: str
+    region: str
+    type: str
+    image: str
+    tags: tuple[str, ...]
+    authorized_keys: tuple[str, ...]
+    stackscript_id: int
+    stackscript_data: dict[str, str] = field(repr=False)
+    root_pass: str = field(repr=False)
+    private_ip: bool
+    firewall_id: int | None
+
+
+class CloudApi(Protocol):
+    def catalogue(self) -> tuple[set[str], set[str], set[str]]: ...
+    def instances(self, tag: str, label_prefix: str) -> list[Instance]: ...
+    def instance(self, label: str) -> Instance | None: ...
+    def config(self, instance_id: int) -> tuple[int, str] | None: ...
+    def create_instance(self, request: CreateRequest) -> Instance: ...
+    def set_kernel(self, instance_id: int, config_id: int, kernel: str) -> None: ...
+    def boot(self, instance_id: int, config_id: int | None) -> None: ...
+    def delete_instance(self, instance_id: int) -> None: ...
+    def stackscripts(self) -> list[PublishedScript]: ...
+    def stackscript_detail(self, script_id: int) -> dict[str, Any]: ...
+    def create_stackscript(
+        self, label: str, script: str, images: Iterable[str], description: str, rev_note: str
+    ) -> PublishedScript: ...
+    def update_stackscript(
+        self, script_id: int, script: str, images: Iterable[str], description: str, rev_note: str
+    ) -> PublishedScript: ...
+    def firewalls(self, labels: Iterable[str]) -> list[CloudFirewall]: ...
+    def create_firewall(
+        self, label: str, rules: dict[str, Any], tags: Iterable[str]
+    ) -> CloudFirewall: ...
+    def update_firewall(
+        self, firewall: CloudFirewall, rules: dict[str, Any], linode_ids: Iterable[int]
+    ) -> None: ...
+    def delete_firewall(self, firewall_id: int) -> None: ...
+
+
+def _instance(data: dict[str, Any]) -> Instance:
+    public = private = None
+    for address in data.get("ipv4") or []:
+        if ipaddress.ip_address(address) in _PRIVATE:
+            private = private or address
+        else:
+            public = public or address
+    return Instance(
+        id=data["id"],
+        label=data["label"],
+        region=data["region"],
+        type=data["type"],
+        status=data["status"],
+        tags=tuple(data.get("tags") or ()),
+        ipv4_public=public,
+        ipv4_private=private,
+        image=data.get("image"),
+    )
+
+
+def _script(data: dict[str, Any]) -> PublishedScript:
+    return PublishedScript(
+        id=data["id"],
+        label=data["label"],
+        rev_note=data.get("rev_note") or "",
+        images=tuple(data.get("images") or ()),
+    )
+
+
+class LinodeCloud:
+    def __init__(
+        self, target: Target, *, timeout: float = 30.0, retry_interval: float = 1.0
+    ) -> None:
+        from linode_api4 import LinodeClient
+
+        self.target = target
+        # The SDK retries 408, 429 (honouring Retry-After) and 502, and dropped connections;
+        # 500, 503 and 504 are passing faults too. A retried create is safe: see
+        # create_instance.
+        self.client = LinodeClient(
+            target.token,
+            base_url=target.api_url,
+            user_agent=f"swarmboot/{__version__}",
+            retry_rate_limit_interval=retry_interval,
+            retry_statuses=[500, 503, 504],
+        )
+        # The SDK sets no timeout: a hung connection would wait forever.
+        self._timeout = timeout
+        self.client.session.request = self._with_timeout(self.client.session.request)
+        self.requests = 0
+
+    def _with_timeout(self, request):
+        def call(method, url, **kwargs):
+            kwargs.setdefault("timeout", self._timeout)
+            self.requests += 1
+            return request(method, url, **kwargs)
+
+        return call
+
+    # --- plumbing --------------------------------------------------------------------------
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        from linode_api4 import ApiError
+
+        try:
+            return getattr(self.client, method)(path, **kwargs)
+        except ApiError as exc:
+            body = getattr(exc, "json", None) or {}
+            entries = body.get("errors") or []
+            first = entries[0] if entries else {}
+            reason = first.get("reason") or "; ".join(exc.errors or []) or str(exc)
+            field_name = first.get("field")
+            if exc.status == 401:
+                raise NoTokenError(
+                    f"the Linode API at {self.target.api_url} refused the token from "
+                    f"{self.target.source} (401 {reason})",
+                    hint="check the token, or make a new one with read/write access to "
+                    "Linodes, StackScripts and Firewalls",
+                ) from None
+            where = f" ({field_name})" if field_name else ""
+            raise CloudError(
+                f"Linode API: {method.upper()} {path.split('?')[0]}: {exc.status} {reason}{where}",
+                status=exc.status,
+                field=field_name,
+                reason=reason,
+            ) from None
+        except requests.RequestException as exc:
+            raise CloudError(
+                f"Linode API: {method.upper()} {path.split('?')[0]}: no answer "
+                f"from {self.target.api_url} ({type(exc).__name__})",
+                hint="check the network or --api-url",
+            ) from None
+
+    def _list(self, path: str, filters: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        page = 1
+        while True:
+            data = self._call("get", f"{path}?page={page}&page_size={PAGE}", filters=filters)
+            out += data["data"]
+            if page >= data["pages"]:
+                return out
+            page += 1
+
+    # --- catalogue -------------------------------------------------------------------------
+
+    def catalogue(self) -> tuple[set[str], set[str], set[str]]:
+        regions = {r["id"] for r in self._list("/regions")}
+        types = {t["id"] for t in self._list("/linode/types")}
+        images = {i["id"] for i in self._list("/images")}
+        return regions, types, images
+
+    # --- instances -------------------------------------------------------------------------
+
+    def instances(self, tag: str, label_prefix: str) -> list[Instance]:
+        """The cluster's Linodes and any others whose labels start like the cluster's."""
+        found = self._list(
+            "/linode/instances",
+            filters={"+or": [{"tags": tag}, {"label": {"+contains": label_prefix}}]},
+        )
+        return [_instance(d) for d in found]
+
+    def instance(self, label: str) -> Instance | None:
+        found = self._list("/linode/instances", filters={"label": label})
+        return _instance(found[0]) if found else None
+
+    def config(self, instance_id: int) -> tuple[int, str] | None:
+        configs = self._list(f"/linode/instances/{instance_id}/configs")
+        return (configs[0]["id"], configs[0]["kernel"]) if configs else None
+
+    def create_instance(self, request: CreateRequest) -> Instance:
+        body: dict[str, Any] = {
+            "label": request.label,
+            "region": request.region,
+            "type": request.type,
+            "image": request.image,
+            "tags": list(request.tags),
+            "booted": False,
+            "authorized_keys": list(request.authorized_keys),
+            "root_pass": request.root_pass,
+            "stackscript_id": request.stackscript_id,
+            "stackscript_data": request.stackscript_data,
+            "private_ip": request.private_ip,
+        }
+        if request.firewall_id is not None:
+            body["firewall_id"] = request.firewall_id
+        try:
+            return _instance(self._call("post", "/linode/instances", data=body))
+        except CloudError as exc:
+            taken = exc.status == 400 and exc.field == "label"
+            if not (taken or exc.retryable):
+                raise
+            # The Linode may exist: an earlier attempt, or this one, got through unanswered.
+            existing = self.instance(request.label)
+            if existing is not None and set(request.tags) <= set(existing.tags):
+                log.info("%s exists already (an earlier create got through)", request.label)
+                return existing
+            if taken:
+                raise CloudError(
+                    f"the label {request.label} is taken by a Linode that is not this cluster's",
+                    status=400,
+                    field="label",
+                    hint="rename that Linode or choose another cluster.name",
+                ) from None
+            raise
+
+    def set_kernel(self, instance_id: int, config_id: int, kernel: str) -> None:
+        self._call(
+            "put", f"/linode/instances/{instance_id}/configs/{config_id}", data={"kernel": kernel}
+        )
+
+    def boot(self, instance_id: int, config_id: int | None) -> None:
+        data = {"config_id": config_id} if config_id is not None else {}
+        self._call("post", f"/linode/instances/{instance_id}/boot", data=data)
+
+    def delete_instance(self, instance_id: int) -> None:
+        try:
+            self._call("delete", f"/linode/instances/{instance_id}")
+        except CloudError as exc:
+            if exc.status != 404:  # gone already
+                raise
+
+    # --- StackScripts ----------------------------------------------------------------------
+
+    def stackscripts(self) -> list[PublishedScript]:
+        return [_script(d) for d in self._list("/linode/stackscripts", filters={"mine": True})]
+
+    def stackscript_detail(self, script_id: int) -> dict[str, Any]:
+        return self._call("get", f"/linode/stackscripts/{script_id}")
+
+    def create_stackscript(
+        self, label: str, script: str, images: Iterable[str], description: str, rev_note: str
+    ) -> PublishedScript:
+        return _script(
+            self._call(
+                "post",
+                "/linode/stackscripts",
+                data={
+                    "label": label,
+                    "script": script,
+                    "images": list(images),
+                    "description": description,
+                    "rev_note": rev_note,
+                    "is_public": False,
+                },
+            )
+        )
+
+    def update_stackscript(
+        self, script_id: int, script: str, images: Iterable[str], description: str, rev_note: str
+    ) -> PublishedScript:
+        return _script(
+            self._call(
+                "put",
+                f"/linode/stackscripts/{script_id}",
+                data={
+                    "script": script,
+                    "images": list(images),
+                    "description": description,
+                    "rev_note": rev_note,
+                },
+            )
+        )
+
+    # --- Cloud Firewalls -------------------------------------------------------------------
+
+    def _firewall(self, data: dict[str, Any]) -> CloudFirewall:
+        devices = self._list(f"/networking/firewalls/{data['id']}/devices")
+        rules = data.get("rules") or {}
+        return CloudFirewall(
+            id=data["id"],
+            label=data["label"],
+            inbound_policy=rules.get("inbound_policy", ""),
+            inbound=rules_key(rules.get("inbound") or []),
+            linode_ids=tuple(
+                sorted(d["entity"]["id"] for d in devices if d["entity"]["type"] == "linode")
+            ),
+        )
+
+    def firewalls(self, labels: Iterable[str]) -> list[CloudFirewall]:
+        labels = list(labels)
+        found = self._list(
+            "/networking/firewalls", filters={"+or": [{"label": label} for label in labels]}
+        )
+        return [self._firewall(d) for d in found if d["label"] in labels]
+
+    def create_firewall(
+        self, label: str, rules: dict[str, Any], tags: Iterable[str]
+    ) -> CloudFirewall:
+        try:
+            data = self._call(
+                "post",
+                "/networking/firewalls",
+                data={"label": label, "rules": rules, "tags": list(tags)},
+            )
+        except CloudError as exc:
+            if not (exc.retryable or exc.field == "label"):
+                raise
+            existing = self.firewalls([label])
+            if existing:
+                return existing[0]
+            raise
+        return self._firewall(data)
+
+    def update_firewall(
+        self, firewall: CloudFirewall, rules: dict[str, Any], linode_ids: Iterable[int]
+    ) -> None:
+        if (
+            firewall.inbound != rules_key(rules["inbound"])
+            or firewall.inbound_policy != rules["inbound_policy"]
+        ):
+            self._call("put", f"/networking/firewalls/{firewall.id}/rules", data=rules)
+        wanted = set(linode_ids)
+        devices = self._list(f"/networking/firewalls/{firewall.id}/devices")
+        for device in devices:
+            if device["entity"]["type"] == "linode" and device["entity"]["id"] not in wanted:
+                self._call("delete", f"/networking/firewalls/{firewall.id}/devices/{device['id']}")
+        attached = {d["entity"]["id"] for d in devices if d["entity"]["type"] == "linode"}
+        for linode_id in sorted(wanted - attached):
+            self._call(
+                "post",
+                f"/networking/firewalls/{firewall.id}/devices",
+                data={"id": linode_id, "type": "linode"},
+            )
+
+    def delete_firewall(self, firewall_id: int) -> None:
+        try:
+            self._call("delete", f"/networking/firewalls/{firewall_id}")
+        except CloudError as exc:
+            if exc.status != 404:
+                raise

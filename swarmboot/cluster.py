@@ -1,0 +1,200 @@
+"""Everything a cluster command needs, and how the world is observed.
+
+`Context` carries the adapters (`CloudApi`, a `Connector` for SSH, a `SwarmDriver`), the
+reporter and the settings; the CLI builds it in one place. `observe` reads the cloud (one
+listing for the cluster's Linodes), the nodes' status files and firewall member sets over
+SSH, and the swarm from a manager, into an `Observed`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from swarmboot import facts
+from swarmboot.cloud import CloudApi
+from swarmboot.errors import SwarmbootError
+from swarmboot.firewall import cloud_firewall_labels
+from swarmboot.nodestatus import NodeStatus, StatusError, parse_status
+from swarmboot.plan import LocalScript
+from swarmboot.remote import Connector, Remote, RemoteError
+from swarmboot.report import Reporter
+from swarmboot.spec import Spec
+from swarmboot.state import Instance, Observed
+from swarmboot.swarm import SwarmDriver, SwarmError
+
+__all__ = ["Context", "Settings", "advertise_address", "observe"]
+
+
+@dataclass(frozen=True)
+class Settings:
+    poll_interval: float = 5.0  # seconds between list polls while waiting
+    ready_timeout: float = 1200.0  # seconds a node may take to become ready
+    create_limit: tuple[int, float] = (10, 30.0)  # Linode's instance-create limit
+    workers: int = 8  # parallel creates, SSH sessions, joins
+
+
+@dataclass
+class Context:
+    spec: Spec
+    spec_path: Path
+    cloud: CloudApi
+    connector: Connector
+    swarm: SwarmDriver
+    reporter: Reporter
+    script: LocalScript
+    identity_public: str
+    admin_keys: tuple[str, ...] = ()
+    settings: Settings = field(default_factory=Settings)
+    _remotes: dict[str, Remote] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def remote(self, inst: Instance) -> Remote:
+        """An SSH session to a node, verified against its pinned host key; kept for reuse."""
+        with self._lock:
+            found = self._remotes.get(inst.label)
+        if found is not None:
+            return found
+        address = inst.ipv4_public or inst.ipv4_private
+        if address is None:
+            raise RemoteError(f"{inst.label} has no IPv4 address")
+        remote = self.connector.connect(inst.label, address, inst.host_key_fingerprint)
+        with self._lock:
+            self._remotes[inst.label] = remote
+        return remote
+
+    def forget(self, label: str) -> None:
+        with self._lock:
+            remote = self._remotes.pop(label, None)
+        if remote is not None:
+            with contextlib.suppress(Exception):
+                remote.close()
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.swarm.close()
+        for label in list(self._remotes):
+            self.forget(label)
+
+    def parallel(self, fn: Callable, items: list) -> list:
+        if not items:
+            return []
+        with ThreadPoolExecutor(max_workers=min(self.settings.workers, len(items))) as pool:
+            return list(pool.map(fn, items))
+
+
+def advertise_address(spec: Spec, inst: Instance) -> str:
+    """The IPv4 address a node advertises to the swarm."""
+    policy = spec.cluster.advertise
+    if policy == "auto":
+        policy = "public" if spec.multi_region else "private"
+    address = inst.ipv4_private if policy == "private" else inst.ipv4_public
+    if address is None and policy == "private" and spec.cluster.advertise == "auto":
+        address = inst.ipv4_public
+    if address is None:
+        raise SwarmbootError(
+            f"{inst.label} has no {policy} IPv4 address to advertise",
+            hint="private addresses come with the Linode; recreate it or set "
+            'cluster.advertise = "public"',
+        )
+    if ipaddress.ip_address(address).version != 4:
+        raise SwarmbootError(
+            f"{inst.label}: {address} is IPv6; swarm's memberlist cannot advertise on it "
+            '("too many colons in address")',
+            hint="advertise an IPv4 address",
+        )
+    return address
+
+
+def _read_node(ctx: Context, inst: Instance) -> tuple[NodeStatus | None, tuple[str, ...] | None]:
+    """The node's status report and firewall member set, or (None, None) if unreachable."""
+    try:
+        remote = ctx.remote(inst)
+        status_text = remote.read_file(facts.STATUS_PATH)
+        members_text = remote.read_file(facts.MEMBERS_FILE)
+    except RemoteError:
+        ctx.forget(inst.label)
+        return None, None
+    report = None
+    if status_text and status_text.strip():
+        try:
+            report = parse_status(status_text, source=f"{inst.label}:{facts.STATUS_PATH}")
+        except StatusError:
+            report = None
+    return report, _members(members_text or "")
+
+
+def _members(text: str) -> tuple[str, ...]:
+    for line in text.splitlines():
+        if line.startswith("add element") and "{" in line:
+            inner = line.split("{", 1)[1].rsplit("}", 1)[0]
+            return tuple(sorted(a.strip() for a in inner.split(",") if a.strip()))
+    return ()
+
+
+def observe(ctx: Context, *, nodes: bool = True) -> Observed:
+    """Read the world. With `nodes`, also each running node and the swarm over SSH."""
+    spec = ctx.spec
+    found = ctx.cloud.instances(spec.tag, f"{spec.cluster.name}-")
+    wanted = {n.label for n in spec.nodes()}
+    mine = [i for i in found if spec.tag in i.tags]
+    strangers = tuple(i for i in found if spec.tag not in i.tags and i.label in wanted)
+    scripts = tuple(ctx.cloud.stackscripts())
+    firewalls = tuple(ctx.cloud.firewalls(cloud_firewall_labels(spec)))
+    reports: dict[str, NodeStatus] = {}
+    members: dict[str, tuple[str, ...]] = {}
+    swarm = None
+    if nodes:
+        running = [i for i in mine if i.status == "running"]
+        for inst, (report, held) in zip(
+            running, ctx.parallel(lambda i: _read_node(ctx, i), running), strict=True
+        ):
+            if report is not None:
+                reports[inst.label] = report
+            if held is not None:
+                members[inst.label] = held
+        swarm = _swarm_state(ctx, mine, reports)
+    # The config profile (kernel) matters only for nodes that are not ready yet.
+    pending = [i for i in mine if i.label not in reports or reports[i.label].phase != "done"]
+    configs = dict(
+        zip(
+            (i.label for i in pending),
+            ctx.parallel(lambda i: ctx.cloud.config(i.id), pending),
+            strict=True,
+        )
+    )
+    instances = tuple(
+        Instance(**{**i.__dict__, "config": configs.get(i.label, i.config)}) for i in mine
+    )
+    return Observed(instances, strangers, scripts, firewalls, swarm, reports, members)
+
+
+def _swarm_state(ctx: Context, mine: list[Instance], reports: dict[str, NodeStatus]):
+    by_label = {i.label: i for i in mine}
+    for node in ctx.spec.nodes():
+        if node.role != "manager" or node.label not in reports:
+            continue
+        inst = by_label.get(node.label)
+        if inst is None:
+            continue
+        try:
+            remote = ctx.remote(inst)
+            local = ctx.swarm.local(remote)
+            if local.state == "active" and local.manager:
+                return ctx.swarm.state(remote, node.label)
+        except (RemoteError, SwarmError):
+            continue
+    return None
+
+
+@contextlib.contextmanager
+def context(ctx: Context) -> Iterator[Context]:
+    try:
+        yield ctx
+    finally:
+        ctx.close()

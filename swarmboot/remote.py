@@ -1,0 +1,181 @@
+"""SSH to the nodes (paramiko), with host keys verified against the pinned fingerprint.
+
+Nothing is ever accepted on first sight: a node's host key must have the fingerprint pinned in
+its Linode's tags, or the connection is refused with both fingerprints named.
+"""
+
+from __future__ import annotations
+
+import base64
+import shlex
+import threading
+from dataclasses import dataclass
+from typing import Protocol
+
+from swarmboot.errors import SwarmbootError
+from swarmboot.keys import Identity, fingerprint
+
+__all__ = [
+    "Connector",
+    "HostKeyMismatch",
+    "ParamikoConnector",
+    "ParamikoRemote",
+    "Remote",
+    "RemoteError",
+    "Unreachable",
+]
+
+
+class RemoteError(SwarmbootError):
+    """A command on a node failed; the message has the command and the tail of its output."""
+
+
+class Unreachable(RemoteError):
+    """The node does not answer SSH (yet)."""
+
+
+class HostKeyMismatch(RemoteError):
+    """The node's host key is not the pinned one."""
+
+
+class Remote(Protocol):
+    label: str
+
+    def run(self, command: str, *, stdin: bytes | None = None, timeout: float = 120.0) -> str: ...
+    def read_file(self, path: str) -> str | None: ...
+    def put_file(self, path: str, content: str, mode: int = 0o644) -> None: ...
+    def exec_channel(self, command: str): ...
+    def close(self) -> None: ...
+
+
+class Connector(Protocol):
+    def connect(self, label: str, address: str, pinned: str | None) -> Remote: ...
+
+
+@dataclass(frozen=True)
+class _Pinned:
+    label: str
+    expected: str | None
+
+    def check(self, key) -> None:
+        seen = fingerprint(key.asbytes())
+        if self.expected is None:
+            raise HostKeyMismatch(
+                f"{self.label}: no host key is pinned for it (its Linode has no hk: tag), so "
+                f"its key {seen} cannot be verified",
+                hint="rebuild the node with swarmboot so that it gets a pinned key",
+            )
+        if seen != self.expected:
+            raise HostKeyMismatch(
+                f"{self.label}: the SSH host key is {seen}, but {self.expected} is pinned: "
+                "refusing to connect",
+                hint="if the node was rebuilt outside swarmboot, rebuild it with swarmboot; "
+                "otherwise someone may be in the middle",
+            )
+
+
+class ParamikoRemote:
+    def __init__(self, label: str, client) -> None:
+        self.label = label
+        self._client = client
+        self._lock = threading.Lock()
+
+    def run(self, command: str, *, stdin: bytes | None = None, timeout: float = 120.0) -> str:
+        """Run a command; its output (stdout and stderr together) if it exits with 0."""
+        import paramiko
+
+        try:
+            channel = self._client.get_transport().open_session(timeout=30)
+            channel.settimeout(timeout)
+            channel.set_combine_stderr(True)
+            channel.exec_command(command)
+            if stdin is not None:
+                channel.sendall(stdin)
+            channel.shutdown_write()
+            out = b""
+            while chunk := channel.recv(65536):
+                out += chunk
+            status = channel.recv_exit_status()
+        except (paramiko.SSHException, OSError) as exc:
+            raise Unreachable(
+                f"{self.label}: SSH failed while running {command.split()[0]}: "
+                f"{exc or type(exc).__name__}"
+            ) from None
+        text = out.decode(errors="replace")
+        if status != 0:
+            tail = text.strip().splitlines()[-5:]
+            raise RemoteError(
+                f"{self.label}: `{command}` exited with {status}: " + " | ".join(tail)
+            )
+        return text
+
+    def read_file(self, path: str) -> str | None:
+        quoted = shlex.quote(path)
+        out = self.run(f"if [ -e {quoted} ]; then echo yes; cat {quoted}; else echo no; fi")
+        present, _, content = out.partition("\n")
+        return content if present == "yes" else None
+
+    def put_file(self, path: str, content: str, mode: int = 0o644) -> None:
+        quoted = shlex.quote(path)
+        encoded = base64.b64encode(content.encode()).decode()
+        self.run(
+            f'tmp=$(mktemp {quoted}.XXXXXX) && base64 -d > "$tmp" && '
+            f'chmod {mode:o} "$tmp" && mv -f "$tmp" {quoted}',
+            stdin=encoded.encode(),
+        )
+
+    def exec_channel(self, command: str):
+        channel = self._client.get_transport().open_session(timeout=30)
+        channel.exec_command(command)
+        return channel
+
+    def close(self) -> None:
+        self._client.close()
+
+
+class ParamikoConnector:
+    """Opens SSH sessions as root with the identity, verifying pinned host keys."""
+
+    def __init__(self, identity: Identity, *, port: int = 22, timeout: float = 10.0) -> None:
+        self.identity = identity
+        self.port = port
+        self.timeout = timeout
+
+    def connect(self, label: str, address: str, pinned: str | None) -> ParamikoRemote:
+        import paramiko
+
+        pin = _Pinned(label, pinned)
+
+        class Policy(paramiko.MissingHostKeyPolicy):
+            def missing_host_key(self, client, hostname, key) -> None:
+                pin.check(key)
+
+        client = paramiko.SSHClient()
+        client.set_missing_host_key_policy(Policy())
+        try:
+            client.connect(
+                address,
+                port=self.port,
+                username="root",
+                pkey=self.identity.pkey,
+                timeout=self.timeout,
+                banner_timeout=self.timeout,
+                auth_timeout=self.timeout,
+                allow_agent=False,
+                look_for_keys=False,
+            )
+        except HostKeyMismatch:
+            client.close()
+            raise
+        except paramiko.AuthenticationException:
+            client.close()
+            raise RemoteError(
+                f"{label}: root login with {self.identity.source} was refused",
+                hint="the node must have been created with that key",
+            ) from None
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            client.close()
+            raise Unreachable(
+                f"{label}: no SSH at {address}: {exc or type(exc).__name__}"
+            ) from None
+        return ParamikoRemote(label, client)

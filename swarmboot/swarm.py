@@ -1,0 +1,250 @@
+"""Docker Engine and Swarm calls (the docker SDK), carried over swarmboot's own SSH sessions.
+
+The docker SDK reaches each node through a private Unix socket that swarmboot serves locally:
+every connection to it becomes an SSH channel running `docker system dial-stdio` on the node,
+over the session whose host key was verified against the pinned fingerprint. Join tokens are
+secrets: they never appear in messages or logs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import tempfile
+import threading
+from typing import Any, Protocol
+
+from swarmboot.errors import SwarmbootError
+from swarmboot.remote import Remote
+from swarmboot.state import SwarmNode, SwarmState
+
+__all__ = ["DockerSwarm", "LocalSwarm", "SwarmDriver", "SwarmError"]
+
+
+class SwarmError(SwarmbootError):
+    """A Docker or Swarm call failed."""
+
+
+class LocalSwarm:
+    """A node's own view: its swarm node id, whether it is in a swarm, whether it manages."""
+
+    def __init__(self, node_id: str, state: str, manager: bool) -> None:
+        self.node_id = node_id
+        self.state = state  # "inactive", "pending", "active", "error", "locked"
+        self.manager = manager
+
+
+class SwarmDriver(Protocol):
+    def local(self, remote: Remote) -> LocalSwarm: ...
+    def state(self, manager: Remote, label: str) -> SwarmState: ...
+    def init(self, remote: Remote, advertise: str) -> None: ...
+    def join_tokens(self, manager: Remote) -> tuple[str, str]: ...
+    def join(self, remote: Remote, manager_address: str, token: str, advertise: str) -> None: ...
+    def promote(self, manager: Remote, node_id: str) -> None: ...
+    def set_labels(self, manager: Remote, node_id: str, labels: dict[str, str]) -> None: ...
+    def remove(self, manager: Remote, node_id: str) -> None: ...
+    def ensure_network(self, manager: Remote, name: str, encrypted: bool) -> None: ...
+    def leave(self, remote: Remote) -> None: ...
+    def close(self) -> None: ...
+
+
+def _pump(src: Any, dst: Any) -> None:
+    try:
+        while data := src.recv(65536):
+            dst.sendall(data)
+    except OSError:
+        pass
+    finally:
+        with contextlib.suppress(OSError, EOFError):
+            if hasattr(dst, "shutdown_write"):
+                dst.shutdown_write()
+            else:
+                dst.shutdown(socket.SHUT_WR)
+
+
+class _Tunnel:
+    """A local Unix socket whose connections reach the node's Docker over SSH."""
+
+    def __init__(self, remote: Remote) -> None:
+        self.remote = remote
+        self.dir = tempfile.mkdtemp(prefix="swarmboot-docker-")
+        os.chmod(self.dir, 0o700)
+        self.path = os.path.join(self.dir, "docker.sock")
+        self._server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._server.bind(self.path)
+        self._server.listen(16)
+        self._thread = threading.Thread(
+            target=self._serve, daemon=True, name=f"docker-tunnel-{remote.label}"
+        )
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self._server.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._carry, args=(conn,), daemon=True).start()
+
+    def _carry(self, conn: socket.socket) -> None:
+        try:
+            channel = self.remote.exec_channel("docker system dial-stdio")
+        except Exception:  # the session is gone: the SDK sees the connection close
+            conn.close()
+            return
+        back = threading.Thread(target=_pump, args=(channel, conn), daemon=True)
+        back.start()
+        _pump(conn, channel)
+        back.join(timeout=60)
+        channel.close()
+        conn.close()
+
+    def close(self) -> None:
+        self._server.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class DockerSwarm:
+    def __init__(self, timeout: float = 120.0) -> None:
+        self.timeout = timeout
+        self._clients: dict[int, tuple[_Tunnel, Any]] = {}
+        self._lock = threading.Lock()
+
+    def _client(self, remote: Remote) -> Any:
+        import docker
+
+        with self._lock:
+            found = self._clients.get(id(remote))
+            if found is None:
+                tunnel = _Tunnel(remote)
+                client = docker.DockerClient(base_url=f"unix://{tunnel.path}", timeout=self.timeout)
+                found = self._clients[id(remote)] = (tunnel, client)
+            return found[1]
+
+    def _call(self, remote: Remote, what: str, fn, secrets: tuple[str, ...] = ()):
+        import docker.errors
+        import requests
+
+        try:
+            return fn(self._client(remote))
+        except (docker.errors.DockerException, requests.RequestException, OSError) as exc:
+            text = str(exc)
+            for secret in secrets:
+                text = text.replace(secret, "<redacted>")
+            raise SwarmError(f"{remote.label}: {what}: {text}") from None
+
+    def local(self, remote: Remote) -> LocalSwarm:
+        info = self._call(remote, "docker info", lambda c: c.info())["Swarm"]
+        return LocalSwarm(
+            info.get("NodeID") or "",
+            info.get("LocalNodeState") or "inactive",
+            bool(info.get("ControlAvailable")),
+        )
+
+    def state(self, manager: Remote, label: str) -> SwarmState:
+        def read(client: Any) -> SwarmState:
+            nodes = []
+            for node in client.nodes.list():
+                a = node.attrs
+                nodes.append(
+                    SwarmNode(
+                        id=a["ID"],
+                        hostname=a["Description"]["Hostname"],
+                        role=a["Spec"].get("Role", "worker"),
+                        state=a["Status"]["State"],
+                        availability=a["Spec"].get("Availability", "active"),
+                        address=a["Status"].get("Addr", ""),
+                        labels=tuple(sorted((a["Spec"].get("Labels") or {}).items())),
+                        leader=bool(a.get("ManagerStatus", {}).get("Leader")),
+                    )
+                )
+            networks = tuple(
+                sorted(
+                    (n.name, "encrypted" in (n.attrs.get("Options") or {}))
+                    for n in client.networks.list(filters={"driver": "overlay"})
+                    if n.name != "ingress"
+                )
+            )
+            return SwarmState(label, tuple(nodes), networks)
+
+        return self._call(manager, "reading the swarm", read)
+
+    def init(self, remote: Remote, advertise: str) -> None:
+        self._call(
+            remote,
+            "docker swarm init",
+            lambda c: c.swarm.init(advertise_addr=advertise, listen_addr="0.0.0.0:2377"),
+        )
+
+    def join_tokens(self, manager: Remote) -> tuple[str, str]:
+        def tokens(client: Any) -> tuple[str, str]:
+            client.swarm.reload()
+            found = client.swarm.attrs["JoinTokens"]
+            return found["Worker"], found["Manager"]
+
+        return self._call(manager, "reading the join tokens", tokens)
+
+    def join(self, remote: Remote, manager_address: str, token: str, advertise: str) -> None:
+        self._call(
+            remote,
+            "docker swarm join",
+            lambda c: c.swarm.join(
+                remote_addrs=[f"{manager_address}:2377"],
+                join_token=token,
+                advertise_addr=advertise,
+                listen_addr="0.0.0.0:2377",
+            ),
+            secrets=(token,),
+        )
+
+    def _update(self, manager: Remote, node_id: str, what: str, change) -> None:
+        def update(client: Any) -> None:
+            node = client.nodes.get(node_id)
+            spec = dict(node.attrs["Spec"])
+            change(spec)
+            node.update(spec)
+
+        self._call(manager, what, update)
+
+    def promote(self, manager: Remote, node_id: str) -> None:
+        self._update(
+            manager, node_id, "promoting a node", lambda spec: spec.__setitem__("Role", "manager")
+        )
+
+    def set_labels(self, manager: Remote, node_id: str, labels: dict[str, str]) -> None:
+        self._update(
+            manager,
+            node_id,
+            "labelling a node",
+            lambda spec: spec.__setitem__("Labels", {**(spec.get("Labels") or {}), **labels}),
+        )
+
+    def remove(self, manager: Remote, node_id: str) -> None:
+        self._call(manager, "removing a node", lambda c: c.api.remove_node(node_id, force=True))
+
+    def ensure_network(self, manager: Remote, name: str, encrypted: bool) -> None:
+        def ensure(client: Any) -> None:
+            if client.networks.list(names=[name], filters={"driver": "overlay"}):
+                return
+            client.networks.create(
+                name,
+                driver="overlay",
+                attachable=True,
+                scope="swarm",
+                options={"encrypted": ""} if encrypted else None,
+            )
+
+        self._call(manager, f"creating the overlay network {name}", ensure)
+
+    def leave(self, remote: Remote) -> None:
+        self._call(remote, "docker swarm leave", lambda c: c.swarm.leave(force=True))
+
+    def close(self) -> None:
+        with self._lock:
+            for tunnel, client in self._clients.values():
+                with contextlib.suppress(Exception):
+                    client.close()
+                tunnel.close()
+            self._clients.clear()

@@ -1,0 +1,278 @@
+"""Test doubles for the SSH and Docker seams, driven by the simulator's machine backend.
+
+`FakeFleet` is a machine backend: when the simulator boots a Linode, a `FakeNode` comes up at
+its address with the host key from its StackScript data and a status report (done, or what a
+test asks for). `FakeConnector` and `FakeSwarm` let swarmboot reach those nodes: SSH checks
+the pinned fingerprint against the node's real key, Docker keeps a swarm model. The cloud side
+is always the real simulator.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+from dataclasses import dataclass, field
+
+from cryptography.hazmat.primitives import serialization
+
+from swarmboot import facts
+from swarmboot.keys import fingerprint
+from swarmboot.remote import HostKeyMismatch, RemoteError, Unreachable
+from swarmboot.sim.backend import Machine, MachineError
+from swarmboot.state import SwarmNode, SwarmState
+from swarmboot.swarm import LocalSwarm, SwarmError
+
+
+def _fingerprint_of_private(b64: str) -> str:
+    key = serialization.load_ssh_private_key(base64.b64decode(b64), password=None)
+    blob = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+        .split()[1]
+    )
+    return fingerprint(base64.b64decode(blob))
+
+
+@dataclass
+class FakeNode:
+    machine: Machine
+    host_key: str | None  # fingerprint
+    files: dict[str, str] = field(default_factory=dict)
+    commands: list[str] = field(default_factory=list)
+    # swarm side
+    node_id: str = ""
+    swarm: str = "inactive"
+    manager: bool = False
+    advertise: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+    down: bool = False
+
+
+class FakeFleet:
+    """The machine backend: nodes that come up as Linodes boot. `behaviour[label]` can say
+    "failed" (the StackScript fails), "no-esp", "stuck" (no status ever), "wrong-key"."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.nodes: dict[str, FakeNode] = {}  # by public address
+        self.behaviour: dict[str, str] = {}
+        self.swarm_nodes: dict[str, FakeNode] = {}  # by node id
+        self.networks: dict[str, bool] = {}
+        self.tokens = ("SWMTKN-worker-secret", "SWMTKN-manager-secret")
+        self.calls: list[tuple[str, str]] = []
+
+    def __call__(self, config) -> FakeFleet:
+        return self
+
+    # --- MachineBackend ---
+    def start(self, machine: Machine) -> None:
+        with self.lock:
+            self.calls.append(("start", machine.label))
+            behaviour = self.behaviour.get(machine.label, "ok")
+            if behaviour == "no-machine":
+                raise MachineError("the machine would not start")
+            existing = self.nodes.get(machine.ipv4_public)
+            if existing is not None and not machine.first_boot:
+                existing.machine = machine
+                existing.down = False
+                return
+            key_b64 = machine.stackscript_data.get("ssh_host_key")
+            host_key = _fingerprint_of_private(key_b64) if key_b64 else None
+            if behaviour == "wrong-key":
+                host_key = "SHA256:someone-elses-key"
+            node = FakeNode(machine, host_key)
+            if behaviour != "stuck":
+                node.files[facts.STATUS_PATH] = json.dumps(self._status(machine, behaviour))
+            self.nodes[machine.ipv4_public] = node
+
+    @staticmethod
+    def _status(machine: Machine, behaviour: str) -> dict:
+        failed = behaviour == "failed"
+        return {
+            "schema": 1,
+            "phase": "failed" if failed else "done",
+            "script": "debian12-swarm-node.sh",
+            "script_sha256": "x",
+            "hostname": machine.label,
+            "cluster": "c",
+            "role": machine.stackscript_data.get("swarm_role", "worker"),
+            "zone": machine.region,
+            "kernel_release": "6.1.0-56-amd64",
+            "distro_kernel": True,
+            "newest_kernel": "6.1.0-56-amd64",
+            "reboot_required": False,
+            "vxlan_ok": not failed,
+            "esp_ok": behaviour != "no-esp",
+            "docker_ok": True,
+            "docker_version": "20.10.24+dfsg1",
+            "firewall_ok": True,
+            "changes": [],
+            "started_at": "2026-01-01T00:00:00",
+            "finished_at": "2026-01-01T00:01:00",
+            "error": "vxlan probe failed on kernel 6.1.0-56-amd64" if failed else None,
+        }
+
+    def stop(self, instance_id: int) -> None:
+        with self.lock:
+            for node in self.nodes.values():
+                if node.machine.instance_id == instance_id:
+                    node.down = True
+
+    def rebuild(self, machine: Machine) -> None:
+        self.delete(machine.instance_id)
+
+    def delete(self, instance_id: int) -> None:
+        with self.lock:
+            for address, node in list(self.nodes.items()):
+                if node.machine.instance_id == instance_id:
+                    node.down = True
+                    del self.nodes[address]
+
+    def close(self) -> None:
+        pass
+
+    def node(self, label: str) -> FakeNode:
+        return next(n for n in self.nodes.values() if n.machine.label == label)
+
+
+class FakeRemote:
+    def __init__(self, fleet: FakeFleet, node: FakeNode) -> None:
+        self.fleet = fleet
+        self.node = node
+        self.label = node.machine.label
+
+    def _alive(self) -> None:
+        if self.node.down or self.fleet.nodes.get(self.node.machine.ipv4_public) is not self.node:
+            raise Unreachable(f"{self.label}: the connection dropped")
+
+    def run(self, command: str, *, stdin: bytes | None = None, timeout: float = 120.0) -> str:
+        self._alive()
+        self.node.commands.append(command)
+        if command == "nft -f /etc/nftables.conf":
+            return ""
+        raise RemoteError(f"{self.label}: the fake node does not know `{command}`")
+
+    def read_file(self, path: str) -> str | None:
+        self._alive()
+        return self.node.files.get(path)
+
+    def put_file(self, path: str, content: str, mode: int = 0o644) -> None:
+        self._alive()
+        self.node.files[path] = content
+
+    def exec_channel(self, command: str):
+        raise RemoteError("no channels on a fake node")
+
+    def close(self) -> None:
+        pass
+
+
+class FakeConnector:
+    def __init__(self, fleet: FakeFleet) -> None:
+        self.fleet = fleet
+        self.connections = 0
+
+    def connect(self, label: str, address: str, pinned: str | None) -> FakeRemote:
+        with self.fleet.lock:
+            node = self.fleet.nodes.get(address)
+            self.connections += 1
+        if node is None or node.down:
+            raise Unreachable(f"{label}: no SSH at {address}")
+        if pinned is None or node.host_key != pinned:
+            raise HostKeyMismatch(
+                f"{label}: the SSH host key is {node.host_key}, but "
+                f"{pinned} is pinned: refusing to connect"
+            )
+        return FakeRemote(self.fleet, node)
+
+
+class FakeSwarm:
+    """Docker Swarm as a model: init, join with the right token, promote, labels, networks."""
+
+    def __init__(self, fleet: FakeFleet) -> None:
+        self.fleet = fleet
+        self.joins: list[str] = []
+
+    def _n(self, remote: FakeRemote) -> FakeNode:
+        remote._alive()
+        return remote.node
+
+    def local(self, remote: FakeRemote) -> LocalSwarm:
+        node = self._n(remote)
+        return LocalSwarm(node.node_id, node.swarm, node.manager)
+
+    def state(self, manager: FakeRemote, label: str) -> SwarmState:
+        node = self._n(manager)
+        if not node.manager:
+            raise SwarmError(f"{manager.label}: not a manager")
+        with self.fleet.lock:
+            nodes = tuple(
+                SwarmNode(
+                    n.node_id,
+                    n.machine.label,
+                    "manager" if n.manager else "worker",
+                    "down" if n.down else "ready",
+                    "active",
+                    n.advertise,
+                    tuple(sorted(n.labels.items())),
+                )
+                for n in self.fleet.swarm_nodes.values()
+            )
+            return SwarmState(label, nodes, tuple(sorted(self.fleet.networks.items())))
+
+    def init(self, remote: FakeRemote, advertise: str) -> None:
+        node = self._n(remote)
+        with self.fleet.lock:
+            node.node_id, node.swarm, node.manager, node.advertise = (
+                f"node-{node.machine.label}",
+                "active",
+                True,
+                advertise,
+            )
+            self.fleet.swarm_nodes[node.node_id] = node
+
+    def join_tokens(self, manager: FakeRemote) -> tuple[str, str]:
+        self._n(manager)
+        return self.fleet.tokens
+
+    def join(self, remote: FakeRemote, manager_address: str, token: str, advertise: str) -> None:
+        node = self._n(remote)
+        if token not in self.fleet.tokens:
+            raise SwarmError(f"{remote.label}: invalid join token")
+        managers = [n for n in self.fleet.swarm_nodes.values() if n.manager]
+        if manager_address not in {m.advertise for m in managers}:
+            raise SwarmError(f"{remote.label}: no manager at {manager_address}")
+        with self.fleet.lock:
+            node.node_id = f"node-{node.machine.label}-{len(self.joins)}"
+            node.swarm, node.manager, node.advertise = (
+                "active",
+                token == self.fleet.tokens[1],
+                advertise,
+            )
+            self.fleet.swarm_nodes[node.node_id] = node
+            self.joins.append(node.machine.label)
+
+    def promote(self, manager: FakeRemote, node_id: str) -> None:
+        self._n(manager)
+        self.fleet.swarm_nodes[node_id].manager = True
+
+    def set_labels(self, manager: FakeRemote, node_id: str, labels: dict[str, str]) -> None:
+        self._n(manager)
+        self.fleet.swarm_nodes[node_id].labels.update(labels)
+
+    def remove(self, manager: FakeRemote, node_id: str) -> None:
+        self._n(manager)
+        with self.fleet.lock:
+            self.fleet.swarm_nodes.pop(node_id, None)
+
+    def ensure_network(self, manager: FakeRemote, name: str, encrypted: bool) -> None:
+        self._n(manager)
+        self.fleet.networks.setdefault(name, encrypted)
+
+    def leave(self, remote: FakeRemote) -> None:
+        node = self._n(remote)
+        node.swarm = "inactive"
+
+    def close(self) -> None:
+        pass

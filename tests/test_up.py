@@ -1,0 +1,211 @@
+"""`up` against the simulator, with fake SSH and Docker seams (the lab's real nodes come later).
+
+The cloud side is the real simulator, spec-checked; the nodes are `tests.fakes` machines the
+simulator starts as Linodes boot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from swarmboot import facts
+from swarmboot.apply import NotReadyError, up
+from swarmboot.cloud import LinodeCloud
+from swarmboot.cluster import Context, Settings, observe
+from swarmboot.credentials import Target
+from swarmboot.firewall import cloud_firewall_labels
+from swarmboot.plan import PlanError, plan
+from swarmboot.publish import local_scripts
+from swarmboot.report import RecordingReporter
+from swarmboot.sim.admin import SimAdmin
+from swarmboot.sim.config import SimConfig, Timings
+from swarmboot.sim.engine import Simulator
+from swarmboot.sim.server import SimServer
+from swarmboot.spec import load_spec, parse_spec
+
+from .conftest import REPO
+from .fakes import FakeConnector, FakeFleet, FakeSwarm
+from .sim.conftest import spec_check  # noqa: F401 (the session's spec checker)
+
+TOKEN = "up-test-token"
+EXAMPLE = REPO / "examples" / "itframe.toml"
+ORCHESTRATOR = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB0orchestrator0000000000000000000000000 sb"
+
+
+@pytest.fixture
+def world(spec_check) -> Iterator[tuple[SimServer, FakeFleet]]:  # noqa: F811
+    fleet = FakeFleet()
+    # Linode's create limit, 10 per 30 s, scaled down like the timings: 10 per second.
+    config = SimConfig(
+        port=0,
+        token=TOKEN,
+        timings=Timings(scale=0.002),
+        rate_limits={"linode_create": {"requests": 10, "window": 1.0}},
+    )
+    server = SimServer(Simulator(config, backend=fleet), spec_check)
+    server.start()
+    yield server, fleet
+    violations = list(server.violations)
+    server.stop()
+    assert violations == [], "\n".join(violations)
+
+
+def make_context(
+    server: SimServer, fleet: FakeFleet, spec_text: str | None = None, **settings
+) -> Context:
+    spec = parse_spec(spec_text) if spec_text else load_spec(EXAMPLE)
+    script = local_scripts()[spec.cluster.stackscript]
+    return Context(
+        spec=spec,
+        spec_path=EXAMPLE,
+        cloud=LinodeCloud(Target(server.url, TOKEN, "test"), retry_interval=0.02),
+        connector=FakeConnector(fleet),
+        swarm=FakeSwarm(fleet),
+        reporter=RecordingReporter(),
+        script=script,
+        identity_public=ORCHESTRATOR,
+        settings=Settings(
+            poll_interval=0.02,
+            ready_timeout=settings.pop("timeout", 10.0),
+            create_limit=(10, 1.0),
+            **settings,
+        ),
+    )
+
+
+def creates(server: SimServer) -> int:
+    stats = SimAdmin(server.url, TOKEN).stats()
+    return stats["routes"].get("POST /linode/instances", 0)
+
+
+def test_up_forms_the_example_cluster(world):
+    server, fleet = world
+    ctx = make_context(server, fleet)
+    result = up(ctx)
+    spec = ctx.spec
+    assert {i.label for i in result.observed.instances} == {n.label for n in spec.nodes()}
+    assert all(i.status == "running" for i in result.observed.instances)
+    swarm = result.observed.swarm
+    assert swarm is not None and len(swarm.nodes) == 9
+    assert sum(n.role == "manager" for n in swarm.nodes) == 3
+    for node in spec.nodes():
+        entry = swarm.node(node.label)
+        labels = dict(entry.labels)
+        assert (labels["zone"], labels["region"], labels["role"]) == (
+            node.region,
+            node.region,
+            node.role,
+        )
+    assert swarm.networks == (("itframe", True),)  # encrypted: the cluster spans regions
+    # Every node advertises its public IPv4 (two regions) and lets the others in.
+    addresses = sorted(i.ipv4_public for i in result.observed.instances)
+    for inst in result.observed.instances:
+        node = fleet.node(inst.label)
+        assert node.advertise == inst.ipv4_public
+        assert node.files[facts.MEMBERS_FILE].count(",") == len(addresses) - 1
+        assert all(a in node.files[facts.MEMBERS_FILE] for a in addresses)
+        assert "nft -f /etc/nftables.conf" in node.commands
+        assert node.machine.kernel == facts.GRUB_KERNEL
+        assert node.machine.stackscript_data["hostname"] == inst.label
+        assert node.machine.authorized_keys == (ORCHESTRATOR,)
+    firewalls = {f.label: f for f in result.observed.firewalls}
+    lb_ids = {i.id for i in result.observed.instances if "-lb-" in i.label}
+    assert set(firewalls) == set(cloud_firewall_labels(spec))
+    assert set(firewalls["itframe-lb"].linode_ids) == lb_ids
+    assert len(firewalls["itframe-nodes"].linode_ids) == 7
+    assert creates(server) == 9
+    # The join tokens are secrets: nowhere in what swarmboot reported.
+    said = "\n".join(ctx.reporter.lines)
+    assert "SWMTKN" not in said
+    assert "Initialise the swarm on itframe-eu-central-manager-1" in said
+
+
+def test_a_second_up_changes_nothing(world):
+    server, fleet = world
+    up(make_context(server, fleet))
+    requests_before = len(SimAdmin(server.url, TOKEN).requests())
+    again = up(make_context(server, fleet))
+    assert again.steps_run == []
+    assert creates(server) == 9
+    new = SimAdmin(server.url, TOKEN).requests()[requests_before:]
+    assert {r["method"] for r in new} == {"GET"}  # it only looked
+
+
+def test_a_node_whose_stackscript_failed_is_named_and_left_out(world):
+    server, fleet = world
+    fleet.behaviour["itframe-gb-lon-worker-2"] = "failed"
+    with pytest.raises(NotReadyError) as info:
+        up(make_context(server, fleet))
+    assert info.value.exit_code == 6
+    assert "itframe-gb-lon-worker-2: the StackScript failed: vxlan probe failed" in str(info.value)
+    swarm = info.value.result.observed.swarm
+    assert {n.hostname for n in swarm.nodes} == {n.label for n in load_spec(EXAMPLE).nodes()} - {
+        "itframe-gb-lon-worker-2"
+    }
+
+
+def test_an_encrypted_overlay_is_refused_where_esp_is_missing(world):
+    server, fleet = world
+    fleet.behaviour["itframe-eu-central-lb-1"] = "no-esp"
+    with pytest.raises(
+        PlanError, match="itframe-eu-central-lb-1 report a kernel without IPsec ESP"
+    ):
+        up(make_context(server, fleet))
+    assert fleet.swarm_nodes == {}  # nobody joined a swarm whose overlay would drop traffic
+
+
+def test_a_wrong_host_key_is_never_accepted(world):
+    server, fleet = world
+    spec = (
+        '[cluster]\nname = "solo"\n[regions.eu-central]\n'
+        'pools = [{ role = "manager", count = 1 }]\n'
+    )
+    fleet.behaviour["solo-eu-central-manager-1"] = "wrong-key"
+    with pytest.raises(NotReadyError) as info:
+        up(make_context(server, fleet, spec, timeout=0.5))
+    assert (
+        "solo-eu-central-manager-1 (solo-eu-central-manager-1: the SSH host key is "
+        "SHA256:someone-elses-key, but SHA256:" in str(info.value)
+    )
+    assert fleet.swarm_nodes == {}
+
+
+def test_after_a_crash_the_plan_shows_only_what_is_missing_and_up_finishes(world):
+    server, fleet = world
+    admin = SimAdmin(server.url, TOKEN)
+    admin.set_faults(stuck_provisioning=["itframe-gb-lon-*"], stuck_attempts=1000)
+    with pytest.raises(NotReadyError, match="did not finish provisioning"):
+        up(make_context(server, fleet, timeout=0.5))
+    ctx = make_context(server, fleet)
+    steps = [s.describe() for s in plan(ctx.spec, observe(ctx), ctx.script)]
+    assert not any(s.startswith(("Create itframe", "Create Cloud", "Publish")) for s in steps)
+    assert "Boot itframe-gb-lon-lb-1" in steps
+    # A gb-lon Linode that will never leave provisioning is deleted; up makes it again.
+    stuck = next(i for i in observe(ctx).instances if i.label == "itframe-gb-lon-worker-1")
+    ctx.cloud.delete_instance(stuck.id)
+    admin.set_faults()
+    for inst in observe(ctx).instances:  # the others finish their provisioning
+        if inst.status == "provisioning":
+            ctx.cloud.delete_instance(inst.id)
+    result = up(make_context(server, fleet))
+    assert len(result.observed.swarm.nodes) == 9
+    labels = [i.label for i in result.observed.instances]
+    assert len(labels) == len(set(labels)) == 9
+
+
+def test_lost_and_retried_creates_never_make_a_second_linode(world):
+    server, fleet = world
+    admin = SimAdmin(server.url, TOKEN)
+    admin.set_faults(seed=3, lost_create_rate=0.5, error_rate=0.1, error_statuses=[502, 503])
+    try:
+        result = up(make_context(server, fleet))
+        fired = admin.fired()
+    finally:
+        admin.set_faults()
+    labels = [i.label for i in result.observed.instances]
+    assert len(labels) == len(set(labels)) == 9
+    assert any(f["kind"] == "lost-create" for f in fired)
+    assert any(f["kind"].startswith("error 50") for f in fired)
+    assert len(result.observed.swarm.nodes) == 9
