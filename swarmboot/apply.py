@@ -13,7 +13,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from tenacity import (
@@ -55,6 +55,7 @@ from swarmboot.plan import (
     plan,
 )
 from swarmboot.remote import HostKeyMismatch, RemoteError
+from swarmboot.routes import NotRoutable
 from swarmboot.state import Instance, Observed, host_key_tag
 
 __all__ = ["NotReadyError", "UpResult", "up"]
@@ -338,6 +339,8 @@ def _probe(run: _Run, inst: Instance) -> tuple[str, str]:
     try:
         remote = ctx.remote(inst)
         text = remote.read_file(facts.STATUS_PATH)
+    except NotRoutable as exc:
+        return "failed", exc.message.removeprefix(f"{inst.label}: ")
     except HostKeyMismatch as exc:
         # Right after the first boot the image's own key may still answer, until the
         # StackScript has put the pinned one in place: wait, never accept it.
@@ -535,6 +538,8 @@ def _run_steps(run: _Run, steps: tuple[Step, ...]) -> None:
 
 def _refresh(run: _Run) -> Observed:
     observed = observe(run.ctx)
+    # What waiting found out (a failed probe, no machine) stands until the next `up`.
+    observed = replace(observed, failures={**observed.failures, **run.not_ready})
     run.observed = observed
     run.instances.update({i.label: i for i in observed.instances})
     return observed
@@ -576,8 +581,8 @@ def up(ctx: Context, *, rounds: int = 4) -> UpResult:
         names = "; ".join(f"{label}: {why}" for label, why in sorted(run.not_ready.items()))
         error = NotReadyError(
             f"{len(run.not_ready)} node(s) not joined: {names}",
-            hint="see /var/log/swarmboot-stackscript.log on them; fix and "
-            "rerun `swarmboot up` (or rebuild the node)",
+            hint="`swarmboot status` shows each node; a failed StackScript logs to "
+            "/var/log/swarmboot-stackscript.log on it; fix and rerun `swarmboot up`",
         )
         error.result = result  # type: ignore[attr-defined]
         raise error

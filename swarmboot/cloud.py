@@ -85,6 +85,7 @@ class CloudApi(Protocol):
     def update_stackscript(
         self, script_id: int, script: str, images: Iterable[str], description: str, rev_note: str
     ) -> PublishedScript: ...
+    def delete_stackscript(self, script_id: int) -> None: ...
     def firewalls(self, labels: Iterable[str]) -> list[CloudFirewall]: ...
     def create_firewall(
         self, label: str, rules: dict[str, Any], tags: Iterable[str]
@@ -317,6 +318,9 @@ class LinodeCloud:
                 },
             )
         )
+
+    def delete_stackscript(self, script_id: int) -> None:
+        self._call("delete", f"/linode/stackscripts/{script_id}")
 
     # --- Cloud Firewalls -------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ from swarmboot.nodestatus import NodeStatus, StatusError, parse_status
 from swarmboot.plan import LocalScript
 from swarmboot.remote import Connector, Remote, RemoteError
 from swarmboot.report import Reporter
+from swarmboot.routes import NotRoutable
 from swarmboot.spec import Spec
 from swarmboot.state import Instance, Observed
 from swarmboot.swarm import SwarmDriver, SwarmError
@@ -111,22 +112,27 @@ def advertise_address(spec: Spec, inst: Instance) -> str:
     return address
 
 
-def _read_node(ctx: Context, inst: Instance) -> tuple[NodeStatus | None, tuple[str, ...] | None]:
-    """The node's status report and firewall member set, or (None, None) if unreachable."""
+def _read_node(
+    ctx: Context, inst: Instance
+) -> tuple[NodeStatus | None, tuple[str, ...] | None, str | None]:
+    """The node's status report and firewall member set, (None, None) if it does not answer
+    (yet), and why it never will, if that is known."""
     try:
         remote = ctx.remote(inst)
         status_text = remote.read_file(facts.STATUS_PATH)
         members_text = remote.read_file(facts.MEMBERS_FILE)
+    except NotRoutable as exc:
+        return None, None, exc.message.removeprefix(f"{inst.label}: ")
     except RemoteError:
         ctx.forget(inst.label)
-        return None, None
+        return None, None, None
     report = None
     if status_text and status_text.strip():
         try:
             report = parse_status(status_text, source=f"{inst.label}:{facts.STATUS_PATH}")
         except StatusError:
             report = None
-    return report, _members(members_text or "")
+    return report, _members(members_text or ""), None
 
 
 def _members(text: str) -> tuple[str, ...]:
@@ -148,16 +154,19 @@ def observe(ctx: Context, *, nodes: bool = True) -> Observed:
     firewalls = tuple(ctx.cloud.firewalls(cloud_firewall_labels(spec)))
     reports: dict[str, NodeStatus] = {}
     members: dict[str, tuple[str, ...]] = {}
+    failures: dict[str, str] = {}
     swarm = None
     if nodes:
         running = [i for i in mine if i.status == "running"]
-        for inst, (report, held) in zip(
+        for inst, (report, held, failure) in zip(
             running, ctx.parallel(lambda i: _read_node(ctx, i), running), strict=True
         ):
             if report is not None:
                 reports[inst.label] = report
             if held is not None:
                 members[inst.label] = held
+            if failure is not None:
+                failures[inst.label] = failure
         swarm = _swarm_state(ctx, mine, reports)
     # The config profile (kernel) matters only for nodes that are not ready yet.
     pending = [i for i in mine if i.label not in reports or reports[i.label].phase != "done"]
@@ -171,7 +180,7 @@ def observe(ctx: Context, *, nodes: bool = True) -> Observed:
     instances = tuple(
         Instance(**{**i.__dict__, "config": configs.get(i.label, i.config)}) for i in mine
     )
-    return Observed(instances, strangers, scripts, firewalls, swarm, reports, members)
+    return Observed(instances, strangers, scripts, firewalls, swarm, reports, members, failures)
 
 
 def _swarm_state(ctx: Context, mine: list[Instance], reports: dict[str, NodeStatus]):

@@ -260,6 +260,8 @@ def _ready(observed: Observed, label: str) -> bool:
 
 def _failed(observed: Observed, label: str) -> str | None:
     """Why a node that has finished its StackScript cannot join, if it cannot."""
+    if label in observed.failures:
+        return observed.failures[label]
     report = observed.reports.get(label)
     if report is None or report.phase == "running":
         return None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import shlex
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -136,13 +137,25 @@ class ParamikoRemote:
 class ParamikoConnector:
     """Opens SSH sessions as root with the identity, verifying pinned host keys."""
 
-    def __init__(self, identity: Identity, *, port: int = 22, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        identity: Identity,
+        *,
+        port: int = 22,
+        timeout: float = 10.0,
+        guard: Callable[[str, str], None] | None = None,
+    ) -> None:
         self.identity = identity
         self.port = port
         self.timeout = timeout
+        # Called with (label, address) before any packet is sent; raises to refuse.
+        self.guard = guard
 
     def connect(self, label: str, address: str, pinned: str | None) -> ParamikoRemote:
         import paramiko
+
+        if self.guard is not None:
+            self.guard(label, address)
 
         pin = _Pinned(label, pinned)
 

@@ -108,6 +108,8 @@ class Observed:
     reports: dict[str, NodeStatus] = field(default_factory=dict)
     # The addresses each node's firewall member set holds now.
     members: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # Nodes found unable to join, and why (a failed probe, no machine behind the address).
+    failures: dict[str, str] = field(default_factory=dict)
 
     def instance(self, label: str) -> Instance | None:
         return next((i for i in self.instances if i.label == label), None)

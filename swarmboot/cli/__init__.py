@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated
 
 import typer
 
 from swarmboot import __version__
-from swarmboot.cli import render, sim, stackscript
+from swarmboot.cli import cluster, render, sim, stackscript
 from swarmboot.cli._common import State
 
 __all__ = ["app", "main"]
@@ -42,8 +43,18 @@ def _root(
     ] = False,
 ) -> None:
     ctx.obj = State(verbose=verbose, quiet=quiet)
+    # Libraries log through logging; without -v their noise (paramiko's connection errors,
+    # which swarmboot reports itself) stays out of the terminal.
+    logging.basicConfig(
+        level=logging.WARNING if verbose else logging.CRITICAL, format="%(name)s: %(message)s"
+    )
+    logging.getLogger("paramiko").setLevel(logging.WARNING if verbose else logging.CRITICAL)
 
 
+app.command("plan")(cluster.plan_cmd)
+app.command("up")(cluster.up_cmd)
+app.command("status")(cluster.status_cmd)
+app.command("down")(cluster.down_cmd)
 app.command("render")(render.render_cmd)
 app.add_typer(stackscript.app, name="stackscript")
 app.command("sim")(sim.sim_cmd)

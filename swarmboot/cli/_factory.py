@@ -1,0 +1,113 @@
+"""The one place that builds the real adapters from command-line options."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from swarmboot.report import Reporter
+
+__all__ = ["ApiUrlOpt", "SpecArg", "SshKeyOpt", "TimeoutOpt", "make_cloud", "make_context"]
+
+SpecArg = Annotated[
+    Path,
+    typer.Argument(
+        metavar="SPEC", dir_okay=False, help="The cluster spec, e.g. examples/itframe.toml."
+    ),
+]
+ApiUrlOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--api-url",
+        metavar="URL",
+        envvar="SWARMBOOT_API_URL",
+        show_envvar=False,
+        help="The Linode API to use (default https://api.linode.com/v4; "
+        "env SWARMBOOT_API_URL); e.g. a simulator at http://127.0.0.1:8765/v4.",
+    ),
+]
+SshKeyOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--ssh-key",
+        metavar="FILE",
+        dir_okay=False,
+        help="Private key to log in to the nodes with (default: SWARMBOOT_SSH_KEY, the SSH "
+        "agent, ~/.ssh/id_ed25519).",
+    ),
+]
+TimeoutOpt = Annotated[
+    float,
+    typer.Option(
+        "--timeout", metavar="SECONDS", min=1.0, help="How long a node may take to become ready."
+    ),
+]
+
+
+def make_cloud(api_url: str | None):
+    from swarmboot.cloud import LinodeCloud
+    from swarmboot.credentials import find_target
+
+    return LinodeCloud(find_target(api_url))
+
+
+def make_context(
+    spec_path: Path,
+    api_url: str | None,
+    ssh_key: Path | None,
+    reporter: Reporter,
+    *,
+    timeout: float = 1200.0,
+    nodes: bool = True,
+):
+    """Spec, checked against the API's catalogue, and every adapter `up` needs."""
+    from swarmboot.cluster import Context, Settings
+    from swarmboot.keys import load_identity
+    from swarmboot.publish import local_scripts
+    from swarmboot.remote import ParamikoConnector
+    from swarmboot.routes import require_local_route
+    from swarmboot.spec import SpecError, admin_keys, check_against_catalog, load_spec
+    from swarmboot.swarm import DockerSwarm
+
+    spec = load_spec(spec_path)
+    scripts = local_scripts()
+    script = scripts.get(spec.cluster.stackscript)
+    if script is None:
+        raise SpecError(
+            [
+                f"{spec_path}: cluster.stackscript: no StackScript "
+                f"{spec.cluster.stackscript!r}; choose one of "
+                f"{', '.join(sorted(scripts))}"
+            ]
+        )
+    if spec.cluster.image not in script.images:
+        raise SpecError(
+            [
+                f"{spec_path}: cluster.image: {spec.cluster.stackscript} is for "
+                f"{', '.join(script.images)}, not {spec.cluster.image}"
+            ]
+        )
+    cloud = make_cloud(api_url)
+    regions, types, images = cloud.catalogue()
+    check_against_catalog(spec, str(spec_path), regions, types, images)
+    identity = load_identity(ssh_key)
+    reporter.detail(
+        f"API {cloud.target.api_url}, token from {cloud.target.source}, "
+        f"SSH key from {identity.source}"
+    )
+    # Against a simulator, only addresses routed into this machine (a lab) are ever contacted.
+    guard = require_local_route if cloud.target.is_local else None
+    return Context(
+        spec=spec,
+        spec_path=spec_path,
+        cloud=cloud,
+        connector=ParamikoConnector(identity, guard=guard),
+        swarm=DockerSwarm(),
+        reporter=reporter,
+        script=script,
+        identity_public=identity.public_line,
+        admin_keys=admin_keys(spec, spec_path.parent),
+        settings=Settings(ready_timeout=timeout),
+    )

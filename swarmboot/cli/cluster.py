@@ -1,0 +1,194 @@
+"""`swarmboot plan | up | status | down SPEC`: a cluster from its spec."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Any
+
+import typer
+
+from swarmboot.cli._common import Ctx, JsonOpt, command, print_json, state_of
+from swarmboot.cli._factory import (
+    ApiUrlOpt,
+    SpecArg,
+    SshKeyOpt,
+    TimeoutOpt,
+    make_cloud,
+    make_context,
+)
+from swarmboot.errors import SwarmbootError
+
+
+def _print_table(summary: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    def mark(value: object) -> str:
+        return {True: "yes", False: "NO", None: "-"}.get(value, str(value))  # type: ignore[arg-type]
+
+    table = Table(
+        title=f"{summary['cluster']}: {summary['managers']} managers, network "
+        f"{summary['network']['name']}"
+        f"{' (encrypted)' if summary['network']['encrypted'] else ''}",
+        title_justify="left",
+    )
+    for column in ("node", "region", "role", "linode", "ipv4", "kernel", "vxlan", "esp", "swarm"):
+        table.add_column(column)
+    for row in summary["nodes"]:
+        kernel = row["kernel"] or "-"
+        if row["distro_kernel"] is False:
+            kernel += " (not Debian's)"
+        table.add_row(
+            row["node"],
+            row["region"],
+            row["role"],
+            row["linode"],
+            row["ipv4"] or "-",
+            kernel,
+            mark(row["vxlan"]),
+            mark(row["esp"]),
+            row["swarm"],
+        )
+    Console(file=sys.stdout, soft_wrap=False, width=160).print(table)
+
+
+@command
+def plan_cmd(
+    ctx: Ctx,
+    spec: SpecArg,
+    api_url: ApiUrlOpt = None,
+    ssh_key: SshKeyOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Print what `up` would do, from the cloud and the swarm as they are now. Changes nothing."""
+    from swarmboot.cluster import observe
+    from swarmboot.plan import plan
+
+    reporter = state_of(ctx).reporter
+    context = make_context(spec, api_url, ssh_key, reporter)
+    try:
+        steps = plan(context.spec, observe(context), context.script)
+    finally:
+        context.close()
+    if as_json:
+        print_json([{"step": type(s).__name__, "description": s.describe()} for s in steps])
+        return
+    for n, step in enumerate(steps, start=1):
+        typer.echo(f"{n:3}. {step.describe()}")
+    reporter.ok(
+        f"{context.spec.cluster.name}: {len(steps)} step(s) to converge"
+        if steps
+        else f"{context.spec.cluster.name} is as the spec says: nothing to do"
+    )
+
+
+@command
+def up_cmd(
+    ctx: Ctx,
+    spec: SpecArg,
+    api_url: ApiUrlOpt = None,
+    ssh_key: SshKeyOpt = None,
+    timeout: TimeoutOpt = 1200.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Make the cluster what the spec says: create, boot, wait, join, label, secure."""
+    from swarmboot.apply import NotReadyError, up
+    from swarmboot.status import summary
+
+    reporter = state_of(ctx).reporter
+    context = make_context(spec, api_url, ssh_key, reporter, timeout=timeout)
+    try:
+        try:
+            result = up(context)
+        except NotReadyError as exc:
+            result = getattr(exc, "result", None)
+            if result is not None:
+                _show(summary(context.spec, result.observed), as_json)
+            raise
+    finally:
+        context.close()
+    _show(summary(context.spec, result.observed), as_json)
+    reporter.ok(
+        f"{context.spec.cluster.name} is up: {len(result.observed.instances)} nodes, "
+        f"{len(result.steps_run)} change(s) in {result.seconds:.0f} s"
+    )
+
+
+def _show(data: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print_json(data)
+    else:
+        _print_table(data)
+
+
+@command
+def status_cmd(
+    ctx: Ctx,
+    spec: SpecArg,
+    api_url: ApiUrlOpt = None,
+    ssh_key: SshKeyOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show each node: Linode status, address, kernel, vxlan, ESP, swarm state and labels."""
+    from swarmboot.cluster import observe
+    from swarmboot.status import summary
+
+    context = make_context(spec, api_url, ssh_key, state_of(ctx).reporter)
+    try:
+        _show(summary(context.spec, observe(context)), as_json)
+    finally:
+        context.close()
+
+
+@command
+def down_cmd(
+    ctx: Ctx,
+    spec: SpecArg,
+    api_url: ApiUrlOpt = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
+    stackscripts: Annotated[
+        bool,
+        typer.Option(
+            "--stackscripts", help="Also delete the StackScript the cluster was made with."
+        ),
+    ] = False,
+) -> None:
+    """Delete the cluster: every Linode carrying its tag, and its Cloud Firewalls."""
+    from swarmboot.firewall import cloud_firewall_labels
+    from swarmboot.plan import script_label
+    from swarmboot.spec import load_spec
+
+    reporter = state_of(ctx).reporter
+    cluster = load_spec(spec)
+    cloud = make_cloud(api_url)
+    doomed = [
+        i for i in cloud.instances(cluster.tag, f"{cluster.cluster.name}-") if cluster.tag in i.tags
+    ]
+    firewalls = cloud.firewalls(cloud_firewall_labels(cluster))
+    scripts = [
+        s
+        for s in cloud.stackscripts()
+        if stackscripts and s.label == script_label(cluster.cluster.stackscript)
+    ]
+    if not (doomed or firewalls or scripts):
+        reporter.ok(f"{cluster.cluster.name}: nothing to delete")
+        return
+    what = f"{len(doomed)} Linode(s) tagged {cluster.tag}, {len(firewalls)} Cloud Firewall(s)" + (
+        f", StackScript {scripts[0].label}" if scripts else ""
+    )
+    if not yes:
+        if not sys.stdin.isatty():
+            raise SwarmbootError(
+                f"refusing to delete {what} without --yes", hint="pass --yes to confirm"
+            )
+        typer.confirm(f"Delete {what}?", abort=True, err=True)
+    for inst in doomed:
+        cloud.delete_instance(inst.id)
+        reporter.ok(f"Deleted {inst.label}")
+    for firewall in firewalls:
+        cloud.delete_firewall(firewall.id)
+        reporter.ok(f"Deleted Cloud Firewall {firewall.label}")
+    for script in scripts:
+        cloud.delete_stackscript(script.id)
+        reporter.ok(f"Deleted StackScript {script.label}")
+    typer.echo(f"deleted\t{what}")

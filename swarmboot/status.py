@@ -1,0 +1,60 @@
+"""A cluster's state, node by node, as rows for a table or JSON. Pure."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from swarmboot.spec import Spec
+from swarmboot.state import Observed
+
+__all__ = ["status_rows", "summary"]
+
+
+def status_rows(spec: Spec, observed: Observed) -> list[dict[str, Any]]:
+    rows = []
+    for node in spec.nodes():
+        inst = observed.instance(node.label)
+        report = observed.reports.get(node.label)
+        entry = observed.swarm.node(node.label) if observed.swarm else None
+        rows.append(
+            {
+                "node": node.label,
+                "region": node.region,
+                "role": node.role,
+                "linode": inst.status if inst else "missing",
+                "id": inst.id if inst else None,
+                "ipv4": inst.ipv4_public if inst else None,
+                "private_ipv4": inst.ipv4_private if inst else None,
+                "kernel": report.kernel_release if report else None,
+                "distro_kernel": report.distro_kernel if report else None,
+                "vxlan": report.vxlan_ok if report else None,
+                "esp": report.esp_ok if report else None,
+                "docker": report.docker_version if report else None,
+                "stackscript": report.phase if report else None,
+                "problems": list(report.problems(require_esp=spec.encrypted)) if report else [],
+                "swarm": (
+                    f"{entry.role}, {entry.state}"
+                    if entry
+                    else ("not joined" if observed.swarm else "no swarm")
+                ),
+                "labels": dict(entry.labels) if entry else {},
+            }
+        )
+    return rows
+
+
+def summary(spec: Spec, observed: Observed) -> dict[str, Any]:
+    swarm = observed.swarm
+    return {
+        "cluster": spec.cluster.name,
+        "regions": sorted(spec.regions),
+        "network": {
+            "name": spec.network_name,
+            "encrypted": spec.encrypted,
+            "exists": bool(swarm and spec.network_name in dict(swarm.networks)),
+        },
+        "managers": sum(
+            1 for n in (swarm.nodes if swarm else ()) if n.role == "manager" and n.state == "ready"
+        ),
+        "nodes": status_rows(spec, observed),
+    }
