@@ -6,8 +6,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Debian packages the tests use on the host: debootstrap builds the Debian roots the
 # StackScripts run in, zstd packs them, gpg makes a key that is not Docker's, iproute2 and
-# util-linux make the namespaces.
-HOST_PACKAGES := debootstrap zstd gpg iproute2 util-linux ca-certificates
+# util-linux make the namespaces, openssh-server's sshd answers the SSH tests.
+HOST_PACKAGES := debootstrap zstd gpg iproute2 util-linux ca-certificates openssh-server
 SHELL_SCRIPTS := stackscripts/*.sh tests/debian/enter-root.sh tests/debian/systemctl-shim .ci/run
 
 .PHONY: help venv host-deps test test-fast demo sim bench stackscripts lint format docs clean

@@ -61,7 +61,8 @@ def state_of(ctx: typer.Context) -> State:
 def fail(message: str, code: int, *, debug: bool) -> None:
     if debug:
         traceback.print_exc()
-    typer.echo(f"Error: {message}", err=True)
+    for line in message.splitlines() or [message]:  # one line per problem
+        typer.echo(f"Error: {line}", err=True)
     raise typer.Exit(code)
 
 

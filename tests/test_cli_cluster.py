@@ -1,0 +1,159 @@
+"""The cluster commands through Typer's runner, against the records-only simulator.
+
+Its Linodes have no machines behind them, so `up` stops after the cloud steps and says why;
+no packet is sent to their addresses (the simulator's safety net).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from typer.testing import CliRunner
+
+from swarmboot.cli import app
+from swarmboot.sim.admin import SimAdmin
+from swarmboot.sim.config import SimConfig, Timings
+from swarmboot.sim.engine import Simulator
+from swarmboot.sim.server import SimServer
+
+from .conftest import REPO
+from .sim.conftest import spec_check  # noqa: F401
+
+TOKEN = "cli-cluster-secret-token"
+EXAMPLE = str(REPO / "examples" / "itframe.toml")
+runner = CliRunner()
+
+
+@pytest.fixture
+def sim(spec_check, tmp_path, monkeypatch) -> Iterator[SimServer]:  # noqa: F811
+    config = SimConfig(port=0, token=TOKEN, timings=Timings(scale=0.001))
+    server = SimServer(Simulator(config), spec_check)
+    server.start()
+    key = tmp_path / "id_ed25519"
+    key.write_bytes(
+        Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.OpenSSH,
+            serialization.NoEncryption(),
+        )
+    )
+    for name in ("LINODE_TOKEN", "LINODE_CLI_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("SWARMBOOT_API_URL", server.url)
+    monkeypatch.setenv("SWARMBOOT_SIM_TOKEN", TOKEN)
+    monkeypatch.setenv("SWARMBOOT_SSH_KEY", str(key))
+    yield server
+    violations = list(server.violations)
+    server.stop()
+    assert violations == []
+
+
+def run(*args: str):
+    result = runner.invoke(app, list(args))
+    assert TOKEN not in result.output, "the token leaked into the output"
+    return result
+
+
+def test_publish_sends_only_what_changed(sim):
+    dry = run("stackscript", "publish", "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    assert "would create\tswarmboot-debian12-swarm-node" in dry.stdout
+    assert "+#!/bin/bash" in dry.stdout  # the diff
+    assert SimAdmin(sim.url, TOKEN).stats()["routes"].get("POST /linode/stackscripts") is None
+    first = run("stackscript", "publish")
+    assert [line.split("\t")[0] for line in first.stdout.splitlines()] == ["created", "created"]
+    again = run("stackscript", "publish", "--json")
+    assert [r["action"] for r in json.loads(again.stdout)] == ["unchanged", "unchanged"]
+    listed = json.loads(run("stackscript", "list", "--json").stdout)
+    assert [s["label"] for s in listed] == [
+        "swarmboot-debian12-swarm-node",
+        "swarmboot-debian13-swarm-node",
+    ]
+    assert listed[0]["rev_note"].startswith("swarmboot sha256:")
+    assert {u["name"] for u in listed[0]["udfs"]} >= {"hostname", "zone", "ssh_host_key"}
+
+
+def test_plan_then_up_without_machines_then_down(sim):
+    planned = run("plan", EXAMPLE)
+    assert planned.exit_code == 0, planned.output
+    lines = planned.stdout.splitlines()
+    assert lines[0] == (
+        "  1. Publish StackScript swarmboot-debian12-swarm-node from "
+        "stackscripts/debian12-swarm-node.sh"
+    )
+    assert "48 step(s) to converge" in planned.stderr
+
+    result = run("up", EXAMPLE, "--timeout", "5", "--json")
+    assert result.exit_code == 6
+    summary = json.loads(result.stdout)
+    assert [n["linode"] for n in summary["nodes"]] == ["running"] * 9
+    assert result.stderr.splitlines()[-1].startswith("Error: 9 node(s) not joined: ")
+    assert (
+        "is not on this machine: the simulator's Linodes have no machines behind them"
+        in result.stderr
+    )
+
+    status = run("status", EXAMPLE, "--json")
+    assert status.exit_code == 0
+    assert len(json.loads(status.stdout)["nodes"]) == 9
+
+    refused = run("down", EXAMPLE)
+    assert refused.exit_code == 1
+    assert refused.stderr == (
+        "Error: refusing to delete 9 Linode(s) tagged swarmboot:itframe, "
+        "2 Cloud Firewall(s) without --yes; pass --yes to confirm\n"
+    )
+    gone = run("down", EXAMPLE, "--yes")
+    assert gone.exit_code == 0 and gone.stdout.startswith("deleted\t9 Linode(s)")
+    assert run("down", EXAMPLE, "--yes").stderr.strip().endswith("itframe: nothing to delete")
+    scripts = json.loads(run("stackscript", "list", "--json").stdout)
+    assert [s["label"] for s in scripts] == ["swarmboot-debian12-swarm-node"]  # left alone
+
+
+def test_no_token_is_one_line_with_exit_5(sim, monkeypatch):
+    monkeypatch.delenv("SWARMBOOT_SIM_TOKEN")
+    result = run("plan", EXAMPLE)
+    assert result.exit_code == 5
+    assert result.stderr.startswith(
+        "Error: no Linode API token: looked in LINODE_TOKEN, "
+        "LINODE_CLI_TOKEN, SWARMBOOT_SIM_TOKEN and linode-cli's"
+    )
+    assert "never pass it on the command line" in result.stderr
+    assert len(result.stderr.splitlines()) == 1
+
+
+def test_a_wrong_token_is_named_by_where_it_came_from(sim, monkeypatch):
+    monkeypatch.setenv("SWARMBOOT_SIM_TOKEN", "wrong")
+    result = run("plan", EXAMPLE)
+    assert result.exit_code == 5
+    assert "refused the token from SWARMBOOT_SIM_TOKEN (401 Invalid Token)" in result.stderr
+    assert "wrong" not in result.stderr.replace("wrong token", "")
+
+
+def test_a_region_the_api_does_not_know(sim, tmp_path):
+    spec = tmp_path / "s.toml"
+    spec.write_text(
+        '[cluster]\nname = "far"\n[regions.mars-1]\npools = [{ role = "manager", count = 1 }]\n'
+    )
+    result = run("plan", str(spec))
+    assert result.exit_code == 4
+    assert result.stderr.startswith(f"Error: {spec}: regions.mars-1: no such Linode region; ")
+
+
+def test_a_bad_spec_lists_every_problem(sim, tmp_path):
+    spec = tmp_path / "s.toml"
+    spec.write_text(
+        '[cluster]\nname = "Bad"\n[regions.eu-central]\npools = [{ role = "manager", count = 2 }]\n'
+    )
+    result = run("up", str(spec))
+    assert result.exit_code == 4
+    assert result.stderr.splitlines()[0] == (
+        f"Error: {spec}: cluster.name: must be a lowercase name starting with a letter: "
+        "letters, digits and hyphens, at most 24 (it starts every node's label)"
+    )
+    assert "Traceback" not in result.output
