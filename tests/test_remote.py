@@ -125,7 +125,7 @@ def _ed25519() -> paramiko.PKey:
 
 def test_nobody_listening_is_unreachable():
     identity = Identity(_ed25519(), "test")
-    with pytest.raises(Unreachable, match="node-9: no SSH at 127.0.0.1"):
+    with pytest.raises(Unreachable, match=r"node-9: no SSH at 127\.0\.0\.1"):
         ParamikoConnector(identity, port=_free_port(), timeout=2).connect(
             "node-9", "127.0.0.1", "SHA256:x"
         )
@@ -135,6 +135,6 @@ def test_the_guard_refuses_before_any_packet():
     identity = Identity(_ed25519(), "test")
     # TEST-NET-3 is routed out through the default route on this machine (if at all).
     connector = ParamikoConnector(identity, guard=require_local_route)
-    with pytest.raises(NotRoutable, match="203.0.113.77 is not on this machine"):
+    with pytest.raises(NotRoutable, match=r"203\.0\.113\.77 is not on this machine"):
         connector.connect("far", "203.0.113.77", "SHA256:x")
     require_local_route("here", "127.0.0.1")  # loopback is always fine
