@@ -17,7 +17,7 @@ help:
 	@echo "make test          set up and run lint and every test (as root: the Debian runs too)"
 	@echo "make test-fast     the tests that need neither root nor the Debian mirror"
 	@echo "make sim           serve the Linode API simulator on 127.0.0.1:8765 (state in .cache/)"
-	@echo "make bench         measure the simulator (requests per second, memory)"
+	@echo "make bench         measure the simulator and up (requests/s, memory, wall time)"
 	@echo "make stackscripts  render templates/ into stackscripts/"
 	@echo "make lint          ruff, shellcheck and the freshness of stackscripts/ and docs/"
 	@echo "make docs          regenerate docs/cli.md from the commands' --help"
@@ -62,6 +62,8 @@ sim: venv
 
 bench: venv
 	$(BIN)/python -m tests.bench.sim_bench
+	@echo
+	$(BIN)/python -m tests.bench.up_bench
 
 stackscripts: venv
 	$(BIN)/swarmboot render

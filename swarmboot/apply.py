@@ -24,7 +24,6 @@ from tenacity import (
     stop_after_attempt,
     stop_after_delay,
     wait_exponential,
-    wait_fixed,
 )
 
 from swarmboot import facts
@@ -235,101 +234,89 @@ def _set_kernel(run: _Run, step: SetKernel) -> None:
     run.report(step.describe())
 
 
-def _boot_all(run: _Run, steps: list[Boot]) -> None:
-    """Boot each Linode once it is offline (a new one provisions first): one list per poll."""
+def _bring_up(run: _Run, boots: list[Boot], wait: WaitReady | None) -> None:
+    """Boot each Linode once it is offline (a new one provisions first) and wait until each
+    node runs, answers SSH with its pinned host key and reports its StackScript done.
+
+    One list of the cluster's Linodes per poll serves every node. The interval starts at the
+    configured one and grows (to four times that) while nothing changes, so a long wait costs
+    few requests; any change brings it back down."""
     ctx = run.ctx
-    pending = {s.label for s in steps}
-    deadline = time.monotonic() + ctx.settings.ready_timeout
-    while pending:
-        current = {
-            i.label: i
-            for i in run.call(
-                "list", lambda: ctx.cloud.instances(ctx.spec.tag, f"{ctx.spec.cluster.name}-")
-            )
-            if i.label in pending
-        }
-        for label in sorted(pending):
-            inst = current.get(label)
-            if inst is None:
-                continue
-            run.instances[label] = Instance(
-                **{**inst.__dict__, "config": run.instances[label].config}
-            )
-            if inst.status in ("running", "booting"):
-                pending.discard(label)
-            elif inst.status == "offline":
-                config = run.instances[label].config
-                try:
-                    run.call(
-                        "boot", lambda i=inst, c=config: ctx.cloud.boot(i.id, c[0] if c else None)
-                    )
-                except CloudError as exc:
-                    if exc.status == 400 and "busy" in exc.reason.lower():
-                        continue
-                    raise
-                pending.discard(label)
-                run.report(f"Boot {label}")
-        if pending:
-            if time.monotonic() > deadline:
-                raise NotReadyError(
-                    f"{', '.join(sorted(pending))} did not finish provisioning "
-                    f"within {ctx.settings.ready_timeout:.0f} s",
-                    hint="see the Linode's events; rerun `swarmboot up`",
-                )
-            time.sleep(ctx.settings.poll_interval)
+    to_boot = {s.label for s in boots}
+    to_wait = set(wait.labels) if wait else set()
+    why: dict[str, str] = {label: "waiting" for label in to_boot | to_wait}
+    base = ctx.settings.poll_interval
+    interval = [base]
 
-
-def _wait_ready(run: _Run, step: WaitReady) -> None:
-    """Wait, with one list poll per interval for all nodes, until each runs, answers SSH with
-    its pinned host key and reports its StackScript done."""
-    ctx = run.ctx
-    pending = set(step.labels)
-    why: dict[str, str] = {label: "not created" for label in pending}
-
-    def poll() -> set[str]:
+    def poll() -> bool:
         listed = {
             i.label: i for i in ctx.cloud.instances(ctx.spec.tag, f"{ctx.spec.cluster.name}-")
         }
-        candidates = []
-        for label in sorted(pending):
+        changed = False
+        probes = []
+        for label in sorted(to_boot | to_wait):
             inst = listed.get(label)
             if inst is None:
                 why[label] = "its Linode is gone"
                 continue
-            run.instances[label] = Instance(
-                **{**inst.__dict__, "config": run.instances.get(label, inst).config}
-            )
+            known = run.instances.get(label)
+            run.instances[label] = replace(inst, config=known.config if known else None)
+            if label in to_boot:
+                if inst.status in ("running", "booting"):
+                    to_boot.discard(label)
+                elif inst.status == "offline":
+                    config = run.instances[label].config
+                    try:
+                        run.call(
+                            "boot",
+                            lambda i=inst, c=config: ctx.cloud.boot(i.id, c[0] if c else None),
+                        )
+                    except CloudError as exc:
+                        if exc.status == 400 and "busy" in exc.reason.lower():
+                            continue
+                        raise
+                    to_boot.discard(label)
+                    changed = True
+                    run.report(f"Boot {label}")
+                why[label] = f"Linode status {inst.status}"
+                continue
             if inst.status != "running":
                 why[label] = f"Linode status {inst.status}"
                 continue
-            candidates.append(inst)
-        for inst, outcome in zip(
-            candidates, ctx.parallel(lambda i: _probe(run, i), candidates), strict=True
+            probes.append(inst)
+        for inst, (kind, detail) in zip(
+            probes, ctx.parallel(lambda i: _probe(run, i), probes), strict=True
         ):
-            kind, detail = outcome
             if kind == "ready":
-                pending.discard(inst.label)
+                to_wait.discard(inst.label)
+                changed = True
                 run.report(f"{inst.label} is ready ({detail})")
             elif kind == "failed":
-                pending.discard(inst.label)
+                to_wait.discard(inst.label)
+                changed = True
                 run.not_ready[inst.label] = detail
                 ctx.reporter.failed(f"{inst.label}: {detail}")
             else:
                 why[inst.label] = detail
-        return set(pending)
+        interval[0] = base if changed else min(interval[0] * 1.5, base * 4)
+        return bool(to_boot or to_wait)
 
     retrying = Retrying(
         stop=stop_after_delay(ctx.settings.ready_timeout),
-        wait=wait_fixed(ctx.settings.poll_interval),
+        wait=lambda state: interval[0],
         retry=retry_if_result(bool),
     )
     try:
         retrying(poll)
     except RetryError:
-        stuck = ", ".join(f"{label} ({why.get(label, 'waiting')})" for label in sorted(pending))
+        left = sorted(to_boot | to_wait)
+        stuck = ", ".join(f"{label} ({why.get(label, 'waiting')})" for label in left)
+        provisioning = all(why.get(label, "").endswith("provisioning") for label in left)
         raise NotReadyError(
-            f"not ready after {ctx.settings.ready_timeout:.0f} s: {stuck}",
-            hint="rerun `swarmboot up` to go on waiting, or `swarmboot status` to look",
+            f"{'did not finish provisioning' if provisioning else 'not ready'} after "
+            f"{ctx.settings.ready_timeout:.0f} s: {stuck}",
+            hint="rerun `swarmboot up` to go on waiting, or `swarmboot status` to look; a "
+            "Linode stuck in provisioning can be deleted and `up` makes it again",
         ) from None
 
 
@@ -508,7 +495,6 @@ _RUNNERS: dict[type, Callable[[_Run, Any], None]] = {
     PublishStackScript: _publish,
     EnsureCloudFirewall: _ensure_firewall,
     SetKernel: _set_kernel,
-    WaitReady: _wait_ready,
     NotReady: _not_ready,
     SyncMembers: _sync_members,
     SyncCloudFirewall: _sync_firewall,
@@ -524,14 +510,16 @@ _RUNNERS: dict[type, Callable[[_Run, Any], None]] = {
 def _run_steps(run: _Run, steps: tuple[Step, ...]) -> None:
     creates = [s for s in steps if isinstance(s, CreateInstance)]
     boots = [s for s in steps if isinstance(s, Boot)]
+    wait = next((s for s in steps if isinstance(s, WaitReady)), None)
     for step in steps:
         if isinstance(step, CreateInstance):
             if step is creates[0]:
                 run.ctx.parallel(lambda s: _create(run, s), creates)
             continue
-        if isinstance(step, Boot):
-            if step is boots[0]:
-                _boot_all(run, boots)
+        if isinstance(step, Boot | WaitReady):
+            first = boots[0] if boots else wait
+            if step is first:
+                _bring_up(run, boots, wait)
             continue
         _RUNNERS[type(step)](run, step)
 

@@ -324,8 +324,9 @@ class LinodeCloud:
 
     # --- Cloud Firewalls -------------------------------------------------------------------
 
-    def _firewall(self, data: dict[str, Any]) -> CloudFirewall:
-        devices = self._list(f"/networking/firewalls/{data['id']}/devices")
+    @staticmethod
+    def _firewall(data: dict[str, Any]) -> CloudFirewall:
+        # A firewall lists its devices as `entities`: no request per firewall.
         rules = data.get("rules") or {}
         return CloudFirewall(
             id=data["id"],
@@ -333,7 +334,7 @@ class LinodeCloud:
             inbound_policy=rules.get("inbound_policy", ""),
             inbound=rules_key(rules.get("inbound") or []),
             linode_ids=tuple(
-                sorted(d["entity"]["id"] for d in devices if d["entity"]["type"] == "linode")
+                sorted(e["id"] for e in data.get("entities") or [] if e["type"] == "linode")
             ),
         )
 
