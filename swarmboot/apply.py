@@ -482,7 +482,7 @@ def _remove_stale(run: _Run, step: RemoveStaleNode) -> None:
 
 def _network(run: _Run, step: EnsureNetwork) -> None:
     _, manager = _manager(run)
-    run.ctx.swarm.ensure_network(manager, step.name, step.encrypted)
+    run.ctx.swarm.ensure_network(manager, step.name, step.encrypted, step.subnet)
     run.report(step.describe())
 
 

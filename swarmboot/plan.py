@@ -207,6 +207,7 @@ class LabelNode:
 class EnsureNetwork:
     name: str
     encrypted: bool
+    subnet: str | None = None
 
     def describe(self) -> str:
         kind = "encrypted overlay" if self.encrypted else "overlay"
@@ -281,7 +282,7 @@ def _check_strangers(spec: Spec, observed: Observed) -> None:
 
 
 def _check_encryption(spec: Spec, observed: Observed) -> None:
-    if not spec.encrypted:
+    if not spec.encrypted or not spec.network.require_esp:
         return
     lacking = sorted(
         label
@@ -293,8 +294,9 @@ def _check_encryption(spec: Spec, observed: Observed) -> None:
             f"the overlay network must be encrypted (the cluster spans regions), but "
             f"{', '.join(lacking)} report a kernel without IPsec ESP: the encrypted traffic "
             "would be dropped silently",
-            hint="boot them on a kernel with ESP, or set network.encrypted = false in the spec "
-            "to opt out explicitly",
+            hint="boot them on a kernel with ESP, or opt out explicitly in the spec: "
+            "network.encrypted = false (no encryption) or network.require_esp = false (the "
+            "encrypted network anyway, its traffic lost on those nodes)",
         )
 
 
@@ -434,7 +436,7 @@ def plan(spec: Spec, observed: Observed, script: LocalScript) -> tuple[Step, ...
 
     networks = dict(swarm.networks) if swarm else {}
     if spec.network_name not in networks:
-        steps.append(EnsureNetwork(spec.network_name, spec.encrypted))
+        steps.append(EnsureNetwork(spec.network_name, spec.encrypted, spec.network.subnet))
     elif networks[spec.network_name] != spec.encrypted:
         state = "encrypted" if networks[spec.network_name] else "not encrypted"
         raise PlanError(

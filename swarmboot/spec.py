@@ -104,6 +104,9 @@ class Network(_Strict):
     )
     # auto: encrypted whenever the cluster spans regions; false opts out explicitly.
     encrypted: Literal["auto"] | bool = "auto"
+    # An encrypted overlay is refused where a node's kernel lacks IPsec ESP (its traffic would
+    # be dropped silently); false creates it anyway, knowingly (a lab without ESP).
+    require_esp: bool = True
     subnet: str | None = None
 
     @field_validator("subnet")

@@ -45,7 +45,9 @@ class SwarmDriver(Protocol):
     def promote(self, manager: Remote, node_id: str) -> None: ...
     def set_labels(self, manager: Remote, node_id: str, labels: dict[str, str]) -> None: ...
     def remove(self, manager: Remote, node_id: str) -> None: ...
-    def ensure_network(self, manager: Remote, name: str, encrypted: bool) -> None: ...
+    def ensure_network(
+        self, manager: Remote, name: str, encrypted: bool, subnet: str | None = None
+    ) -> None: ...
     def leave(self, remote: Remote) -> None: ...
     def close(self) -> None: ...
 
@@ -224,16 +226,24 @@ class DockerSwarm:
     def remove(self, manager: Remote, node_id: str) -> None:
         self._call(manager, "removing a node", lambda c: c.api.remove_node(node_id, force=True))
 
-    def ensure_network(self, manager: Remote, name: str, encrypted: bool) -> None:
+    def ensure_network(
+        self, manager: Remote, name: str, encrypted: bool, subnet: str | None = None
+    ) -> None:
+        import docker.types
+
         def ensure(client: Any) -> None:
             if client.networks.list(names=[name], filters={"driver": "overlay"}):
                 return
+            ipam = None
+            if subnet:
+                ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=subnet)])
             client.networks.create(
                 name,
                 driver="overlay",
                 attachable=True,
                 scope="swarm",
                 options={"encrypted": ""} if encrypted else None,
+                ipam=ipam,
             )
 
         self._call(manager, f"creating the overlay network {name}", ensure)

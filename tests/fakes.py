@@ -266,7 +266,9 @@ class FakeSwarm:
         with self.fleet.lock:
             self.fleet.swarm_nodes.pop(node_id, None)
 
-    def ensure_network(self, manager: FakeRemote, name: str, encrypted: bool) -> None:
+    def ensure_network(
+        self, manager: FakeRemote, name: str, encrypted: bool, subnet: str | None = None
+    ) -> None:
         self._n(manager)
         self.fleet.networks.setdefault(name, encrypted)
 
