@@ -280,6 +280,17 @@ def _bring_up(run: _Run, boots: list[Boot], wait: WaitReady | None) -> None:
                     run.report(f"Boot {label}")
                 why[label] = f"Linode status {inst.status}"
                 continue
+            if inst.status == "offline":
+                # It was booted (or running) before: a failed boot says why; otherwise it was
+                # shut down and is booted again.
+                failure = run.call("events", lambda i=inst: ctx.cloud.boot_failure(i.id))
+                if failure is not None:
+                    to_wait.discard(label)
+                    changed = True
+                    run.not_ready[label] = f"its boot failed: {failure}"
+                    ctx.reporter.failed(f"{label}: its boot failed: {failure}")
+                    continue
+                to_boot.add(label)
             if inst.status != "running":
                 why[label] = f"Linode status {inst.status}"
                 continue
@@ -344,13 +355,13 @@ def _probe(run: _Run, inst: Instance) -> tuple[str, str]:
         report = parse_status(text, source=f"{inst.label}:{facts.STATUS_PATH}")
     except StatusError as exc:
         return "waiting", exc.message
-    return _judge(report)
+    return _judge(report, ctx.spec.cluster.require_grub_kernel)
 
 
-def _judge(report: NodeStatus) -> tuple[str, str]:
+def _judge(report: NodeStatus, require_grub_kernel: bool) -> tuple[str, str]:
     if report.phase == "running":
         return "waiting", "the StackScript is running"
-    problems = report.problems(require_esp=False)
+    problems = report.problems(require_esp=False, require_distro_kernel=require_grub_kernel)
     if problems:
         return "failed", "; ".join(problems)
     esp = "ESP" if report.esp_ok else "no ESP"

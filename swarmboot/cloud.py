@@ -72,6 +72,7 @@ class CloudApi(Protocol):
     def catalogue(self) -> tuple[set[str], set[str], set[str]]: ...
     def instances(self, tag: str, label_prefix: str) -> list[Instance]: ...
     def instance(self, label: str) -> Instance | None: ...
+    def boot_failure(self, instance_id: int) -> str | None: ...
     def config(self, instance_id: int) -> tuple[int, str] | None: ...
     def create_instance(self, request: CreateRequest) -> Instance: ...
     def set_kernel(self, instance_id: int, config_id: int, kernel: str) -> None: ...
@@ -220,6 +221,23 @@ class LinodeCloud:
     def instance(self, label: str) -> Instance | None:
         found = self._list("/linode/instances", filters={"label": label})
         return _instance(found[0]) if found else None
+
+    def boot_failure(self, instance_id: int) -> str | None:
+        """The message of the Linode's last boot, if that boot failed."""
+        found = self._call(
+            "get",
+            "/account/events?page_size=25",
+            filters={
+                "entity.id": instance_id,
+                "entity.type": "linode",
+                "action": "linode_boot",
+                "+order_by": "created",
+                "+order": "desc",
+            },
+        )["data"]
+        if found and found[0]["status"] == "failed":
+            return found[0].get("message") or "the boot failed"
+        return None
 
     def config(self, instance_id: int) -> tuple[int, str] | None:
         configs = self._list(f"/linode/instances/{instance_id}/configs")

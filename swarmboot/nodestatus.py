@@ -48,24 +48,25 @@ class NodeStatus(BaseModel):
     finished_at: str | None = None
     error: str | None = None
 
-    def problems(self, *, require_esp: bool) -> tuple[str, ...]:
+    def problems(self, *, require_esp: bool, require_distro_kernel: bool = True) -> tuple[str, ...]:
         """Why the node is not ready to join the swarm; empty when it is.
 
         `require_esp` is set when the cluster's overlay network is encrypted: a kernel without
-        ESP would accept that network and then drop its traffic.
+        ESP would accept that network and then drop its traffic. `require_distro_kernel` is
+        unset only where the kernel is not the node's to choose (a lab on a shared kernel).
         """
         if self.phase == "running":
             return ("the StackScript is still running",)
         if self.phase == "failed":
             return (f"the StackScript failed: {self.error or 'no error recorded'}",)
         found: list[str] = []
-        if not self.distro_kernel:
+        if not self.distro_kernel and require_distro_kernel:
             found.append(
                 f"not on the GRUB kernel: running {self.kernel_release}, not a Debian "
                 f"kernel; set the config profile kernel to {facts.GRUB_KERNEL} and "
                 "reboot"
             )
-        elif self.reboot_required:
+        elif self.reboot_required and require_distro_kernel:
             found.append(
                 f"running kernel {self.kernel_release} but {self.newest_kernel} is "
                 "installed; reboot"

@@ -14,6 +14,7 @@ from typing import Literal
 from swarmboot import facts
 from swarmboot.errors import ExitCode, SwarmbootError
 from swarmboot.firewall import cloud_firewall_labels, cloud_rules, rules_key
+from swarmboot.nodestatus import NodeStatus
 from swarmboot.spec import NodePlan, Spec
 from swarmboot.state import Instance, Observed
 
@@ -254,19 +255,25 @@ def node_labels(spec: Spec, node: NodePlan) -> tuple[tuple[str, str], ...]:
     )
 
 
-def _ready(observed: Observed, label: str) -> bool:
+def _problems(spec: Spec, report: NodeStatus) -> tuple[str, ...]:
+    return report.problems(
+        require_esp=False, require_distro_kernel=spec.cluster.require_grub_kernel
+    )
+
+
+def _ready(spec: Spec, observed: Observed, label: str) -> bool:
     report = observed.reports.get(label)
-    return report is not None and report.problems(require_esp=False) == ()
+    return report is not None and _problems(spec, report) == ()
 
 
-def _failed(observed: Observed, label: str) -> str | None:
+def _failed(spec: Spec, observed: Observed, label: str) -> str | None:
     """Why a node that has finished its StackScript cannot join, if it cannot."""
     if label in observed.failures:
         return observed.failures[label]
     report = observed.reports.get(label)
     if report is None or report.phase == "running":
         return None
-    problems = report.problems(require_esp=False)
+    problems = _problems(spec, report)
     return "; ".join(problems) if problems else None
 
 
@@ -361,20 +368,21 @@ def plan(spec: Spec, observed: Observed, script: LocalScript) -> tuple[Step, ...
     steps += [
         CreateInstance(n.label, n.region, n.type, n.role) for n in nodes if n.label not in existing
     ]
+    failed = {n.label: reason for n in nodes if (reason := _failed(spec, observed, n.label))}
     for node in nodes:
         inst = existing.get(node.label)
-        if _ready(observed, node.label):
+        if _ready(spec, observed, node.label) or node.label in failed:
             continue
         if inst is None or inst.config is None or inst.config[1] != GRUB:
             steps.append(SetKernel(node.label, inst.config[1] if inst and inst.config else None))
     steps += [
         Boot(n.label)
         for n in nodes
-        if n.label not in existing or existing[n.label].status in ("offline", "provisioning")
+        if n.label not in failed
+        and (n.label not in existing or existing[n.label].status in ("offline", "provisioning"))
     ]
-    failed = {n.label: reason for n in nodes if (reason := _failed(observed, n.label))}
     waiting = tuple(
-        n.label for n in nodes if not _ready(observed, n.label) and n.label not in failed
+        n.label for n in nodes if not _ready(spec, observed, n.label) and n.label not in failed
     )
     if waiting:
         steps.append(WaitReady(waiting))

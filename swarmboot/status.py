@@ -31,7 +31,14 @@ def status_rows(spec: Spec, observed: Observed) -> list[dict[str, Any]]:
                 "esp": report.esp_ok if report else None,
                 "docker": report.docker_version if report else None,
                 "stackscript": report.phase if report else None,
-                "problems": list(report.problems(require_esp=spec.encrypted)) if report else [],
+                "problems": list(
+                    report.problems(
+                        require_esp=spec.encrypted and spec.network.require_esp,
+                        require_distro_kernel=spec.cluster.require_grub_kernel,
+                    )
+                )
+                if report
+                else [],
                 "swarm": (
                     f"{entry.role}, {entry.state}"
                     if entry

@@ -99,8 +99,12 @@ class _Tunnel:
         back = threading.Thread(target=_pump, args=(channel, conn), daemon=True)
         back.start()
         _pump(conn, channel)
-        back.join(timeout=60)
-        channel.close()
+        # The SDK closed its end: the exchange is over. Close the channel now, or it stays
+        # open (and holds one of sshd's ten sessions) until the daemon times the idle HTTP
+        # connection out. The SSH session may be closing at the same time (the run ends).
+        with contextlib.suppress(Exception):
+            channel.close()
+        back.join(timeout=5)
         conn.close()
 
     def close(self) -> None:
@@ -113,29 +117,69 @@ class DockerSwarm:
         self.timeout = timeout
         self._clients: dict[int, tuple[_Tunnel, Any]] = {}
         self._lock = threading.Lock()
+        # One Docker call at a time per node: each connection is an SSH channel, and sshd
+        # allows ten sessions per connection (MaxSessions).
+        self._node_locks: dict[int, threading.Lock] = {}
+
+    def _node_lock(self, remote: Remote) -> threading.Lock:
+        with self._lock:
+            return self._node_locks.setdefault(id(remote), threading.Lock())
 
     def _client(self, remote: Remote) -> Any:
         import docker
 
         with self._lock:
             found = self._clients.get(id(remote))
-            if found is None:
-                tunnel = _Tunnel(remote)
-                client = docker.DockerClient(base_url=f"unix://{tunnel.path}", timeout=self.timeout)
+        if found is None:
+            tunnel = _Tunnel(remote)
+            try:
+                client = docker.DockerClient(
+                    base_url=f"unix://{tunnel.path}", timeout=self.timeout, max_pool_size=2
+                )
+            except BaseException:
+                tunnel.close()
+                raise
+            with self._lock:
                 found = self._clients[id(remote)] = (tunnel, client)
-            return found[1]
+        return found[1]
 
-    def _call(self, remote: Remote, what: str, fn, secrets: tuple[str, ...] = ()):
+    def _drop(self, remote: Remote) -> None:
+        with self._lock:
+            found = self._clients.pop(id(remote), None)
+        if found is not None:
+            tunnel, client = found
+            with contextlib.suppress(Exception):
+                client.close()
+            tunnel.close()
+
+    def _call(
+        self, remote: Remote, what: str, fn, secrets: tuple[str, ...] = (), retry: bool = True
+    ):
+        """Run `fn` with the node's docker client. A connection that broke (a pooled one the
+        daemon dropped) is retried once on a fresh tunnel when the call is safe to repeat."""
         import docker.errors
         import requests
 
-        try:
-            return fn(self._client(remote))
-        except (docker.errors.DockerException, requests.RequestException, OSError) as exc:
-            text = str(exc)
+        for attempt in (1, 2):
+            try:
+                with self._node_lock(remote):
+                    return fn(self._client(remote))
+            except (requests.ConnectionError, docker.errors.DockerException) as exc:
+                broken = isinstance(exc, requests.ConnectionError) or (
+                    "Connection aborted" in str(exc) or "Connection reset" in str(exc)
+                )
+                if broken:
+                    self._drop(remote)
+                    if retry and attempt == 1:
+                        continue
+                error: Exception = exc
+            except (requests.RequestException, OSError) as exc:
+                error = exc
+            text = str(error)
             for secret in secrets:
                 text = text.replace(secret, "<redacted>")
             raise SwarmError(f"{remote.label}: {what}: {text}") from None
+        raise AssertionError("unreachable")
 
     def local(self, remote: Remote) -> LocalSwarm:
         info = self._call(remote, "docker info", lambda c: c.info())["Swarm"]
@@ -178,6 +222,7 @@ class DockerSwarm:
             remote,
             "docker swarm init",
             lambda c: c.swarm.init(advertise_addr=advertise, listen_addr="0.0.0.0:2377"),
+            retry=False,
         )
 
     def join_tokens(self, manager: Remote) -> tuple[str, str]:
@@ -199,6 +244,7 @@ class DockerSwarm:
                 listen_addr="0.0.0.0:2377",
             ),
             secrets=(token,),
+            retry=False,  # a join is not repeated blindly: the next round looks first
         )
 
     def _update(self, manager: Remote, node_id: str, what: str, change) -> None:

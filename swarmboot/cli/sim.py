@@ -77,6 +77,13 @@ def sim_cmd(
             "192.168.128.0/17 per region.",
         ),
     ] = [],  # noqa: B006
+    lab: Annotated[
+        bool,
+        typer.Option(
+            "--lab",
+            help="Run every Linode as a real node on this machine (as root; see docs/lab.md).",
+        ),
+    ] = False,
     backend: Annotated[
         str,
         typer.Option(
@@ -118,6 +125,8 @@ def sim_cmd(
     from swarmboot.sim.server import SimServer
 
     reporter = state_of(ctx).reporter
+    if lab:
+        backend = "swarmboot.lab.backend:LabBackend"
     try:
         fault_config = FaultConfig.model_validate(json.loads(faults.read_text()) if faults else {})
         config = SimConfig(
