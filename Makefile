@@ -8,7 +8,8 @@ STAMP := $(VENV)/.installed
 # StackScripts run in, zstd packs them, gpg makes a key that is not Docker's, iproute2 and
 # util-linux make the namespaces, openssh-server's sshd answers the SSH tests.
 HOST_PACKAGES := debootstrap zstd gpg iproute2 util-linux ca-certificates openssh-server
-SHELL_SCRIPTS := stackscripts/*.sh tests/debian/enter-root.sh tests/debian/systemctl-shim .ci/run
+SHELL_SCRIPTS := stackscripts/*.sh tests/debian/enter-root.sh tests/debian/systemctl-shim .ci/run \
+  swarmboot/lab/files/node-init.sh swarmboot/lab/files/systemctl swarmboot/lab/files/grub-probe
 
 .PHONY: help venv host-deps test test-fast demo sim bench stackscripts lint format docs clean
 

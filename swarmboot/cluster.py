@@ -22,14 +22,14 @@ from swarmboot.errors import SwarmbootError
 from swarmboot.firewall import cloud_firewall_labels
 from swarmboot.nodestatus import NodeStatus, StatusError, parse_status
 from swarmboot.plan import LocalScript
-from swarmboot.remote import Connector, Remote, RemoteError
+from swarmboot.remote import Connector, HostKeyMismatch, Remote, RemoteError
 from swarmboot.report import Reporter
 from swarmboot.routes import NotRoutable
 from swarmboot.spec import Spec
 from swarmboot.state import Instance, Observed
 from swarmboot.swarm import SwarmDriver, SwarmError
 
-__all__ = ["Context", "Settings", "advertise_address", "observe"]
+__all__ = ["Context", "Settings", "advertise_address", "known_hosts", "observe"]
 
 
 @dataclass(frozen=True)
@@ -181,6 +181,35 @@ def observe(ctx: Context, *, nodes: bool = True) -> Observed:
         Instance(**{**i.__dict__, "config": configs.get(i.label, i.config)}) for i in mine
     )
     return Observed(instances, strangers, scripts, firewalls, swarm, reports, members, failures)
+
+
+def known_hosts(ctx: Context) -> tuple[list[str], list[str]]:
+    """known_hosts lines for the cluster's running nodes, each key verified against the
+    fingerprint pinned in its Linode's tags; and why any node was left out."""
+    spec = ctx.spec
+    mine = [
+        i
+        for i in ctx.cloud.instances(spec.tag, f"{spec.cluster.name}-")
+        if spec.tag in i.tags and i.status == "running"
+    ]
+
+    def line(inst: Instance) -> tuple[str | None, str | None]:
+        try:
+            key = ctx.remote(inst).host_key()
+        except HostKeyMismatch:
+            raise  # never skipped quietly: someone may be in the middle
+        except (RemoteError, NotRoutable) as exc:
+            return None, exc.message
+        addresses = ",".join(a for a in (inst.ipv4_public, inst.ipv4_private) if a)
+        return f"{addresses} {key}", None
+
+    lines, skipped = [], []
+    for found, why in ctx.parallel(line, sorted(mine, key=lambda i: i.label)):
+        if found:
+            lines.append(found)
+        if why:
+            skipped.append(why)
+    return lines, skipped
 
 
 def _swarm_state(ctx: Context, mine: list[Instance], reports: dict[str, NodeStatus]):

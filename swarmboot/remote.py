@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import shlex
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -25,6 +26,10 @@ __all__ = [
     "RemoteError",
     "Unreachable",
 ]
+
+
+# How sshd refuses a session beyond its MaxSessions (SSH_OPEN_CONNECT_FAILED).
+_OPEN_CONNECT_FAILED = 2
 
 
 class RemoteError(SwarmbootError):
@@ -46,6 +51,7 @@ class Remote(Protocol):
     def read_file(self, path: str) -> str | None: ...
     def put_file(self, path: str, content: str, mode: int = 0o644) -> None: ...
     def exec_channel(self, command: str): ...
+    def host_key(self) -> str: ...
     def close(self) -> None: ...
 
 
@@ -86,7 +92,7 @@ class ParamikoRemote:
         import paramiko
 
         try:
-            channel = self._client.get_transport().open_session(timeout=30)
+            channel = self._session()
             channel.settimeout(timeout)
             channel.set_combine_stderr(True)
             channel.exec_command(command)
@@ -126,9 +132,31 @@ class ParamikoRemote:
         )
 
     def exec_channel(self, command: str):
-        channel = self._client.get_transport().open_session(timeout=30)
+        channel = self._session()
         channel.exec_command(command)
         return channel
+
+    def _session(self, wait: float = 10.0):
+        """A new session channel. sshd allows ten at a time per connection (MaxSessions) and
+        frees one only when its command has exited, a moment after the channel closed: a
+        refused open is retried for a while before it counts as a failure."""
+        import paramiko
+
+        deadline = time.monotonic() + wait
+        delay = 0.05
+        while True:
+            try:
+                return self._client.get_transport().open_session(timeout=30)
+            except paramiko.ChannelException as exc:
+                if exc.code != _OPEN_CONNECT_FAILED or time.monotonic() + delay > deadline:
+                    raise
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+    def host_key(self) -> str:
+        """The node's host key ("ssh-ed25519 AAAA…"), as verified when the session opened."""
+        key = self._client.get_transport().get_remote_server_key()
+        return f"{key.get_name()} {key.get_base64()}"
 
     def close(self) -> None:
         self._client.close()

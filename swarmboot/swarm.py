@@ -9,6 +9,7 @@ secrets: they never appear in messages or logs.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import socket
@@ -50,6 +51,8 @@ class SwarmDriver(Protocol):
     ) -> None: ...
     def leave(self, remote: Remote) -> None: ...
     def close(self) -> None: ...
+
+log = logging.getLogger("swarmboot.swarm")
 
 
 def _pump(src: Any, dst: Any) -> None:
@@ -93,7 +96,8 @@ class _Tunnel:
     def _carry(self, conn: socket.socket) -> None:
         try:
             channel = self.remote.exec_channel("docker system dial-stdio")
-        except Exception:  # the session is gone: the SDK sees the connection close
+        except Exception as exc:  # the session is gone: the SDK sees the connection close
+            log.warning("%s: no channel for Docker: %r", self.remote.label, exc)
             conn.close()
             return
         back = threading.Thread(target=_pump, args=(channel, conn), daemon=True)
@@ -139,6 +143,11 @@ class DockerSwarm:
             except BaseException:
                 tunnel.close()
                 raise
+            # One request per connection: the daemon then closes each connection after its
+            # answer, which ends the node's `docker system dial-stdio` and frees its SSH
+            # session. A kept-alive connection would hold both until swarmboot exits, and
+            # sshd allows ten sessions per connection.
+            client.api.headers["Connection"] = "close"
             with self._lock:
                 found = self._clients[id(remote)] = (tunnel, client)
         return found[1]

@@ -164,6 +164,9 @@ class FakeRemote:
     def exec_channel(self, command: str):
         raise RemoteError("no channels on a fake node")
 
+    def host_key(self) -> str:
+        raise RemoteError("a fake node has a fingerprint, not a key")
+
     def close(self) -> None:
         pass
 

@@ -82,6 +82,8 @@ def test_commands_files_and_the_pinned_key(sshd, tmp_path):
         assert remote.read_file(target) == "add element …\nline 2\n"
         assert remote.read_file(str(tmp_path / "missing")) is None
         assert remote.run("cat", stdin=b"piped") == "piped"
+        # The verified key, as known_hosts takes it: exactly the pinned pair's public half.
+        assert remote.host_key() == " ".join(host.public_line.split()[:2])
         with pytest.raises(RemoteError) as info:
             remote.run("echo first; echo last >&2; exit 3")
         assert (

@@ -146,6 +146,20 @@ def test_a_node_whose_stackscript_failed_is_named_and_left_out(world):
     }
 
 
+def test_a_node_whose_boot_failed_is_named_and_not_booted_again_and_again(world):
+    server, fleet = world
+    admin = SimAdmin(server.url, TOKEN)
+    admin.set_faults(boot_failure=["itframe-gb-lon-lb-1"], boot_failure_attempts=1000)
+    with pytest.raises(NotReadyError) as info:
+        up(make_context(server, fleet))
+    assert info.value.exit_code == 6
+    assert "itframe-gb-lon-lb-1: its boot failed" in str(info.value)
+    boots = [r for r in admin.requests() if r["method"] == "POST" and r["route"].endswith("/boot")]
+    assert len(boots) == 9  # each Linode booted once: the failed one is not tried again
+    swarm = info.value.result.observed.swarm
+    assert len(swarm.nodes) == 8 and swarm.node("itframe-gb-lon-lb-1") is None
+
+
 def test_an_encrypted_overlay_is_refused_where_esp_is_missing(world):
     server, fleet = world
     fleet.behaviour["itframe-eu-central-lb-1"] = "no-esp"

@@ -141,6 +141,37 @@ def status_cmd(
 
 
 @command
+def known_hosts_cmd(
+    ctx: Ctx,
+    spec: SpecArg,
+    api_url: ApiUrlOpt = None,
+    ssh_key: SshKeyOpt = None,
+) -> None:
+    """Print known_hosts lines for the cluster's nodes, each key checked against its pin.
+
+    For OpenSSH and tools that read known_hosts: `swarmboot known-hosts spec.toml >
+    ~/.ssh/known_hosts.d/CLUSTER`, then `ssh -o UserKnownHostsFile=… root@ADDRESS`. A node
+    whose key is not the pinned one fails the command; one that does not answer is named and
+    left out (exit 6).
+    """
+    from swarmboot.cluster import known_hosts
+    from swarmboot.errors import ExitCode
+
+    reporter = state_of(ctx).reporter
+    context = make_context(spec, api_url, ssh_key, reporter)
+    try:
+        lines, skipped = known_hosts(context)
+    finally:
+        context.close()
+    for line in lines:
+        typer.echo(line)
+    for why in skipped:
+        reporter.failed(f"left out: {why}")
+    if skipped:
+        raise typer.Exit(int(ExitCode.NOT_READY))
+
+
+@command
 def down_cmd(
     ctx: Ctx,
     spec: SpecArg,

@@ -126,6 +126,11 @@ def sim_cmd(
 
     reporter = state_of(ctx).reporter
     if lab:
+        if state is not None:
+            raise SwarmbootError(
+                "--state cannot be used with --lab: the lab's nodes do not outlive the simulator",
+                hint="drop --state (a lab starts empty), or drop --lab",
+            )
         backend = "swarmboot.lab.backend:LabBackend"
     try:
         fault_config = FaultConfig.model_validate(json.loads(faults.read_text()) if faults else {})

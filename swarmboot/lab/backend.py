@@ -66,6 +66,10 @@ class LabBackend:
         self._images: dict[str, Path] = {}
         self._lock = threading.RLock()
         self._nodes: dict[int, _Node] = {}
+        # The default image is made (once, a few minutes) before the API answers, not while a
+        # boot waits for it.
+        log.info("preparing the lab's node image (built once, then cached in %s)", self.cache)
+        self._images["bookworm"] = node_image("bookworm", self.cache)
         self.workdir = Path(tempfile.mkdtemp(prefix="swarmboot-lab-", dir=self._work_parent()))
         regions = {}
         for index, (name, cidr) in enumerate(sorted(config.public_ranges.items())):

@@ -1,0 +1,204 @@
+"""The lab simulator as a test runs it: its own process, and a check that it left nothing.
+
+`LabSim.start()` runs `swarmboot sim --lab` (as a user would) and finds the lab it made by
+the router namespace that appeared; `stop()` ends it with SIGTERM, as Ctrl-C would, and
+returns what of the lab survived: namespaces, routes, links, mounts, cgroups, processes.
+Whatever survived is then removed (only what carries this lab's id, processes by PID) so a
+failed test does not leave the machine dirty for the next one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from swarmboot.sim.admin import SimAdmin
+
+REPO = Path(__file__).resolve().parent.parent.parent
+EXE = str(Path(sys.executable).parent / "swarmboot")
+CACHE = Path(os.environ.get("SWARMBOOT_TEST_CACHE", REPO / ".cache"))
+TOKEN = "lab-test-token"
+
+
+def require_lab() -> None:
+    missing = [t for t in ("ip", "nsenter", "unshare", "debootstrap", "ssh") if not _which(t)]
+    if os.geteuid() != 0 or missing:
+        why = "needs root" if os.geteuid() != 0 else f"needs {', '.join(missing)} (make host-deps)"
+        if os.environ.get("SWARMBOOT_REQUIRE_DEBIAN_TESTS") == "1":
+            pytest.fail(f"the lab {why}")
+        pytest.skip(f"the lab {why}")
+
+
+def _which(tool: str) -> bool:
+    import shutil
+
+    return shutil.which(tool) is not None
+
+
+def _out(*cmd: str) -> str:
+    return subprocess.run(cmd, capture_output=True, text=True, check=False).stdout
+
+
+def netns_names() -> list[str]:
+    return sorted(line.split()[0] for line in _out("ip", "netns", "list").splitlines() if line)
+
+
+def lab_netns(lab_id: str) -> list[str]:
+    """The instance ids of the lab's node namespaces (the router's left out)."""
+    prefix = f"swblab-{lab_id}-"
+    return sorted(
+        n.removeprefix(prefix) for n in netns_names() if n.startswith(prefix) and n != prefix + "r"
+    )
+
+
+def _cgroups(pattern: str) -> list[str]:
+    return sorted(str(p) for p in Path("/sys/fs/cgroup").glob(f"*/{pattern}"))
+
+
+def host_snapshot() -> dict[str, object]:
+    """What the lab must leave as it found it."""
+    firewall = _out("iptables-save") if _which("iptables-save") else ""
+    firewall = "\n".join(line for line in firewall.splitlines() if not line.startswith("#"))
+    return {
+        "routes": _out("ip", "-4", "route", "show", "table", "all"),
+        "links": sorted(link["ifname"] for link in json.loads(_out("ip", "-j", "link") or "[]")),
+        "netns": netns_names(),
+        "mounts": sorted(line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()),
+        "cgroups": _cgroups("swarmboot-lab-*"),
+        "forwarding": Path("/proc/sys/net/ipv4/ip_forward").read_text(),
+        "firewall": firewall,
+    }
+
+
+@dataclass
+class LabSim:
+    proc: subprocess.Popen
+    url: str
+    lab_id: str
+    workdir: Path
+
+    @staticmethod
+    def cache_env() -> dict[str, str]:
+        return {"SWARMBOOT_LAB_CACHE": str(CACHE)}
+
+    @classmethod
+    def start(cls, *args: str) -> LabSim:
+        require_lab()
+        routers = {n for n in netns_names() if n.endswith("-r")}
+        workdirs = set((CACHE / "lab-nodes").glob("swarmboot-lab-*"))
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("SWARMBOOT_SIM_TOKEN", "LINODE_TOKEN", "LINODE_CLI_TOKEN")
+        }
+        env.update(SWARMBOOT_SIM_TOKEN=TOKEN, **cls.cache_env())
+        proc = subprocess.Popen(
+            [EXE, "sim", "--lab", "--port", "0", "--time-scale", "0.05", *args],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        url = proc.stdout.readline().strip()  # after the image is ready: minutes on first use
+        if not url:
+            _, err = proc.communicate(timeout=30)
+            raise AssertionError(f"the lab simulator did not start: {err[-3000:]}")
+        new = sorted({n for n in netns_names() if n.endswith("-r")} - routers)
+        workdir = sorted(set((CACHE / "lab-nodes").glob("swarmboot-lab-*")) - workdirs)
+        assert len(new) == 1 and len(workdir) == 1, (new, workdir)
+        sim = cls(proc, url, new[0].removeprefix("swblab-").removesuffix("-r"), workdir[0])
+        deadline = time.monotonic() + 30
+        while not sim.admin.healthy():
+            assert time.monotonic() < deadline, "the lab simulator does not answer"
+            time.sleep(0.05)
+        return sim
+
+    @property
+    def admin(self) -> SimAdmin:
+        return SimAdmin(self.url, TOKEN)
+
+    def client_env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k not in ("LINODE_TOKEN", "LINODE_CLI_TOKEN")}
+        env["SWARMBOOT_SIM_TOKEN"] = TOKEN
+        return env
+
+    def nodes_dir(self) -> Path:
+        return self.workdir
+
+    def node_processes(self) -> list[str]:
+        """Processes of this lab's nodes: those whose root is a node's root."""
+        found = []
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit():
+                continue
+            with contextlib.suppress(OSError):
+                root = os.readlink(proc / "root")
+                if root.startswith(str(self.workdir) + "/"):
+                    found.append(f"{proc.name} {(proc / 'comm').read_text().strip()}")
+        return found
+
+    def wait_for_no_nodes(self, timeout: float = 60.0) -> None:
+        """Deletes reach the lab's backend after the API answered: wait for the nodes to go."""
+        deadline = time.monotonic() + timeout
+        while lab_netns(self.lab_id) or any(self.workdir.iterdir()):
+            assert time.monotonic() < deadline, f"lab nodes left: {lab_netns(self.lab_id)}"
+            time.sleep(0.1)
+
+    def stop(self) -> list[str]:
+        """End the simulator as Ctrl-C would; what of the lab survived it (then removed)."""
+        leftovers: list[str] = []
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            _, err = self.proc.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            _, err = self.proc.communicate(timeout=30)
+            leftovers.append(f"the simulator did not stop on SIGINT: {err[-2000:]}")
+        if self.proc.returncode != 0:
+            leftovers.append(f"the simulator exited with {self.proc.returncode}: {err[-2000:]}")
+        leftovers += [f"process {p}" for p in self.node_processes()]
+        leftovers += [f"netns {n}" for n in netns_names() if n.startswith(f"swblab-{self.lab_id}-")]
+        routes = _out("ip", "-4", "route")
+        leftovers += [f"route {r}" for r in routes.splitlines() if f"swb{self.lab_id}h" in r]
+        leftovers += [
+            f"mount {m}"
+            for m in Path("/proc/mounts").read_text().split()
+            if m.startswith(str(self.workdir))
+        ]
+        leftovers += [f"cgroup {c}" for c in _cgroups(f"swarmboot-lab-swblab-{self.lab_id}-*")]
+        if self.workdir.exists():
+            leftovers.append(f"directory {self.workdir}")
+        if leftovers:
+            self._clean()
+        return leftovers
+
+    def _clean(self) -> None:
+        for line in self.node_processes():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(line.split()[0]), signal.SIGKILL)
+        for name in netns_names():
+            if name.startswith(f"swblab-{self.lab_id}-"):
+                subprocess.run(["ip", "netns", "del", name], check=False)
+        subprocess.run(["ip", "link", "del", f"swb{self.lab_id}h"], check=False)
+        mounts = [
+            m for m in Path("/proc/mounts").read_text().split() if m.startswith(str(self.workdir))
+        ]
+        for mount in sorted(mounts, key=len, reverse=True):
+            subprocess.run(["umount", "-l", mount], check=False)
+        for cgroup in _cgroups(f"swarmboot-lab-swblab-{self.lab_id}-*"):
+            for sub in sorted(Path(cgroup).rglob("*"), key=lambda p: len(p.parts), reverse=True):
+                if sub.is_dir():
+                    with contextlib.suppress(OSError):
+                        sub.rmdir()
+            with contextlib.suppress(OSError):
+                Path(cgroup).rmdir()
+        subprocess.run(["rm", "-rf", "--one-file-system", str(self.workdir)], check=False)

@@ -1,0 +1,221 @@
+"""End to end in the lab: `swarmboot up` forms a real Docker Swarm of real nodes on this machine.
+
+The simulator runs as users run it (`swarmboot sim --lab`, its own process); every Linode that
+boots becomes a node with its own namespaces, sshd and Docker daemon, set up by the rendered
+StackScript. swarmboot is run through its command line; what it made is checked with tools
+that are not swarmboot's: OpenSSH's client (host keys checked against the pins in the Linodes'
+tags) and the real `docker` CLI on a manager. Needs root; `make host-deps` installs the rest.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import ipaddress
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from linode_api4 import LinodeClient
+
+from swarmboot.spec import load_spec
+
+from .lab import EXE, REPO, TOKEN, LabSim, host_snapshot, lab_netns
+
+pytestmark = pytest.mark.lab
+
+SPEC = REPO / "examples" / "itframe-lab.toml"
+
+
+@pytest.fixture(scope="module")
+def key(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("keys") / "id_ed25519"
+    path.write_bytes(
+        Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.OpenSSH,
+            serialization.NoEncryption(),
+        )
+    )
+    path.chmod(0o600)
+    return path
+
+
+@pytest.fixture(scope="module")
+def lab():
+    before = host_snapshot()
+    sim = LabSim.start()
+    try:
+        yield sim
+    finally:
+        leftovers = sim.stop()
+    assert leftovers == [], leftovers
+    # The host is as it was: its routes, links, mounts, namespaces and firewall.
+    assert host_snapshot() == before
+
+
+def swarmboot(sim: LabSim, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    done = subprocess.run(
+        [EXE, *args, "--api-url", sim.url],
+        env=sim.client_env(),
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    if check:
+        assert done.returncode == 0, f"swarmboot {' '.join(args)}: {done.stderr[-3000:]}"
+    return done
+
+
+def linodes(sim: LabSim) -> list:
+    """The Linodes, as the official client sees them."""
+    return list(LinodeClient(TOKEN, base_url=sim.url).linode.instances())
+
+
+def pinned(sim: LabSim) -> dict[str, tuple[str, str]]:
+    """label -> (public IPv4, pinned SHA256 fingerprint) from the Linodes' tags."""
+    out = {}
+    for inst in linodes(sim):
+        tag = next(t for t in inst.tags if t.startswith("hk:"))
+        out[inst.label] = (inst.ipv4[0], "SHA256:" + tag.removeprefix("hk:"))
+    return out
+
+
+def fingerprint_of(line: str) -> str:
+    blob = base64.b64decode(line.split()[2])
+    return "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
+
+
+def on_node(known_hosts: Path, key: Path, address: str, command: str) -> str:
+    """Run a command on a node with OpenSSH, accepting only the key in known_hosts."""
+    done = subprocess.run(
+        [
+            "ssh",
+            "-i",
+            str(key),
+            "-o",
+            f"UserKnownHostsFile={known_hosts}",
+            "-o",
+            "GlobalKnownHostsFile=/dev/null",
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "ConnectTimeout=10",
+            f"root@{address}",
+            command,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, f"{address}: {command}: {done.stderr}"
+    return done.stdout
+
+
+def test_up_forms_the_swarm_and_a_second_up_changes_nothing(lab, key, tmp_path):
+    spec = load_spec(SPEC)
+    wanted = {n.label: n for n in spec.nodes()}
+
+    first = swarmboot(lab, "up", str(SPEC), "--ssh-key", str(key), "--json")
+    summary = json.loads(first.stdout)
+    assert summary["managers"] == 3
+    assert {row["node"] for row in summary["nodes"]} == set(wanted)
+    assert lab_netns(lab.lab_id) == sorted(str(i.id) for i in linodes(lab))
+
+    # known_hosts from swarmboot, each key checked here too against the pin in the tags.
+    hosts = swarmboot(lab, "known-hosts", str(SPEC), "--ssh-key", str(key)).stdout.splitlines()
+    pins = pinned(lab)
+    assert len(hosts) == len(wanted)
+    by_address = {line.split()[0].split(",")[0]: line for line in hosts}
+    for label, (address, fp) in pins.items():
+        assert fingerprint_of(by_address[address]) == fp, label
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text("\n".join(hosts) + "\n")
+
+    # The real docker CLI on a manager: every node Ready, its labels, three managers.
+    manager = pins["itframe-eu-central-manager-1"][0]
+    listed = [
+        json.loads(line)
+        for line in on_node(
+            known_hosts, key, manager, "docker node ls --format '{{json .}}'"
+        ).splitlines()
+    ]
+    assert {n["Hostname"] for n in listed} == set(wanted)
+    assert all(n["Status"] == "Ready" and n["Availability"] == "Active" for n in listed)
+    assert sum(n["ManagerStatus"] in ("Leader", "Reachable") for n in listed) == 3
+    inspected = json.loads(
+        on_node(known_hosts, key, manager, "docker node inspect $(docker node ls -q)")
+    )
+    for node in inspected:
+        hostname = node["Description"]["Hostname"]
+        plan = wanted[hostname]
+        labels = node["Spec"]["Labels"]
+        assert labels["zone"] == plan.region and labels["role"] == plan.role, hostname
+        assert labels["cluster"] == "itframe", hostname
+        assert node["Spec"]["Role"] == ("manager" if plan.role == "manager" else "worker")
+        # Advertised on its public IPv4: the cluster spans two regions.
+        assert node["Status"]["Addr"] == pins[hostname][0], hostname
+    network = json.loads(on_node(known_hosts, key, manager, "docker network inspect itframe"))[0]
+    assert network["Driver"] == "overlay" and network["Scope"] == "swarm"
+    assert "encrypted" in network["Options"]
+
+    # Each node's own view: its status file written by the real StackScript.
+    worker = pins["itframe-gb-lon-worker-2"][0]
+    status = json.loads(on_node(known_hosts, key, worker, "cat /var/lib/swarmboot/status.json"))
+    assert status["phase"] == "done" and status["vxlan_ok"] is True
+    assert status["esp_ok"] is False  # this kernel has no ESP, and the node says so
+    assert on_node(known_hosts, key, worker, "hostname").strip() == "itframe-gb-lon-worker-2"
+
+    # A second up: nothing to do, nothing sent but reads.
+    requests = len(lab.admin.requests())
+    plan_now = json.loads(swarmboot(lab, "plan", str(SPEC), "--ssh-key", str(key), "--json").stdout)
+    assert plan_now == []
+    again = swarmboot(lab, "up", str(SPEC), "--ssh-key", str(key))
+    assert "0 change(s)" in again.stderr
+    assert {r["method"] for r in lab.admin.requests()[requests:]} == {"GET"}
+
+
+def test_down_leaves_no_linode_and_no_lab_node(lab, key):
+    if not linodes(lab):
+        swarmboot(lab, "up", str(SPEC), "--ssh-key", str(key))
+    swarmboot(lab, "down", str(SPEC), "--yes")
+    assert linodes(lab) == []
+    lab.wait_for_no_nodes()
+    assert lab_netns(lab.lab_id) == []
+    assert list(lab.nodes_dir().iterdir()) == []
+    # Nothing of the nodes runs any more: no dockerd or sshd in a namespace of the lab.
+    assert lab.node_processes() == []
+
+
+def test_ranges_that_clash_with_the_host_are_refused_before_anything_is_made():
+    before = host_snapshot()
+    host = subprocess.run(
+        ["ip", "-j", "-4", "addr", "show"], capture_output=True, text=True, check=True
+    )
+    taken = next(
+        str(ipaddress.ip_network(f"{a['local']}/{a['prefixlen']}", strict=False))
+        for link in json.loads(host.stdout)
+        for a in link["addr_info"]
+        if link["ifname"] != "lo"
+    )
+    done = subprocess.run(
+        [EXE, "sim", "--lab", "--port", "0", "--public-range", f"eu-central={taken}"],
+        env={**os.environ, "SWARMBOOT_SIM_TOKEN": "clash", **LabSim.cache_env()},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert "clash with this machine's network" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+    assert host_snapshot() == before
+    assert f"eu-central public range {taken} overlaps" in done.stderr, done.stderr
