@@ -52,6 +52,7 @@ class SwarmDriver(Protocol):
     def leave(self, remote: Remote) -> None: ...
     def close(self) -> None: ...
 
+
 log = logging.getLogger("swarmboot.swarm")
 
 
