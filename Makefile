@@ -8,13 +8,13 @@ STAMP := $(VENV)/.installed
 # StackScripts run in, zstd packs them, gpg makes a key that is not Docker's, iproute2 and
 # util-linux make the namespaces, openssh-server's sshd answers the SSH tests.
 HOST_PACKAGES := debootstrap zstd gpg iproute2 util-linux ca-certificates openssh-server
-SHELL_SCRIPTS := stackscripts/*.sh tests/debian/enter-root.sh tests/debian/systemctl-shim .ci/run \
+SHELL_SCRIPTS := stackscripts/*.sh tests/debian/enter-root.sh tests/debian/systemctl-shim .ci/run examples/demo.sh \
   swarmboot/lab/files/node-init.sh swarmboot/lab/files/systemctl swarmboot/lab/files/grub-probe
 
 .PHONY: help venv host-deps test test-fast demo sim bench stackscripts lint format docs clean
 
 help:
-	@echo "make demo          render the StackScripts and show where they are"
+	@echo "make demo          form the example swarm for real in the lab, show it, tear it down (KEEP=1 keeps it)"
 	@echo "make test          set up and run lint and every test (as root: the Debian runs too)"
 	@echo "make test-fast     the tests that need neither root nor the Debian mirror"
 	@echo "make sim           serve the Linode API simulator on 127.0.0.1:8765 (state in .cache/)"
@@ -51,11 +51,8 @@ test: venv host-deps lint
 test-fast: venv
 	$(BIN)/pytest -m "not debian"
 
-demo: venv
-	$(BIN)/swarmboot render
-	@echo
-	@echo "The StackScripts are in $(CURDIR)/stackscripts/. Their fields:"
-	@for f in stackscripts/*.sh; do echo; echo "$$f"; $(BIN)/swarmboot -q stackscript udfs "$$f"; done
+demo: venv host-deps
+	./examples/demo.sh
 
 sim: venv
 	@mkdir -p .cache

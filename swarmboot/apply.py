@@ -9,6 +9,7 @@ the job; a converged cluster makes no change at all.
 from __future__ import annotations
 
 import collections
+import logging
 import secrets
 import threading
 import time
@@ -53,11 +54,14 @@ from swarmboot.plan import (
     cluster_addresses,
     plan,
 )
-from swarmboot.remote import HostKeyMismatch, RemoteError
+from swarmboot.remote import HostKeyMismatch, RemoteError, Unreachable
 from swarmboot.routes import NotRoutable
 from swarmboot.state import Instance, Observed, host_key_tag
+from swarmboot.swarm import SwarmError
 
 __all__ = ["NotReadyError", "UpResult", "up"]
+
+log = logging.getLogger("swarmboot.apply")
 
 CLOUD_STEPS = (PublishStackScript, EnsureCloudFirewall, CreateInstance, SetKernel, Boot)
 
@@ -532,6 +536,25 @@ def _run_steps(run: _Run, steps: tuple[Step, ...]) -> None:
             if step is first:
                 _bring_up(run, boots, wait)
             continue
+        _run_step(run, step)
+
+
+# Steps that can be repeated as they are: they look before they change. Init and joins are
+# not among them; the next round observes and plans them afresh.
+_REPEATABLE = (SyncMembers, SyncCloudFirewall, RemoveStaleNode, LabelNode, EnsureNetwork)
+
+
+def _run_step(run: _Run, step: Step) -> None:
+    try:
+        _RUNNERS[type(step)](run, step)
+    except (SwarmError, Unreachable) as exc:
+        if not isinstance(step, _REPEATABLE):
+            raise
+        # An SSH connection that broke under the step (a node's sshd restarted, a network
+        # blip): reconnect and try the step once more.
+        log.info("retrying %r after %s", step.describe(), exc)
+        for node in run.ctx.spec.nodes():
+            run.ctx.forget(node.label)
         _RUNNERS[type(step)](run, step)
 
 

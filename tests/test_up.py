@@ -24,6 +24,7 @@ from swarmboot.sim.config import SimConfig, Timings
 from swarmboot.sim.engine import Simulator
 from swarmboot.sim.server import SimServer
 from swarmboot.spec import load_spec, parse_spec
+from swarmboot.swarm import SwarmError
 
 from .conftest import REPO
 from .fakes import FakeConnector, FakeFleet, FakeSwarm
@@ -158,6 +159,26 @@ def test_a_node_whose_boot_failed_is_named_and_not_booted_again_and_again(world)
     assert len(boots) == 9  # each Linode booted once: the failed one is not tried again
     swarm = info.value.result.observed.swarm
     assert len(swarm.nodes) == 8 and swarm.node("itframe-gb-lon-lb-1") is None
+
+
+def test_a_connection_that_breaks_under_a_label_step_is_reconnected_and_the_step_redone(world):
+    server, fleet = world
+    ctx = make_context(server, fleet)
+    broken = {"left": 1}
+    set_labels = ctx.swarm.set_labels
+
+    def flaky(manager, node_id, labels):
+        if broken["left"]:
+            broken["left"] -= 1
+            raise SwarmError(f"{manager.label}: labelling a node: Connection reset by peer")
+        set_labels(manager, node_id, labels)
+
+    ctx.swarm.set_labels = flaky
+    connections = ctx.connector.connections
+    result = up(ctx)
+    assert broken["left"] == 0
+    assert all(dict(n.labels)["zone"] for n in result.observed.swarm.nodes)
+    assert ctx.connector.connections > connections + 9  # the sessions were opened again
 
 
 def test_an_encrypted_overlay_is_refused_where_esp_is_missing(world):
