@@ -169,3 +169,23 @@ def test_names_are_checked_against_the_api_catalogue():
         "s.toml: regions.gb-lon.pools[1].type: no such Linode type 'g6-standard-1'",
         "s.toml: cluster.image: no such image 'linode/debian12'",
     )
+
+
+def test_the_lab_example_is_the_example_with_only_the_labs_knowing_differences():
+    real = load_spec(REPO / "examples" / "itframe.toml")
+    lab = load_spec(REPO / "examples" / "itframe-lab.toml")
+    assert [(n.label, n.region, n.role, n.type) for n in lab.nodes()] == [
+        (n.label, n.region, n.role, n.type) for n in real.nodes()
+    ]
+    assert lab.firewall == real.firewall
+    assert lab.network.model_copy(update={"require_esp": True}) == real.network
+    differences = {
+        key: (getattr(real.cluster, key), value)
+        for key, value in lab.cluster
+        if value != getattr(real.cluster, key)
+    }
+    assert differences == {
+        "docker_source": ("docker", "debian"),
+        "apt_upgrade": (True, False),
+        "require_grub_kernel": (True, False),
+    }

@@ -31,7 +31,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 
 from swarmboot.lab.image import default_cache, node_image
-from swarmboot.lab.net import LabError, LabNetwork, Region, ip
+from swarmboot.lab.net import LabError, LabNetwork, Region, check_ranges, ip
 from swarmboot.sim.backend import Machine, MachineError
 
 __all__ = ["LabBackend"]
@@ -66,21 +66,22 @@ class LabBackend:
         self._images: dict[str, Path] = {}
         self._lock = threading.RLock()
         self._nodes: dict[int, _Node] = {}
-        # The default image is made (once, a few minutes) before the API answers, not while a
-        # boot waits for it.
-        log.info("preparing the lab's node image (built once, then cached in %s)", self.cache)
-        self._images["bookworm"] = node_image("bookworm", self.cache)
-        self.workdir = Path(tempfile.mkdtemp(prefix="swarmboot-lab-", dir=self._work_parent()))
+        from swarmboot.sim import catalog
+
+        region_ids = [r["id"] for r in catalog.REGIONS]
         regions = {}
         for index, (name, cidr) in enumerate(sorted(config.public_ranges.items())):
-            from swarmboot.sim import catalog
-
-            region_ids = [r["id"] for r in catalog.REGIONS]
             private = config.private_range(name, region_ids.index(name))
             regions[name] = Region(
                 name, index, ipaddress.IPv4Network(cidr), ipaddress.IPv4Network(private)
             )
         self.network = LabNetwork(regions)
+        check_ranges(self.network.ranges())  # before minutes go into an image
+        # The default image is made (once, a few minutes) before the API answers, not while a
+        # boot waits for it.
+        log.info("preparing the lab's node image (built once, then cached in %s)", self.cache)
+        self._images["bookworm"] = node_image("bookworm", self.cache)
+        self.workdir = Path(tempfile.mkdtemp(prefix="swarmboot-lab-", dir=self._work_parent()))
         try:
             self.network.create()
         except BaseException:

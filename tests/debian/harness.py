@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import fcntl
 import http.server
 import itertools
 import json
@@ -24,13 +23,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from swarmboot.lab import image
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 CACHE_DIR = Path(os.environ.get("SWARMBOOT_TEST_CACHE", REPO / ".cache"))
-MIRROR = "deb.debian.org"
-ROOTFS_VERSION = 1  # bump when the way roots are built changes
-# Linode's Debian images come with an SSH server; the script installs everything else.
-ROOTFS_INCLUDE = ("openssh-server",)
+MIRROR = image.MIRROR
 
 _CLONE_NEWNET = 0x40000000
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -52,64 +50,13 @@ _TAR = ["tar", "--zstd", "--numeric-owner", "--xattrs", "--xattrs-include=*"]
 # --- cached roots -----------------------------------------------------------------------------
 
 
-def _unmount_below(path: Path) -> None:
-    """Unmount whatever debootstrap left mounted below `path` (after a failure)."""
-    prefix = str(path.resolve()) + "/"
-    with open("/proc/self/mounts", encoding="utf-8") as mounts:
-        targets = [line.split()[1] for line in mounts if line.split()[1].startswith(prefix)]
-    for target in sorted(targets, key=len, reverse=True):
-        subprocess.run(["umount", "-l", target], check=False)
-
-
-def _sources(codename: str) -> str:
-    return (
-        f"Types: deb\nURIs: http://{MIRROR}/debian\nSuites: {codename} {codename}-updates\n"
-        "Components: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n\n"
-        f"Types: deb\nURIs: http://{MIRROR}/debian-security\nSuites: {codename}-security\n"
-        "Components: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n"
-    )
-
-
 def ensure_rootfs(codename: str) -> Path:
-    """The cached tarball of a debootstrapped `codename` root, built when absent."""
-    CACHE_DIR.mkdir(parents=True, exist_ok=True)
-    tarball = CACHE_DIR / f"rootfs-debian-{codename}-v{ROOTFS_VERSION}.tar.zst"
-    with open(CACHE_DIR / "rootfs.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if tarball.exists():
-            return tarball
-        build = CACHE_DIR / f"build-{codename}"
-        log = CACHE_DIR / f"debootstrap-{codename}.log"
-        if build.exists():
-            _unmount_below(build)
-            shutil.rmtree(build)
-        try:
-            with open(log, "w") as out:
-                result = subprocess.run(
-                    [
-                        "debootstrap",
-                        f"--include={','.join(ROOTFS_INCLUDE)}",
-                        codename,
-                        str(build),
-                        f"http://{MIRROR}/debian",
-                    ],
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    check=False,
-                )
-            if result.returncode != 0:
-                tail = log.read_text(errors="replace").splitlines()[-15:]
-                raise HarnessError(f"debootstrap {codename} failed:\n" + "\n".join(tail))
-            (build / "etc/apt/sources.list").unlink(missing_ok=True)
-            (build / "etc/apt/sources.list.d/debian.sources").write_text(_sources(codename))
-            _run(["chroot", str(build), "apt-get", "clean"])
-            partial = tarball.with_suffix(".partial")
-            _run([*_TAR, "-C", str(build), "-cpf", str(partial), "."])
-            partial.rename(tarball)
-        finally:
-            _unmount_below(build)
-            shutil.rmtree(build, ignore_errors=True)
-    return tarball
+    """The cached tarball of a debootstrapped `codename` root, built when absent: the same
+    root the lab's node image starts from (swarmboot.lab.image)."""
+    try:
+        return image.base_tarball(codename, CACHE_DIR)
+    except image.ImageError as exc:
+        raise HarnessError(exc.message) from None
 
 
 # --- network namespaces -----------------------------------------------------------------------
