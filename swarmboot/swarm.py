@@ -17,6 +17,8 @@ import tempfile
 import threading
 from typing import Any, Protocol
 
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
+
 from swarmboot.errors import SwarmbootError
 from swarmboot.remote import Remote
 from swarmboot.state import SwarmNode, SwarmState
@@ -54,6 +56,12 @@ class SwarmDriver(Protocol):
 
 
 log = logging.getLogger("swarmboot.swarm")
+# What the daemon answers when a join outlasts its own timeout and goes on in the background.
+_JOIN_GOES_ON = "will continue in the background"
+
+
+class _StillPending(Exception):
+    pass
 
 
 def _pump(src: Any, dst: Any) -> None:
@@ -244,18 +252,53 @@ class DockerSwarm:
         return self._call(manager, "reading the join tokens", tokens)
 
     def join(self, remote: Remote, manager_address: str, token: str, advertise: str) -> None:
-        self._call(
-            remote,
-            "docker swarm join",
-            lambda c: c.swarm.join(
-                remote_addrs=[f"{manager_address}:2377"],
-                join_token=token,
-                advertise_addr=advertise,
-                listen_addr="0.0.0.0:2377",
-            ),
-            secrets=(token,),
-            retry=False,  # a join is not repeated blindly: the next round looks first
-        )
+        """Join the node; a join the daemon carries on in the background (a busy manager)
+        is waited for, not repeated."""
+        if self.local(remote).state == "pending":
+            self._wait_joined(remote)
+            return
+        try:
+            self._call(
+                remote,
+                "docker swarm join",
+                lambda c: c.swarm.join(
+                    remote_addrs=[f"{manager_address}:2377"],
+                    join_token=token,
+                    advertise_addr=advertise,
+                    listen_addr="0.0.0.0:2377",
+                ),
+                secrets=(token,),
+                retry=False,  # a join is not repeated blindly: the next round looks first
+            )
+        except SwarmError as exc:
+            if _JOIN_GOES_ON not in str(exc):
+                raise
+            log.info("%s: the join goes on in the background; waiting for it", remote.label)
+            self._wait_joined(remote)
+
+    def _wait_joined(self, remote: Remote) -> None:
+        def check() -> None:
+            state = self.local(remote).state
+            if state == "pending":
+                raise _StillPending(state)
+            if state != "active":
+                raise SwarmError(
+                    f"{remote.label}: its join ended {state}, not active",
+                    hint="see `docker info` on the node; `swarmboot up` tries it again",
+                )
+
+        try:
+            Retrying(
+                retry=retry_if_exception_type(_StillPending),
+                wait=wait_fixed(1.0),
+                stop=stop_after_delay(self.timeout),
+                reraise=True,
+            )(check)
+        except _StillPending:
+            raise SwarmError(
+                f"{remote.label}: still joining the swarm after {self.timeout:.0f} s",
+                hint="the managers may be overloaded; `swarmboot up` looks again",
+            ) from None
 
     def _update(self, manager: Remote, node_id: str, what: str, change) -> None:
         def update(client: Any) -> None:

@@ -92,8 +92,8 @@ def _cpu_busy(seconds: float = 10.0) -> float:
     return 100.0 * (1 - (idle1 - idle0) / max(total1 - total0, 1))
 
 
-def _run(sim: LabSim, key: Path, *args: str) -> subprocess.CompletedProcess:
-    done = subprocess.run(
+def _run(sim: LabSim, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
         [EXE, *args, "--api-url", sim.url],
         env=sim.client_env(),
         capture_output=True,
@@ -101,36 +101,38 @@ def _run(sim: LabSim, key: Path, *args: str) -> subprocess.CompletedProcess:
         timeout=3600,
         check=False,
     )
-    if done.returncode != 0:
-        sys.exit(f"swarmboot {' '.join(args)} failed:\n{done.stderr[-3000:]}")
-    return done
 
 
 def measure(sim: LabSim, key: Path, spec: Path, nodes: int) -> dict[str, object]:
     before = _used_mib()
     started = time.monotonic()
-    summary = json.loads(_run(sim, key, "up", str(spec), "--ssh-key", str(key), "--json").stdout)
+    done = _run(sim, "up", str(spec), "--ssh-key", str(key), "--json")
     seconds = time.monotonic() - started
-    ready = sum(1 for row in summary["nodes"] if row["swarm"].endswith("ready"))
-    time.sleep(5)  # let the swarm settle before measuring it at rest
-    memory = _node_memory(sim.lab_id)
-    busy = _cpu_busy()
-    used = _used_mib() - before
-    _run(sim, key, "down", str(spec), "--yes")
+    row: dict[str, object] = {"cluster": spec.stem, "nodes": nodes}
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["?"])[-1]
+        row["failed"] = last[:300]
+    else:
+        summary = json.loads(done.stdout)
+        time.sleep(5)  # let the swarm settle before measuring it at rest
+        memory = _node_memory(sim.lab_id)
+        busy = _cpu_busy()
+        pss = [m[0] for m in memory]
+        rss = [m[1] for m in memory]
+        row.update(
+            ready=sum(1 for r in summary["nodes"] if r["swarm"].endswith("ready")),
+            up_s=round(seconds, 1),
+            s_per_node=round(seconds / nodes, 2),
+            pss_mib_avg=round(sum(pss) / len(pss), 1),
+            rss_mib_avg=round(sum(rss) / len(rss), 1),
+            used_mib=_used_mib() - before,
+            cpu_busy_at_rest_pct=round(busy, 1),
+        )
+    down = _run(sim, "down", str(spec), "--yes")
+    if down.returncode != 0:
+        sys.exit(f"down {spec} failed: {down.stderr[-2000:]}")
     sim.wait_for_no_nodes(timeout=300)
-    pss = [m[0] for m in memory]
-    rss = [m[1] for m in memory]
-    return {
-        "cluster": spec.stem,
-        "nodes": nodes,
-        "ready": ready,
-        "up_s": round(seconds, 1),
-        "s_per_node": round(seconds / nodes, 2),
-        "pss_mib_avg": round(sum(pss) / len(pss), 1),
-        "rss_mib_avg": round(sum(rss) / len(rss), 1),
-        "used_mib": used,
-        "cpu_busy_at_rest_pct": round(busy, 1),
-    }
+    return row
 
 
 def main() -> None:
@@ -149,10 +151,13 @@ def main() -> None:
         leftovers = sim.stop()
         subprocess.run(["rm", "-rf", str(key_dir)], check=False)
     print(f"lab on {os.cpu_count()} cores, timings x0.05 (provision 1.75 s, boot 1 s)")
-    header = list(rows[0])
+    header = list(next((r for r in rows if "failed" not in r), rows[0]))
     print(" | ".join(header))
     for row in rows:
-        print(" | ".join(str(row[h]) for h in header))
+        if "failed" in row:
+            print(f"{row['cluster']} | {row['nodes']} | up failed: {row['failed']}")
+        else:
+            print(" | ".join(str(row[h]) for h in header))
     if leftovers:
         sys.exit(f"the lab left: {leftovers}")
 

@@ -15,6 +15,7 @@ import ipaddress
 import json
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -181,6 +182,55 @@ def test_up_forms_the_swarm_and_a_second_up_changes_nothing(lab, key, tmp_path):
     again = swarmboot(lab, "up", str(SPEC), "--ssh-key", str(key))
     assert "0 change(s)" in again.stderr
     assert {r["method"] for r in lab.admin.requests()[requests:]} == {"GET"}
+
+
+def _wait_status(sim: LabSim, label: str, status: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        inst = next(i for i in linodes(sim) if i.label == label)
+        if inst.status == status:
+            return
+        assert time.monotonic() < deadline, f"{label} stayed {inst.status}, not {status}"
+        time.sleep(0.2)
+
+
+def test_a_node_shut_down_stops_and_comes_back_with_its_disk(lab, key, tmp_path):
+    if not linodes(lab):
+        swarmboot(lab, "up", str(SPEC), "--ssh-key", str(key))
+    label = "itframe-eu-central-worker-1"
+    inst = next(i for i in linodes(lab) if i.label == label)
+    status_file = lab.nodes_dir() / str(inst.id) / "upper" / "var/lib/swarmboot/status.json"
+    status = json.loads(status_file.read_text())
+    before = set(lab.node_processes())
+    inst.shutdown()
+    _wait_status(lab, label, "offline")
+    # Its processes are gone (a Linode that is off runs nothing); the others run on.
+    assert str(inst.id) not in lab_netns(lab.lab_id)
+    gone = before - set(lab.node_processes())
+    assert any("dockerd" in p for p in gone) and any("sshd" in p for p in gone)
+    assert json.loads(status_file.read_text()) == status  # its disk is kept
+
+    # Booted again, it comes back from its own disk (no StackScript run: it is not a first
+    # boot), Docker starts as enabled, and it is a Ready swarm node again.
+    inst.boot()
+    _wait_status(lab, label, "running")
+    swarmboot(lab, "up", str(SPEC), "--ssh-key", str(key))
+    hosts = swarmboot(lab, "known-hosts", str(SPEC), "--ssh-key", str(key)).stdout
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text(hosts)
+    manager = pinned(lab)["itframe-eu-central-manager-1"][0]
+    deadline = time.monotonic() + 60
+    while True:
+        listed = on_node(
+            known_hosts, key, manager, "docker node ls --format '{{.Hostname}} {{.Status}}'"
+        ).split("\n")
+        if f"{label} Ready" in listed:
+            break
+        assert time.monotonic() < deadline, listed
+        time.sleep(1)
+    assert sum(line.startswith(label + " ") for line in listed) == 1  # one entry, not two
+    # The StackScript ran once, at the first boot: its status file is the one from then.
+    assert json.loads(status_file.read_text()) == status
 
 
 def test_down_leaves_no_linode_and_no_lab_node(lab, key):

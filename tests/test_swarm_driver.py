@@ -1,0 +1,63 @@
+"""DockerSwarm's own logic around the daemon's answers (the lab tests drive a real daemon)."""
+
+from __future__ import annotations
+
+import pytest
+
+from swarmboot.swarm import DockerSwarm, LocalSwarm, SwarmError
+
+
+class _Node:
+    label = "node-1"
+
+
+def _driver(states: list[str], join_error: str | None) -> tuple[DockerSwarm, list[str]]:
+    driver = DockerSwarm(timeout=5.0)
+    calls: list[str] = []
+
+    def local(remote):
+        state = states.pop(0) if len(states) > 1 else states[0]
+        return LocalSwarm("id-1", state, False)
+
+    def call(remote, what, fn, secrets=(), retry=True):
+        calls.append(what)
+        if join_error:
+            raise SwarmError(f"{remote.label}: {what}: {join_error}")
+
+    driver.local = local  # type: ignore[method-assign]
+    driver._call = call  # type: ignore[method-assign]
+    return driver, calls
+
+
+BACKGROUND = (
+    '503 Server Error: Service Unavailable ("Timeout was reached before node joined. The '
+    'attempt to join the swarm will continue in the background. Use the "docker info" '
+    'command to see the current swarm status of your node.")'
+)
+
+
+def test_a_join_that_goes_on_in_the_background_is_waited_for(monkeypatch):
+    monkeypatch.setattr("time.sleep", lambda s: None)
+    driver, calls = _driver(["inactive", "pending", "pending", "active"], BACKGROUND)
+    driver.join(_Node(), "198.51.100.2", "SWMTKN-1-secret", "198.51.100.9")
+    assert calls == ["docker swarm join"]  # sent once, then only looked at
+
+
+def test_a_pending_node_is_not_joined_again():
+    driver, calls = _driver(["pending", "active"], None)
+    driver.join(_Node(), "198.51.100.2", "SWMTKN-1-secret", "198.51.100.9")
+    assert calls == []
+
+
+def test_a_background_join_that_ends_in_error_says_so(monkeypatch):
+    monkeypatch.setattr("time.sleep", lambda s: None)
+    driver, _ = _driver(["inactive", "pending", "error"], BACKGROUND)
+    with pytest.raises(SwarmError, match="node-1: its join ended error, not active"):
+        driver.join(_Node(), "198.51.100.2", "SWMTKN-1-secret", "198.51.100.9")
+
+
+def test_other_join_errors_are_not_waited_for():
+    driver, calls = _driver(["inactive"], "invalid join token")
+    with pytest.raises(SwarmError, match="invalid join token"):
+        driver.join(_Node(), "198.51.100.2", "SWMTKN-1-secret", "198.51.100.9")
+    assert calls == ["docker swarm join"]
