@@ -271,8 +271,15 @@ class DockerSwarm:
                 retry=False,  # a join is not repeated blindly: the next round looks first
             )
         except SwarmError as exc:
+            # The daemon may carry the join on after its answer timed out (its own timeout,
+            # said in a 503, or ours while a busy manager was slow): look before deciding.
             if _JOIN_GOES_ON not in str(exc):
-                raise
+                try:
+                    state = self.local(remote).state
+                except SwarmError:
+                    raise exc from None
+                if state not in ("pending", "active"):
+                    raise
             log.info("%s: the join goes on in the background; waiting for it", remote.label)
             self._wait_joined(remote)
 

@@ -61,3 +61,11 @@ def test_other_join_errors_are_not_waited_for():
     with pytest.raises(SwarmError, match="invalid join token"):
         driver.join(_Node(), "198.51.100.2", "SWMTKN-1-secret", "198.51.100.9")
     assert calls == ["docker swarm join"]
+
+
+def test_a_join_whose_answer_timed_out_is_looked_at_before_it_counts_as_failed(monkeypatch):
+    monkeypatch.setattr("time.sleep", lambda s: None)
+    timed_out = "UnixHTTPConnectionPool(host='localhost', port=None): Read timed out."
+    driver, calls = _driver(["inactive", "pending", "active"], timed_out)
+    driver.join(_Node(), "198.51.100.2", "SWMTKN-1-secret", "198.51.100.9")
+    assert calls == ["docker swarm join"]

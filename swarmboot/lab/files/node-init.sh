@@ -25,6 +25,16 @@ mount --bind "$(dirname "$0")/grub-probe" "$root/usr/sbin/grub-probe"
 hostname "$(cat "$node/hostname")"
 printf '%s\n' "$cgroup_parent" >"$root/run/swarmboot-lab-cgroup"
 
+if [[ $mode == first ]]; then
+  # A fresh disk has host keys of its own, as a Linode's does: the image's are not shared
+  # between nodes. The one swarmboot passed in (already in the node's layer) is kept.
+  for key in "$root"/etc/ssh/ssh_host_*_key; do
+    name=${key##*/}
+    [[ -e $node/upper/etc/ssh/$name ]] || rm -f "$key" "$key.pub"
+  done
+  [[ -e $root/etc/ssh/ssh_host_ed25519_key ]] ||
+    chroot "$root" ssh-keygen -q -t ed25519 -N '' -f /etc/ssh/ssh_host_ed25519_key
+fi
 chroot "$root" /usr/sbin/sshd -E /var/log/sshd-lab.log
 
 if [[ $mode == first && -f $node/stackscript.env ]]; then
