@@ -122,6 +122,8 @@ class _Run:
         self.limiter = _CreateLimiter(*ctx.settings.create_limit)
         self.done: list[str] = []
         self.not_ready: dict[str, str] = {}
+        self.join_failures: collections.Counter[str] = collections.Counter()
+        self.unjoined: set[str] = set()  # workers whose join failed in this round
 
     def report(self, text: str) -> None:
         self.done.append(text)
@@ -469,10 +471,36 @@ def _join_manager(run: _Run, step: JoinManager) -> None:
     run.report(step.describe())
 
 
+# A worker whose join failed this many times in one `up` is named and left out (exit 6).
+JOIN_ATTEMPTS = 2
+
+
 def _join_workers(run: _Run, step: JoinWorkers) -> None:
+    """Join the workers in parallel. One whose join fails does not stop the others: the
+    next round observes it and tries again, and after JOIN_ATTEMPTS it is named."""
     labels = [label for label in step.labels if label not in run.not_ready]
-    run.ctx.parallel(lambda label: _join(run, label, as_manager=False), labels)
-    run.report(step.describe())
+
+    def join(label: str) -> str | None:
+        try:
+            _join(run, label, as_manager=False)
+        except (SwarmError, RemoteError) as exc:
+            return exc.message
+        return None
+
+    failed = {
+        label: why for label, why in zip(labels, run.ctx.parallel(join, labels), strict=True) if why
+    }
+    run.unjoined = set(failed)
+    for label, why in sorted(failed.items()):
+        run.join_failures[label] += 1
+        if run.join_failures[label] >= JOIN_ATTEMPTS:
+            run.not_ready[label] = f"its join failed {JOIN_ATTEMPTS} times: {why}"
+            run.ctx.reporter.failed(f"{label}: {run.not_ready[label]}")
+        else:
+            run.ctx.reporter.failed(f"{label}: its join failed, tried again next round: {why}")
+    joined = len(labels) - len(failed)
+    if joined:
+        run.report(step.describe() if not failed else f"Join {joined} of {len(labels)} workers")
 
 
 def _node_id(run: _Run, manager: Any, hostname: str) -> str:
@@ -484,6 +512,8 @@ def _node_id(run: _Run, manager: Any, hostname: str) -> str:
 
 
 def _label(run: _Run, step: LabelNode) -> None:
+    if step.label in run.unjoined or step.label in run.not_ready:
+        return  # it did not join this round: the next round labels it once it has
     _, manager = _manager(run)
     run.ctx.swarm.set_labels(manager, _node_id(run, manager, step.label), dict(step.labels))
     run.report(step.describe())

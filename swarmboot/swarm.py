@@ -254,9 +254,14 @@ class DockerSwarm:
     def join(self, remote: Remote, manager_address: str, token: str, advertise: str) -> None:
         """Join the node; a join the daemon carries on in the background (a busy manager)
         is waited for, not repeated."""
-        if self.local(remote).state == "pending":
+        state = self.local(remote).state
+        if state == "pending":
             self._wait_joined(remote)
             return
+        if state == "error":
+            # A join that failed in the background leaves the node in error: it must leave
+            # before it can join again.
+            self.leave(remote)
         try:
             self._call(
                 remote,

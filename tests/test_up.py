@@ -181,6 +181,42 @@ def test_a_connection_that_breaks_under_a_label_step_is_reconnected_and_the_step
     assert ctx.connector.connections > connections + 9  # the sessions were opened again
 
 
+def _failing_joins(ctx, failures: dict[str, int]) -> None:
+    join = ctx.swarm.join
+
+    def flaky(remote, manager_address, token, advertise):
+        if failures.get(remote.label, 0) > 0:
+            failures[remote.label] -= 1
+            raise SwarmError(f"{remote.label}: docker swarm join: context deadline exceeded")
+        join(remote, manager_address, token, advertise)
+
+    ctx.swarm.join = flaky
+
+
+def test_a_worker_whose_join_failed_once_is_joined_in_the_next_round(world):
+    server, fleet = world
+    ctx = make_context(server, fleet)
+    _failing_joins(ctx, {"itframe-gb-lon-worker-1": 1})
+    result = up(ctx)
+    assert len(result.observed.swarm.nodes) == 9
+    assert dict(result.observed.swarm.node("itframe-gb-lon-worker-1").labels)["role"] == "worker"
+    said = "\n".join(ctx.reporter.lines)
+    assert "itframe-gb-lon-worker-1: its join failed, tried again next round" in said
+
+
+def test_a_worker_that_cannot_join_is_named_and_the_others_are_joined(world):
+    server, fleet = world
+    ctx = make_context(server, fleet)
+    _failing_joins(ctx, {"itframe-eu-central-worker-2": 99})
+    with pytest.raises(NotReadyError) as info:
+        up(ctx)
+    assert info.value.exit_code == 6
+    assert "itframe-eu-central-worker-2: its join failed 2 times" in str(info.value)
+    swarm = info.value.result.observed.swarm
+    assert len(swarm.nodes) == 8 and swarm.node("itframe-eu-central-worker-2") is None
+    assert all(dict(n.labels).get("zone") for n in swarm.nodes)
+
+
 def test_an_encrypted_overlay_is_refused_where_esp_is_missing(world):
     server, fleet = world
     fleet.behaviour["itframe-eu-central-lb-1"] = "no-esp"
