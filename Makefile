@@ -10,14 +10,19 @@ STAMP := $(VENV)/.installed
 # client checks the lab's nodes. The lab needs no Docker on the host: its nodes run the
 # docker.io of their own image.
 HOST_PACKAGES := debootstrap zstd gpg iproute2 util-linux ca-certificates openssh-server openssh-client
-SHELL_SCRIPTS := stackscripts/*.sh tests/debian/enter-root.sh tests/debian/systemctl-shim .ci/run examples/demo.sh \
+# What make vmtest needs on the host: qemu (software emulation), GRUB's rescue image tools.
+VM_PACKAGES := qemu-system-x86 qemu-utils grub-pc-bin grub-common xorriso mtools
+# A hard limit for make vmtest (seconds); each qemu also has its own and is ended by its PID.
+VMTEST_LIMIT ?= 2700
+SHELL_SCRIPTS := stackscripts/*.sh tests/debian/enter-root.sh tests/debian/systemctl-shim .ci/run examples/demo.sh tests/vm/guest-check.sh \
   swarmboot/lab/files/node-init.sh swarmboot/lab/files/systemctl swarmboot/lab/files/grub-probe
 
-.PHONY: help venv host-deps test test-fast demo sim bench stackscripts lint format docs clean
+.PHONY: help venv host-deps vm-deps vmtest test test-fast demo sim bench stackscripts lint format docs clean
 
 help:
 	@echo "make demo          form the example swarm for real in the lab, show it, tear it down (KEEP=1 keeps it)"
 	@echo "make test          set up and run lint and every test (as root: the Debian runs too)"
+	@echo "make vmtest        boot the StackScript's disk under qemu through GRUB (as root; ~10 min)"
 	@echo "make test-fast     the tests that need neither root nor the Debian mirror"
 	@echo "make sim           serve the Linode API simulator on 127.0.0.1:8765 (state in .cache/)"
 	@echo "make bench         measure the simulator and up (requests/s, memory, wall time)"
@@ -46,6 +51,22 @@ host-deps:
 	    echo "The Debian tests need: $$missing (install them as root: apt-get install $$missing)"; \
 	  fi; \
 	fi
+
+vm-deps:
+	@missing=$$(for p in $(VM_PACKAGES); do \
+	    dpkg-query -W -f='$${db:Status-Status}\n' $$p 2>/dev/null | grep -qx installed || echo $$p; \
+	  done); \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "Installing $$missing"; \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	  else \
+	    echo "make vmtest needs: $$missing (as root: apt-get install $$missing)"; exit 1; \
+	  fi; \
+	fi
+
+vmtest: venv host-deps vm-deps
+	SWARMBOOT_VMTEST=1 timeout --kill-after=30 $(VMTEST_LIMIT) $(BIN)/pytest -m vm tests/vm
 
 test: venv host-deps lint
 	$(BIN)/pytest

@@ -57,16 +57,19 @@ class NodeStatus(BaseModel):
         """
         if self.phase == "running":
             return ("the StackScript is still running",)
-        if self.phase == "failed":
-            return (f"the StackScript failed: {self.error or 'no error recorded'}",)
         found: list[str] = []
+        # On a kernel that is not the node's own (a provider kernel, without the modules the
+        # disk has), the script fails for that reason first: say it before its error.
         if not self.distro_kernel and require_distro_kernel:
             found.append(
-                f"not on the GRUB kernel: running {self.kernel_release}, not a Debian "
-                f"kernel; set the config profile kernel to {facts.GRUB_KERNEL} and "
-                "reboot"
+                f"not on the GRUB kernel: running {self.kernel_release}, which is not a "
+                f"kernel installed on the node; set the config profile kernel to "
+                f"{facts.GRUB_KERNEL} and reboot"
             )
-        elif self.reboot_required and require_distro_kernel:
+        if self.phase == "failed":
+            found.append(f"the StackScript failed: {self.error or 'no error recorded'}")
+            return tuple(found)
+        if self.distro_kernel and self.reboot_required and require_distro_kernel:
             found.append(
                 f"running kernel {self.kernel_release} but {self.newest_kernel} is "
                 "installed; reboot"

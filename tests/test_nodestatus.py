@@ -97,3 +97,31 @@ def test_unreadable_status_files_are_named(text, message):
     with pytest.raises(StatusError, match=message) as info:
         parse_status(text, source="node-1:/var/lib/swarmboot/status.json")
     assert str(info.value).startswith("node-1:/var/lib/swarmboot/status.json: ")
+
+
+def test_a_script_that_failed_on_a_foreign_kernel_names_the_kernel_first():
+    """What a node booted on a provider kernel reports (seen in make vmtest's negative
+    control): the script failed for want of the disk's kernel modules; the fix is the kernel."""
+    report = parse_status(
+        json.dumps(
+            {
+                "schema": 1,
+                "phase": "failed",
+                "script": "debian12-swarm-node.sh",
+                "hostname": "n1",
+                "cluster": "c",
+                "role": "worker",
+                "zone": "eu-central",
+                "kernel_release": "6.12.95+deb12-amd64",
+                "distro_kernel": False,
+                "newest_kernel": "6.1.0-56-amd64",
+                "reboot_required": True,
+                "error": "the firewall rules in /etc/nftables.conf do not load (nft -c)",
+            }
+        )
+    )
+    assert report.problems(require_esp=False) == (
+        "not on the GRUB kernel: running 6.12.95+deb12-amd64, which is not a kernel installed "
+        "on the node; set the config profile kernel to linode/grub2 and reboot",
+        "the StackScript failed: the firewall rules in /etc/nftables.conf do not load (nft -c)",
+    )

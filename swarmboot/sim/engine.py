@@ -59,6 +59,8 @@ class Simulator:
         self._machine_ops: dict[int, Future] = {}
         # The backend start of each booting instance, which its boot waits for.
         self.pending_boots: dict[int, Future] = {}
+        # The backend stop of each shutting-down instance: it is offline once its machine is.
+        self.pending_stops: dict[int, Future] = {}
         self._stopping = False
         self._dirty = False
         self._threads: list[threading.Thread] = []

@@ -390,7 +390,7 @@ def shutdown(sim: Simulator, iid: int) -> None:
         inst.status = "shutting_down"
         inst.updated = sim.now()
         event = sim.event("linode_shutdown", sim.linode_entity(inst), "started")
-        sim.machine_call(inst.id, lambda: sim.backend.stop(iid))
+        sim.pending_stops[iid] = sim.machine_call(inst.id, lambda: sim.backend.stop(iid))
         sim.schedule(sim.config.timings.of("shutdown"), "shut_down", inst, event)
 
 
@@ -444,6 +444,7 @@ def delete(sim: Simulator, iid: int) -> None:
         sim.event("linode_delete", sim.linode_entity(inst), "notification")
         sim.machine_call(iid, lambda: sim.backend.delete(iid))
         sim.pending_boots.pop(iid, None)
+        sim.pending_stops.pop(iid, None)
         sim.count("instances_deleted")
 
 
@@ -620,6 +621,11 @@ def _booted(sim: Simulator, inst: Instance, event: Event | None) -> None:
 
 
 def _shut_down(sim: Simulator, inst: Instance, event: Event | None) -> None:
+    stop = sim.pending_stops.get(inst.id)
+    if stop is not None and not stop.done():
+        sim.schedule(0.05, "shut_down", inst, event)  # the machine is still going down
+        return
+    sim.pending_stops.pop(inst.id, None)
     inst.status = "offline"
     inst.updated = sim.now()
     sim.finish(event)

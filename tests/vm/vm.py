@@ -1,0 +1,350 @@
+"""A Linode-like machine under qemu: the rendered StackScript's disk, booted through GRUB.
+
+The disk is what a Linode has: one ext4 filesystem labelled `linroot` with no partition
+table, seen by the guest as /dev/sda. It is made from a debootstrapped Debian 12 root in which
+the StackScript has run (tests/debian's harness, with the mirror reachable), then packed with
+`mkfs.ext4 -d` (no loop device) and cached by the script's content.
+
+Booting it "as a Linode with the `linode/grub2` kernel setting" is done with a small GRUB
+rescue image standing in for Linode's own GRUB 2: it finds the disk by label and loads the
+disk's own /boot/grub/grub.cfg, so the guest runs whatever kernel the StackScript left there.
+Booting it with `-kernel`/`-initrd` instead stands in for a provider kernel handed in from
+outside. qemu runs under TCG (software emulation; KVM cannot run here), with a hard time
+limit, and is ended by the PID from its own pidfile. Every boot writes to a copy-on-write
+overlay, so the cached disk stays as built.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from tests.debian import harness
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+CACHE = harness.CACHE_DIR
+SCRIPT = REPO / "stackscripts" / "debian12-swarm-node.sh"
+GRUB_PROBE = REPO / "swarmboot" / "lab" / "files" / "grub-probe"
+VM_VERSION = 1  # bump when the way disks are built changes
+DISK_SIZE = "6G"
+TOOLS = ("qemu-system-x86_64", "qemu-img", "grub-mkrescue", "xorriso", "mkfs.ext4")
+HOST_PACKAGES = ("qemu-system-x86", "qemu-utils", "grub-pc-bin", "grub-common", "xorriso", "mtools")
+
+
+class VmError(RuntimeError):
+    pass
+
+
+def missing_tools() -> list[str]:
+    return [t for t in TOOLS if shutil.which(t) is None]
+
+
+def _key() -> tuple[str, str]:
+    key = Ed25519PrivateKey.generate()
+    private = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.OpenSSH,
+        serialization.NoEncryption(),
+    )
+    public = key.public_key().public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+    )
+    return base64.b64encode(private).decode(), public.decode()
+
+
+def _fields() -> dict[str, str]:
+    host_key, _ = _key()
+    _, admin = _key()
+    return {
+        "hostname": "vmtest-eu-central-worker-1",
+        "cluster": "vmtest",
+        "swarm_role": "worker",
+        "zone": "eu-central",
+        "admin_ssh_keys": admin + " ops",
+        "admin_user": "ops",
+        "docker_source": "debian",
+        "swarm_members": "198.51.100.2,198.51.100.3",
+        "ssh_host_key": host_key,
+        "apt_upgrade": "no",
+    }
+
+
+def _digest() -> str:
+    h = hashlib.sha256()
+    for part in (SCRIPT, HERE / "guest-check.sh", GRUB_PROBE):
+        h.update(part.read_bytes())
+    h.update(str(VM_VERSION).encode())
+    return h.hexdigest()[:12]
+
+
+def _finish_root(node: harness.DebianNode, fields: dict[str, str]) -> None:
+    """Make the provisioned root a bootable Linode disk, with the boot-time checks."""
+    root = node.root
+    # The harness's chroot helpers go: the guest has systemd and its own network.
+    (root / "usr/sbin/policy-rc.d").unlink(missing_ok=True)
+    (root / "usr/local/sbin/systemctl").unlink(missing_ok=True)
+    hosts = root / "etc/hosts"
+    hosts.write_text(
+        "".join(
+            line + "\n" for line in hosts.read_text().splitlines() if harness.MIRROR not in line
+        )
+    )
+    (root / "etc/resolv.conf").write_text("nameserver 10.0.2.3\n")  # qemu's user network
+    (root / "etc/fstab").write_text("/dev/sda / ext4 errors=remount-ro 0 1\n")
+    (root / "etc/network/interfaces.d").mkdir(parents=True, exist_ok=True)
+    (root / "etc/network/interfaces.d/eth0").write_text(
+        "auto eth0\nallow-hotplug eth0\niface eth0 inet dhcp\n"
+    )
+    # grub.cfg as update-grub writes it on a Linode: the root is /dev/sda (a chroot's
+    # grub-probe would name this machine's disk).
+    probe = root / "usr/sbin/grub-probe"
+    real = probe.read_bytes()
+    try:
+        shutil.copyfile(GRUB_PROBE, probe)
+        node.chroot("update-grub", timeout=300)
+    finally:
+        probe.write_bytes(real)
+    grub_cfg = (root / "boot/grub/grub.cfg").read_text()
+    if "root=/dev/sda" not in grub_cfg:
+        raise VmError("update-grub did not write root=/dev/sda into grub.cfg")
+    # The boot-time checks: a oneshot unit that prints to the serial console and powers off.
+    check = root / "usr/local/sbin/swarmboot-vmcheck"
+    shutil.copyfile(HERE / "guest-check.sh", check)
+    check.chmod(0o755)
+    unit = root / "etc/systemd/system/swarmboot-vmcheck.service"
+    unit.write_text(
+        "[Unit]\nDescription=swarmboot boot checks\n"
+        "After=docker.service ssh.service nftables.service network.target\n"
+        "[Service]\nType=oneshot\nTimeoutStartSec=infinity\n"
+        "ExecStart=/usr/local/sbin/swarmboot-vmcheck\n"
+        "ExecStopPost=/bin/systemctl --no-block poweroff\n"
+        "[Install]\nWantedBy=multi-user.target\n"
+    )
+    wants = root / "etc/systemd/system/multi-user.target.wants"
+    wants.mkdir(parents=True, exist_ok=True)
+    link = wants / "swarmboot-vmcheck.service"
+    link.unlink(missing_ok=True)
+    link.symlink_to("/etc/systemd/system/swarmboot-vmcheck.service")
+    env = root / "root/.vmcheck-env"
+    env.write_text("".join(f"{k}={_quote(v)}\n" for k, v in fields.items()))
+    env.chmod(0o600)
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("'", "'\\''") + "'"
+
+
+def build_disk(log=print) -> Path:
+    """The provisioned Linode-like disk (raw, sparse), built when absent."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    disk = CACHE / f"vm-disk-bookworm-{_digest()}.raw"
+    if disk.exists():
+        return disk
+    workdir = Path(tempfile.mkdtemp(prefix="swarmboot-vm-", dir=CACHE))
+    try:
+        log("provisioning a Debian 12 root with the StackScript (debootstrap + packages)")
+        node = harness.DebianNode("bookworm", workdir / "node")
+        try:
+            fields = _fields()
+            _, orchestrator = _key()
+            ssh = node.root / "root/.ssh"
+            ssh.mkdir(mode=0o700, exist_ok=True)
+            (ssh / "authorized_keys").write_text(orchestrator + " swarmboot\n")
+            (ssh / "authorized_keys").chmod(0o600)
+            run = node.run_script(SCRIPT.read_text(), fields)
+            if run.returncode != 0:
+                raise VmError(f"the StackScript failed in the chroot:\n{run.output[-3000:]}")
+            _finish_root(node, fields)
+            log(f"packing the disk ({DISK_SIZE}, ext4 labelled linroot, no partition table)")
+            partial = disk.with_suffix(".partial")
+            subprocess.run(
+                [
+                    "mkfs.ext4",
+                    "-q",
+                    "-F",
+                    "-L",
+                    "linroot",
+                    "-d",
+                    str(node.root),
+                    str(partial),
+                    DISK_SIZE,
+                ],
+                check=True,
+            )
+            partial.rename(disk)
+        finally:
+            node.close()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return disk
+
+
+def foreign_kernel(log=print) -> tuple[Path, Path]:
+    """A kernel and initrd handed in from outside, standing in for a provider's own kernel:
+    Debian's bookworm-backports build, which is not installed on the disk (so neither its
+    package nor its modules are there, as with Linode's kernels)."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    kernel = CACHE / f"vm-foreign-vmlinuz-v{VM_VERSION}"
+    initrd = CACHE / f"vm-foreign-initrd-v{VM_VERSION}"
+    if kernel.exists() and initrd.exists():
+        return kernel, initrd
+    workdir = Path(tempfile.mkdtemp(prefix="swarmboot-vmkernel-", dir=CACHE))
+    try:
+        log("fetching a kernel from outside the disk (bookworm-backports) and its initrd")
+        node = harness.DebianNode("bookworm", workdir / "node")
+        try:
+            (node.root / "etc/apt/sources.list.d/backports.sources").write_text(
+                f"Types: deb\nURIs: http://{harness.MIRROR}/debian\nSuites: bookworm-backports\n"
+                "Components: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n"
+            )
+            node.chroot("apt-get", "-q", "-y", "update", timeout=600)
+            node.chroot(
+                "env",
+                "DEBIAN_FRONTEND=noninteractive",
+                "apt-get",
+                "-q",
+                "-y",
+                "install",
+                "--no-install-recommends",
+                "-t",
+                "bookworm-backports",
+                "linux-image-amd64",
+                timeout=1800,
+            )
+            kernels = sorted((node.root / "boot").glob("vmlinuz-*"))
+            initrds = sorted((node.root / "boot").glob("initrd.img-*"))
+            if not kernels or not initrds:
+                raise VmError("the backports kernel left no vmlinuz or initrd in /boot")
+            shutil.copyfile(initrds[-1], initrd)
+            shutil.copyfile(kernels[-1], kernel)
+        finally:
+            node.close()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return kernel, initrd
+
+
+def grub_image() -> Path:
+    """A GRUB rescue image standing in for Linode's GRUB 2: it loads the disk's grub.cfg."""
+    iso = CACHE / f"vm-grub2-v{VM_VERSION}.iso"
+    if iso.exists():
+        return iso
+    with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
+        cfg = Path(tmp) / "boot/grub/grub.cfg"
+        cfg.parent.mkdir(parents=True)
+        cfg.write_text(
+            "serial --speed=19200 --unit=0 --word=8 --parity=no --stop=1\n"
+            "terminal_input serial console\nterminal_output serial console\n"
+            "insmod part_msdos\ninsmod ext2\n"
+            "search --no-floppy --label --set=root linroot\n"
+            "configfile /boot/grub/grub.cfg\n"
+        )
+        partial = iso.with_suffix(".partial")
+        done = subprocess.run(
+            ["grub-mkrescue", "-o", str(partial), tmp], capture_output=True, text=True, check=False
+        )
+        if done.returncode != 0:
+            raise VmError(f"grub-mkrescue failed: {done.stderr[-2000:]}")
+        partial.rename(iso)
+    return iso
+
+
+@dataclass
+class Boot:
+    seconds: float
+    console: str
+    checks: dict[str, str]
+    status: dict | None
+    finished: bool
+
+
+def boot(
+    disk: Path,
+    *,
+    kernel: Path | None = None,
+    initrd: Path | None = None,
+    timeout: float = 900,
+    network: bool = False,
+) -> Boot:
+    """Boot the disk (through the GRUB stand-in, or a kernel handed in) and read the checks."""
+    with tempfile.TemporaryDirectory(prefix="swarmboot-vmboot-", dir=CACHE) as tmp:
+        work = Path(tmp)
+        overlay = work / "overlay.qcow2"
+        subprocess.run(
+            ["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(disk), str(overlay)],
+            check=True,
+        )
+        console, pidfile = work / "console.log", work / "qemu.pid"
+        checks_log = work / "checks.log"
+        cmd = [
+            "qemu-system-x86_64",
+            "-accel", "tcg,thread=multi",
+            "-cpu", "max",
+            "-smp", "2",
+            "-m", "1536",
+            "-display", "none",
+            "-vga", "none",
+            "-no-reboot",
+            "-device", "virtio-scsi-pci,id=scsi",
+            "-drive", f"file={overlay},if=none,id=d0,format=qcow2",
+            "-device", "scsi-hd,drive=d0,bus=scsi.0",
+            "-serial", f"file:{console}",
+            "-serial", f"file:{checks_log}",
+            "-pidfile", str(pidfile),
+        ]  # fmt: skip
+        cmd += ["-nic", "user,model=virtio-net-pci"] if network else ["-nic", "none"]
+        if kernel is None:
+            cmd += ["-cdrom", str(grub_image()), "-boot", "order=d"]
+        else:
+            cmd += ["-kernel", str(kernel), "-append", "root=/dev/sda ro console=ttyS0,19200n8"]
+            if initrd is not None:
+                cmd += ["-initrd", str(initrd)]
+        started = time.monotonic()
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pass
+        finally:
+            _end_qemu(proc, pidfile)
+        seconds = time.monotonic() - started
+        text = console.read_text(errors="replace") if console.exists() else ""
+        found = checks_log.read_text(errors="replace") if checks_log.exists() else ""
+    checks: dict[str, str] = {}
+    status = None
+    for line in found.splitlines():
+        line = line.strip("\r")
+        if line.startswith("VMCHECK ") and "=" in line:
+            key, _, value = line.removeprefix("VMCHECK ").partition("=")
+            checks[key] = value
+        elif line.startswith("VMCHECK_STATUS "):
+            with contextlib.suppress(json.JSONDecodeError):
+                status = json.loads(line.removeprefix("VMCHECK_STATUS "))
+    return Boot(seconds, text, checks, status, "VMCHECK_END" in found)
+
+
+def _end_qemu(proc: subprocess.Popen, pidfile: Path) -> None:
+    """End qemu by its own PID (the one it wrote, which is the process started here), never
+    by name, and only while it still runs: a PID is not reused before it is reaped."""
+    if proc.poll() is None:
+        with contextlib.suppress(OSError, ValueError):
+            written = int(pidfile.read_text().strip())
+            if written != proc.pid:
+                raise VmError(f"qemu wrote PID {written}, but {proc.pid} was started")
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
