@@ -39,8 +39,10 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-host-deps:
-	@missing=$$(for p in $(HOST_PACKAGES); do \
+# $(call apt_missing,PACKAGES,WHO,ON_FAIL): install the PACKAGES not installed yet (as root),
+# or say that WHO needs them and run ON_FAIL (true: go on; exit 1: stop).
+define apt_missing
+	@missing=$$(for p in $(1); do \
 	    dpkg-query -W -f='$${db:Status-Status}\n' $$p 2>/dev/null | grep -qx installed || echo $$p; \
 	  done); \
 	if [ -n "$$missing" ]; then \
@@ -48,22 +50,16 @@ host-deps:
 	    echo "Installing $$missing"; \
 	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
 	  else \
-	    echo "The Debian tests need: $$missing (install them as root: apt-get install $$missing)"; \
+	    echo "$(2) need: $$missing (install them as root: apt-get install $$missing)"; $(3); \
 	  fi; \
 	fi
+endef
+
+host-deps:
+	$(call apt_missing,$(HOST_PACKAGES),The Debian and lab tests,true)
 
 vm-deps:
-	@missing=$$(for p in $(VM_PACKAGES); do \
-	    dpkg-query -W -f='$${db:Status-Status}\n' $$p 2>/dev/null | grep -qx installed || echo $$p; \
-	  done); \
-	if [ -n "$$missing" ]; then \
-	  if [ "$$(id -u)" = 0 ]; then \
-	    echo "Installing $$missing"; \
-	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
-	  else \
-	    echo "make vmtest needs: $$missing (as root: apt-get install $$missing)"; exit 1; \
-	  fi; \
-	fi
+	$(call apt_missing,$(VM_PACKAGES),make vmtest and its VM,exit 1)
 
 vmtest: venv host-deps vm-deps
 	SWARMBOOT_VMTEST=1 timeout --kill-after=30 $(VMTEST_LIMIT) $(BIN)/pytest -m vm tests/vm
