@@ -41,6 +41,8 @@ SCRIPT = REPO / "stackscripts" / "debian12-swarm-node.sh"
 GRUB_PROBE = REPO / "swarmboot" / "lab" / "files" / "grub-probe"
 VM_VERSION = 1  # bump when the way disks are built changes
 DISK_SIZE = "6G"
+# The filesystem UUID the grub-probe stand-in reports, so grub.cfg's search finds the disk.
+DISK_UUID = "5a0cd7a1-1ab0-4f2e-9d3c-6c1e2b9a7f01"
 TOOLS = ("qemu-system-x86_64", "qemu-img", "grub-mkrescue", "xorriso", "mkfs.ext4")
 HOST_PACKAGES = ("qemu-system-x86", "qemu-utils", "grub-pc-bin", "grub-common", "xorriso", "mtools")
 
@@ -83,16 +85,17 @@ def _fields() -> dict[str, str]:
     }
 
 
-def _digest() -> str:
+def _digest(*extra: Path) -> str:
     h = hashlib.sha256()
-    for part in (SCRIPT, HERE / "guest-check.sh", GRUB_PROBE):
+    for part in (SCRIPT, HERE / "guest-check.sh", GRUB_PROBE, *extra):
         h.update(part.read_bytes())
-    h.update(str(VM_VERSION).encode())
+    h.update(f"{VM_VERSION} {DISK_UUID}".encode())
     return h.hexdigest()[:12]
 
 
-def _finish_root(node: harness.DebianNode, fields: dict[str, str]) -> None:
-    """Make the provisioned root a bootable Linode disk, with the boot-time checks."""
+def _as_linode_disk(node: harness.DebianNode) -> None:
+    """Make a root what a Linode disk holds: its own network, fstab and a grub.cfg for
+    /dev/sda (a chroot's grub-probe would name this machine's disk)."""
     root = node.root
     # The harness's chroot helpers go: the guest has systemd and its own network.
     (root / "usr/sbin/policy-rc.d").unlink(missing_ok=True)
@@ -109,8 +112,6 @@ def _finish_root(node: harness.DebianNode, fields: dict[str, str]) -> None:
     (root / "etc/network/interfaces.d/eth0").write_text(
         "auto eth0\nallow-hotplug eth0\niface eth0 inet dhcp\n"
     )
-    # grub.cfg as update-grub writes it on a Linode: the root is /dev/sda (a chroot's
-    # grub-probe would name this machine's disk).
     probe = root / "usr/sbin/grub-probe"
     real = probe.read_bytes()
     try:
@@ -121,27 +122,65 @@ def _finish_root(node: harness.DebianNode, fields: dict[str, str]) -> None:
     grub_cfg = (root / "boot/grub/grub.cfg").read_text()
     if "root=/dev/sda" not in grub_cfg:
         raise VmError("update-grub did not write root=/dev/sda into grub.cfg")
-    # The boot-time checks: a oneshot unit that prints to the serial console and powers off.
+
+
+def _unit(root: Path, name: str, text: str) -> None:
+    (root / "etc/systemd/system" / name).write_text(text)
+    wants = root / "etc/systemd/system/multi-user.target.wants"
+    wants.mkdir(parents=True, exist_ok=True)
+    link = wants / name
+    link.unlink(missing_ok=True)
+    link.symlink_to(f"/etc/systemd/system/{name}")
+
+
+def _install_checks(root: Path, fields: dict[str, str], *, first_boot: bool = False) -> None:
+    """The boot-time checks: a oneshot unit that reports and powers off. With `first_boot`,
+    a unit standing in for Linode's first-boot StackScript run comes first and reboots."""
     check = root / "usr/local/sbin/swarmboot-vmcheck"
     shutil.copyfile(HERE / "guest-check.sh", check)
     check.chmod(0o755)
-    unit = root / "etc/systemd/system/swarmboot-vmcheck.service"
-    unit.write_text(
+    done_marker = "/var/lib/swarmboot-vm/first-boot-done"
+    _unit(
+        root,
+        "swarmboot-vmcheck.service",
         "[Unit]\nDescription=swarmboot boot checks\n"
         "After=docker.service ssh.service nftables.service network.target\n"
-        "[Service]\nType=oneshot\nTimeoutStartSec=infinity\n"
+        + (f"ConditionPathExists={done_marker}\n" if first_boot else "")
+        + "[Service]\nType=oneshot\nTimeoutStartSec=infinity\n"
         "ExecStart=/usr/local/sbin/swarmboot-vmcheck\n"
         "ExecStopPost=/bin/systemctl --no-block poweroff\n"
-        "[Install]\nWantedBy=multi-user.target\n"
+        "[Install]\nWantedBy=multi-user.target\n",
     )
-    wants = root / "etc/systemd/system/multi-user.target.wants"
-    wants.mkdir(parents=True, exist_ok=True)
-    link = wants / "swarmboot-vmcheck.service"
-    link.unlink(missing_ok=True)
-    link.symlink_to("/etc/systemd/system/swarmboot-vmcheck.service")
+    if first_boot:
+        first = root / "usr/local/sbin/swarmboot-vmfirstboot"
+        shutil.copyfile(HERE / "guest-first-boot.sh", first)
+        first.chmod(0o755)
+        _unit(
+            root,
+            "swarmboot-vmfirstboot.service",
+            "[Unit]\nDescription=the StackScript on first boot, as Linode runs it\n"
+            f"ConditionPathExists=!{done_marker}\n"
+            "Wants=network-online.target\nAfter=network-online.target\n"
+            "[Service]\nType=oneshot\nTimeoutStartSec=infinity\n"
+            "ExecStart=/usr/local/sbin/swarmboot-vmfirstboot\n"
+            "[Install]\nWantedBy=multi-user.target\n",
+        )
     env = root / "root/.vmcheck-env"
     env.write_text("".join(f"{k}={_quote(v)}\n" for k, v in fields.items()))
     env.chmod(0o600)
+
+
+def _finish_root(node: harness.DebianNode, fields: dict[str, str]) -> None:
+    """Make the provisioned root a bootable Linode disk, with the boot-time checks."""
+    _as_linode_disk(node)
+    _install_checks(node.root, fields)
+
+
+def _pack(root: Path, target: Path) -> None:
+    """A Linode disk: one ext4 filesystem labelled linroot, no partition table, no loop
+    device needed."""
+    options = ["-q", "-F", "-L", "linroot", "-U", DISK_UUID, "-d", str(root)]
+    subprocess.run(["mkfs.ext4", *options, str(target), DISK_SIZE], check=True)
 
 
 def _quote(value: str) -> str:
@@ -171,26 +210,69 @@ def build_disk(log=print) -> Path:
             _finish_root(node, fields)
             log(f"packing the disk ({DISK_SIZE}, ext4 labelled linroot, no partition table)")
             partial = disk.with_suffix(".partial")
-            subprocess.run(
-                [
-                    "mkfs.ext4",
-                    "-q",
-                    "-F",
-                    "-L",
-                    "linroot",
-                    "-d",
-                    str(node.root),
-                    str(partial),
-                    DISK_SIZE,
-                ],
-                check=True,
-            )
+            _pack(node.root, partial)
             partial.rename(disk)
         finally:
             node.close()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return disk
+
+
+def build_image(log=print) -> Path:
+    """A disk as Linode deploys its Debian 12 image: debootstrap, the Debian kernel and GRUB
+    (grub.cfg for /dev/sda on the serial console), the StackScript in /root with its fields,
+    not run yet: the guest runs it on first boot over its own network, then reboots."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    image = CACHE / f"vm-image-bookworm-{_digest(HERE / 'guest-first-boot.sh')}.raw"
+    if image.exists():
+        return image
+    workdir = Path(tempfile.mkdtemp(prefix="swarmboot-vmimage-", dir=CACHE))
+    try:
+        log("building a Linode-like Debian 12 image (kernel and GRUB, no StackScript run)")
+        node = harness.DebianNode("bookworm", workdir / "node")
+        try:
+            root = node.root
+            node.chroot(
+                "/bin/sh",
+                "-c",
+                "echo 'grub-pc grub-pc/install_devices_empty boolean true' | "
+                "debconf-set-selections && apt-get -q -y update && "
+                "DEBIAN_FRONTEND=noninteractive apt-get -q -y install --no-install-recommends "
+                "linux-image-amd64 grub-pc && apt-get clean",
+                timeout=1800,
+            )
+            (root / "etc/default/grub.d").mkdir(parents=True, exist_ok=True)
+            (root / "etc/default/grub.d/10-linode.cfg").write_text(
+                'GRUB_CMDLINE_LINUX="console=ttyS0,19200n8 net.ifnames=0"\n'
+                "GRUB_TERMINAL=serial\n"
+                'GRUB_SERIAL_COMMAND="serial --speed=19200 --unit=0 --word=8 --parity=no '
+                '--stop=1"\n'
+                "GRUB_DISABLE_LINUX_UUID=true\n"
+            )
+            _as_linode_disk(node)
+            # The guest reaches the Debian mirror and nothing else it would look for itself.
+            mask = root / "etc/systemd/system/systemd-timesyncd.service"
+            mask.unlink(missing_ok=True)
+            mask.symlink_to("/dev/null")
+            _, orchestrator = _key()
+            ssh = root / "root/.ssh"
+            ssh.mkdir(mode=0o700, exist_ok=True)
+            (ssh / "authorized_keys").write_text(orchestrator + " swarmboot\n")
+            (ssh / "authorized_keys").chmod(0o600)
+            script = root / "root/StackScript"
+            script.write_text(SCRIPT.read_text())
+            script.chmod(0o700)
+            _install_checks(root, {**_fields(), "apt_upgrade": "yes"}, first_boot=True)
+            log(f"packing the image ({DISK_SIZE}, ext4 labelled linroot)")
+            partial = image.with_suffix(".partial")
+            _pack(root, partial)
+            partial.rename(image)
+        finally:
+            node.close()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return image
 
 
 def foreign_kernel(log=print) -> tuple[Path, Path]:
@@ -279,6 +361,7 @@ def boot(
     initrd: Path | None = None,
     timeout: float = 900,
     network: bool = False,
+    reboot: bool = False,
 ) -> Boot:
     """Boot the disk (through the GRUB stand-in, or a kernel handed in) and read the checks."""
     with tempfile.TemporaryDirectory(prefix="swarmboot-vmboot-", dir=CACHE) as tmp:
@@ -298,7 +381,6 @@ def boot(
             "-m", "1536",
             "-display", "none",
             "-vga", "none",
-            "-no-reboot",
             "-device", "virtio-scsi-pci,id=scsi",
             "-drive", f"file={overlay},if=none,id=d0,format=qcow2",
             "-device", "scsi-hd,drive=d0,bus=scsi.0",
@@ -307,6 +389,8 @@ def boot(
             "-pidfile", str(pidfile),
         ]  # fmt: skip
         cmd += ["-nic", "user,model=virtio-net-pci"] if network else ["-nic", "none"]
+        if not reboot:
+            cmd.append("-no-reboot")
         if kernel is None:
             cmd += ["-cdrom", str(grub_image()), "-boot", "order=d"]
         else:
@@ -328,7 +412,11 @@ def boot(
     status = None
     for line in found.splitlines():
         line = line.strip("\r")
-        if line.startswith("VMCHECK ") and "=" in line:
+        if line.startswith("VMFIRST ") and "=" in line:
+            for pair in line.removeprefix("VMFIRST ").split():
+                key, _, value = pair.partition("=")
+                checks[f"first_boot_{key}"] = value
+        elif line.startswith("VMCHECK ") and "=" in line:
             key, _, value = line.removeprefix("VMCHECK ").partition("=")
             checks[key] = value
         elif line.startswith("VMCHECK_STATUS "):
