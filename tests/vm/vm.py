@@ -176,6 +176,13 @@ def _finish_root(node: harness.DebianNode, fields: dict[str, str]) -> None:
     _install_checks(node.root, fields)
 
 
+def _drop_stale(pattern: str, keep: Path) -> None:
+    """Remove the cached disks an earlier script or check made (6 GB sparse each)."""
+    for old in CACHE.glob(pattern):
+        if old != keep:
+            old.unlink(missing_ok=True)
+
+
 def _pack(root: Path, target: Path) -> None:
     """A Linode disk: one ext4 filesystem labelled linroot, no partition table, no loop
     device needed."""
@@ -212,6 +219,7 @@ def build_disk(log=print) -> Path:
             partial = disk.with_suffix(".partial")
             _pack(node.root, partial)
             partial.rename(disk)
+            _drop_stale("vm-disk-bookworm-*.raw", disk)
         finally:
             node.close()
     finally:
@@ -268,6 +276,7 @@ def build_image(log=print) -> Path:
             partial = image.with_suffix(".partial")
             _pack(root, partial)
             partial.rename(image)
+            _drop_stale("vm-image-bookworm-*.raw", image)
         finally:
             node.close()
     finally:
