@@ -33,34 +33,23 @@ IMAGE_VERSION = 1  # bump when the way images are built changes
 # Linode's Debian images come with an SSH server; the StackScript installs everything else.
 BASE_INCLUDE = ("openssh-server",)
 # What the StackScript installs (docker_source = debian), plus tools a node here needs.
+_NODE_PACKAGES = (
+    "linux-image-amd64",
+    "grub-pc",
+    "docker.io",
+    "apparmor",
+    "ca-certificates",
+    "nftables",
+    "iproute2",
+    "sudo",
+    "curl",
+    "gpg",
+    "procps",
+)
 NODE_PACKAGES = {
-    "bookworm": (
-        "linux-image-amd64",
-        "grub-pc",
-        "docker.io",
-        "apparmor",
-        "ca-certificates",
-        "nftables",
-        "iproute2",
-        "sudo",
-        "curl",
-        "gpg",
-        "procps",
-    ),
-    "trixie": (
-        "linux-image-amd64",
-        "grub-pc",
-        "docker.io",
-        "docker-cli",
-        "apparmor",
-        "ca-certificates",
-        "nftables",
-        "iproute2",
-        "sudo",
-        "curl",
-        "gpg",
-        "procps",
-    ),
+    "bookworm": _NODE_PACKAGES,
+    # trixie splits the docker CLI out of docker.io.
+    "trixie": (*_NODE_PACKAGES[:3], "docker-cli", *_NODE_PACKAGES[3:]),
 }
 _TAR = ["tar", "--zstd", "--numeric-owner", "--xattrs", "--xattrs-include=*"]
 
