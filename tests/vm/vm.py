@@ -26,6 +26,7 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -176,6 +177,20 @@ def _finish_root(node: harness.DebianNode, fields: dict[str, str]) -> None:
     _install_checks(node.root, fields)
 
 
+@contextlib.contextmanager
+def _scratch_root() -> Iterator[harness.DebianNode]:
+    """A Debian 12 root to build in, the mirror reachable; gone afterwards."""
+    workdir = Path(tempfile.mkdtemp(prefix="swarmboot-vm-", dir=CACHE))
+    try:
+        node = harness.DebianNode("bookworm", workdir / "node")
+        try:
+            yield node
+        finally:
+            node.close()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
 def _drop_stale(pattern: str, keep: Path) -> None:
     """Remove the cached disks an earlier script or check made (6 GB sparse each)."""
     for old in CACHE.glob(pattern):
@@ -200,30 +215,23 @@ def build_disk(log=print) -> Path:
     disk = CACHE / f"vm-disk-bookworm-{_digest()}.raw"
     if disk.exists():
         return disk
-    workdir = Path(tempfile.mkdtemp(prefix="swarmboot-vm-", dir=CACHE))
-    try:
-        log("provisioning a Debian 12 root with the StackScript (debootstrap + packages)")
-        node = harness.DebianNode("bookworm", workdir / "node")
-        try:
-            fields = _fields()
-            _, orchestrator = _key()
-            ssh = node.root / "root/.ssh"
-            ssh.mkdir(mode=0o700, exist_ok=True)
-            (ssh / "authorized_keys").write_text(orchestrator + " swarmboot\n")
-            (ssh / "authorized_keys").chmod(0o600)
-            run = node.run_script(SCRIPT.read_text(), fields)
-            if run.returncode != 0:
-                raise VmError(f"the StackScript failed in the chroot:\n{run.output[-3000:]}")
-            _finish_root(node, fields)
-            log(f"packing the disk ({DISK_SIZE}, ext4 labelled linroot, no partition table)")
-            partial = disk.with_suffix(".partial")
-            _pack(node.root, partial)
-            partial.rename(disk)
-            _drop_stale("vm-disk-bookworm-*.raw", disk)
-        finally:
-            node.close()
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    log("provisioning a Debian 12 root with the StackScript (debootstrap + packages)")
+    with _scratch_root() as node:
+        fields = _fields()
+        _, orchestrator = _key()
+        ssh = node.root / "root/.ssh"
+        ssh.mkdir(mode=0o700, exist_ok=True)
+        (ssh / "authorized_keys").write_text(orchestrator + " swarmboot\n")
+        (ssh / "authorized_keys").chmod(0o600)
+        run = node.run_script(SCRIPT.read_text(), fields)
+        if run.returncode != 0:
+            raise VmError(f"the StackScript failed in the chroot:\n{run.output[-3000:]}")
+        _finish_root(node, fields)
+        log(f"packing the disk ({DISK_SIZE}, ext4 labelled linroot, no partition table)")
+        partial = disk.with_suffix(".partial")
+        _pack(node.root, partial)
+        partial.rename(disk)
+        _drop_stale("vm-disk-bookworm-*.raw", disk)
     return disk
 
 
@@ -235,52 +243,45 @@ def build_image(log=print) -> Path:
     image = CACHE / f"vm-image-bookworm-{_digest(HERE / 'guest-first-boot.sh')}.raw"
     if image.exists():
         return image
-    workdir = Path(tempfile.mkdtemp(prefix="swarmboot-vmimage-", dir=CACHE))
-    try:
-        log("building a Linode-like Debian 12 image (kernel and GRUB, no StackScript run)")
-        node = harness.DebianNode("bookworm", workdir / "node")
-        try:
-            root = node.root
-            node.chroot(
-                "/bin/sh",
-                "-c",
-                "echo 'grub-pc grub-pc/install_devices_empty boolean true' | "
-                "debconf-set-selections && apt-get -q -y update && "
-                "DEBIAN_FRONTEND=noninteractive apt-get -q -y install --no-install-recommends "
-                "linux-image-amd64 grub-pc && apt-get clean",
-                timeout=1800,
-            )
-            (root / "etc/default/grub.d").mkdir(parents=True, exist_ok=True)
-            (root / "etc/default/grub.d/10-linode.cfg").write_text(
-                'GRUB_CMDLINE_LINUX="console=ttyS0,19200n8 net.ifnames=0"\n'
-                "GRUB_TERMINAL=serial\n"
-                'GRUB_SERIAL_COMMAND="serial --speed=19200 --unit=0 --word=8 --parity=no '
-                '--stop=1"\n'
-                "GRUB_DISABLE_LINUX_UUID=true\n"
-            )
-            _as_linode_disk(node)
-            # The guest reaches the Debian mirror and nothing else it would look for itself.
-            mask = root / "etc/systemd/system/systemd-timesyncd.service"
-            mask.unlink(missing_ok=True)
-            mask.symlink_to("/dev/null")
-            _, orchestrator = _key()
-            ssh = root / "root/.ssh"
-            ssh.mkdir(mode=0o700, exist_ok=True)
-            (ssh / "authorized_keys").write_text(orchestrator + " swarmboot\n")
-            (ssh / "authorized_keys").chmod(0o600)
-            script = root / "root/StackScript"
-            script.write_text(SCRIPT.read_text())
-            script.chmod(0o700)
-            _install_checks(root, {**_fields(), "apt_upgrade": "yes"}, first_boot=True)
-            log(f"packing the image ({DISK_SIZE}, ext4 labelled linroot)")
-            partial = image.with_suffix(".partial")
-            _pack(root, partial)
-            partial.rename(image)
-            _drop_stale("vm-image-bookworm-*.raw", image)
-        finally:
-            node.close()
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    log("building a Linode-like Debian 12 image (kernel and GRUB, no StackScript run)")
+    with _scratch_root() as node:
+        root = node.root
+        node.chroot(
+            "/bin/sh",
+            "-c",
+            "echo 'grub-pc grub-pc/install_devices_empty boolean true' | "
+            "debconf-set-selections && apt-get -q -y update && "
+            "DEBIAN_FRONTEND=noninteractive apt-get -q -y install --no-install-recommends "
+            "linux-image-amd64 grub-pc && apt-get clean",
+            timeout=1800,
+        )
+        (root / "etc/default/grub.d").mkdir(parents=True, exist_ok=True)
+        (root / "etc/default/grub.d/10-linode.cfg").write_text(
+            'GRUB_CMDLINE_LINUX="console=ttyS0,19200n8 net.ifnames=0"\n'
+            "GRUB_TERMINAL=serial\n"
+            'GRUB_SERIAL_COMMAND="serial --speed=19200 --unit=0 --word=8 --parity=no '
+            '--stop=1"\n'
+            "GRUB_DISABLE_LINUX_UUID=true\n"
+        )
+        _as_linode_disk(node)
+        # The guest reaches the Debian mirror and nothing else it would look for itself.
+        mask = root / "etc/systemd/system/systemd-timesyncd.service"
+        mask.unlink(missing_ok=True)
+        mask.symlink_to("/dev/null")
+        _, orchestrator = _key()
+        ssh = root / "root/.ssh"
+        ssh.mkdir(mode=0o700, exist_ok=True)
+        (ssh / "authorized_keys").write_text(orchestrator + " swarmboot\n")
+        (ssh / "authorized_keys").chmod(0o600)
+        script = root / "root/StackScript"
+        script.write_text(SCRIPT.read_text())
+        script.chmod(0o700)
+        _install_checks(root, {**_fields(), "apt_upgrade": "yes"}, first_boot=True)
+        log(f"packing the image ({DISK_SIZE}, ext4 labelled linroot)")
+        partial = image.with_suffix(".partial")
+        _pack(root, partial)
+        partial.rename(image)
+        _drop_stale("vm-image-bookworm-*.raw", image)
     return image
 
 
@@ -293,39 +294,32 @@ def foreign_kernel(log=print) -> tuple[Path, Path]:
     initrd = CACHE / f"vm-foreign-initrd-v{VM_VERSION}"
     if kernel.exists() and initrd.exists():
         return kernel, initrd
-    workdir = Path(tempfile.mkdtemp(prefix="swarmboot-vmkernel-", dir=CACHE))
-    try:
-        log("fetching a kernel from outside the disk (bookworm-backports) and its initrd")
-        node = harness.DebianNode("bookworm", workdir / "node")
-        try:
-            (node.root / "etc/apt/sources.list.d/backports.sources").write_text(
-                f"Types: deb\nURIs: http://{harness.MIRROR}/debian\nSuites: bookworm-backports\n"
-                "Components: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n"
-            )
-            node.chroot("apt-get", "-q", "-y", "update", timeout=600)
-            node.chroot(
-                "env",
-                "DEBIAN_FRONTEND=noninteractive",
-                "apt-get",
-                "-q",
-                "-y",
-                "install",
-                "--no-install-recommends",
-                "-t",
-                "bookworm-backports",
-                "linux-image-amd64",
-                timeout=1800,
-            )
-            kernels = sorted((node.root / "boot").glob("vmlinuz-*"))
-            initrds = sorted((node.root / "boot").glob("initrd.img-*"))
-            if not kernels or not initrds:
-                raise VmError("the backports kernel left no vmlinuz or initrd in /boot")
-            shutil.copyfile(initrds[-1], initrd)
-            shutil.copyfile(kernels[-1], kernel)
-        finally:
-            node.close()
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    log("fetching a kernel from outside the disk (bookworm-backports) and its initrd")
+    with _scratch_root() as node:
+        (node.root / "etc/apt/sources.list.d/backports.sources").write_text(
+            f"Types: deb\nURIs: http://{harness.MIRROR}/debian\nSuites: bookworm-backports\n"
+            "Components: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n"
+        )
+        node.chroot("apt-get", "-q", "-y", "update", timeout=600)
+        node.chroot(
+            "env",
+            "DEBIAN_FRONTEND=noninteractive",
+            "apt-get",
+            "-q",
+            "-y",
+            "install",
+            "--no-install-recommends",
+            "-t",
+            "bookworm-backports",
+            "linux-image-amd64",
+            timeout=1800,
+        )
+        kernels = sorted((node.root / "boot").glob("vmlinuz-*"))
+        initrds = sorted((node.root / "boot").glob("initrd.img-*"))
+        if not kernels or not initrds:
+            raise VmError("the backports kernel left no vmlinuz or initrd in /boot")
+        shutil.copyfile(initrds[-1], initrd)
+        shutil.copyfile(kernels[-1], kernel)
     return kernel, initrd
 
 
