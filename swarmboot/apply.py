@@ -28,7 +28,7 @@ from tenacity import (
 )
 
 from swarmboot import facts
-from swarmboot.cloud import CloudError, CreateRequest
+from swarmboot.cloud import CloudError, CreateRequest, RebuildRequest
 from swarmboot.cluster import Context, advertise_address, observe
 from swarmboot.errors import ExitCode, SwarmbootError
 from swarmboot.firewall import cloud_firewall_labels, cloud_rules, members_file
@@ -36,15 +36,21 @@ from swarmboot.keys import new_host_key
 from swarmboot.nodestatus import NodeStatus
 from swarmboot.plan import (
     Boot,
+    ClearRebuildMark,
     CreateInstance,
+    DeleteInstance,
+    DemoteNode,
+    DrainNode,
     EnsureCloudFirewall,
     EnsureNetwork,
     InitSwarm,
     JoinManager,
     JoinWorkers,
     LabelNode,
+    LeaveSwarm,
     NotReady,
     PublishStackScript,
+    RebuildInstance,
     RemoveStaleNode,
     SetKernel,
     Step,
@@ -56,7 +62,7 @@ from swarmboot.plan import (
 )
 from swarmboot.remote import HostKeyMismatch, RemoteError, Unreachable
 from swarmboot.routes import NotRoutable
-from swarmboot.state import Instance, Observed, host_key_tag
+from swarmboot.state import HOST_KEY_TAG, REBUILD_TAG, Instance, Observed, host_key_tag
 from swarmboot.swarm import SwarmError
 
 __all__ = ["NotReadyError", "UpResult", "up"]
@@ -227,6 +233,14 @@ def _create(run: _Run, step: CreateInstance) -> Instance:
 def _set_kernel(run: _Run, step: SetKernel) -> None:
     inst = run.instances[step.label]
     config = run.call("config", lambda: run.ctx.cloud.config(inst.id))
+    if config is None and inst.status in ("provisioning", "rebuilding"):
+        # Linode lays the new disks and config profile while it provisions or rebuilds.
+        config = Retrying(
+            retry=retry_if_result(lambda found: found is None),
+            wait=lambda state: run.ctx.settings.poll_interval,
+            stop=stop_after_delay(run.ctx.settings.ready_timeout),
+            retry_error_callback=lambda state: None,
+        )(lambda: run.call("config", lambda: run.ctx.cloud.config(inst.id)))
     if config is None:
         raise SwarmbootError(
             f"{inst.label} has no config profile to set the kernel of",
@@ -454,9 +468,13 @@ def _join(run: _Run, label: str, as_manager: bool) -> None:
     remote = ctx.remote(inst)
     local = ctx.swarm.local(remote)
     if local.state == "active":
-        if as_manager and not local.manager:
-            ctx.swarm.promote(manager, local.node_id)
-        return
+        if local.node_id in {n.id for n in ctx.swarm.state(manager, "").nodes}:
+            if as_manager and not local.manager:
+                ctx.swarm.promote(manager, local.node_id)
+            return
+        # Active in a swarm this one does not know: the one whose only manager was
+        # rebuilt. It leaves that swarm to join this one.
+        ctx.swarm.leave(remote)
     worker_token, manager_token = _tokens(run, manager)
     ctx.swarm.join(
         remote,
@@ -525,6 +543,93 @@ def _remove_stale(run: _Run, step: RemoveStaleNode) -> None:
     run.report(step.describe())
 
 
+def _drain(run: _Run, step: DrainNode) -> None:
+    """Drain the node and wait (up to settings.drain_timeout) until its tasks have moved."""
+    ctx = run.ctx
+    _, manager = _manager(run)
+    ctx.swarm.drain(manager, step.node_id)
+    try:
+        Retrying(
+            retry=retry_if_result(lambda moved: not moved),
+            wait=lambda state: min(ctx.settings.poll_interval, 2.0),
+            stop=stop_after_delay(ctx.settings.drain_timeout),
+        )(lambda: ctx.swarm.drained(_manager(run)[1], step.node_id))
+    except RetryError:
+        ctx.reporter.failed(
+            f"{step.label}: its tasks had not all moved after {ctx.settings.drain_timeout:.0f} s;"
+            " going on"
+        )
+    run.report(step.describe())
+
+
+def _demote(run: _Run, step: DemoteNode) -> None:
+    _, manager = _manager(run)
+    run.ctx.swarm.demote(manager, step.node_id)
+    run.report(step.describe())
+
+
+def _leave(run: _Run, step: LeaveSwarm) -> None:
+    try:
+        run.ctx.swarm.leave(run.ctx.remote(run.instances[step.label]))
+    except (RemoteError, SwarmError) as exc:
+        # Its entry is removed from a manager next, whether it left or not.
+        log.info("%s did not leave the swarm itself: %s", step.label, exc)
+    run.report(step.describe())
+
+
+def _busy(exc: BaseException) -> bool:
+    return isinstance(exc, CloudError) and exc.status == 400 and "busy" in exc.reason.lower()
+
+
+def _rebuild(run: _Run, step: RebuildInstance) -> None:
+    """A fresh disk from the image and the StackScript, with a new host key. The new key's
+    pin goes into the tags before the rebuild is asked for, so whatever the node answers
+    with afterwards can be checked, even after a crash in between."""
+    ctx, spec = run.ctx, run.ctx.spec
+    if run.script_id is None:
+        raise SwarmbootError(f"StackScript {ctx.script.label} is not published")
+    inst = run.instances[step.label]
+    host_key = new_host_key()
+    kept = tuple(t for t in inst.tags if not t.startswith(HOST_KEY_TAG))
+    tags = (*kept, host_key_tag(host_key.fingerprint))
+    run.call("tags", lambda: ctx.cloud.set_tags(inst.id, tags))
+    node = next(n for n in spec.nodes() if n.label == step.label)
+    request = RebuildRequest(
+        image=spec.cluster.image,
+        authorized_keys=(ctx.identity_public,),
+        stackscript_id=run.script_id,
+        stackscript_data=_stackscript_data(
+            run, node.label, node.role, node.region, host_key.private_b64
+        ),
+        root_pass=secrets.token_urlsafe(24) + "-Aa1",
+    )
+    # A Linode in the middle of a boot or shutdown is busy for a moment.
+    Retrying(
+        retry=retry_if_exception(_busy),
+        wait=lambda state: ctx.settings.poll_interval,
+        stop=stop_after_delay(ctx.settings.ready_timeout),
+        reraise=True,
+    )(lambda: run.call("rebuild", lambda: ctx.cloud.rebuild_instance(inst.id, request)))
+    ctx.forget(step.label)
+    run.instances[step.label] = replace(inst, tags=tags, status="rebuilding", config=None)
+    run.report(step.describe())
+
+
+def _delete(run: _Run, step: DeleteInstance) -> None:
+    inst = run.instances.pop(step.label)
+    run.ctx.forget(step.label)
+    run.call("delete", lambda: run.ctx.cloud.delete_instance(inst.id))
+    run.report(step.describe())
+
+
+def _clear_mark(run: _Run, step: ClearRebuildMark) -> None:
+    inst = run.instances[step.label]
+    tags = tuple(t for t in inst.tags if not t.startswith(REBUILD_TAG))
+    run.call("tags", lambda: run.ctx.cloud.set_tags(inst.id, tags))
+    run.instances[step.label] = replace(inst, tags=tags)
+    run.report(step.describe())
+
+
 def _network(run: _Run, step: EnsureNetwork) -> None:
     _, manager = _manager(run)
     run.ctx.swarm.ensure_network(manager, step.name, step.encrypted, step.subnet)
@@ -549,6 +654,12 @@ _RUNNERS: dict[type, Callable[[_Run, Any], None]] = {
     RemoveStaleNode: _remove_stale,
     LabelNode: _label,
     EnsureNetwork: _network,
+    DrainNode: _drain,
+    DemoteNode: _demote,
+    LeaveSwarm: _leave,
+    RebuildInstance: _rebuild,
+    DeleteInstance: _delete,
+    ClearRebuildMark: _clear_mark,
 }
 
 
@@ -571,7 +682,16 @@ def _run_steps(run: _Run, steps: tuple[Step, ...]) -> None:
 
 # Steps that can be repeated as they are: they look before they change. Init and joins are
 # not among them; the next round observes and plans them afresh.
-_REPEATABLE = (SyncMembers, SyncCloudFirewall, RemoveStaleNode, LabelNode, EnsureNetwork)
+_REPEATABLE = (
+    SyncMembers,
+    SyncCloudFirewall,
+    RemoveStaleNode,
+    LabelNode,
+    EnsureNetwork,
+    DrainNode,
+    DemoteNode,
+    ClearRebuildMark,
+)
 
 
 def _run_step(run: _Run, step: Step) -> None:
@@ -597,29 +717,42 @@ def _refresh(run: _Run) -> Observed:
     return observed
 
 
-def up(ctx: Context, *, rounds: int = 4) -> UpResult:
+def _this_round(steps: tuple[Step, ...]) -> tuple[Step, ...]:
+    """The steps to run before looking at the world again: up to the last rebuild (the
+    nodes to rebuild leave the swarm first), else the cloud steps up to waiting for the
+    nodes, else the swarm steps."""
+    rebuilds = [n for n, s in enumerate(steps) if isinstance(s, RebuildInstance)]
+    if rebuilds:
+        return steps[: rebuilds[-1] + 1]
+    cloud = tuple(s for s in steps if isinstance(s, (*CLOUD_STEPS, WaitReady)))
+    return cloud or steps
+
+
+def up(
+    ctx: Context, *, rounds: int = 6, prune: bool = False, observed: Observed | None = None
+) -> UpResult:
     """Converge the world to the spec; raise `NotReadyError` naming nodes left out.
 
-    Each round plans from a fresh observation and runs either the cloud steps (up to waiting
-    for the nodes) or, once the nodes are there, the swarm steps; a converged world plans
-    nothing and ends it."""
+    Each round plans from a fresh observation and runs the steps of one phase (rebuilds,
+    then the cloud steps up to waiting for the nodes, then the swarm steps); a converged
+    world plans nothing and ends it. With `prune`, Linodes the spec no longer has are
+    drained, taken out of the swarm and deleted."""
     started = time.monotonic()
-    run = _Run(ctx, observe(ctx))
+    run = _Run(ctx, observed or observe(ctx))
     for _ in range(rounds):
-        steps = plan(ctx.spec, run.observed, ctx.script)
+        steps = plan(ctx.spec, run.observed, ctx.script, prune=prune)
         for step in steps:
             if isinstance(step, NotReady) and step.label not in run.not_ready:
                 _not_ready(run, step)
         pending = tuple(s for s in steps if not isinstance(s, NotReady))
         if not pending:
             break
-        cloud = tuple(s for s in pending if isinstance(s, (*CLOUD_STEPS, WaitReady)))
-        _run_steps(run, cloud or pending)
+        _run_steps(run, _this_round(pending))
         _refresh(run)
     else:
         left = [
             s.describe()
-            for s in plan(ctx.spec, run.observed, ctx.script)
+            for s in plan(ctx.spec, run.observed, ctx.script, prune=prune)
             if not isinstance(s, NotReady)
         ]
         if left:

@@ -23,7 +23,7 @@ from swarmboot.errors import SwarmbootError
 from swarmboot.firewall import rules_key
 from swarmboot.state import CloudFirewall, Instance, PublishedScript
 
-__all__ = ["CloudApi", "CloudError", "CreateRequest", "LinodeCloud"]
+__all__ = ["CloudApi", "CloudError", "CreateRequest", "LinodeCloud", "RebuildRequest"]
 
 log = logging.getLogger("swarmboot.cloud")
 
@@ -68,6 +68,17 @@ class CreateRequest:
     firewall_id: int | None
 
 
+@dataclass(frozen=True)
+class RebuildRequest:
+    """A fresh disk for an existing Linode: same image and StackScript, a new host key."""
+
+    image: str
+    authorized_keys: tuple[str, ...]
+    stackscript_id: int
+    stackscript_data: dict[str, str] = field(repr=False)
+    root_pass: str = field(repr=False)
+
+
 class CloudApi(Protocol):
     def catalogue(self) -> tuple[set[str], set[str], set[str]]: ...
     def instances(self, tag: str, label_prefix: str) -> list[Instance]: ...
@@ -78,6 +89,10 @@ class CloudApi(Protocol):
     def set_kernel(self, instance_id: int, config_id: int, kernel: str) -> None: ...
     def boot(self, instance_id: int, config_id: int | None) -> None: ...
     def delete_instance(self, instance_id: int) -> None: ...
+    def set_tags(self, instance_id: int, tags: Iterable[str]) -> None: ...
+    def rebuild_instance(self, instance_id: int, request: RebuildRequest) -> None: ...
+    def last_event_id(self) -> int: ...
+    def rebuilt_since(self, instance_id: int, event_id: int) -> bool: ...
     def stackscripts(self) -> list[PublishedScript]: ...
     def stackscript_detail(self, script_id: int) -> dict[str, Any]: ...
     def create_stackscript(
@@ -294,6 +309,46 @@ class LinodeCloud:
         except CloudError as exc:
             if exc.status != 404:  # gone already
                 raise
+
+    def set_tags(self, instance_id: int, tags: Iterable[str]) -> None:
+        self._call("put", f"/linode/instances/{instance_id}", data={"tags": sorted(set(tags))})
+
+    def rebuild_instance(self, instance_id: int, request: RebuildRequest) -> None:
+        """Replace the Linode's disks (and config profiles) from the image and StackScript;
+        it is left offline, so the kernel can be set before it boots."""
+        self._call(
+            "post",
+            f"/linode/instances/{instance_id}/rebuild",
+            data={
+                "image": request.image,
+                "root_pass": request.root_pass,
+                "authorized_keys": list(request.authorized_keys),
+                "stackscript_id": request.stackscript_id,
+                "stackscript_data": request.stackscript_data,
+                "booted": False,
+            },
+        )
+
+    def last_event_id(self) -> int:
+        """The id of the account's newest event (0 if there is none): event ids only grow."""
+        found = self._call("get", "/account/events?page_size=25")["data"]
+        return max((e["id"] for e in found), default=0)
+
+    def rebuilt_since(self, instance_id: int, event_id: int) -> bool:
+        """Whether the Linode got a fresh disk (rebuilt or made) after event `event_id`."""
+        found = self._call(
+            "get",
+            "/account/events?page_size=25",
+            filters={
+                "+and": [
+                    {"entity.id": instance_id},
+                    {"entity.type": "linode"},
+                    {"id": {"+gt": event_id}},
+                    {"+or": [{"action": "linode_rebuild"}, {"action": "linode_create"}]},
+                ]
+            },
+        )["data"]
+        return bool(found)
 
     # --- StackScripts ----------------------------------------------------------------------
 

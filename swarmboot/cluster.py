@@ -38,6 +38,7 @@ class Settings:
     ready_timeout: float = 1200.0  # seconds a node may take to become ready
     create_limit: tuple[int, float] = (10, 30.0)  # Linode's instance-create limit
     workers: int = 8  # parallel creates, SSH sessions, joins
+    drain_timeout: float = 300.0  # seconds a drained node's tasks may take to move
 
 
 @dataclass
@@ -180,7 +181,13 @@ def observe(ctx: Context, *, nodes: bool = True) -> Observed:
     instances = tuple(
         Instance(**{**i.__dict__, "config": configs.get(i.label, i.config)}) for i in mine
     )
-    return Observed(instances, strangers, scripts, firewalls, swarm, reports, members, failures)
+    # A Linode marked for a rebuild: has it got its new disk yet (one request each)?
+    marked = [i for i in mine if i.rebuild_since is not None]
+    done = ctx.parallel(lambda i: ctx.cloud.rebuilt_since(i.id, i.rebuild_since), marked)
+    rebuilt = frozenset(i.label for i, yes in zip(marked, done, strict=True) if yes)
+    return Observed(
+        instances, strangers, scripts, firewalls, swarm, reports, members, failures, rebuilt
+    )
 
 
 def known_hosts(ctx: Context) -> tuple[list[str], list[str]]:
@@ -214,17 +221,18 @@ def known_hosts(ctx: Context) -> tuple[list[str], list[str]]:
 
 def _swarm_state(ctx: Context, mine: list[Instance], reports: dict[str, NodeStatus]):
     by_label = {i.label: i for i in mine}
-    for node in ctx.spec.nodes():
-        if node.role != "manager" or node.label not in reports:
+    # The spec's managers first, then any other node of the cluster (a manager the spec no
+    # longer has, waiting to be pruned, may be the only one that answers).
+    spec_managers = [n.label for n in ctx.spec.nodes() if n.role == "manager"]
+    for label in spec_managers + sorted(set(by_label) - set(spec_managers)):
+        if label not in reports:
             continue
-        inst = by_label.get(node.label)
-        if inst is None:
-            continue
+        inst = by_label[label]
         try:
             remote = ctx.remote(inst)
             local = ctx.swarm.local(remote)
             if local.state == "active" and local.manager:
-                return ctx.swarm.state(remote, node.label)
+                return ctx.swarm.state(remote, label)
         except (RemoteError, SwarmError):
             continue
     return None

@@ -21,6 +21,7 @@ class ExitCode:
     BAD_SPEC = 4  # the cluster spec is invalid; nothing was created
     NO_TOKEN = 5  # no Linode API token was found, or the API refused it
     NOT_READY = 6  # a node did not become ready (stuck, failed probe, host key mismatch)
+    UNSAFE = 7  # refused: removing a manager would lose the swarm's raft quorum (see --force)
 
 
 class SwarmbootError(Exception):

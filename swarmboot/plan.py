@@ -8,6 +8,7 @@ IP) are resolved when the step runs. Running the plan of a converged cluster giv
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -16,21 +17,28 @@ from swarmboot.errors import ExitCode, SwarmbootError
 from swarmboot.firewall import cloud_firewall_labels, cloud_rules, rules_key
 from swarmboot.nodestatus import NodeStatus
 from swarmboot.spec import NodePlan, Spec
-from swarmboot.state import Instance, Observed
+from swarmboot.state import Instance, Observed, SwarmNode, SwarmState
 
 __all__ = [
     "Boot",
+    "ClearRebuildMark",
     "CreateInstance",
+    "DeleteInstance",
+    "DemoteNode",
+    "DrainNode",
     "EnsureCloudFirewall",
     "EnsureNetwork",
     "InitSwarm",
     "JoinManager",
     "JoinWorkers",
     "LabelNode",
+    "LeaveSwarm",
     "LocalScript",
     "NotReady",
     "PlanError",
     "PublishStackScript",
+    "QuorumError",
+    "RebuildInstance",
     "RemoveStaleNode",
     "SetKernel",
     "Step",
@@ -39,8 +47,12 @@ __all__ = [
     "WaitReady",
     "cluster_addresses",
     "node_labels",
+    "node_roles",
     "plan",
+    "quorum_problem",
+    "rebuild_prep",
     "script_label",
+    "surplus",
 ]
 
 GRUB = facts.GRUB_KERNEL
@@ -50,6 +62,12 @@ class PlanError(SwarmbootError):
     """The spec and the world cannot be converged without a decision from the user."""
 
     exit_code = ExitCode.BAD_SPEC
+
+
+class QuorumError(SwarmbootError):
+    """Removing a manager would lose the swarm's raft quorum: refused unless forced."""
+
+    exit_code = ExitCode.UNSAFE
 
 
 def script_label(file: str) -> str:
@@ -195,6 +213,61 @@ class RemoveStaleNode:
 
 
 @dataclass(frozen=True)
+class DrainNode:
+    label: str
+    node_id: str
+
+    def describe(self) -> str:
+        return f"Drain {self.label} and wait for its tasks to move"
+
+
+@dataclass(frozen=True)
+class DemoteNode:
+    label: str
+    node_id: str
+
+    def describe(self) -> str:
+        return f"Demote {self.label} from manager to worker"
+
+
+@dataclass(frozen=True)
+class LeaveSwarm:
+    label: str
+
+    def describe(self) -> str:
+        return f"Make {self.label} leave the swarm"
+
+
+@dataclass(frozen=True)
+class RebuildInstance:
+    label: str
+    role: str
+    image: str
+
+    def describe(self) -> str:
+        return (
+            f"Rebuild {self.label} from {self.image} and the StackScript, with a new pinned "
+            "host key"
+        )
+
+
+@dataclass(frozen=True)
+class DeleteInstance:
+    label: str
+
+    def describe(self) -> str:
+        return f"Delete the Linode {self.label}"
+
+
+@dataclass(frozen=True)
+class ClearRebuildMark:
+    label: str
+
+    def describe(self) -> str:
+        return f"Finish the rebuild of {self.label}: it is back in the swarm"
+
+
+@dataclass(frozen=True)
 class LabelNode:
     label: str
     labels: tuple[tuple[str, str], ...]
@@ -231,6 +304,12 @@ Step = (
     | RemoveStaleNode
     | LabelNode
     | EnsureNetwork
+    | DrainNode
+    | DemoteNode
+    | LeaveSwarm
+    | RebuildInstance
+    | DeleteInstance
+    | ClearRebuildMark
 )
 
 
@@ -310,14 +389,125 @@ def _check_encryption(spec: Spec, observed: Observed) -> None:
 def cluster_addresses(
     nodes: tuple[NodePlan, ...], existing: dict[str, Instance]
 ) -> tuple[str, ...] | None:
-    """Every member address (public and private), or None while a node is still to be made."""
+    """Every member address (public and private) of the cluster's Linodes, those the spec no
+    longer has among them until they are pruned; None while a node is still to be made."""
+    if any(node.label not in existing for node in nodes):
+        return None
     found: set[str] = set()
-    for node in nodes:
-        inst = existing.get(node.label)
-        if inst is None:
-            return None
+    for inst in existing.values():
         found.update(a for a in (inst.ipv4_public, inst.ipv4_private) if a)
     return tuple(sorted(found))
+
+
+def node_roles(spec: Spec, instances: Iterable[Instance]) -> dict[str, str]:
+    """Each Linode's role: the spec's, or for one the spec no longer has, the one in the
+    label swarmboot gave it (`<cluster>-<region>-<role>-<n>`)."""
+    roles = {n.label: n.role for n in spec.nodes()}
+    out = {}
+    for inst in instances:
+        parts = inst.label.rsplit("-", 2)
+        out[inst.label] = roles.get(inst.label) or (parts[1] if len(parts) == 3 else "worker")
+    return out
+
+
+def surplus(spec: Spec, observed: Observed) -> tuple[Instance, ...]:
+    """The cluster's Linodes the spec no longer has, newest first."""
+    wanted = {n.label for n in spec.nodes()}
+    return tuple(
+        sorted((i for i in observed.instances if i.label not in wanted), key=lambda i: -i.id)
+    )
+
+
+def _quorum(members: int) -> int:
+    return members // 2 + 1
+
+
+def quorum_problem(swarm: SwarmState | None, going: set[str]) -> str | None:
+    """Why taking the nodes `going` out of the swarm would lose its raft quorum, if it would."""
+    if swarm is None:
+        return None
+    managers = [e for e in swarm.nodes if e.role == "manager"]
+    leaving = [e for e in managers if e.hostname in going]
+    if not leaving:
+        return None
+    names = ", ".join(sorted({e.hostname for e in leaving}))
+    n = len(managers)
+    reachable = [e for e in managers if e.reachable_manager]
+    if len(reachable) < _quorum(n):
+        return (
+            f"the swarm has lost its raft quorum already: {len(reachable)} of its {n} managers "
+            f"are reachable and raft needs {_quorum(n)}, so no manager can be demoted"
+        )
+    left = n - len(leaving)
+    if left == 0:
+        return (
+            f"{names} is the swarm's only manager: without it the swarm's state (services, "
+            "secrets, configs) is lost and every node has to join a new swarm"
+        )
+    left_reachable = sum(1 for e in reachable if e.hostname not in going)
+    if left_reachable < _quorum(left):
+        return (
+            f"without {names}, {left_reachable} of the {left} remaining managers would be "
+            f"reachable and raft needs {_quorum(left)}: the swarm would take no change until "
+            "they are back"
+        )
+    return None
+
+
+def rebuild_prep(observed: Observed, label: str) -> list[Step]:
+    """What comes before a node's disk is replaced: drain it, demote it if it manages, and
+    remove its swarm entries, so no stale or duplicate entry remains. The swarm's only
+    manager keeps its entry: the swarm goes with it (a rebuild that was forced)."""
+    swarm = observed.swarm
+    if swarm is None:
+        return []
+    entries = [e for e in swarm.nodes if e.hostname == label]
+    managers = [e for e in swarm.nodes if e.role == "manager"]
+    if sum(e.reachable_manager for e in managers) < _quorum(len(managers)):
+        return []  # no quorum: the swarm takes no change (a rebuild that was forced)
+    steps: list[Step] = [
+        DrainNode(label, e.id) for e in entries if e.state == "ready" and e.availability != "drain"
+    ]
+    if managers and all(e.hostname == label for e in managers):
+        return steps
+    steps += [DemoteNode(label, e.id) for e in entries if e.role == "manager"]
+    steps += [RemoveStaleNode(e.id, label) for e in entries]
+    return steps
+
+
+def _prune(spec: Spec, observed: Observed) -> list[Step]:
+    """Drain, demote, take out of the swarm and delete the Linodes the spec no longer has,
+    newest first; refused if it would lose the swarm's quorum."""
+    extra = surplus(spec, observed)
+    problem = quorum_problem(observed.swarm, {i.label for i in extra})
+    if problem:
+        raise QuorumError(
+            f"pruning would lose the swarm's quorum: {problem}",
+            hint="bring the managers back first (`swarmboot repair`), or lower the manager "
+            "count in smaller steps",
+        )
+    swarm = observed.swarm
+    steps: list[Step] = []
+    for inst in extra:
+        entries = [e for e in swarm.nodes if e.hostname == inst.label] if swarm else []
+        live = [e for e in entries if e.state == "ready"]
+        steps += [DrainNode(inst.label, e.id) for e in live if e.availability != "drain"]
+        steps += [DemoteNode(inst.label, e.id) for e in entries if e.role == "manager"]
+        if live and inst.status == "running":
+            steps.append(LeaveSwarm(inst.label))
+        steps += [RemoveStaleNode(e.id, inst.label) for e in entries]
+        steps.append(DeleteInstance(inst.label))
+    return steps
+
+
+def _concerns(step: Step) -> set[str]:
+    """The node labels a step acts on."""
+    found = set(getattr(step, "labels", ()) or ())
+    for name in ("label", "hostname"):
+        value = getattr(step, name, None)
+        if isinstance(value, str):
+            found.add(value)
+    return found
 
 
 def _cloud_firewalls(
@@ -337,7 +527,8 @@ def _cloud_firewalls(
             sync.append(SyncCloudFirewall(label))
             continue
         wanted = cloud_rules(spec, addresses, lb=lb)
-        ids = tuple(sorted(existing[n.label].id for n in nodes if (n.role == "lb") == lb))
+        roles = node_roles(spec, existing.values())
+        ids = tuple(sorted(i.id for i in existing.values() if (roles[i.label] == "lb") == lb))
         if (
             current.inbound != rules_key(wanted["inbound"])
             or current.inbound_policy != wanted["inbound_policy"]
@@ -347,8 +538,11 @@ def _cloud_firewalls(
     return create, sync
 
 
-def plan(spec: Spec, observed: Observed, script: LocalScript) -> tuple[Step, ...]:
-    """The steps that take the observed world to the spec."""
+def plan(
+    spec: Spec, observed: Observed, script: LocalScript, *, prune: bool = False
+) -> tuple[Step, ...]:
+    """The steps that take the observed world to the spec. With `prune`, the Linodes the
+    spec no longer has are taken out of the swarm and deleted; without, they are kept."""
     _check_strangers(spec, observed)
     _check_encryption(spec, observed)
     nodes = spec.nodes()
@@ -364,12 +558,27 @@ def plan(spec: Spec, observed: Observed, script: LocalScript) -> tuple[Step, ...
     firewalls_to_create, firewalls_to_sync = _cloud_firewalls(spec, observed, nodes, existing)
     steps += firewalls_to_create
 
+    # Linodes marked for a rebuild whose new disk is not there yet: out of the swarm, then
+    # rebuilt. Until then the rest of the plan leaves them alone.
+    redo = {
+        n.label
+        for n in nodes
+        if n.label in existing
+        and existing[n.label].rebuild_since is not None
+        and n.label not in observed.rebuilt
+    }
+    for node in nodes:
+        if node.label in redo:
+            steps += rebuild_prep(observed, node.label)
+            steps.append(RebuildInstance(node.label, node.role, spec.cluster.image))
+    rest = tuple(n for n in nodes if n.label not in redo)
+
     # Linodes: made unbooted, the kernel set to GRUB 2, then booted.
     steps += [
-        CreateInstance(n.label, n.region, n.type, n.role) for n in nodes if n.label not in existing
+        CreateInstance(n.label, n.region, n.type, n.role) for n in rest if n.label not in existing
     ]
-    failed = {n.label: reason for n in nodes if (reason := _failed(spec, observed, n.label))}
-    for node in nodes:
+    failed = {n.label: reason for n in rest if (reason := _failed(spec, observed, n.label))}
+    for node in rest:
         inst = existing.get(node.label)
         if _ready(spec, observed, node.label) or node.label in failed:
             continue
@@ -377,12 +586,15 @@ def plan(spec: Spec, observed: Observed, script: LocalScript) -> tuple[Step, ...
             steps.append(SetKernel(node.label, inst.config[1] if inst and inst.config else None))
     steps += [
         Boot(n.label)
-        for n in nodes
+        for n in rest
         if n.label not in failed
-        and (n.label not in existing or existing[n.label].status in ("offline", "provisioning"))
+        and (
+            n.label not in existing
+            or existing[n.label].status in ("offline", "provisioning", "rebuilding")
+        )
     ]
     waiting = tuple(
-        n.label for n in nodes if not _ready(spec, observed, n.label) and n.label not in failed
+        n.label for n in rest if not _ready(spec, observed, n.label) and n.label not in failed
     )
     if waiting:
         steps.append(WaitReady(waiting))
@@ -392,7 +604,7 @@ def plan(spec: Spec, observed: Observed, script: LocalScript) -> tuple[Step, ...
     addresses = cluster_addresses(nodes, existing)
     stale_sets = tuple(
         n.label
-        for n in nodes
+        for n in rest
         if n.label not in failed
         and (addresses is None or observed.members.get(n.label) != addresses)
     )
@@ -402,9 +614,33 @@ def plan(spec: Spec, observed: Observed, script: LocalScript) -> tuple[Step, ...
 
     swarm = observed.swarm
     ready = {} if swarm is None else {n.hostname: n for n in swarm.nodes if n.state == "ready"}
-    managers = [n for n in nodes if n.role == "manager" and n.label not in failed]
-    if not managers:
-        return tuple(steps)
+    managers = [n for n in rest if n.role == "manager" and n.label not in failed]
+    if managers:
+        steps += _swarm_steps(spec, observed, rest, managers, failed, ready)
+    if prune:
+        steps += _prune(spec, observed)
+    busy = set().union(*(_concerns(s) for s in steps)) if steps else set()
+    steps += [
+        ClearRebuildMark(n.label)
+        for n in rest
+        if n.label in existing
+        and existing[n.label].rebuild_since is not None
+        and n.label not in busy
+        and n.label in ready
+    ]
+    return tuple(steps)
+
+
+def _swarm_steps(
+    spec: Spec,
+    observed: Observed,
+    nodes: tuple[NodePlan, ...],
+    managers: list[NodePlan],
+    failed: dict[str, str],
+    ready: dict[str, SwarmNode],
+) -> list[Step]:
+    swarm = observed.swarm
+    steps: list[Step] = []
     joining: set[str] = set()
     if swarm is None:
         steps.append(InitSwarm(managers[0].label))
@@ -454,4 +690,4 @@ def plan(spec: Spec, observed: Observed, script: LocalScript) -> tuple[Step, ...
             hint="remove the network (docker network rm) after moving its services, or name "
             "another one in network.name",
         )
-    return tuple(steps)
+    return steps

@@ -13,6 +13,7 @@ from swarmboot.nodestatus import NodeStatus
 
 __all__ = [
     "HOST_KEY_TAG",
+    "REBUILD_TAG",
     "CloudFirewall",
     "Instance",
     "Observed",
@@ -20,15 +21,26 @@ __all__ = [
     "SwarmNode",
     "SwarmState",
     "host_key_tag",
+    "rebuild_tag",
 ]
 
 # A tag holds at most 50 characters: "hk:" and the 43 characters of a SHA256 fingerprint.
 HOST_KEY_TAG = "hk:"
+# A Linode being rebuilt carries "rebuild:<E>", E the newest event id on the account when the
+# rebuild was decided: a linode_rebuild (or linode_create) event after E says the Linode has a
+# fresh disk. The tag goes once the node is back in the swarm, so a rebuild cut short by a
+# crash is carried on by the next run, not started again.
+REBUILD_TAG = "rebuild:"
 
 
 def host_key_tag(fingerprint: str) -> str:
     """The tag pinning a host key, from its `SHA256:…` fingerprint."""
     return HOST_KEY_TAG + fingerprint.removeprefix("SHA256:")
+
+
+def rebuild_tag(since_event: int) -> str:
+    """The tag marking a rebuild decided when `since_event` was the newest event."""
+    return f"{REBUILD_TAG}{since_event}"
 
 
 @dataclass(frozen=True)
@@ -44,6 +56,14 @@ class Instance:
     image: str | None = None
     # The config profile, when it was read: (id, kernel).
     config: tuple[int, str] | None = None
+
+    @property
+    def rebuild_since(self) -> int | None:
+        """The event id of the rebuild this Linode is marked for, None if it is not."""
+        for tag in self.tags:
+            if tag.startswith(REBUILD_TAG) and tag.removeprefix(REBUILD_TAG).isdigit():
+                return int(tag.removeprefix(REBUILD_TAG))
+        return None
 
     @property
     def host_key_fingerprint(self) -> str | None:
@@ -81,6 +101,13 @@ class SwarmNode:
     address: str
     labels: tuple[tuple[str, str], ...] = ()
     leader: bool = False
+    reachability: str = ""  # a manager's raft reachability: "reachable", "unreachable"
+
+    @property
+    def reachable_manager(self) -> bool:
+        return self.role == "manager" and (
+            self.reachability == "reachable" or (not self.reachability and self.state == "ready")
+        )
 
 
 @dataclass(frozen=True)
@@ -110,6 +137,8 @@ class Observed:
     members: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # Nodes found unable to join, and why (a failed probe, no machine behind the address).
     failures: dict[str, str] = field(default_factory=dict)
+    # Linodes marked for a rebuild whose fresh disk is there (the rebuild call went through).
+    rebuilt: frozenset[str] = frozenset()
 
     def instance(self, label: str) -> Instance | None:
         return next((i for i in self.instances if i.label == label), None)

@@ -17,7 +17,13 @@ import tempfile
 import threading
 from typing import Any, Protocol
 
-from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
+from tenacity import (
+    Retrying,
+    retry_if_exception,
+    retry_if_exception_type,
+    stop_after_delay,
+    wait_fixed,
+)
 
 from swarmboot.errors import SwarmbootError
 from swarmboot.remote import Remote
@@ -46,6 +52,9 @@ class SwarmDriver(Protocol):
     def join_tokens(self, manager: Remote) -> tuple[str, str]: ...
     def join(self, remote: Remote, manager_address: str, token: str, advertise: str) -> None: ...
     def promote(self, manager: Remote, node_id: str) -> None: ...
+    def demote(self, manager: Remote, node_id: str) -> None: ...
+    def drain(self, manager: Remote, node_id: str) -> None: ...
+    def drained(self, manager: Remote, node_id: str) -> bool: ...
     def set_labels(self, manager: Remote, node_id: str, labels: dict[str, str]) -> None: ...
     def remove(self, manager: Remote, node_id: str) -> None: ...
     def ensure_network(
@@ -58,6 +67,10 @@ class SwarmDriver(Protocol):
 log = logging.getLogger("swarmboot.swarm")
 # What the daemon answers when a join outlasts its own timeout and goes on in the background.
 _JOIN_GOES_ON = "will continue in the background"
+
+
+# Task states of a task that holds (or is about to hold) a container on its node.
+_ACTIVE = ("assigned", "accepted", "preparing", "ready", "starting", "running")
 
 
 class _StillPending(Exception):
@@ -222,6 +235,7 @@ class DockerSwarm:
                         address=a["Status"].get("Addr", ""),
                         labels=tuple(sorted((a["Spec"].get("Labels") or {}).items())),
                         leader=bool(a.get("ManagerStatus", {}).get("Leader")),
+                        reachability=(a.get("ManagerStatus") or {}).get("Reachability", ""),
                     )
                 )
             networks = tuple(
@@ -326,6 +340,43 @@ class DockerSwarm:
             manager, node_id, "promoting a node", lambda spec: spec.__setitem__("Role", "manager")
         )
 
+    def demote(self, manager: Remote, node_id: str) -> None:
+        self._update(
+            manager, node_id, "demoting a node", lambda spec: spec.__setitem__("Role", "worker")
+        )
+
+    def drain(self, manager: Remote, node_id: str) -> None:
+        self._update(
+            manager,
+            node_id,
+            "draining a node",
+            lambda spec: spec.__setitem__("Availability", "drain"),
+        )
+
+    def drained(self, manager: Remote, node_id: str) -> bool:
+        """No task runs on the node any more, and every replicated service that had one
+        there runs its replicas elsewhere: its tasks have moved."""
+
+        def check(client: Any) -> bool:
+            here = client.api.tasks(filters={"node": node_id})
+            if any(t["Status"]["State"] in _ACTIVE for t in here):
+                return False
+            for service_id in {t["ServiceID"] for t in here}:
+                service = client.api.inspect_service(service_id)
+                replicas = ((service["Spec"].get("Mode") or {}).get("Replicated") or {}).get(
+                    "Replicas"
+                )
+                if replicas is None:
+                    continue  # global: one task per eligible node, nothing to move
+                running = client.api.tasks(
+                    filters={"service": service_id, "desired-state": "running"}
+                )
+                if sum(t["Status"]["State"] == "running" for t in running) < replicas:
+                    return False
+            return True
+
+        return self._call(manager, "looking at a drained node's tasks", check)
+
     def set_labels(self, manager: Remote, node_id: str, labels: dict[str, str]) -> None:
         self._update(
             manager,
@@ -335,7 +386,29 @@ class DockerSwarm:
         )
 
     def remove(self, manager: Remote, node_id: str) -> None:
-        self._call(manager, "removing a node", lambda c: c.api.remove_node(node_id, force=True))
+        """Remove a node's entry; a manager is demoted first (raft will not lose a member
+        otherwise). An entry that is gone already is fine."""
+        import docker.errors
+
+        def remove(client: Any) -> None:
+            try:
+                node = client.nodes.get(node_id)
+            except docker.errors.NotFound:
+                return
+            if node.attrs["Spec"].get("Role") == "manager":
+                node.update(dict(node.attrs["Spec"], Role="worker"))
+            # Raft lets the member go a moment after the demotion: until then the removal
+            # is refused ("must be demoted to worker before removal").
+            Retrying(
+                retry=retry_if_exception(
+                    lambda e: isinstance(e, docker.errors.APIError) and "demoted" in str(e)
+                ),
+                wait=wait_fixed(1.0),
+                stop=stop_after_delay(60),
+                reraise=True,
+            )(client.api.remove_node, node_id, force=True)
+
+        self._call(manager, "removing a node", remove)
 
     def ensure_network(
         self, manager: Remote, name: str, encrypted: bool, subnet: str | None = None

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,3 +15,37 @@ STACKSCRIPTS = REPO / "stackscripts"
 @pytest.fixture(scope="session")
 def rendered() -> dict[str, render.RenderedScript]:
     return {s.name: s for s in render.render_all(TEMPLATES)}
+
+
+@pytest.fixture(scope="session")
+def spec_check():
+    """Linode's OpenAPI spec, to check every exchange with the simulator against."""
+    from swarmboot.sim.speccheck import load_spec_check
+
+    return load_spec_check(REPO / "tests" / "data" / "linode-openapi-4.189.0.json.gz")
+
+
+@pytest.fixture
+def world(spec_check) -> Iterator[tuple]:
+    """The simulator (spec-checked) with a `FakeFleet` as its machines."""
+    from swarmboot.sim.config import SimConfig, Timings
+    from swarmboot.sim.engine import Simulator
+    from swarmboot.sim.server import SimServer
+
+    from .fakes import FakeFleet
+    from .world import TOKEN
+
+    fleet = FakeFleet()
+    # Linode's create limit, 10 per 30 s, scaled down like the timings: 10 per second.
+    config = SimConfig(
+        port=0,
+        token=TOKEN,
+        timings=Timings(scale=0.002),
+        rate_limits={"linode_create": {"requests": 10, "window": 1.0}},
+    )
+    server = SimServer(Simulator(config, backend=fleet), spec_check)
+    server.start()
+    yield server, fleet
+    violations = list(server.violations)
+    server.stop()
+    assert violations == [], "\n".join(violations)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from cryptography.hazmat.primitives import serialization
 
@@ -47,6 +47,8 @@ class FakeNode:
     advertise: str = ""
     labels: dict[str, str] = field(default_factory=dict)
     down: bool = False
+    availability: str = "active"
+    left: bool = False  # it left the swarm: its entry shows Down
 
 
 class FakeFleet:
@@ -215,8 +217,8 @@ class FakeSwarm:
                     n.node_id,
                     n.machine.label,
                     "manager" if n.manager else "worker",
-                    "down" if n.down else "ready",
-                    "active",
+                    "down" if n.down or n.left else "ready",
+                    n.availability,
                     n.advertise,
                     tuple(sorted(n.labels.items())),
                 )
@@ -224,16 +226,25 @@ class FakeSwarm:
             )
             return SwarmState(label, nodes, tuple(sorted(self.fleet.networks.items())))
 
+    def _register(self, node: FakeNode) -> None:
+        """A node's earlier entries stay behind as Down copies, as Docker keeps them."""
+        for node_id, entry in list(self.fleet.swarm_nodes.items()):
+            if entry is node:
+                self.fleet.swarm_nodes[node_id] = replace(node, down=True, labels=dict(node.labels))
+        node.left = False
+        self.fleet.swarm_nodes[node.node_id] = node
+
     def init(self, remote: FakeRemote, advertise: str) -> None:
         node = self._n(remote)
         with self.fleet.lock:
+            self.fleet.swarm_nodes.clear()  # a new swarm: nobody else is in it
             node.node_id, node.swarm, node.manager, node.advertise = (
                 f"node-{node.machine.label}",
                 "active",
                 True,
                 advertise,
             )
-            self.fleet.swarm_nodes[node.node_id] = node
+            self._register(node)
 
     def join_tokens(self, manager: FakeRemote) -> tuple[str, str]:
         self._n(manager)
@@ -241,6 +252,8 @@ class FakeSwarm:
 
     def join(self, remote: FakeRemote, manager_address: str, token: str, advertise: str) -> None:
         node = self._n(remote)
+        if node.swarm == "active":
+            raise SwarmError(f"{remote.label}: This node is already part of a swarm.")
         if token not in self.fleet.tokens:
             raise SwarmError(f"{remote.label}: invalid join token")
         managers = [n for n in self.fleet.swarm_nodes.values() if n.manager]
@@ -253,12 +266,28 @@ class FakeSwarm:
                 token == self.fleet.tokens[1],
                 advertise,
             )
-            self.fleet.swarm_nodes[node.node_id] = node
+            self._register(node)
             self.joins.append(node.machine.label)
 
     def promote(self, manager: FakeRemote, node_id: str) -> None:
         self._n(manager)
         self.fleet.swarm_nodes[node_id].manager = True
+
+    def demote(self, manager: FakeRemote, node_id: str) -> None:
+        self._n(manager)
+        if sum(n.manager for n in self.fleet.swarm_nodes.values()) == 1:
+            raise SwarmError(f"{manager.label}: cannot demote the last manager of the swarm")
+        self.fleet.swarm_nodes[node_id].manager = False
+        self.fleet.calls.append(("demote", self.fleet.swarm_nodes[node_id].machine.label))
+
+    def drain(self, manager: FakeRemote, node_id: str) -> None:
+        self._n(manager)
+        self.fleet.swarm_nodes[node_id].availability = "drain"
+        self.fleet.calls.append(("drain", self.fleet.swarm_nodes[node_id].machine.label))
+
+    def drained(self, manager: FakeRemote, node_id: str) -> bool:
+        self._n(manager)
+        return True
 
     def set_labels(self, manager: FakeRemote, node_id: str, labels: dict[str, str]) -> None:
         self._n(manager)
@@ -267,7 +296,12 @@ class FakeSwarm:
     def remove(self, manager: FakeRemote, node_id: str) -> None:
         self._n(manager)
         with self.fleet.lock:
+            node = self.fleet.swarm_nodes.get(node_id)
+            if node is not None and node.manager:
+                self.demote(manager, node_id)
             self.fleet.swarm_nodes.pop(node_id, None)
+            if node is not None:
+                self.fleet.calls.append(("remove", node.machine.label))
 
     def ensure_network(
         self, manager: FakeRemote, name: str, encrypted: bool, subnet: str | None = None
@@ -277,7 +311,11 @@ class FakeSwarm:
 
     def leave(self, remote: FakeRemote) -> None:
         node = self._n(remote)
-        node.swarm = "inactive"
+        with self.fleet.lock:
+            node.swarm = "inactive"
+            node.manager = False
+            node.left = True  # its entry stays, Down, until a manager removes it
+            self.fleet.calls.append(("leave", node.machine.label))
 
     def close(self) -> None:
         pass

@@ -21,7 +21,6 @@ from swarmboot.sim.engine import Simulator
 from swarmboot.sim.server import SimServer
 
 from .conftest import REPO
-from .sim.conftest import spec_check  # noqa: F401
 
 TOKEN = "cli-cluster-secret-token"
 EXAMPLE = str(REPO / "examples" / "itframe.toml")
@@ -29,7 +28,7 @@ runner = CliRunner()
 
 
 @pytest.fixture
-def sim(spec_check, tmp_path, monkeypatch) -> Iterator[SimServer]:  # noqa: F811
+def sim(spec_check, tmp_path, monkeypatch) -> Iterator[SimServer]:
     config = SimConfig(port=0, token=TOKEN, timings=Timings(scale=0.001))
     server = SimServer(Simulator(config), spec_check)
     server.start()

@@ -6,79 +6,18 @@ simulator starts as Linodes boot.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from swarmboot import facts
 from swarmboot.apply import NotReadyError, up
-from swarmboot.cloud import LinodeCloud
-from swarmboot.cluster import Context, Settings, observe
-from swarmboot.credentials import Target
+from swarmboot.cluster import observe
 from swarmboot.firewall import cloud_firewall_labels
 from swarmboot.plan import PlanError, plan
-from swarmboot.publish import local_scripts
-from swarmboot.report import RecordingReporter
 from swarmboot.sim.admin import SimAdmin
-from swarmboot.sim.config import SimConfig, Timings
-from swarmboot.sim.engine import Simulator
-from swarmboot.sim.server import SimServer
-from swarmboot.spec import load_spec, parse_spec
+from swarmboot.spec import load_spec
 from swarmboot.swarm import SwarmError
 
-from .conftest import REPO
-from .fakes import FakeConnector, FakeFleet, FakeSwarm
-from .sim.conftest import spec_check  # noqa: F401 (the session's spec checker)
-
-TOKEN = "up-test-token"
-EXAMPLE = REPO / "examples" / "itframe.toml"
-ORCHESTRATOR = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB0orchestrator0000000000000000000000000 sb"
-
-
-@pytest.fixture
-def world(spec_check) -> Iterator[tuple[SimServer, FakeFleet]]:  # noqa: F811
-    fleet = FakeFleet()
-    # Linode's create limit, 10 per 30 s, scaled down like the timings: 10 per second.
-    config = SimConfig(
-        port=0,
-        token=TOKEN,
-        timings=Timings(scale=0.002),
-        rate_limits={"linode_create": {"requests": 10, "window": 1.0}},
-    )
-    server = SimServer(Simulator(config, backend=fleet), spec_check)
-    server.start()
-    yield server, fleet
-    violations = list(server.violations)
-    server.stop()
-    assert violations == [], "\n".join(violations)
-
-
-def make_context(
-    server: SimServer, fleet: FakeFleet, spec_text: str | None = None, **settings
-) -> Context:
-    spec = parse_spec(spec_text) if spec_text else load_spec(EXAMPLE)
-    script = local_scripts()[spec.cluster.stackscript]
-    return Context(
-        spec=spec,
-        spec_path=EXAMPLE,
-        cloud=LinodeCloud(Target(server.url, TOKEN, "test"), retry_interval=0.02),
-        connector=FakeConnector(fleet),
-        swarm=FakeSwarm(fleet),
-        reporter=RecordingReporter(),
-        script=script,
-        identity_public=ORCHESTRATOR,
-        settings=Settings(
-            poll_interval=0.02,
-            ready_timeout=settings.pop("timeout", 10.0),
-            create_limit=(10, 1.0),
-            **settings,
-        ),
-    )
-
-
-def creates(server: SimServer) -> int:
-    stats = SimAdmin(server.url, TOKEN).stats()
-    return stats["routes"].get("POST /linode/instances", 0)
+from .world import EXAMPLE, ORCHESTRATOR, TOKEN, creates, make_context
 
 
 def test_up_forms_the_example_cluster(world):

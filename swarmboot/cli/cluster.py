@@ -1,4 +1,4 @@
-"""`swarmboot plan | up | status | down SPEC`: a cluster from its spec."""
+"""`swarmboot plan | up | status | repair | down SPEC`: a cluster from its spec."""
 
 from __future__ import annotations
 
@@ -17,6 +17,33 @@ from swarmboot.cli._factory import (
     make_context,
 )
 from swarmboot.errors import SwarmbootError
+
+PruneOpt = Annotated[
+    bool,
+    typer.Option(
+        "--prune",
+        help="Also drain, take out of the swarm and delete the cluster's Linodes the spec no "
+        "longer has (a lowered count), newest first, never below the managers' quorum.",
+    ),
+]
+YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")]
+ForceOpt = Annotated[
+    bool,
+    typer.Option(
+        "--force",
+        help="Rebuild a manager even when the swarm would lose its raft quorum (the swarm "
+        "then takes no change until enough managers are back).",
+    ),
+]
+
+
+def confirm(what: str, yes: bool) -> None:
+    """Ask before destroying something; without a terminal, only --yes says yes."""
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise SwarmbootError(f"refusing to {what} without --yes", hint="pass --yes to confirm")
+    typer.confirm(f"{what[0].upper()}{what[1:]}?", abort=True, err=True)
 
 
 def _print_table(summary: dict[str, Any]) -> None:
@@ -59,6 +86,7 @@ def plan_cmd(
     api_url: ApiUrlOpt = None,
     ssh_key: SshKeyOpt = None,
     as_json: JsonOpt = False,
+    prune: PruneOpt = False,
 ) -> None:
     """Print what `up` would do, from the cloud and the swarm as they are now. Changes nothing."""
     from swarmboot.cluster import observe
@@ -67,7 +95,7 @@ def plan_cmd(
     reporter = state_of(ctx).reporter
     context = make_context(spec, api_url, ssh_key, reporter)
     try:
-        steps = plan(context.spec, observe(context), context.script)
+        steps = plan(context.spec, observe(context), context.script, prune=prune)
     finally:
         context.close()
     if as_json:
@@ -90,16 +118,21 @@ def up_cmd(
     ssh_key: SshKeyOpt = None,
     timeout: TimeoutOpt = 1200.0,
     as_json: JsonOpt = False,
+    prune: PruneOpt = False,
 ) -> None:
-    """Make the cluster what the spec says: create, boot, wait, join, label, secure."""
+    """Make the cluster what the spec says: create, boot, wait, join, label, secure.
+
+    A raised count adds nodes; a lowered one leaves the surplus nodes alone (and says so)
+    unless --prune is given."""
     from swarmboot.apply import NotReadyError, up
+    from swarmboot.plan import surplus
     from swarmboot.status import summary
 
     reporter = state_of(ctx).reporter
     context = make_context(spec, api_url, ssh_key, reporter, timeout=timeout)
     try:
         try:
-            result = up(context)
+            result = up(context, prune=prune)
         except NotReadyError as exc:
             result = getattr(exc, "result", None)
             if result is not None:
@@ -108,10 +141,55 @@ def up_cmd(
     finally:
         context.close()
     _show(summary(context.spec, result.observed), as_json)
+    kept = surplus(context.spec, result.observed)
+    if kept:
+        reporter.failed(
+            f"kept {len(kept)} node(s) the spec no longer has: "
+            f"{', '.join(i.label for i in kept)}; `swarmboot up --prune` removes them"
+        )
     reporter.ok(
         f"{context.spec.cluster.name} is up: {len(result.observed.instances)} nodes, "
         f"{len(result.steps_run)} change(s) in {result.seconds:.0f} s"
     )
+
+
+@command
+def repair_cmd(
+    ctx: Ctx,
+    spec: SpecArg,
+    api_url: ApiUrlOpt = None,
+    ssh_key: SshKeyOpt = None,
+    timeout: TimeoutOpt = 1200.0,
+    yes: YesOpt = False,
+    force: ForceOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Rebuild the nodes that are Down in the swarm or not running in Linode.
+
+    One at a time, each as `swarmboot node rebuild` does, and only while the managers keep
+    their raft quorum (exit 7 names a manager that cannot be rebuilt safely; --force)."""
+    from swarmboot.cluster import observe
+    from swarmboot.rebuild import repair, unhealthy
+    from swarmboot.status import summary
+
+    reporter = state_of(ctx).reporter
+    context = make_context(spec, api_url, ssh_key, reporter, timeout=timeout)
+    try:
+        todo = unhealthy(context.spec, observe(context))
+        if todo:
+            confirm(
+                f"rebuild {len(todo)} node(s): "
+                + "; ".join(f"{label} ({why})" for label, why in todo),
+                yes,
+            )
+        result = repair(context, force=force)
+    finally:
+        context.close()
+    _show(summary(context.spec, result.observed), as_json)
+    if not result.repaired:
+        reporter.ok(f"{context.spec.cluster.name}: every node runs and is Ready: nothing to repair")
+    for label, why, seconds in result.repaired:
+        reporter.ok(f"repaired {label} ({why}) in {seconds:.0f} s")
 
 
 def _show(data: dict[str, Any], as_json: bool) -> None:
@@ -176,7 +254,7 @@ def down_cmd(
     ctx: Ctx,
     spec: SpecArg,
     api_url: ApiUrlOpt = None,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
+    yes: YesOpt = False,
     stackscripts: Annotated[
         bool,
         typer.Option(
@@ -207,12 +285,7 @@ def down_cmd(
     what = f"{len(doomed)} Linode(s) tagged {cluster.tag}, {len(firewalls)} Cloud Firewall(s)" + (
         f", StackScript {scripts[0].label}" if scripts else ""
     )
-    if not yes:
-        if not sys.stdin.isatty():
-            raise SwarmbootError(
-                f"refusing to delete {what} without --yes", hint="pass --yes to confirm"
-            )
-        typer.confirm(f"Delete {what}?", abort=True, err=True)
+    confirm(f"delete {what}", yes)
     for inst in doomed:
         cloud.delete_instance(inst.id)
         reporter.ok(f"Deleted {inst.label}")

@@ -20,13 +20,6 @@ FAST = 0.001  # real Linode timings times this: a boot takes 20 ms
 
 
 @pytest.fixture(scope="session")
-def spec_check():
-    from swarmboot.sim.speccheck import load_spec_check
-
-    return load_spec_check(SPEC)
-
-
-@pytest.fixture(scope="session")
 def sim_server(spec_check) -> Iterator[SimServer]:
     config = SimConfig(port=0, token=TOKEN, timings=Timings(scale=FAST))
     server = SimServer(Simulator(config), spec_check)

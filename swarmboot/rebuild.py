@@ -1,0 +1,117 @@
+"""`node rebuild` and `repair`: a node replaced without hurting the swarm.
+
+A rebuild is decided by a mark in the cloud (a `rebuild:<event id>` tag on the Linode); from
+then on the ordinary plan carries it out: drain, demote, remove the swarm entries, rebuild the
+Linode with a new pinned host key, set the kernel, boot, wait, join with the same role and
+labels, bring every member set up to date, and drop the mark. A run cut short at any point is
+carried on by the next `node rebuild`, `repair` or `up`. A Linode that is gone is made again.
+`repair` finds the nodes that are Down in the swarm or not running in Linode and rebuilds
+them one at a time, each only if the swarm keeps its raft quorum.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from swarmboot.apply import UpResult, _Run, _run_steps, up
+from swarmboot.cluster import Context, observe
+from swarmboot.errors import ExitCode, SwarmbootError
+from swarmboot.plan import QuorumError, quorum_problem, rebuild_prep
+from swarmboot.spec import Spec
+from swarmboot.state import Observed, rebuild_tag
+
+__all__ = ["RepairResult", "UnknownNode", "rebuild", "repair", "unhealthy"]
+
+# Linode statuses of a Linode that is not running and is not on its way there.
+_STOPPED = ("offline", "stopped", "billing_suspension")
+
+
+class UnknownNode(SwarmbootError):
+    exit_code = ExitCode.USAGE
+
+
+@dataclass
+class RepairResult:
+    repaired: list[tuple[str, str, float]]  # (label, why, seconds)
+    observed: Observed
+
+
+def unhealthy(spec: Spec, observed: Observed) -> list[tuple[str, str]]:
+    """The spec's nodes to rebuild, in the order nodes are made (managers first), and why."""
+    out = []
+    swarm = observed.swarm
+    for node in spec.nodes():
+        inst = observed.instance(node.label)
+        if inst is None:
+            out.append((node.label, "its Linode is gone"))
+        elif inst.rebuild_since is not None:
+            out.append((node.label, "its rebuild was cut short"))
+        elif inst.status in _STOPPED:
+            out.append((node.label, f"its Linode is {inst.status}"))
+        elif swarm is not None:
+            entries = [e for e in swarm.nodes if e.hostname == node.label]
+            if entries and not any(e.state == "ready" for e in entries):
+                out.append((node.label, f"it is {entries[0].state} in the swarm"))
+    return out
+
+
+def rebuild(
+    ctx: Context, label: str, *, force: bool = False, observed: Observed | None = None
+) -> UpResult:
+    """Rebuild one node of the spec (alive, unreachable or gone) and bring it back."""
+    spec = ctx.spec
+    node = next((n for n in spec.nodes() if n.label == label), None)
+    if node is None:
+        names = ", ".join(n.label for n in spec.nodes()[:3])
+        raise UnknownNode(
+            f"{label} is not a node of {ctx.spec_path} (its nodes are {names}, …)",
+            hint="give the label of one of the spec's nodes; `swarmboot up --prune` deletes "
+            "Linodes the spec no longer has",
+        )
+    started = time.monotonic()
+    observed = observed or observe(ctx)
+    inst = observed.instance(label)
+    if inst is None or inst.rebuild_since is None:
+        problem = quorum_problem(observed.swarm, {label})
+        if problem and not force:
+            raise QuorumError(
+                f"refusing to rebuild {label}: {problem}",
+                hint="rebuild the managers that are down first (`swarmboot repair`), or pass "
+                "--force to rebuild it anyway",
+            )
+        if problem:
+            ctx.reporter.failed(f"rebuilding {label} although {problem} (--force)")
+    if inst is None:
+        # Gone: its swarm entries go now, and the plan makes the Linode again.
+        run = _Run(ctx, observed)
+        _run_steps(run, tuple(rebuild_prep(observed, label)))
+        ctx.reporter.ok(f"{label}'s Linode is gone: it is made again")
+    elif inst.rebuild_since is None:
+        since = ctx.cloud.last_event_id()
+        ctx.cloud.set_tags(inst.id, (*inst.tags, rebuild_tag(since)))
+        ctx.reporter.ok(f"Marked {label} for a rebuild")
+    else:
+        ctx.reporter.ok(f"Carrying on with the rebuild of {label}")
+    result = up(ctx)
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def repair(ctx: Context, *, force: bool = False) -> RepairResult:
+    """Rebuild each node that is Down in the swarm or not running in Linode, one at a time,
+    looking at the world again after each."""
+    repaired: list[tuple[str, str, float]] = []
+    tried: set[str] = set()
+    observed = observe(ctx)
+    while True:
+        todo = [(label, why) for label, why in unhealthy(ctx.spec, observed) if label not in tried]
+        if not todo:
+            return RepairResult(repaired, observed)
+        label, why = todo[0]
+        tried.add(label)
+        ctx.reporter.ok(f"Repairing {label}: {why}")
+        result = rebuild(ctx, label, force=force, observed=observed)
+        repaired.append((label, why, result.seconds))
+        ctx.reporter.ok(f"Rebuilt {label} in {result.seconds:.0f} s")
+        observed = observe(ctx)

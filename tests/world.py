@@ -1,0 +1,48 @@
+"""The simulator with fake nodes behind it, and a `Context` that reaches them: what the
+tests of `up`, `node rebuild` and `repair` run against (the `world` fixture is in conftest)."""
+
+from __future__ import annotations
+
+from swarmboot.cloud import LinodeCloud
+from swarmboot.cluster import Context, Settings
+from swarmboot.credentials import Target
+from swarmboot.publish import local_scripts
+from swarmboot.report import RecordingReporter
+from swarmboot.sim.admin import SimAdmin
+from swarmboot.sim.server import SimServer
+from swarmboot.spec import load_spec, parse_spec
+
+from .conftest import REPO
+from .fakes import FakeConnector, FakeFleet, FakeSwarm
+
+TOKEN = "up-test-token"
+EXAMPLE = REPO / "examples" / "itframe.toml"
+ORCHESTRATOR = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB0orchestrator0000000000000000000000000 sb"
+
+
+def make_context(
+    server: SimServer, fleet: FakeFleet, spec_text: str | None = None, **settings
+) -> Context:
+    spec = parse_spec(spec_text) if spec_text else load_spec(EXAMPLE)
+    script = local_scripts()[spec.cluster.stackscript]
+    return Context(
+        spec=spec,
+        spec_path=EXAMPLE,
+        cloud=LinodeCloud(Target(server.url, TOKEN, "test"), retry_interval=0.02),
+        connector=FakeConnector(fleet),
+        swarm=FakeSwarm(fleet),
+        reporter=RecordingReporter(),
+        script=script,
+        identity_public=ORCHESTRATOR,
+        settings=Settings(
+            poll_interval=0.02,
+            ready_timeout=settings.pop("timeout", 10.0),
+            create_limit=(10, 1.0),
+            **settings,
+        ),
+    )
+
+
+def creates(server: SimServer) -> int:
+    stats = SimAdmin(server.url, TOKEN).stats()
+    return stats["routes"].get("POST /linode/instances", 0)
