@@ -9,7 +9,9 @@ failed test does not leave the machine dirty for the next one.
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
 import json
 import os
 import signal
@@ -20,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from linode_api4 import LinodeClient
 
 from swarmboot.sim.admin import SimAdmin
 
@@ -146,6 +149,20 @@ class LabSim:
                     found.append(f"{proc.name} {(proc / 'comm').read_text().strip()}")
         return found
 
+    def kill_node(self, instance_id: int) -> list[int]:
+        """A dead Linode: SIGKILL every process of one node (all started by this lab's
+        simulator), by PID. Linode still says running; its disk stays."""
+        root = str(self.workdir / str(instance_id)) + "/"
+        killed = []
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit():
+                continue
+            with contextlib.suppress(OSError):
+                if os.readlink(proc / "root").startswith(root):
+                    os.kill(int(proc.name), signal.SIGKILL)
+                    killed.append(int(proc.name))
+        return killed
+
     def wait_for_no_nodes(self, timeout: float = 60.0) -> None:
         """Deletes reach the lab's backend after the API answered: wait for the nodes to go."""
         deadline = time.monotonic() + timeout
@@ -202,3 +219,68 @@ class LabSim:
             with contextlib.suppress(OSError):
                 Path(cgroup).rmdir()
         subprocess.run(["rm", "-rf", "--one-file-system", str(self.workdir)], check=False)
+
+
+# --- what the tests do with a lab ---------------------------------------------------------
+
+
+def swarmboot(sim: LabSim, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    done = subprocess.run(
+        [EXE, *args, "--api-url", sim.url],
+        env=sim.client_env(),
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    if check:
+        assert done.returncode == 0, f"swarmboot {' '.join(args)}: {done.stderr[-3000:]}"
+    return done
+
+
+def linodes(sim: LabSim) -> list:
+    """The Linodes, as the official client sees them."""
+    return list(LinodeClient(TOKEN, base_url=sim.url).linode.instances())
+
+
+def pinned(sim: LabSim) -> dict[str, tuple[str, str]]:
+    """label -> (public IPv4, pinned SHA256 fingerprint) from the Linodes' tags."""
+    out = {}
+    for inst in linodes(sim):
+        tag = next(t for t in inst.tags if t.startswith("hk:"))
+        out[inst.label] = (inst.ipv4[0], "SHA256:" + tag.removeprefix("hk:"))
+    return out
+
+
+def fingerprint_of(line: str) -> str:
+    blob = base64.b64decode(line.split()[2])
+    return "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
+
+
+def on_node(known_hosts: Path, key: Path, address: str, command: str) -> str:
+    """Run a command on a node with OpenSSH, accepting only the key in known_hosts."""
+    done = subprocess.run(
+        [
+            "ssh",
+            "-i",
+            str(key),
+            "-o",
+            f"UserKnownHostsFile={known_hosts}",
+            "-o",
+            "GlobalKnownHostsFile=/dev/null",
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "ConnectTimeout=10",
+            f"root@{address}",
+            command,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, f"{address}: {command}: {done.stderr}"
+    return done.stdout

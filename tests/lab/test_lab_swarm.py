@@ -9,116 +9,32 @@ tags) and the real `docker` CLI on a manager. Needs root; `make host-deps` insta
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import ipaddress
 import json
 import os
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from linode_api4 import LinodeClient
 
 from swarmboot.spec import load_spec
 
-from .lab import EXE, REPO, TOKEN, LabSim, host_snapshot, lab_netns
+from .lab import (
+    EXE,
+    REPO,
+    LabSim,
+    fingerprint_of,
+    host_snapshot,
+    lab_netns,
+    linodes,
+    on_node,
+    pinned,
+    swarmboot,
+)
 
 pytestmark = pytest.mark.lab
 
 SPEC = REPO / "examples" / "itframe-lab.toml"
-
-
-@pytest.fixture(scope="module")
-def key(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("keys") / "id_ed25519"
-    path.write_bytes(
-        Ed25519PrivateKey.generate().private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.OpenSSH,
-            serialization.NoEncryption(),
-        )
-    )
-    path.chmod(0o600)
-    return path
-
-
-@pytest.fixture(scope="module")
-def lab():
-    before = host_snapshot()
-    sim = LabSim.start()
-    try:
-        yield sim
-    finally:
-        leftovers = sim.stop()
-    assert leftovers == [], leftovers
-    # The host is as it was: its routes, links, mounts, namespaces and firewall.
-    assert host_snapshot() == before
-
-
-def swarmboot(sim: LabSim, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    done = subprocess.run(
-        [EXE, *args, "--api-url", sim.url],
-        env=sim.client_env(),
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    if check:
-        assert done.returncode == 0, f"swarmboot {' '.join(args)}: {done.stderr[-3000:]}"
-    return done
-
-
-def linodes(sim: LabSim) -> list:
-    """The Linodes, as the official client sees them."""
-    return list(LinodeClient(TOKEN, base_url=sim.url).linode.instances())
-
-
-def pinned(sim: LabSim) -> dict[str, tuple[str, str]]:
-    """label -> (public IPv4, pinned SHA256 fingerprint) from the Linodes' tags."""
-    out = {}
-    for inst in linodes(sim):
-        tag = next(t for t in inst.tags if t.startswith("hk:"))
-        out[inst.label] = (inst.ipv4[0], "SHA256:" + tag.removeprefix("hk:"))
-    return out
-
-
-def fingerprint_of(line: str) -> str:
-    blob = base64.b64decode(line.split()[2])
-    return "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
-
-
-def on_node(known_hosts: Path, key: Path, address: str, command: str) -> str:
-    """Run a command on a node with OpenSSH, accepting only the key in known_hosts."""
-    done = subprocess.run(
-        [
-            "ssh",
-            "-i",
-            str(key),
-            "-o",
-            f"UserKnownHostsFile={known_hosts}",
-            "-o",
-            "GlobalKnownHostsFile=/dev/null",
-            "-o",
-            "StrictHostKeyChecking=yes",
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "ConnectTimeout=10",
-            f"root@{address}",
-            command,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, f"{address}: {command}: {done.stderr}"
-    return done.stdout
 
 
 def test_up_forms_the_swarm_and_a_second_up_changes_nothing(lab, key, tmp_path):

@@ -1,0 +1,165 @@
+"""A dead node brought back in the lab: `repair` and `node rebuild` on real swarm nodes.
+
+A node dies as a Linode whose host died would: every process of it is killed (sshd and
+dockerd with them) while the API still says running. What swarmboot made of it is checked
+with OpenSSH (host keys from `known-hosts`, checked against the pins) and the real docker
+CLI on a manager: the node Ready again, its labels, exactly one swarm entry per node.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from swarmboot.spec import load_spec
+
+from .lab import EXE, REPO, LabSim, linodes, on_node, pinned, swarmboot
+
+pytestmark = pytest.mark.lab
+
+SPEC = REPO / "examples" / "itframe-lab.toml"
+
+
+@pytest.fixture(scope="module")
+def cluster(lab, key):
+    swarmboot(lab, "up", str(SPEC), "--ssh-key", str(key))
+    return lab
+
+
+def _known_hosts(sim: LabSim, key: Path, tmp_path: Path) -> Path:
+    path = tmp_path / "known_hosts"
+    done = swarmboot(sim, "known-hosts", str(SPEC), "--ssh-key", str(key), check=False)
+    path.write_text(done.stdout)  # a dead node is left out (exit 6)
+    return path
+
+
+def _nodes(sim: LabSim, key: Path, tmp_path: Path, via: str) -> list[dict]:
+    """`docker node inspect` of every entry, from the manager `via`."""
+    known = _known_hosts(sim, key, tmp_path)
+    address = pinned(sim)[via][0]
+    return json.loads(on_node(known, key, address, "docker node inspect $(docker node ls -q)"))
+
+
+def _wait_down(sim: LabSim, key: Path, tmp_path: Path, label: str, via: str) -> None:
+    deadline = time.monotonic() + 120
+    while True:
+        states = {
+            n["Description"]["Hostname"]: n["Status"]["State"]
+            for n in _nodes(sim, key, tmp_path, via)
+        }
+        if states[label] == "down":
+            return
+        assert time.monotonic() < deadline, f"{label} is still {states[label]} in the swarm"
+        time.sleep(2)
+
+
+def _kill(sim: LabSim, label: str) -> None:
+    inst = next(i for i in linodes(sim) if i.label == label)
+    assert sim.kill_node(inst.id), f"no process of {label} to kill"
+
+
+def _assert_whole(sim: LabSim, key: Path, tmp_path: Path, via: str) -> list[dict]:
+    """Every node of the spec Ready and Active, exactly one entry each, labels and roles
+    right, three managers reachable."""
+    wanted = {n.label: n for n in load_spec(SPEC).nodes()}
+    entries = _nodes(sim, key, tmp_path, via)
+    hostnames = sorted(n["Description"]["Hostname"] for n in entries)
+    assert hostnames == sorted(wanted)  # one entry per node: none stale, none twice
+    for node in entries:
+        plan = wanted[node["Description"]["Hostname"]]
+        assert node["Status"]["State"] == "ready", plan.label
+        assert node["Spec"]["Availability"] == "active", plan.label
+        assert node["Spec"]["Labels"]["zone"] == plan.region, plan.label
+        assert node["Spec"]["Labels"]["role"] == plan.role, plan.label
+        assert node["Spec"]["Role"] == ("manager" if plan.role == "manager" else "worker")
+    managers = [n for n in entries if n["Spec"]["Role"] == "manager"]
+    assert sorted(n["ManagerStatus"]["Reachability"] for n in managers) == ["reachable"] * 3
+    assert not any("rebuild:" in t for i in linodes(sim) for t in i.tags)
+    return entries
+
+
+def _seconds(stderr: str, label: str) -> float:
+    found = re.search(rf"{re.escape(label)}\S* in (\d+) s", stderr)
+    assert found, stderr[-2000:]
+    return float(found.group(1))
+
+
+def test_repair_brings_back_a_dead_worker(cluster, key, tmp_path):
+    label = "itframe-gb-lon-worker-2"
+    pin = pinned(cluster)[label][1]
+    _kill(cluster, label)
+    _wait_down(cluster, key, tmp_path, label, via="itframe-eu-central-manager-1")
+    started = time.monotonic()
+    done = swarmboot(cluster, "repair", str(SPEC), "--ssh-key", str(key), "--yes")
+    took = time.monotonic() - started
+    assert f"repaired {label} (it is down in the swarm)" in done.stderr
+    print(f"\nlab: repair of a dead worker {took:.1f} s ({_seconds(done.stderr, label)} s rebuild)")
+    assert pinned(cluster)[label][1] != pin  # a new host key, pinned
+    _assert_whole(cluster, key, tmp_path, via="itframe-eu-central-manager-1")
+    again = swarmboot(cluster, "repair", str(SPEC), "--ssh-key", str(key), "--yes")
+    assert "nothing to repair" in again.stderr
+
+
+def test_repair_brings_back_a_dead_manager_of_three(cluster, key, tmp_path):
+    label = "itframe-eu-central-manager-2"
+    _kill(cluster, label)
+    _wait_down(cluster, key, tmp_path, label, via="itframe-eu-central-manager-1")
+    started = time.monotonic()
+    done = swarmboot(cluster, "repair", str(SPEC), "--ssh-key", str(key), "--yes")
+    print(f"\nlab: repair of a dead manager {time.monotonic() - started:.1f} s")
+    assert f"Demote {label} from manager to worker" in done.stderr
+    _assert_whole(cluster, key, tmp_path, via="itframe-gb-lon-manager-1")
+
+
+def test_a_rebuild_killed_with_sigkill_converges_when_run_again(cluster, key, tmp_path):
+    label = "itframe-eu-central-worker-1"
+    admin = cluster.admin
+    before = len(admin.requests())
+    proc = subprocess.Popen(
+        [
+            EXE,
+            "node",
+            "rebuild",
+            str(SPEC),
+            label,
+            "--ssh-key",
+            str(key),
+            "--yes",
+            "--api-url",
+            cluster.url,
+        ],
+        env=cluster.client_env(),
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
+    seen = []
+    try:
+        for line in proc.stderr:
+            seen.append(line)
+            if f"Rebuild {label} from" in line:
+                proc.send_signal(signal.SIGKILL)  # right after the rebuild was asked for
+                break
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL, "".join(seen)
+    tags = next(i for i in linodes(cluster) if i.label == label).tags
+    assert any(t.startswith("rebuild:") for t in tags)  # the mark the next run goes on from
+    started = time.monotonic()
+    done = swarmboot(cluster, "node", "rebuild", str(SPEC), label, "--ssh-key", str(key), "--yes")
+    print(f"\nlab: the rebuild carried on in {time.monotonic() - started:.1f} s")
+    assert f"Carrying on with the rebuild of {label}" in done.stderr
+    rebuilds = [
+        r
+        for r in admin.requests()[before:]
+        if r["method"] == "POST" and r["route"].endswith("/rebuild")
+    ]
+    assert len(rebuilds) == 1  # carried on, not started again
+    _assert_whole(cluster, key, tmp_path, via="itframe-eu-central-manager-1")
