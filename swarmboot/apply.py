@@ -59,6 +59,7 @@ from swarmboot.plan import (
     WaitReady,
     cluster_addresses,
     plan,
+    surplus,
 )
 from swarmboot.remote import HostKeyMismatch, RemoteError, Unreachable
 from swarmboot.routes import NotRoutable
@@ -762,6 +763,12 @@ def up(
                 hint="rerun `swarmboot up`; if it persists, `swarmboot plan` shows what is left",
             )
     result = UpResult(run.observed, run.done, run.not_ready, time.monotonic() - started)
+    kept = surplus(ctx.spec, run.observed)
+    if kept and not prune:
+        ctx.reporter.failed(
+            f"kept {len(kept)} node(s) the spec no longer has: "
+            f"{', '.join(i.label for i in kept)}; `swarmboot up --prune` removes them"
+        )
     if run.not_ready:
         names = "; ".join(f"{label}: {why}" for label, why in sorted(run.not_ready.items()))
         error = NotReadyError(

@@ -64,7 +64,7 @@ class PlanError(SwarmbootError):
     exit_code = ExitCode.BAD_SPEC
 
 
-class QuorumError(SwarmbootError):
+class QuorumError(PlanError):
     """Removing a manager would lose the swarm's raft quorum: refused unless forced."""
 
     exit_code = ExitCode.UNSAFE

@@ -43,16 +43,17 @@ def unhealthy(spec: Spec, observed: Observed) -> list[tuple[str, str]]:
     swarm = observed.swarm
     for node in spec.nodes():
         inst = observed.instance(node.label)
+        entries = [e for e in swarm.nodes if e.hostname == node.label] if swarm else []
         if inst is None:
-            out.append((node.label, "its Linode is gone"))
+            # Gone, if it was ever there: a node never made is `up`'s to make.
+            if entries:
+                out.append((node.label, "its Linode is gone"))
         elif inst.rebuild_since is not None:
             out.append((node.label, "its rebuild was cut short"))
         elif inst.status in _STOPPED:
             out.append((node.label, f"its Linode is {inst.status}"))
-        elif swarm is not None:
-            entries = [e for e in swarm.nodes if e.hostname == node.label]
-            if entries and not any(e.state == "ready" for e in entries):
-                out.append((node.label, f"it is {entries[0].state} in the swarm"))
+        elif entries and not any(e.state == "ready" for e in entries):
+            out.append((node.label, f"it is {entries[0].state} in the swarm"))
     return out
 
 
@@ -104,6 +105,11 @@ def repair(ctx: Context, *, force: bool = False) -> RepairResult:
     repaired: list[tuple[str, str, float]] = []
     tried: set[str] = set()
     observed = observe(ctx)
+    if not observed.instances:
+        raise SwarmbootError(
+            f"{ctx.spec.cluster.name} has no Linode tagged {ctx.spec.tag}: nothing to repair",
+            hint="`swarmboot up` makes the cluster",
+        )
     while True:
         todo = [(label, why) for label, why in unhealthy(ctx.spec, observed) if label not in tried]
         if not todo:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from swarmboot.plan import node_roles, surplus
 from swarmboot.spec import Spec
 from swarmboot.state import Observed
 
@@ -11,17 +12,31 @@ __all__ = ["status_rows", "summary"]
 
 
 def status_rows(spec: Spec, observed: Observed) -> list[dict[str, Any]]:
+    """One row per node of the spec, then one per Linode of the cluster the spec no longer
+    has (kept until `up --prune`)."""
     rows = []
-    for node in spec.nodes():
-        inst = observed.instance(node.label)
-        report = observed.reports.get(node.label)
-        entry = observed.swarm.node(node.label) if observed.swarm else None
+    extra = surplus(spec, observed)
+    roles = node_roles(spec, extra)
+    wanted = [(n.label, n.region, n.role, True) for n in spec.nodes()]
+    for label, region, role, in_spec in wanted + [
+        (i.label, i.region, roles[i.label], False) for i in reversed(extra)
+    ]:
+        inst = observed.instance(label)
+        report = observed.reports.get(label)
+        entry = observed.swarm.node(label) if observed.swarm else None
+        status = inst.status if inst else "missing"
+        if inst and inst.rebuild_since is not None:
+            status += ", rebuilding"
+        if not in_spec:
+            status += ", not in the spec"
         rows.append(
             {
-                "node": node.label,
-                "region": node.region,
-                "role": node.role,
-                "linode": inst.status if inst else "missing",
+                "node": label,
+                "region": region,
+                "role": role,
+                "in_spec": in_spec,
+                "rebuilding": bool(inst and inst.rebuild_since is not None),
+                "linode": status,
                 "id": inst.id if inst else None,
                 "ipv4": inst.ipv4_public if inst else None,
                 "private_ipv4": inst.ipv4_private if inst else None,

@@ -156,3 +156,28 @@ def test_a_bad_spec_lists_every_problem(sim, tmp_path):
         "letters, digits and hyphens, at most 24 (it starts every node's label)"
     )
     assert "Traceback" not in result.output
+
+
+def test_rebuild_and_repair_ask_first_and_name_a_label_the_spec_lacks(sim):
+    # No terminal here: only --yes says yes; nothing is touched before it.
+    refused = run("node", "rebuild", EXAMPLE, "itframe-gb-lon-worker-1")
+    assert refused.exit_code == 1
+    assert refused.output.splitlines() == [
+        "Error: refusing to rebuild itframe-gb-lon-worker-1: its disk is wiped and made "
+        "again without --yes; pass --yes to confirm"
+    ]
+    unknown = run("node", "rebuild", EXAMPLE, "itframe-gb-lon-worker-9", "--yes")
+    assert unknown.exit_code == 2
+    assert unknown.output.startswith("Error: itframe-gb-lon-worker-9 is not a node of "), (
+        unknown.output
+    )
+    assert "Traceback" not in unknown.output
+    # Nothing made: repair makes nothing (that is up's job) and asks nothing.
+    nothing = run("repair", EXAMPLE)
+    assert nothing.exit_code == 1, nothing.output
+    assert nothing.output.splitlines() == [
+        "Error: itframe has no Linode tagged swarmboot:itframe: nothing to repair; "
+        "`swarmboot up` makes the cluster"
+    ]
+    writes = [r for r in SimAdmin(sim.url, TOKEN).requests() if r["method"] != "GET"]
+    assert writes == []

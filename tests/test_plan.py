@@ -46,6 +46,7 @@ DEFAULT = {
     "swarm": "ready",
     "members": "current",
     "labels": "current",
+    "rebuild": "none",  # "marked": a rebuild decided, "rebuilt": and its new disk is there
 }
 
 
@@ -89,11 +90,26 @@ def build(spec: Spec, world: dict) -> Observed:
                 region=node.region,
                 type=node.type,
                 status=s["status"],
-                tags=(spec.tag,),
+                tags=(spec.tag,) + (("rebuild:500",) if s["rebuild"] != "none" else ()),
                 ipv4_public=f"198.51.100.{n + 1}",
                 ipv4_private=None,
                 image="linode/debian12",
                 config=(2000 + n, s["kernel"]) if s["kernel"] else None,
+            )
+        )
+    # Linodes of the cluster that the spec no longer has (a lowered count): running members.
+    surplus = world.get("surplus", [])
+    for n, label in enumerate(surplus, start=1):
+        instances.append(
+            Instance(
+                id=1100 + n,
+                label=label,
+                region=label.split("-")[1] if "eu-central" not in label else "eu-central",
+                type="g6-standard-2",
+                status="running",
+                tags=(spec.tag,),
+                ipv4_public=f"198.51.100.{100 + n}",
+                ipv4_private=None,
             )
         )
     existing = {i.label: i for i in instances}
@@ -137,6 +153,11 @@ def build(spec: Spec, world: dict) -> Observed:
                         f"old{n}", node.label, role, "down", "active", f"198.51.100.{n + 1}", labels
                     )
                 )
+        for n, label in enumerate(surplus, start=1):
+            role = "manager" if "-manager-" in label else "worker"
+            entries.append(
+                SwarmNode(f"sur{n}", label, role, "ready", "active", f"198.51.100.{100 + n}")
+            )
         network = world.get("network", "encrypted" if spec.encrypted else "plain")
         networks = () if network == "absent" else ((spec.network_name, network == "encrypted"),)
         swarm = SwarmState(nodes[0].label, tuple(entries), networks)
@@ -149,13 +170,26 @@ def build(spec: Spec, world: dict) -> Observed:
     if world.get("firewalls", "current") == "current" and addresses is not None:
         for n, (label, lb) in enumerate(cloud_firewall_labels(spec).items()):
             rules = cloud_rules(spec, addresses, lb=lb)
-            ids = tuple(existing[x.label].id for x in nodes if (x.role == "lb") == lb)
+            ids = tuple(i.id for i in instances if ("-lb-" in i.label) == lb)
             firewalls.append(CloudFirewall(n, label, "DROP", rules_key(rules["inbound"]), ids))
     strangers = tuple(
         Instance(9000 + n, label, "eu-central", "g6-nanode-1", "running", (), "203.0.113.9", None)
         for n, label in enumerate(world.get("strangers", []))
     )
-    return Observed(tuple(instances), strangers, scripts, tuple(firewalls), swarm, reports, members)
+    for inst in instances[len(instances) - len(surplus) :]:
+        if addresses is not None:
+            members[inst.label] = addresses
+    rebuilt = frozenset(label for label, s in settings.items() if s["rebuild"] == "rebuilt")
+    return Observed(
+        tuple(instances),
+        strangers,
+        scripts,
+        tuple(firewalls),
+        swarm,
+        reports,
+        members,
+        rebuilt=rebuilt,
+    )
 
 
 def load_case_spec(case: dict) -> Spec:
@@ -169,12 +203,13 @@ def test_plan_case(path):
     case = json.loads(path.read_text())
     spec = load_case_spec(case)
     observed = build(spec, case["observed"])
+    prune = case.get("prune", False)
     if "error" in case:
         with pytest.raises(PlanError) as info:
-            plan(spec, observed, SCRIPT)
+            plan(spec, observed, SCRIPT, prune=prune)
         assert str(info.value).startswith(case["error"]), str(info.value)
         return
-    steps = [s.describe() for s in plan(spec, observed, SCRIPT)]
+    steps = [s.describe() for s in plan(spec, observed, SCRIPT, prune=prune)]
     assert steps == case["steps"]
 
 

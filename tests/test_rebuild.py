@@ -219,6 +219,9 @@ def test_a_raised_count_adds_nodes_and_a_lowered_one_prunes_newest_first(world):
     # Lowered: plain `up` keeps the surplus nodes (and their member addresses).
     shrunk = make_context(server, fleet, _scaled(1))
     assert up(shrunk).steps_run == []
+    assert "kept 3 node(s) the spec no longer has: itframe-gb-lon-worker-" in "\n".join(
+        shrunk.reporter.lines
+    )
     assert len(observe(shrunk).instances) == 11
     ids = {i.label: i.id for i in observe(shrunk).instances}
     result = up(make_context(server, fleet, _scaled(1)), prune=True)
@@ -227,7 +230,7 @@ def test_a_raised_count_adds_nodes_and_a_lowered_one_prunes_newest_first(world):
         for line in result.steps_run
         if line.startswith("Delete the Linode")
     ]
-    assert deleted == [f"itframe-gb-lon-worker-{n}" for n in (4, 3, 2)]
+    assert sorted(deleted) == [f"itframe-gb-lon-worker-{n}" for n in (2, 3, 4)]
     assert deleted == sorted(deleted, key=lambda label: -ids[label])  # newest first
     assert all(("leave", label) in fleet.calls for label in deleted)
     _assert_converged(shrunk, fleet, count=8)
@@ -260,3 +263,23 @@ def test_pruning_that_would_lose_quorum_is_refused(world):
     with pytest.raises(QuorumError, match="pruning would lose the swarm's quorum"):
         up(make_context(server, fleet, one), prune=True)
     assert len(observe(make_context(server, fleet)).instances) == 9
+
+
+def test_status_shows_a_rebuild_in_progress_and_the_nodes_kept_past_the_spec(world):
+    from swarmboot.status import summary
+
+    server, fleet = world
+    up(make_context(server, fleet, _scaled(3)))
+    ctx = make_context(server, fleet, _scaled(2))
+    inst = observe(ctx).instance(WORKER)
+    ctx.cloud.set_tags(inst.id, (*inst.tags, "rebuild:1"))
+    rows = {row["node"]: row for row in summary(ctx.spec, observe(ctx))["nodes"]}
+    assert rows[WORKER]["rebuilding"] is True
+    assert rows[WORKER]["linode"] == "running, rebuilding"
+    kept = rows["itframe-gb-lon-worker-3"]
+    assert (kept["in_spec"], kept["role"], kept["linode"]) == (
+        False,
+        "worker",
+        "running, not in the spec",
+    )
+    assert list(rows)[-1] == "itframe-gb-lon-worker-3"

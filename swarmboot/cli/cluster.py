@@ -125,7 +125,6 @@ def up_cmd(
     A raised count adds nodes; a lowered one leaves the surplus nodes alone (and says so)
     unless --prune is given."""
     from swarmboot.apply import NotReadyError, up
-    from swarmboot.plan import surplus
     from swarmboot.status import summary
 
     reporter = state_of(ctx).reporter
@@ -141,12 +140,6 @@ def up_cmd(
     finally:
         context.close()
     _show(summary(context.spec, result.observed), as_json)
-    kept = surplus(context.spec, result.observed)
-    if kept:
-        reporter.failed(
-            f"kept {len(kept)} node(s) the spec no longer has: "
-            f"{', '.join(i.label for i in kept)}; `swarmboot up --prune` removes them"
-        )
     reporter.ok(
         f"{context.spec.cluster.name} is up: {len(result.observed.instances)} nodes, "
         f"{len(result.steps_run)} change(s) in {result.seconds:.0f} s"

@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.lab.lab import EXE, REPO, LabSim, lab_netns
+from tests.lab.lab import REPO, LabSim, lab_netns, swarmboot
 
 LAB_CLUSTER = """
 [cluster]
@@ -92,21 +92,12 @@ def _cpu_busy(seconds: float = 10.0) -> float:
     return 100.0 * (1 - (idle1 - idle0) / max(total1 - total0, 1))
 
 
-def _run(sim: LabSim, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [EXE, *args, "--api-url", sim.url],
-        env=sim.client_env(),
-        capture_output=True,
-        text=True,
-        timeout=3600,
-        check=False,
-    )
-
-
 def measure(sim: LabSim, key: Path, spec: Path, nodes: int) -> dict[str, object]:
     before = _used_mib()
     started = time.monotonic()
-    done = _run(sim, "up", str(spec), "--ssh-key", str(key), "--json")
+    done = swarmboot(
+        sim, "up", str(spec), "--ssh-key", str(key), "--json", check=False, timeout=3600
+    )
     seconds = time.monotonic() - started
     row: dict[str, object] = {"cluster": spec.stem, "nodes": nodes}
     if done.returncode != 0:
@@ -128,7 +119,7 @@ def measure(sim: LabSim, key: Path, spec: Path, nodes: int) -> dict[str, object]
             used_mib=_used_mib() - before,
             cpu_busy_at_rest_pct=round(busy, 1),
         )
-    down = _run(sim, "down", str(spec), "--yes")
+    down = swarmboot(sim, "down", str(spec), "--yes", check=False, timeout=3600)
     if down.returncode != 0:
         sys.exit(f"down {spec} failed: {down.stderr[-2000:]}")
     sim.wait_for_no_nodes(timeout=300)

@@ -224,13 +224,16 @@ class LabSim:
 # --- what the tests do with a lab ---------------------------------------------------------
 
 
-def swarmboot(sim: LabSim, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+def swarmboot(
+    sim: LabSim, *args: str, check: bool = True, timeout: float = 900
+) -> subprocess.CompletedProcess:
+    """swarmboot's command line against the lab's API, as a user runs it."""
     done = subprocess.run(
         [EXE, *args, "--api-url", sim.url],
         env=sim.client_env(),
         capture_output=True,
         text=True,
-        timeout=900,
+        timeout=timeout,
         check=False,
     )
     if check:

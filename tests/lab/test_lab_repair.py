@@ -24,6 +24,7 @@ from .lab import EXE, REPO, LabSim, linodes, on_node, pinned, swarmboot
 pytestmark = pytest.mark.lab
 
 SPEC = REPO / "examples" / "itframe-lab.toml"
+REBUILD = (EXE, "node", "rebuild")
 
 
 @pytest.fixture(scope="module")
@@ -163,3 +164,59 @@ def test_a_rebuild_killed_with_sigkill_converges_when_run_again(cluster, key, tm
     ]
     assert len(rebuilds) == 1  # carried on, not started again
     _assert_whole(cluster, key, tmp_path, via="itframe-eu-central-manager-1")
+
+
+# A container image made on the node itself (no registry here): `sleep` and its libraries.
+IMPORT_SLEEP = (
+    "set -e; r=$(mktemp -d); "
+    "cp --parents /usr/bin/sleep $(ldd /usr/bin/sleep | grep -o '/[^ ]*') $r; "
+    "tar -C $r -c . | docker import - swarmboot-test/sleep:1 >/dev/null; rm -rf $r"
+)
+
+
+def test_a_live_node_is_drained_and_its_tasks_move_before_it_is_rebuilt(cluster, key, tmp_path):
+    known = _known_hosts(cluster, key, tmp_path)
+    pins = pinned(cluster)
+    workers = [label for label in pins if "-worker-" in label]
+    for label in workers:
+        on_node(known, key, pins[label][0], IMPORT_SLEEP)
+    manager = pins["itframe-gb-lon-manager-1"][0]
+    on_node(
+        known,
+        key,
+        manager,
+        "docker service create --detach=false --quiet --name app --replicas 2 "
+        "--constraint node.labels.role==worker swarmboot-test/sleep:1 sleep infinity",
+    )
+
+    def running() -> list[str]:
+        return on_node(
+            known,
+            key,
+            manager,
+            "docker service ps app --filter desired-state=running --format '{{.Node}} "
+            "{{.CurrentState}}'",
+        ).splitlines()
+
+    label = running()[0].split()[0]
+    proc = subprocess.Popen(
+        [*REBUILD, str(SPEC), label, "--ssh-key", str(key), "--yes", "--api-url", cluster.url],
+        env=cluster.client_env(),
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
+    at_drain = None
+    seen = []
+    for line in proc.stderr:
+        seen.append(line)
+        if f"Drain {label} and wait for its tasks to move" in line and at_drain is None:
+            at_drain = running()  # the node is not rebuilt yet: its tasks run elsewhere
+    assert proc.wait(timeout=600) == 0, "".join(seen)
+    assert at_drain is not None, "".join(seen)
+    print(f"\nlab: rebuild of a live worker running a task {_seconds(''.join(seen), label)} s")
+    assert len(at_drain) == 2 and all(
+        line.split()[0] != label and line.split()[1] == "Running" for line in at_drain
+    ), at_drain
+    _assert_whole(cluster, key, tmp_path, via="itframe-gb-lon-manager-1")
+    on_node(known, key, manager, "docker service rm app")
