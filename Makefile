@@ -8,8 +8,9 @@ STAMP := $(VENV)/.installed
 # StackScripts run in, zstd packs them, gpg makes a key that is not Docker's, iproute2 and
 # util-linux make the namespaces, openssh-server's sshd answers the SSH tests, and OpenSSH's
 # client checks the lab's nodes. The lab needs no Docker on the host: its nodes run the
-# docker.io of their own image.
-HOST_PACKAGES := debootstrap zstd gpg iproute2 util-linux ca-certificates openssh-server openssh-client
+# docker.io of their own image. Debian's haproxy checks the load balancers' configuration
+# (haproxy -c); it and busybox also make the lab's load balancer and application images.
+HOST_PACKAGES := debootstrap zstd gpg iproute2 util-linux ca-certificates openssh-server openssh-client haproxy busybox
 # What make vmtest needs on the host: qemu (software emulation), GRUB's rescue image tools.
 VM_PACKAGES := qemu-system-x86 qemu-utils grub-pc-bin grub-common xorriso mtools
 # A hard limit for make vmtest (seconds); each qemu also has its own and is ended by its PID.

@@ -25,7 +25,7 @@ from pydantic import (
 
 from swarmboot.errors import ExitCode, SwarmbootError
 
-__all__ = ["Cluster", "NodePlan", "Pool", "Region", "Spec", "SpecError", "load_spec"]
+__all__ = ["Cluster", "Lb", "NodePlan", "Pool", "Region", "Spec", "SpecError", "load_spec"]
 
 Role = Literal["manager", "worker", "lb"]
 ROLES: tuple[Role, ...] = ("manager", "lb", "worker")  # the order nodes are made in
@@ -150,6 +150,27 @@ class Firewall(_Strict):
         return value
 
 
+class Lb(_Strict):
+    """The load balancers: HAProxy on every `lb` node, one swarm service per zone, published
+    on the node's own address (host mode), finding the application's tasks by swarm DNS."""
+
+    # The application's swarm service; with backends = "zone" the tasks of `<service>-<zone>`.
+    service: Annotated[str, StringConstraints(pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,40}$")]
+    port: int = Field(ge=1, le=65535)  # the port the application's tasks listen on
+    ports: tuple[Annotated[int, Field(ge=1, le=65535)], ...] = Field(
+        default=(80,), min_length=1
+    )  # published on each lb node, each forwarded to the backends over HTTP
+    health_path: Annotated[str, StringConstraints(pattern=r"^/[!-~]*$")] = "/"
+    # zone: each zone's load balancers send only to that zone's tasks (`<service>-<zone>`);
+    # global: to every task of `<service>`, in any zone.
+    backends: Literal["zone", "global"] = "zone"
+    servers: int = Field(default=10, ge=1, le=200)  # backend slots DNS fills (server-template)
+    image: str = "haproxy:2.8"
+    # host: each node's own address (the default: traffic stays in its datacenter). ingress:
+    # the routing mesh, which needs IPVS and spreads traffic over every zone.
+    publish_mode: Literal["host", "ingress"] = "host"
+
+
 @dataclass(frozen=True)
 class NodePlan:
     """One node the spec asks for."""
@@ -167,6 +188,7 @@ class Spec(_Strict):
     regions: dict[str, Region] = Field(min_length=1)
     network: Network = Network()
     firewall: Firewall = Firewall()
+    lb: Lb | None = None
 
     @property
     def tag(self) -> str:
@@ -231,6 +253,13 @@ def _message(error: dict) -> str:
     return str(error["msg"]).removeprefix("Value error, ")
 
 
+def _covers(key: str, port: int) -> bool:
+    """Whether a [firewall.public] key ("80/tcp", "8000-8100/tcp") opens a TCP port."""
+    ports, _, protocol = key.partition("/")
+    first, _, last = ports.partition("-")
+    return protocol == "tcp" and int(first) <= port <= int(last or first)
+
+
 def _semantic_problems(spec: Spec, source: str, base: Path) -> list[str]:
     problems = []
     managers = sum(p.count for r in spec.regions.values() for p in r.pools if p.role == "manager")
@@ -254,6 +283,19 @@ def _semantic_problems(spec: Spec, source: str, base: Path) -> list[str]:
             "private addresses reach only their own datacenter; use 'auto' or "
             "'public'"
         )
+    if spec.lb is not None:
+        for region, settings in spec.regions.items():
+            if not any(p.role == "lb" and p.count for p in settings.pools):
+                problems.append(
+                    f"{source}: regions.{region}: no lb pool, but [lb] puts a load balancer in "
+                    'every zone; add { role = "lb", count = 1 } to its pools'
+                )
+        for port in spec.lb.ports:
+            if not any(_covers(key, port) for key in spec.firewall.public):
+                problems.append(
+                    f"{source}: lb.ports: {port} is not open to the world; add "
+                    f'"{port}/tcp" = ["0.0.0.0/0", "::/0"] to [firewall.public]'
+                )
     for node in spec.nodes():
         if len(node.label) > 64:
             problems.append(

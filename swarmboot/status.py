@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from swarmboot.lb import endpoints
 from swarmboot.plan import node_roles, surplus
 from swarmboot.spec import Spec
 from swarmboot.state import Observed
@@ -79,4 +80,6 @@ def summary(spec: Spec, observed: Observed) -> dict[str, Any]:
             1 for n in (swarm.nodes if swarm else ()) if n.role == "manager" and n.state == "ready"
         ),
         "nodes": status_rows(spec, observed),
+        # Each zone's load balancer endpoints (the lb nodes' own addresses), with [lb].
+        "lb": endpoints(spec, observed),
     }

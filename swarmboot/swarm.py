@@ -15,6 +15,7 @@ import shutil
 import socket
 import tempfile
 import threading
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from tenacity import (
@@ -29,7 +30,7 @@ from swarmboot.errors import SwarmbootError
 from swarmboot.remote import Remote
 from swarmboot.state import SwarmNode, SwarmState
 
-__all__ = ["DockerSwarm", "LocalSwarm", "SwarmDriver", "SwarmError"]
+__all__ = ["DockerSwarm", "LocalSwarm", "ServiceTask", "SwarmDriver", "SwarmError"]
 
 
 class SwarmError(SwarmbootError):
@@ -43,6 +44,22 @@ class LocalSwarm:
         self.node_id = node_id
         self.state = state  # "inactive", "pending", "active", "error", "locked"
         self.manager = manager
+
+
+@dataclass(frozen=True)
+class ServiceTask:
+    """One task of a service, as a manager sees it."""
+
+    hostname: str  # the node it is on ("" before it is placed)
+    state: str  # "running", "rejected", "shutdown", ...
+    desired: str  # "running" for the service's current tasks
+    error: str
+    configs: tuple[str, ...]  # the names of the swarm configs it mounts
+
+    @property
+    def current(self) -> bool:
+        """One of the service's tasks now, not one it has replaced ("ready": restarting)."""
+        return self.desired in ("running", "ready")
 
 
 class SwarmDriver(Protocol):
@@ -61,6 +78,8 @@ class SwarmDriver(Protocol):
         self, manager: Remote, name: str, encrypted: bool, subnet: str | None = None
     ) -> None: ...
     def leave(self, remote: Remote) -> None: ...
+    def service_tasks(self, manager: Remote, service: str) -> tuple[ServiceTask, ...]: ...
+    def remove_configs(self, manager: Remote, prefix: str, keep: set[str]) -> list[str]: ...
     def close(self) -> None: ...
 
 
@@ -434,6 +453,52 @@ class DockerSwarm:
 
     def leave(self, remote: Remote) -> None:
         self._call(remote, "docker swarm leave", lambda c: c.swarm.leave(force=True))
+
+    def service_tasks(self, manager: Remote, service: str) -> tuple[ServiceTask, ...]:
+        import docker.errors
+
+        def read(client: Any) -> tuple[ServiceTask, ...]:
+            try:
+                tasks = client.api.tasks(filters={"service": service})
+            except docker.errors.NotFound:
+                return ()
+            names = {n.id: n.attrs["Description"]["Hostname"] for n in client.nodes.list()}
+            return tuple(
+                ServiceTask(
+                    hostname=names.get(t.get("NodeID", ""), ""),
+                    state=t["Status"]["State"],
+                    desired=t.get("DesiredState", ""),
+                    error=t["Status"].get("Err", ""),
+                    configs=tuple(
+                        c["ConfigName"]
+                        for c in (t["Spec"].get("ContainerSpec") or {}).get("Configs") or ()
+                    ),
+                )
+                for t in tasks
+                if t.get("ServiceID")
+            )
+
+        return self._call(manager, f"reading the tasks of {service}", read)
+
+    def remove_configs(self, manager: Remote, prefix: str, keep: set[str]) -> list[str]:
+        """Remove the swarm configs named `prefix…` but not in `keep`; one a service still
+        uses (an old task not yet gone) stays, for the next run."""
+        import docker.errors
+
+        def remove(client: Any) -> list[str]:
+            removed = []
+            for config in client.configs.list(filters={"name": prefix}):
+                name = config.name
+                if not name.startswith(prefix) or name in keep:
+                    continue
+                try:
+                    config.remove()
+                except docker.errors.APIError:
+                    continue
+                removed.append(name)
+            return sorted(removed)
+
+        return self._call(manager, "removing old configs", remove)
 
     def close(self) -> None:
         with self._lock:

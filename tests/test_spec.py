@@ -178,6 +178,8 @@ def test_the_lab_example_is_the_example_with_only_the_labs_knowing_differences()
         (n.label, n.region, n.role, n.type) for n in real.nodes()
     ]
     assert lab.firewall == real.firewall
+    assert lab.lb.model_copy(update={"image": real.lb.image}) == real.lb
+    assert lab.lb.image == "swarmboot-lab/haproxy:1"  # made on the nodes: no registry here
     assert lab.network.model_copy(update={"require_esp": True}) == real.network
     differences = {
         key: (getattr(real.cluster, key), value)

@@ -76,7 +76,10 @@ def _print_table(summary: dict[str, Any]) -> None:
             mark(row["esp"]),
             row["swarm"],
         )
-    Console(file=sys.stdout, soft_wrap=False, width=160).print(table)
+    console = Console(file=sys.stdout, soft_wrap=False, width=160)
+    console.print(table)
+    for zone, urls in summary.get("lb", {}).items():
+        console.print(f"load balancers in {zone}: {' '.join(urls) or '-'}")
 
 
 @command

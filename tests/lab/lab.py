@@ -260,7 +260,9 @@ def fingerprint_of(line: str) -> str:
     return "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
 
 
-def on_node(known_hosts: Path, key: Path, address: str, command: str) -> str:
+def on_node(
+    known_hosts: Path, key: Path, address: str, command: str, stdin: bytes | None = None
+) -> str:
     """Run a command on a node with OpenSSH, accepting only the key in known_hosts."""
     done = subprocess.run(
         [
@@ -280,10 +282,11 @@ def on_node(known_hosts: Path, key: Path, address: str, command: str) -> str:
             f"root@{address}",
             command,
         ],
+        input=stdin if stdin is not None else b"",
         capture_output=True,
-        text=True,
         timeout=120,
         check=False,
     )
-    assert done.returncode == 0, f"{address}: {command}: {done.stderr}"
-    return done.stdout
+    stderr = done.stderr.decode(errors="replace")
+    assert done.returncode == 0, f"{address}: {command}: {stderr}"
+    return done.stdout.decode(errors="replace")
