@@ -100,10 +100,21 @@ def _load(path: Path) -> object:
     try:
         return paramiko.PKey.from_path(path)
     except FileNotFoundError:
-        raise SwarmbootError(f"SSH key {path}: no such file") from None
+        raise SwarmbootError(
+            f"SSH key {path}: no such file",
+            hint="pass --ssh-key (or SWARMBOOT_SSH_KEY) the path of a private key",
+        ) from None
+    except PermissionError:
+        raise SwarmbootError(
+            f"SSH key {path}: not readable by this user",
+            hint="run as the key's owner, or pass --ssh-key another private key",
+        ) from None
     except paramiko.PasswordRequiredException:
         raise SwarmbootError(
             f"SSH key {path} has a passphrase", hint="load it into ssh-agent instead"
         ) from None
     except (paramiko.SSHException, ValueError, OSError) as exc:
-        raise SwarmbootError(f"SSH key {path}: cannot read it as a private key ({exc})") from None
+        raise SwarmbootError(
+            f"SSH key {path}: cannot read it as a private key ({exc})",
+            hint="pass --ssh-key an OpenSSH or PEM private key (not the .pub file)",
+        ) from None

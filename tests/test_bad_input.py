@@ -1,0 +1,231 @@
+"""Bad input, case by case: one `Error:` line naming the field and the fix, a documented exit
+code, no traceback, and nothing created (no request but reads reaches the simulator).
+
+The cases are also the table in docs/bad-input.md: `python -m tests.test_bad_input` prints it
+and a test keeps the file equal to it.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from typer.testing import CliRunner
+
+from swarmboot.cli import app
+from swarmboot.sim.admin import SimAdmin
+from swarmboot.sim.config import SimConfig, Timings
+from swarmboot.sim.engine import Simulator
+from swarmboot.sim.server import SimServer
+
+from .conftest import REPO
+
+TOKEN = "bad-input-secret-token"
+EXAMPLE = (REPO / "examples" / "itframe.toml").read_text()
+DOC = REPO / "docs" / "bad-input.md"
+ONE_MANAGER = (
+    '[cluster]\nname = "solo"\n[regions.eu-central]\npools = [{ role = "manager", count = 1 }]\n'
+)
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    what: str  # the bad input, for the docs
+    args: tuple[str, ...]  # SPEC stands for the spec file written from `spec`
+    spec: str = EXAMPLE
+    exit: int = 4
+    says: str = ""  # the one line, after "Error: " (SPEC: the spec's path, DIR, URL)
+    env: dict[str, str | None] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)  # more files next to the spec
+    stranger: str | None = None  # an untagged Linode made first, with this label
+
+
+CASES = [
+    Case(
+        "malformed-toml",
+        "a spec that is not TOML",
+        ("plan", "SPEC"),
+        spec="[cluster\nname = 'x'\n",
+        says="SPEC: not valid TOML: Expected ']' at the end of a table declaration (at line 1, column 9); fix the syntax",
+    ),
+    Case(
+        "unknown-key",
+        "a key the spec does not have",
+        ("plan", "SPEC"),
+        spec=EXAMPLE.replace('name = "itframe"\nimage', 'name = "itframe"\nimgae', 1),
+        says="SPEC: cluster.imgae: unknown key; check its spelling against the example spec",
+    ),
+    Case(
+        "unknown-region",
+        "a region Linode does not have",
+        ("plan", "SPEC"),
+        spec=ONE_MANAGER.replace("eu-central", "mars-1"),
+        says="SPEC: regions.mars-1: no such Linode region; regions like it: ap-northeast, ap-south, ap-southeast, ap-west, au-mel",
+    ),
+    Case(
+        "unknown-type",
+        "a Linode type that does not exist",
+        ("plan", "SPEC"),
+        spec=ONE_MANAGER.replace('name = "solo"', 'name = "solo"\ntype = "g6-huge-1"'),
+        says="SPEC: cluster.type: no such Linode type 'g6-huge-1'; see `linode-cli linodes types`",
+    ),
+    Case(
+        "even-managers",
+        "an even number of managers",
+        ("plan", "SPEC"),
+        spec=ONE_MANAGER.replace("count = 1", "count = 2"),
+        says="SPEC: regions: 2 managers; use an odd number (1, 3, 5 or 7): an even number tolerates no more failures than one fewer",
+    ),
+    Case(
+        "no-managers",
+        "no manager at all",
+        ("plan", "SPEC"),
+        spec=ONE_MANAGER.replace('role = "manager"', 'role = "worker"'),
+        says="SPEC: regions: no managers; a swarm needs 1, 3, 5 or 7 (an odd number keeps raft quorum)",
+    ),
+    Case(
+        "no-token",
+        "no API token anywhere",
+        ("plan", "SPEC"),
+        exit=5,
+        env={"SWARMBOOT_SIM_TOKEN": None},
+        says="no Linode API token: looked in LINODE_TOKEN, LINODE_CLI_TOKEN, SWARMBOOT_SIM_TOKEN and linode-cli's ~/.config/linode-cli; export LINODE_TOKEN (never pass it on the command line), or try the simulator: `swarmboot sim` and --api-url http://127.0.0.1:8765/v4",
+    ),
+    Case(
+        "wrong-token",
+        "a token the API refuses",
+        ("plan", "SPEC"),
+        exit=5,
+        env={"SWARMBOOT_SIM_TOKEN": "not-the-token"},
+        says="the Linode API at URL refused the token from SWARMBOOT_SIM_TOKEN (401 Invalid Token); check the token, or make a new one with read/write access to Linodes, StackScripts and Firewalls",
+    ),
+    Case(
+        "unreadable-key",
+        "an SSH key that cannot be read",
+        ("plan", "SPEC", "--ssh-key", "DIR/missing_ed25519"),
+        exit=1,
+        says="SSH key DIR/missing_ed25519: no such file; pass --ssh-key (or SWARMBOOT_SSH_KEY) the path of a private key",
+    ),
+    Case(
+        "ipv6-advertise",
+        "an IPv6 address to advertise",
+        ("plan", "SPEC"),
+        spec=EXAMPLE.replace('advertise = "auto"', 'advertise = "2001:db8::10"'),
+        says='SPEC: cluster.advertise: \'2001:db8::10\' is IPv6: swarm\'s memberlist cannot advertise it ("too many colons in address"); use "auto", "public" or "private" (the node\'s IPv4)',
+    ),
+    Case(
+        "broken-udf-header",
+        "a StackScript whose UDF header is broken",
+        ("stackscript", "udfs", "DIR/broken.sh"),
+        exit=1,
+        files={
+            "broken.sh": '#!/bin/bash\n# <UDF name="hostname" label="Hostname"\nset -e\n',
+        },
+        says="DIR/broken.sh:2: UDF tag is not closed with '/>' on the same line",
+    ),
+    Case(
+        "label-rejected",
+        "a cluster name that would make labels Linode rejects",
+        ("plan", "SPEC"),
+        spec=ONE_MANAGER.replace('name = "solo"', 'name = "Solo_1"'),
+        says="SPEC: cluster.name: must be a lowercase name starting with a letter: letters, digits and hyphens, at most 24 (it starts every node's label)",
+    ),
+    Case(
+        "untagged-clash",
+        "a cluster whose labels are taken by untagged Linodes",
+        ("up", "SPEC"),
+        spec=ONE_MANAGER,
+        stranger="solo-eu-central-manager-1",
+        says="Linodes solo-eu-central-manager-1 exist without the tag swarmboot:solo: they are not this cluster's and swarmboot will not take them over; rename them, or choose another cluster.name",
+    ),
+]
+
+
+@pytest.fixture
+def sim(spec_check, tmp_path, monkeypatch):
+    server = SimServer(
+        Simulator(SimConfig(port=0, token=TOKEN, timings=Timings(scale=0.001))), spec_check
+    )
+    server.start()
+    key = tmp_path / "id_ed25519"
+    key.write_bytes(
+        Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.OpenSSH,
+            serialization.NoEncryption(),
+        )
+    )
+    for name in ("LINODE_TOKEN", "LINODE_CLI_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("SWARMBOOT_API_URL", server.url)
+    monkeypatch.setenv("SWARMBOOT_SIM_TOKEN", TOKEN)
+    monkeypatch.setenv("SWARMBOOT_SSH_KEY", str(key))
+    yield server
+    violations = list(server.violations)
+    server.stop()
+    assert violations == []
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_bad_input_is_one_line_an_exit_code_and_nothing_made(case, sim, tmp_path, monkeypatch):
+    admin = SimAdmin(sim.url, TOKEN)
+    if case.stranger:
+        from linode_api4 import LinodeClient
+
+        LinodeClient(TOKEN, base_url=sim.url).linode.instance_create(
+            "g6-nanode-1", "eu-central", label=case.stranger
+        )
+    spec = tmp_path / "spec.toml"
+    spec.write_text(case.spec)
+    for name, content in case.files.items():
+        (tmp_path / name).write_text(content)
+    for name, value in case.env.items():
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    before = len(admin.requests())
+    args = [a.replace("SPEC", str(spec)).replace("DIR", str(tmp_path)) for a in case.args]
+    result = CliRunner().invoke(app, args)
+    lines = result.output.splitlines()
+    expected = (
+        case.says.replace("SPEC", str(spec)).replace("DIR", str(tmp_path)).replace("URL", sim.url)
+    )
+    assert result.exit_code == case.exit, result.output
+    assert len(lines) == 1, result.output  # one line: no traceback, no second thought
+    assert lines[0] == "Error: " + expected, lines[0]
+    writes = [r for r in admin.requests()[before:] if r["method"] != "GET"]
+    assert writes == []  # nothing created
+    assert TOKEN not in result.output
+
+
+def table() -> str:
+    rows = [
+        "| bad input | command | exit | the one line it prints |",
+        "| --- | --- | ---: | --- |",
+    ]
+    for case in CASES:
+        command = "swarmboot " + " ".join(case.args)
+        says = case.says.replace("|", "\\|")
+        rows.append(f"| {case.what} | `{command}` | {case.exit} | `Error: {says}` |")
+    return "\n".join(rows) + "\n"
+
+
+def test_the_docs_table_is_these_cases():
+    text = DOC.read_text()
+    start = text.index("<!-- cases -->\n") + len("<!-- cases -->\n")
+    end = text.index("<!-- /cases -->")
+    assert text[start:end] == table(), "run: .venv/bin/python -m tests.test_bad_input"
+
+
+if __name__ == "__main__":
+    text = DOC.read_text()
+    start = text.index("<!-- cases -->\n") + len("<!-- cases -->\n")
+    end = text.index("<!-- /cases -->")
+    DOC.write_text(text[:start] + table() + text[end:])
+    sys.stdout.write(table())
