@@ -118,7 +118,10 @@ class LabSim:
         new = sorted({n for n in netns_names() if n.endswith("-r")} - routers)
         workdir = sorted(set((CACHE / "lab-nodes").glob("swarmboot-lab-*")) - workdirs)
         assert len(new) == 1 and len(workdir) == 1, (new, workdir)
-        sim = cls(proc, url, new[0].removeprefix("swblab-").removesuffix("-r"), workdir[0])
+        # The real path: processes and mounts name it so, even when the cache is a symlink.
+        sim = cls(
+            proc, url, new[0].removeprefix("swblab-").removesuffix("-r"), workdir[0].resolve()
+        )
         deadline = time.monotonic() + 30
         while not sim.admin.healthy():
             assert time.monotonic() < deadline, "the lab simulator does not answer"
