@@ -96,6 +96,10 @@ class Cluster(_Strict):
     docker_source: Literal["docker", "debian"] = "docker"
     admin_ssh_keys: tuple[str, ...] = ()
     apt_upgrade: bool = True
+    # A node is ready only on the distribution kernel booted through GRUB 2; false only where
+    # the kernel is not the node's to choose (the lab's nodes share this machine's kernel).
+    require_grub_kernel: bool = True
+
     @field_validator("advertise", mode="before")
     @classmethod
     def _advertise(cls, value: object) -> object:
@@ -110,13 +114,9 @@ class Cluster(_Strict):
                 'in address"); use "auto", "public" or "private" (the node\'s IPv4)'
             )
         raise ValueError(
-            f"{value!r} is an address; use \"auto\", \"public\" or \"private\": each node "
+            f'{value!r} is an address; use "auto", "public" or "private": each node '
             "advertises its own"
         )
-
-    # A node is ready only on the distribution kernel booted through GRUB 2; false only where
-    # the kernel is not the node's to choose (the lab's nodes share this machine's kernel).
-    require_grub_kernel: bool = True
 
 
 class Network(_Strict):
