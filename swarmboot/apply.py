@@ -198,6 +198,10 @@ def _stackscript_data(
     }
 
 
+def _root_password(ctx: Context) -> str:
+    return ctx.root_password or secrets.token_urlsafe(24) + "-Aa1"
+
+
 def _create(run: _Run, step: CreateInstance) -> Instance:
     ctx, spec = run.ctx, run.ctx.spec
     if run.script_id is None:
@@ -216,7 +220,7 @@ def _create(run: _Run, step: CreateInstance) -> Instance:
         stackscript_data=_stackscript_data(
             run, step.label, step.role, step.region, host_key.private_b64
         ),
-        root_pass=secrets.token_urlsafe(24) + "-Aa1",
+        root_pass=_root_password(ctx),
         private_ip=(not spec.multi_region or spec.cluster.advertise == "private"),
         firewall_id=run.firewall_ids.get(firewall),
     )
@@ -602,7 +606,7 @@ def _rebuild(run: _Run, step: RebuildInstance) -> None:
         stackscript_data=_stackscript_data(
             run, node.label, node.role, node.region, host_key.private_b64
         ),
-        root_pass=secrets.token_urlsafe(24) + "-Aa1",
+        root_pass=_root_password(ctx),
     )
     # A Linode in the middle of a boot or shutdown is busy for a moment.
     Retrying(

@@ -53,6 +53,8 @@ class Context:
     identity_public: str
     admin_keys: tuple[str, ...] = ()
     settings: Settings = field(default_factory=Settings)
+    # Root's password on new and rebuilt Linodes; None: a random one each (a secret either way).
+    root_password: str | None = field(default=None, repr=False)
     _remotes: dict[str, Remote] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from swarmboot.errors import ExitCode, SwarmbootError
 
-__all__ = ["DEFAULT_API_URL", "NoTokenError", "Target", "find_target"]
+__all__ = ["DEFAULT_API_URL", "NoTokenError", "Target", "find_target", "root_password"]
 
 DEFAULT_API_URL = "https://api.linode.com/v4"
 
@@ -88,3 +88,22 @@ def find_target(
         "the simulator: `swarmboot sim` and --api-url "
         "http://127.0.0.1:8765/v4",
     )
+
+
+ROOT_PASSWORD_ENV = "SWARMBOOT_ROOT_PASSWORD"
+
+
+def root_password(env: Mapping[str, str] | None = None) -> str | None:
+    """The root password for new and rebuilt Linodes (Lish's console login), from
+    SWARMBOOT_ROOT_PASSWORD; None: a random one per Linode, known to nobody."""
+    env = os.environ if env is None else env
+    value = env.get(ROOT_PASSWORD_ENV)
+    if not value:
+        return None
+    if len(value) < 11 or value.isalpha() or value.isdigit() or len(value) > 128:
+        raise SwarmbootError(
+            f"{ROOT_PASSWORD_ENV} is too weak for Linode: 11 to 128 characters, not only "
+            "letters or only digits",
+            hint=f"set a stronger one, or unset {ROOT_PASSWORD_ENV} for a random one per Linode",
+        )
+    return value

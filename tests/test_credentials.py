@@ -55,3 +55,15 @@ def test_no_token_names_every_place(tmp_path):
         "no Linode API token: looked in LINODE_TOKEN, "
         "LINODE_CLI_TOKEN and linode-cli's ~/.config/linode-cli"
     )
+
+
+def test_a_root_password_comes_only_from_its_variable_and_must_be_strong_enough():
+    from swarmboot.credentials import root_password
+
+    assert root_password({}) is None  # a random one per Linode
+    assert root_password({"SWARMBOOT_ROOT_PASSWORD": "correct-Horse-9"}) == "correct-Horse-9"
+    for weak in ("short-1", "onlyletterslong", "12345678901234"):
+        with pytest.raises(SwarmbootError) as info:
+            root_password({"SWARMBOOT_ROOT_PASSWORD": weak})
+        assert weak not in str(info.value)  # a secret, even a weak one, is never echoed
+        assert str(info.value).startswith("SWARMBOOT_ROOT_PASSWORD is too weak for Linode")

@@ -283,3 +283,13 @@ def test_status_shows_a_rebuild_in_progress_and_the_nodes_kept_past_the_spec(wor
         "running, not in the spec",
     )
     assert list(rows)[-1] == "itframe-gb-lon-worker-3"
+
+
+def test_a_root_password_given_is_set_on_new_and_rebuilt_linodes_and_never_said(world):
+    server, fleet = world
+    ctx = make_context(server, fleet, SOLO)
+    ctx.root_password = "known-Root-pass-1"
+    up(ctx)
+    rebuild(ctx, "solo-eu-central-worker-1")
+    assert {n.machine.root_pass for n in fleet.nodes.values()} == {"known-Root-pass-1"}
+    assert "known-Root-pass-1" not in "\n".join(ctx.reporter.lines)

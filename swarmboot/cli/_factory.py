@@ -64,6 +64,7 @@ def make_context(
 ):
     """Spec, checked against the API's catalogue, and every adapter `up` needs."""
     from swarmboot.cluster import Context, Settings
+    from swarmboot.credentials import root_password
     from swarmboot.keys import load_identity
     from swarmboot.publish import local_scripts
     from swarmboot.remote import ParamikoConnector
@@ -110,4 +111,5 @@ def make_context(
         identity_public=identity.public_line,
         admin_keys=admin_keys(spec, spec_path.parent),
         settings=Settings(ready_timeout=timeout),
+        root_password=root_password(),
     )

@@ -56,7 +56,7 @@ def deploy_cmd(
     timeout: TimeoutOpt = 300.0,
     as_json: JsonOpt = False,
 ) -> None:
-    """Deploy or update the load balancers and wait until every lb node runs its zone's.
+    """Deploy or update the load balancers; wait until each lb node runs its zone's HAProxy.
 
     Each zone's HAProxy runs once on every node labelled role=lb in that zone (mode global),
     publishes the [lb] ports on that node's own address (host mode, not the routing mesh), sits
