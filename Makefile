@@ -18,7 +18,7 @@ VMTEST_LIMIT ?= 2700
 SHELL_SCRIPTS := stackscripts/*.sh tests/debian/enter-root.sh tests/debian/systemctl-shim .ci/run examples/demo.sh tests/vm/guest-check.sh tests/vm/guest-first-boot.sh \
   swarmboot/lab/files/node-init.sh swarmboot/lab/files/systemctl swarmboot/lab/files/grub-probe
 
-.PHONY: help venv host-deps vm-deps vmtest vmtest-full test test-fast demo sim bench stackscripts lint format docs clean
+.PHONY: help venv host-deps vm-deps vmtest vmtest-full test test-fast demo sim bench drills stackscripts lint format docs clean
 
 help:
 	@echo "make demo          form the example swarm for real in the lab, show it, tear it down (KEEP=1 keeps it)"
@@ -28,6 +28,7 @@ help:
 	@echo "make test-fast     the tests that need neither root nor the Debian mirror"
 	@echo "make sim           serve the Linode API simulator on 127.0.0.1:8765 (state in .cache/)"
 	@echo "make bench         measure the simulator and up (requests/s, memory, wall time)"
+	@echo "make drills        DRILLS (200) seeded fault drills: up and down killed and run again"
 	@echo "make stackscripts  render templates/ into stackscripts/"
 	@echo "make lint          ruff, shellcheck and the freshness of stackscripts/ and docs/"
 	@echo "make docs          regenerate docs/cli.md from the commands' --help"
@@ -86,6 +87,11 @@ bench: venv
 	$(BIN)/python -m tests.bench.sim_bench
 	@echo
 	$(BIN)/python -m tests.bench.up_bench
+
+# Fault drills on the records-only simulator; not while a lab runs (its addresses are routed here).
+DRILLS ?= 200
+drills: venv
+	$(BIN)/python -m tests.drills.drill $(DRILLS)
 
 stackscripts: venv
 	$(BIN)/swarmboot render

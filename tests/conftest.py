@@ -49,3 +49,42 @@ def world(spec_check) -> Iterator[tuple]:
     violations = list(server.violations)
     server.stop()
     assert violations == [], "\n".join(violations)
+
+
+CLI_TOKEN = "cli-secret-token"
+
+
+@pytest.fixture
+def cli_sim(spec_check, tmp_path, monkeypatch):
+    """A records-only simulator (spec-checked) that the command line finds as a user's would:
+    SWARMBOOT_API_URL, the token in SWARMBOOT_SIM_TOKEN (CLI_TOKEN), a key in
+    SWARMBOOT_SSH_KEY, and a HOME of its own."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from swarmboot.sim.config import SimConfig, Timings
+    from swarmboot.sim.engine import Simulator
+    from swarmboot.sim.server import SimServer
+
+    server = SimServer(
+        Simulator(SimConfig(port=0, token=CLI_TOKEN, timings=Timings(scale=0.001))), spec_check
+    )
+    server.start()
+    key = tmp_path / "id_ed25519"
+    key.write_bytes(
+        Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.OpenSSH,
+            serialization.NoEncryption(),
+        )
+    )
+    for name in ("LINODE_TOKEN", "LINODE_CLI_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("SWARMBOOT_API_URL", server.url)
+    monkeypatch.setenv("SWARMBOOT_SIM_TOKEN", CLI_TOKEN)
+    monkeypatch.setenv("SWARMBOOT_SSH_KEY", str(key))
+    yield server
+    violations = list(server.violations)
+    server.stop()
+    assert violations == []

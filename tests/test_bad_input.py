@@ -11,19 +11,14 @@ import sys
 from dataclasses import dataclass, field
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from typer.testing import CliRunner
 
 from swarmboot.cli import app
 from swarmboot.sim.admin import SimAdmin
-from swarmboot.sim.config import SimConfig, Timings
-from swarmboot.sim.engine import Simulator
-from swarmboot.sim.server import SimServer
 
-from .conftest import REPO
+from .conftest import CLI_TOKEN, REPO
 
-TOKEN = "bad-input-secret-token"
+TOKEN = CLI_TOKEN
 EXAMPLE = (REPO / "examples" / "itframe.toml").read_text()
 DOC = REPO / "docs" / "bad-input.md"
 ONE_MANAGER = (
@@ -146,29 +141,8 @@ CASES = [
 
 
 @pytest.fixture
-def sim(spec_check, tmp_path, monkeypatch):
-    server = SimServer(
-        Simulator(SimConfig(port=0, token=TOKEN, timings=Timings(scale=0.001))), spec_check
-    )
-    server.start()
-    key = tmp_path / "id_ed25519"
-    key.write_bytes(
-        Ed25519PrivateKey.generate().private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.OpenSSH,
-            serialization.NoEncryption(),
-        )
-    )
-    for name in ("LINODE_TOKEN", "LINODE_CLI_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("HOME", str(tmp_path))
-    monkeypatch.setenv("SWARMBOOT_API_URL", server.url)
-    monkeypatch.setenv("SWARMBOOT_SIM_TOKEN", TOKEN)
-    monkeypatch.setenv("SWARMBOOT_SSH_KEY", str(key))
-    yield server
-    violations = list(server.violations)
-    server.stop()
-    assert violations == []
+def sim(cli_sim):
+    return cli_sim
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])

@@ -53,6 +53,28 @@ def make_cloud(api_url: str | None):
     return LinodeCloud(find_target(api_url))
 
 
+def _poll_interval() -> float:
+    """Seconds between polls while waiting: 5, or SWARMBOOT_POLL_INTERVAL (a simulator whose
+    timings are scaled down is worth polling faster)."""
+    import os
+
+    from swarmboot.errors import SwarmbootError
+
+    raw = os.environ.get("SWARMBOOT_POLL_INTERVAL")
+    if not raw:
+        return 5.0
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0.05 <= value <= 300:
+        raise SwarmbootError(
+            f"SWARMBOOT_POLL_INTERVAL={raw!r} is not a number of seconds from 0.05 to 300",
+            hint="unset it for the default, 5",
+        )
+    return value
+
+
 def make_context(
     spec_path: Path,
     api_url: str | None,
@@ -110,6 +132,6 @@ def make_context(
         script=script,
         identity_public=identity.public_line,
         admin_keys=admin_keys(spec, spec_path.parent),
-        settings=Settings(ready_timeout=timeout),
+        settings=Settings(ready_timeout=timeout, poll_interval=_poll_interval()),
         root_password=root_password(),
     )

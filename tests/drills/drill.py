@@ -1,0 +1,262 @@
+"""Fault drills on the records-only simulator: `up` and `down` under seeded faults, killed with
+SIGKILL at a random moment, then run again until they converge.
+
+Each drill picks, from its seed, a mix of the simulator's faults (5xx answers, dropped
+connections, slow answers, a 429 storm, creates carried out but answered by a closed
+connection, Linodes stuck in provisioning, failed boots), runs `swarmboot up` through its
+command line in a process of its own, SIGKILLs it after a random delay (if it has not ended),
+and runs it again, as an operator would, following what it says (a Linode stuck in
+provisioning is deleted, as its message advises), until it converges: every Linode of the spec
+exactly once, booted, on linode/grub2, with its pinned key, in its Cloud Firewall; no other
+Linode of the cluster. Then `down --yes` the same way: killed at random, run again, until
+nothing of the cluster is left. The records-only simulator has no machines, so `up` ends with
+exit 6 after the cloud steps ("not on this machine"): that is converged here; the swarm side
+is drilled in the lab.
+
+`python -m tests.drills.drill [N] [FIRST_SEED]` runs N drills (default 200) and prints the
+counts; tests/drills/test_drills.py runs a few in the test suite.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from linode_api4 import LinodeClient
+
+from swarmboot.sim.admin import SimAdmin
+from swarmboot.sim.config import SimConfig, Timings
+from swarmboot.sim.engine import Simulator
+from swarmboot.sim.server import SimServer
+from swarmboot.spec import load_spec
+
+REPO = Path(__file__).resolve().parent.parent.parent
+EXE = str(Path(sys.executable).parent / "swarmboot")
+SPEC = REPO / "examples" / "itframe.toml"
+TOKEN = "drill-token"
+# How many times an operator runs a command again before the drill counts it as stuck.
+ATTEMPTS = 6
+
+
+@dataclass
+class Tally:
+    drills: int = 0
+    killed: int = 0
+    runs: int = 0
+    converged: int = 0
+    duplicates: int = 0
+    leaked: int = 0
+    left_after_down: int = 0
+    problems: list[str] = field(default_factory=list)
+    faults: collections.Counter = field(default_factory=collections.Counter)
+
+    def line(self) -> str:
+        return (
+            f"drills {self.drills}, swarmboot killed {self.killed} times, {self.runs} runs, "
+            f"converged {self.converged}, duplicate Linodes {self.duplicates}, leaked Linodes "
+            f"{self.leaked}, left after down {self.left_after_down}"
+        )
+
+
+def faults_for(seed: int) -> dict:
+    rng = random.Random(seed)
+    faults: dict = {"seed": seed}
+    if rng.random() < 0.6:
+        faults.update(error_rate=rng.choice([0.03, 0.08, 0.15]), error_statuses=[500, 502, 503])
+    if rng.random() < 0.4:
+        faults["drop_rate"] = rng.choice([0.02, 0.05])
+    if rng.random() < 0.3:
+        faults.update(slow_rate=0.1, slow_seconds=rng.choice([0.5, 1.5]))
+    if rng.random() < 0.4:
+        faults.update(
+            storm_after=rng.uniform(0, 2),
+            storm_seconds=rng.uniform(1, 3),
+            storm_rate=0.7,
+            storm_retry_after=1,
+        )
+    if rng.random() < 0.5:
+        faults["lost_create_rate"] = rng.choice([0.2, 0.5])
+    if rng.random() < 0.25:
+        faults["stuck_rate"] = 0.15
+    if rng.random() < 0.25:
+        faults["boot_failure_rate"] = 0.15
+    return faults
+
+
+class Drills:
+    def __init__(self, spec: Path = SPEC) -> None:
+        config = SimConfig(
+            port=0,
+            token=TOKEN,
+            timings=Timings(scale=0.002),
+            rate_limits={"linode_create": {"requests": 10, "window": 1.0}},
+        )
+        # No spec checker: the faults answer what the spec does not list (a 503 anywhere).
+        self.server = SimServer(Simulator(config))
+        self.server.start()
+        self.admin = SimAdmin(self.server.url, TOKEN)
+        self.client = LinodeClient(TOKEN, base_url=self.server.url, retry_rate_limit_interval=0.1)
+        self.spec_path = spec
+        self.spec = load_spec(spec)
+        self.key = self._key()
+        self.faults: dict = {}
+
+    def _key(self) -> Path:
+        import tempfile
+
+        directory = Path(tempfile.mkdtemp(prefix="swarmboot-drills-"))
+        key = directory / "id_ed25519"
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+        return key
+
+    def close(self) -> None:
+        self.server.stop()
+
+    def _start(self, *args: str) -> subprocess.Popen:
+        env = {k: v for k, v in os.environ.items() if k not in ("LINODE_TOKEN", "LINODE_CLI_TOKEN")}
+        # The simulator's timings are x0.002: poll it often.
+        env.update(
+            SWARMBOOT_SIM_TOKEN=TOKEN,
+            SWARMBOOT_SSH_KEY=str(self.key),
+            SWARMBOOT_POLL_INTERVAL="0.1",
+        )
+        return subprocess.Popen(
+            [EXE, *args, "--api-url", self.server.url],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def _instances(self) -> list:
+        prefix = f"{self.spec.cluster.name}-"
+        return [i for i in self.client.linode.instances() if i.label.startswith(prefix)]
+
+    def run(self, seed: int, tally: Tally) -> None:
+        rng = random.Random(seed)
+        self.faults = faults = faults_for(seed)
+        tally.faults.update(k for k in faults if k not in ("seed", "error_statuses"))
+        self.admin.set_faults(**faults)
+        tally.drills += 1
+        self._converge(rng, ["up", str(self.spec_path), "--timeout", "3"], tally, self._up_done)
+        self._quiet(lambda: self._check_up(seed, tally))
+        self.admin.set_faults(**faults)
+        self._converge(rng, ["down", str(self.spec_path), "--yes"], tally, self._down_done)
+        self.admin.set_faults()
+        left = self._instances()
+        if left:
+            tally.left_after_down += len(left)
+            tally.problems.append(f"seed {seed}: left after down: {[i.label for i in left]}")
+        self.admin.set_faults()
+
+    def _converge(self, rng: random.Random, args: list[str], tally: Tally, done) -> None:
+        """Run, SIGKILL after a random delay, then run again until `done` says so."""
+        proc = self._start(*args)
+        try:
+            proc.wait(timeout=rng.uniform(0.0, 3.0))
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGKILL)
+            tally.killed += 1
+        proc.communicate(timeout=60)
+        tally.runs += 1
+        for _ in range(ATTEMPTS):
+            started = time.monotonic()
+            proc = self._start(*args)
+            _, err = proc.communicate(timeout=300)
+            tally.runs += 1
+            if os.environ.get("DRILLS_VERBOSE"):
+                last = err.strip().splitlines()[-1:] or [""]
+                print(
+                    f"    {args[0]} -> {proc.returncode} in {time.monotonic() - started:.1f} s: "
+                    f"{last[0][:150]}",
+                    flush=True,
+                )
+            if done(proc.returncode, err):
+                return
+            # What an operator does with the advice printed (the drill's own calls are not
+            # what is being drilled: the faults pause for them).
+            if "did not finish provisioning" in err:
+                self._quiet(self._delete_provisioning)
+        tally.problems.append(f"{' '.join(args[:1])} did not converge: {err.strip()[-300:]}")
+
+    def _quiet(self, fn) -> None:
+        self.admin.set_faults()  # none for a moment; the drill's faults come back after
+        try:
+            fn()
+        finally:
+            self.admin.set_faults(**self.faults)
+
+    def _delete_provisioning(self) -> None:
+        for inst in self._instances():
+            if inst.status == "provisioning":
+                inst.delete()
+
+    @staticmethod
+    def _up_done(code: int, err: str) -> bool:
+        # No machines behind the records-only simulator: every node named as not on this
+        # machine, and nothing else left to do, is as far as `up` goes here.
+        return code == 6 and "did not finish provisioning" not in err and "boot failed" not in err
+
+    @staticmethod
+    def _down_done(code: int, err: str) -> bool:
+        return code == 0
+
+    def _check_up(self, seed: int, tally: Tally) -> None:
+        wanted = {n.label for n in self.spec.nodes()}
+        found = self._instances()
+        labels = [i.label for i in found]
+        duplicates = len(labels) - len(set(labels))
+        leaked = sorted(set(labels) - wanted)
+        tally.duplicates += duplicates
+        tally.leaked += len(leaked)
+        problems = []
+        if set(labels) != wanted:
+            problems.append(f"labels {sorted(set(labels) ^ wanted)}")
+        for inst in found:
+            if inst.status != "running":
+                problems.append(f"{inst.label} {inst.status}")
+            if not any(t.startswith("hk:") for t in inst.tags):
+                problems.append(f"{inst.label} has no pinned key")
+            if inst.configs[0].kernel.id != "linode/grub2":
+                problems.append(f"{inst.label} kernel {inst.configs[0].kernel.id}")
+        firewalls = [
+            f for f in self.client.networking.firewalls() if f.label.startswith("itframe-")
+        ]
+        attached = {d.entity.id for f in firewalls for d in f.devices}
+        if attached != {i.id for i in found}:
+            problems.append("Cloud Firewall devices differ from the Linodes")
+        if problems or duplicates or leaked:
+            tally.problems.append(f"seed {seed}: {'; '.join(problems)}")
+        else:
+            tally.converged += 1
+
+
+def main(argv: list[str]) -> int:
+    count = int(argv[0]) if argv else 200
+    first = int(argv[1]) if len(argv) > 1 else 1
+    drills = Drills()
+    tally = Tally()
+    started = time.monotonic()
+    try:
+        for seed in range(first, first + count):
+            drills.run(seed, tally)
+            if seed % 10 == 0 or os.environ.get("DRILLS_VERBOSE"):
+                print(f"  {tally.line()} ({time.monotonic() - started:.0f} s)", flush=True)
+    finally:
+        drills.close()
+    print(tally.line())
+    print("faults drawn: " + ", ".join(f"{k} {v}" for k, v in sorted(tally.faults.items())))
+    for problem in tally.problems[:20]:
+        print("  problem: " + problem)
+    return 0 if not tally.problems and tally.converged == tally.drills else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
