@@ -14,6 +14,7 @@ import http.server
 import json
 import logging
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -57,7 +58,7 @@ class SimServer:
         self._seq = 0
         self._lock = threading.Lock()
         handler = type("Handler", (_Handler,), {"server_app": self})
-        self.httpd = http.server.ThreadingHTTPServer((sim.config.host, sim.config.port), handler)
+        self.httpd = _HTTPServer((sim.config.host, sim.config.port), handler)
         self.httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
 
@@ -168,6 +169,17 @@ class SimServer:
             return 400, {
                 "errors": [{"reason": first["msg"], "field": ".".join(map(str, first["loc"]))}]
             }
+
+
+class _HTTPServer(http.server.ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that went away mid-request (killed, or a timeout of its own) is its
+        # business, not a traceback on the simulator's terminal.
+        error = sys.exc_info()[1]
+        if isinstance(error, ConnectionError | TimeoutError):
+            log.debug("client %s went away: %r", client_address, error)
+            return
+        super().handle_error(request, client_address)
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):

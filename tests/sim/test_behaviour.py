@@ -323,3 +323,27 @@ def test_backend_is_called_as_lives_go_on(api, sim, admin):
         "start",
         "delete",
     ]
+
+
+def test_a_client_that_resets_its_connection_leaves_no_traceback(capfd):
+    import socket
+    import struct
+    import time
+
+    from swarmboot.sim.config import SimConfig
+    from swarmboot.sim.engine import Simulator
+    from swarmboot.sim.server import SimServer
+
+    server = SimServer(Simulator(SimConfig(port=0, token="t")))
+    server.start()
+    try:
+        host, port = server.httpd.server_address[:2]
+        for _ in range(5):  # a killed client: half a request, then a reset
+            conn = socket.create_connection((host, port))
+            conn.sendall(b"GET /v4/regions HTTP/1.1\r\nHost: x\r\n")
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            conn.close()
+        time.sleep(0.3)
+    finally:
+        server.stop()
+    assert "Traceback" not in capfd.readouterr().err
