@@ -145,7 +145,7 @@ class Drills:
         tally.faults.update(k for k in faults if k not in ("seed", "error_statuses"))
         self.admin.set_faults(**faults)
         tally.drills += 1
-        self._converge(rng, ["up", str(self.spec_path), "--timeout", "3"], tally, self._up_done)
+        self._converge(rng, ["up", str(self.spec_path), "--timeout", "10"], tally, self._up_done)
         self._quiet(lambda: self._check_up(seed, tally))
         self.admin.set_faults(**faults)
         self._converge(rng, ["down", str(self.spec_path), "--yes"], tally, self._down_done)
@@ -200,9 +200,20 @@ class Drills:
 
     @staticmethod
     def _up_done(code: int, err: str) -> bool:
-        # No machines behind the records-only simulator: every node named as not on this
-        # machine, and nothing else left to do, is as far as `up` goes here.
-        return code == 6 and "did not finish provisioning" not in err and "boot failed" not in err
+        # No machines behind the records-only simulator: every node booted and named as not
+        # on this machine is as far as `up` goes here. A wait that timed out, a boot that
+        # failed or a Linode stuck in provisioning is run again.
+        last = err.strip().splitlines()[-1] if err.strip() else ""
+        return (
+            code == 6
+            and "node(s) not joined" in last
+            and all(
+                "is not on this machine" in part
+                for part in last.split(": ", 1)[1].split("; ")
+                if part.startswith("itframe-")
+            )
+            and "boot failed" not in last
+        )
 
     @staticmethod
     def _down_done(code: int, err: str) -> bool:
@@ -246,7 +257,10 @@ def main(argv: list[str]) -> int:
     started = time.monotonic()
     try:
         for seed in range(first, first + count):
+            known = len(tally.problems)
             drills.run(seed, tally)
+            for problem in tally.problems[known:]:
+                print(f"  seed {seed}: {problem}", flush=True)
             if seed % 10 == 0 or os.environ.get("DRILLS_VERBOSE"):
                 print(f"  {tally.line()} ({time.monotonic() - started:.0f} s)", flush=True)
     finally:
