@@ -66,7 +66,7 @@ from swarmboot.routes import NotRoutable
 from swarmboot.state import HOST_KEY_TAG, REBUILD_TAG, Instance, Observed, host_key_tag
 from swarmboot.swarm import SwarmError
 
-__all__ = ["NotReadyError", "UpResult", "up"]
+__all__ = ["NotReadyError", "UpResult", "run_steps", "up"]
 
 log = logging.getLogger("swarmboot.apply")
 
@@ -711,6 +711,13 @@ def _run_step(run: _Run, step: Step) -> None:
         for node in run.ctx.spec.nodes():
             run.ctx.forget(node.label)
         _RUNNERS[type(step)](run, step)
+
+
+def run_steps(ctx: Context, observed: Observed, steps: tuple[Step, ...]) -> list[str]:
+    """Carry out planned steps on the world as observed; what was done."""
+    run = _Run(ctx, observed)
+    _run_steps(run, steps)
+    return run.done
 
 
 def _refresh(run: _Run) -> Observed:

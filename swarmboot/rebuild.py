@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from swarmboot.apply import UpResult, _Run, _run_steps, up
+from swarmboot.apply import UpResult, run_steps, up
 from swarmboot.cluster import Context, observe
 from swarmboot.errors import ExitCode, SwarmbootError
 from swarmboot.plan import QuorumError, quorum_problem, rebuild_prep
@@ -85,8 +85,7 @@ def rebuild(
             ctx.reporter.failed(f"rebuilding {label} although {problem} (--force)")
     if inst is None:
         # Gone: its swarm entries go now, and the plan makes the Linode again.
-        run = _Run(ctx, observed)
-        _run_steps(run, tuple(rebuild_prep(observed, label)))
+        run_steps(ctx, observed, tuple(rebuild_prep(observed, label)))
         ctx.reporter.ok(f"{label}'s Linode is gone: it is made again")
     elif inst.rebuild_since is None:
         since = ctx.cloud.last_event_id()
