@@ -558,7 +558,7 @@ def _drain(run: _Run, step: DrainNode) -> None:
             retry=retry_if_result(lambda moved: not moved),
             wait=lambda state: min(ctx.settings.poll_interval, 2.0),
             stop=stop_after_delay(ctx.settings.drain_timeout),
-        )(lambda: ctx.swarm.drained(_manager(run)[1], step.node_id))
+        )(lambda: ctx.swarm.drained(manager, step.node_id))
     except RetryError:
         ctx.reporter.failed(
             f"{step.label}: its tasks had not all moved after {ctx.settings.drain_timeout:.0f} s;"

@@ -16,13 +16,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import jinja2
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay
 
 from swarmboot.cluster import Context, observe
 from swarmboot.errors import ExitCode, SwarmbootError
 from swarmboot.paths import templates_dir
 from swarmboot.remote import RemoteError
+from swarmboot.render import environment
 from swarmboot.spec import Spec
 from swarmboot.state import Observed
 
@@ -96,21 +96,10 @@ def _require(spec: Spec):
     return spec.lb
 
 
-def _environment(templates: Path) -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(templates),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        autoescape=False,
-    )
-
-
 def render_lb(spec: Spec, templates: Path | None = None) -> LbBundle:
     """The HAProxy configuration of each zone and the stack file. Pure."""
     lb = _require(spec)
-    env = _environment((templates or templates_dir()) / "lb")
+    env = environment((templates or templates_dir()) / "lb")
     zones = []
     for zone in lb_zones(spec):
         target = f"tasks.{lb.service}-{zone}" if lb.backends == "zone" else f"tasks.{lb.service}"

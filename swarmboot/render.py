@@ -26,6 +26,7 @@ __all__ = [
     "Drift",
     "RenderedScript",
     "check",
+    "environment",
     "load_catalog",
     "render_all",
     "require_fresh",
@@ -132,7 +133,8 @@ def load_catalog(templates: Path) -> Catalog:
     return catalog
 
 
-def _environment(templates: Path) -> jinja2.Environment:
+def environment(templates: Path) -> jinja2.Environment:
+    """The Jinja environment of swarmboot's templates: strict, shell-friendly comments."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(templates),
         undefined=jinja2.StrictUndefined,
@@ -166,7 +168,7 @@ def _common_context() -> dict[str, object]:
 def render_all(templates: Path) -> tuple[RenderedScript, ...]:
     """Render every StackScript of the catalogue in `templates`."""
     catalog = load_catalog(templates)
-    env = _environment(templates)
+    env = environment(templates)
     common = _common_context()
     out: list[RenderedScript] = []
     for name, entry in sorted(catalog.scripts.items()):
