@@ -70,6 +70,8 @@ __all__ = ["NotReadyError", "UpResult", "run_steps", "up"]
 
 log = logging.getLogger("swarmboot.apply")
 
+# While only StackScripts are waited for, the Linodes are listed on every LIST_EVERY-th poll.
+LIST_EVERY = 4
 CLOUD_STEPS = (PublishStackScript, EnsureCloudFirewall, CreateInstance, SetKernel, Boot)
 
 
@@ -263,21 +265,34 @@ def _bring_up(run: _Run, boots: list[Boot], wait: WaitReady | None) -> None:
     """Boot each Linode once it is offline (a new one provisions first) and wait until each
     node runs, answers SSH with its pinned host key and reports its StackScript done.
 
-    One list of the cluster's Linodes per poll serves every node. The interval starts at the
-    configured one and grows (to four times that) while nothing changes, so a long wait costs
-    few requests; any change brings it back down."""
+    Polls come every `poll_interval`, so no step is noticed later than that. One list of the
+    cluster's Linodes serves every node of a poll. Once every node waited for runs, only
+    its StackScript is left to wait for: polls then read the nodes over SSH and list the
+    Linodes on every LIST_EVERY-th poll only (to notice one gone or shut down), so the
+    minutes a StackScript takes cost few API requests."""
     ctx = run.ctx
     to_boot = {s.label for s in boots}
     to_wait = set(wait.labels) if wait else set()
     why: dict[str, str] = {label: "waiting" for label in to_boot | to_wait}
-    base = ctx.settings.poll_interval
-    interval = [base]
+    polls_since_list = [LIST_EVERY]
+
+    def must_list() -> bool:
+        if to_boot or polls_since_list[0] >= LIST_EVERY:
+            return True
+        return any(
+            label not in run.instances or run.instances[label].status != "running"
+            for label in to_wait
+        )
 
     def poll() -> bool:
-        listed = {
-            i.label: i for i in ctx.cloud.instances(ctx.spec.tag, f"{ctx.spec.cluster.name}-")
-        }
-        changed = False
+        if must_list():
+            polls_since_list[0] = 1
+            listed = {
+                i.label: i for i in ctx.cloud.instances(ctx.spec.tag, f"{ctx.spec.cluster.name}-")
+            }
+        else:
+            polls_since_list[0] += 1
+            listed = {label: run.instances[label] for label in to_wait}
         probes = []
         for label in sorted(to_boot | to_wait):
             inst = listed.get(label)
@@ -301,7 +316,6 @@ def _bring_up(run: _Run, boots: list[Boot], wait: WaitReady | None) -> None:
                             continue
                         raise
                     to_boot.discard(label)
-                    changed = True
                     run.report(f"Boot {label}")
                 why[label] = f"Linode status {inst.status}"
                 continue
@@ -311,7 +325,6 @@ def _bring_up(run: _Run, boots: list[Boot], wait: WaitReady | None) -> None:
                 failure = run.call("events", lambda i=inst: ctx.cloud.boot_failure(i.id))
                 if failure is not None:
                     to_wait.discard(label)
-                    changed = True
                     run.not_ready[label] = f"its boot failed: {failure}"
                     ctx.reporter.failed(f"{label}: its boot failed: {failure}")
                     continue
@@ -325,21 +338,18 @@ def _bring_up(run: _Run, boots: list[Boot], wait: WaitReady | None) -> None:
         ):
             if kind == "ready":
                 to_wait.discard(inst.label)
-                changed = True
                 run.report(f"{inst.label} is ready ({detail})")
             elif kind == "failed":
                 to_wait.discard(inst.label)
-                changed = True
                 run.not_ready[inst.label] = detail
                 ctx.reporter.failed(f"{inst.label}: {detail}")
             else:
                 why[inst.label] = detail
-        interval[0] = base if changed else min(interval[0] * 1.5, base * 4)
         return bool(to_boot or to_wait)
 
     retrying = Retrying(
         stop=stop_after_delay(ctx.settings.ready_timeout),
-        wait=lambda state: interval[0],
+        wait=lambda state: ctx.settings.poll_interval,
         retry=retry_if_result(bool),
     )
     try:
