@@ -18,7 +18,7 @@ VMTEST_LIMIT ?= 2700
 SHELL_SCRIPTS := stackscripts/*.sh tests/debian/enter-root.sh tests/debian/systemctl-shim .ci/run examples/demo.sh tests/vm/guest-check.sh tests/vm/guest-first-boot.sh \
   swarmboot/lab/files/node-init.sh swarmboot/lab/files/systemctl swarmboot/lab/files/grub-probe
 
-.PHONY: help venv host-deps vm-deps vmtest vmtest-full test test-fast demo sim bench drills stackscripts lint format docs clean
+.PHONY: help venv host-deps vm-deps vmtest vmtest-full test test-fast demo sim bench drills drills-lab stackscripts lint format docs clean
 
 help:
 	@echo "make demo          form the example swarm for real in the lab, show it, tear it down (KEEP=1 keeps it)"
@@ -28,7 +28,8 @@ help:
 	@echo "make test-fast     the tests that need neither root nor the Debian mirror"
 	@echo "make sim           serve the Linode API simulator on 127.0.0.1:8765 (state in .cache/)"
 	@echo "make bench         measure the simulator and up (requests/s, memory, wall time)"
-	@echo "make drills        DRILLS (200) seeded fault drills: up and down killed and run again"
+	@echo "make drills        DRILLS (200) seeded fault drills: up, node rebuild, down killed and run again"
+	@echo "make drills-lab    LAB_DRILLS (5) of them on real swarm nodes in the lab (as root)"
 	@echo "make stackscripts  render templates/ into stackscripts/"
 	@echo "make lint          ruff, shellcheck and the freshness of stackscripts/ and docs/"
 	@echo "make docs          regenerate docs/cli.md from the commands' --help"
@@ -88,10 +89,15 @@ bench: venv
 	@echo
 	$(BIN)/python -m tests.bench.up_bench
 
-# Fault drills on the records-only simulator; not while a lab runs (its addresses are routed here).
+# Fault drills on the records-only simulator, and in the lab; not while a lab runs (the lab
+# routes the drills' addresses).
 DRILLS ?= 200
+LAB_DRILLS ?= 5
 drills: venv
 	$(BIN)/python -m tests.drills.drill $(DRILLS)
+
+drills-lab: venv host-deps
+	$(BIN)/python -m tests.drills.lab_drill $(LAB_DRILLS)
 
 stackscripts: venv
 	$(BIN)/swarmboot render

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import threading
+import time
 from dataclasses import dataclass, field, replace
 
 from cryptography.hazmat.primitives import serialization
@@ -49,13 +50,16 @@ class FakeNode:
     down: bool = False
     availability: str = "active"
     left: bool = False  # it left the swarm: its entry shows Down
+    ready_at: float = 0.0  # time.monotonic() from which its StackScript has reported
 
 
 class FakeFleet:
     """The machine backend: nodes that come up as Linodes boot. `behaviour[label]` can say
-    "failed" (the StackScript fails), "no-esp", "stuck" (no status ever), "wrong-key"."""
+    "failed" (the StackScript fails), "no-esp", "stuck" (no status ever), "wrong-key".
+    `script_seconds`: how long after its machine starts a first boot's StackScript reports."""
 
-    def __init__(self) -> None:
+    def __init__(self, script_seconds: float = 0.0) -> None:
+        self.script_seconds = script_seconds
         self.lock = threading.RLock()
         self.nodes: dict[str, FakeNode] = {}  # by public address
         self.behaviour: dict[str, str] = {}
@@ -83,7 +87,7 @@ class FakeFleet:
             host_key = _fingerprint_of_private(key_b64) if key_b64 else None
             if behaviour == "wrong-key":
                 host_key = "SHA256:someone-elses-key"
-            node = FakeNode(machine, host_key)
+            node = FakeNode(machine, host_key, ready_at=time.monotonic() + self.script_seconds)
             if behaviour != "stuck":
                 node.files[facts.STATUS_PATH] = json.dumps(self._status(machine, behaviour))
             self.nodes[machine.ipv4_public] = node
@@ -157,6 +161,8 @@ class FakeRemote:
 
     def read_file(self, path: str) -> str | None:
         self._alive()
+        if path == facts.STATUS_PATH and time.monotonic() < self.node.ready_at:
+            return None
         return self.node.files.get(path)
 
     def put_file(self, path: str, content: str, mode: int = 0o644) -> None:

@@ -8,10 +8,13 @@ command line in a process of its own, SIGKILLs it after a random delay (if it ha
 and runs it again, as an operator would, following what it says (a Linode stuck in
 provisioning is deleted, as its message advises), until it converges: every Linode of the spec
 exactly once, booted, on linode/grub2, with its pinned key, in its Cloud Firewall; no other
-Linode of the cluster. Then `down --yes` the same way: killed at random, run again, until
-nothing of the cluster is left. The records-only simulator has no machines, so `up` ends with
-exit 6 after the cloud steps ("not on this machine"): that is converged here; the swarm side
-is drilled in the lab.
+Linode of the cluster. Then `node rebuild` of a node drawn from the seed the same way: the
+rebuild is carried out exactly once (one POST .../rebuild answered, however often it was
+killed), the node keeps its Linode and gets a new pinned key, every other node is untouched.
+Then `down --yes`: killed at random, run again, until nothing of the cluster is left. The
+records-only simulator has no machines, so `up` and `node rebuild` end with exit 6 after the
+cloud steps ("not on this machine"): that is converged here; the swarm side is drilled in the
+lab (tests/drills/lab_drill.py).
 
 `python -m tests.drills.drill [N] [FIRST_SEED]` runs N drills (default 200) and prints the
 counts; tests/drills/test_drills.py runs a few in the test suite.
@@ -54,14 +57,20 @@ class Tally:
     duplicates: int = 0
     leaked: int = 0
     left_after_down: int = 0
+    rebuilds: int = 0
+    rebuild_calls: int = 0
     problems: list[str] = field(default_factory=list)
     faults: collections.Counter = field(default_factory=collections.Counter)
+    killed_in: collections.Counter = field(default_factory=collections.Counter)
 
     def line(self) -> str:
+        where = ", ".join(f"{k} {v}" for k, v in sorted(self.killed_in.items()))
         return (
-            f"drills {self.drills}, swarmboot killed {self.killed} times, {self.runs} runs, "
+            f"drills {self.drills}, swarmboot killed {self.killed} times ({where}), "
+            f"{self.runs} runs, "
             f"converged {self.converged}, duplicate Linodes {self.duplicates}, leaked Linodes "
-            f"{self.leaked}, left after down {self.left_after_down}"
+            f"{self.leaked}, rebuilds {self.rebuilds} with {self.rebuild_calls} rebuild calls, "
+            f"left after down {self.left_after_down}"
         )
 
 
@@ -107,6 +116,7 @@ class Drills:
         self.spec = load_spec(spec)
         self.key = self._key()
         self.faults: dict = {}
+        self._seq = 0
 
     def _key(self) -> Path:
         import tempfile
@@ -147,6 +157,7 @@ class Drills:
         tally.drills += 1
         self._converge(rng, ["up", str(self.spec_path), "--timeout", "10"], tally, self._up_done)
         self._check_up(seed, tally)
+        self._rebuild(rng, seed, tally)
         self._converge(rng, ["down", str(self.spec_path), "--yes"], tally, self._down_done)
         self.admin.set_faults()  # the drill is over: look without faults
         left = self._instances()
@@ -154,6 +165,59 @@ class Drills:
             tally.left_after_down += len(left)
             tally.problems.append(f"seed {seed}: left after down: {[i.label for i in left]}")
         self.admin.set_faults()
+
+    def _rebuild(self, rng: random.Random, seed: int, tally: Tally) -> None:
+        """`node rebuild` of one node, killed at random and run again until done."""
+        label = rng.choice(sorted(n.label for n in self.spec.nodes()))
+        before: dict = {}
+        self._quiet(lambda: before.update(self._pins()))
+        self._requests_since()
+        self._converge(
+            rng,
+            ["node", "rebuild", str(self.spec_path), label, "--yes", "--timeout", "10"],
+            tally,
+            self._up_done,
+        )
+        tally.rebuilds += 1
+        calls = sum(
+            1
+            for r in self._requests_since()
+            if (r["method"], r["route"], r["status"])
+            == ("POST", "/linode/instances/{linodeId}/rebuild", 200)
+        )
+        tally.rebuild_calls += calls
+        after: dict = {}
+        self._quiet(lambda: after.update(self._pins()))
+        problems = [] if calls == 1 else [f"{calls} rebuild calls for {label}"]
+        if set(after) != set(before):
+            problems.append(f"labels before {sorted(before)}, after {sorted(after)}")
+        for name, (linode_id, pin) in before.items():
+            now = after.get(name)
+            if now is None:
+                continue
+            if now[0] != linode_id:
+                problems.append(f"{name} is Linode {now[0]}, was {linode_id}")
+            if (now[1] != pin) != (name == label):
+                problems.append(f"{name}: pinned key {pin} -> {now[1]}")
+        found: dict = {}
+        self._quiet(lambda: found.update(self._look()))
+        problems += found["problems"]
+        if problems:
+            tally.problems.append(f"seed {seed}: rebuild of {label}: {'; '.join(problems)}")
+
+    def _pins(self) -> dict:
+        """label -> (Linode id, pinned host key) of the cluster's Linodes."""
+        return {
+            i.label: (i.id, next((t for t in i.tags if t.startswith("hk:")), None))
+            for i in self._instances()
+        }
+
+    def _requests_since(self) -> list[dict]:
+        """The simulator's request log since the last call."""
+        found = self.admin.requests(since=self._seq)
+        if found:
+            self._seq = found[-1]["seq"]
+        return found
 
     def _converge(self, rng: random.Random, args: list[str], tally: Tally, done) -> None:
         """Run, SIGKILL after a random delay, then run again until `done` says so."""
@@ -163,6 +227,7 @@ class Drills:
         except subprocess.TimeoutExpired:
             proc.send_signal(signal.SIGKILL)
             tally.killed += 1
+            tally.killed_in[" ".join(args[:2]) if args[0] == "node" else args[0]] += 1
         proc.communicate(timeout=60)
         tally.runs += 1
         for _ in range(ATTEMPTS):
@@ -183,7 +248,7 @@ class Drills:
             # what is being drilled: the faults pause for them).
             if "did not finish provisioning" in err:
                 self._quiet(self._delete_provisioning)
-        tally.problems.append(f"{' '.join(args[:1])} did not converge: {err.strip()[-300:]}")
+        tally.problems.append(f"{' '.join(args[:2])} did not converge: {err.strip()[-300:]}")
 
     def _quiet(self, fn) -> None:
         """The drill's own calls meet the same faults: tried again until they get through
