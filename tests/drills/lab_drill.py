@@ -24,7 +24,6 @@ Not while another lab or the records-only drills run (they share 198.51.100.0/24
 
 from __future__ import annotations
 
-import collections
 import json
 import os
 import random
@@ -40,7 +39,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from swarmboot.spec import load_spec
-from tests.drills.drill import faults_for
+from tests.drills.drill import Tally, faults_for
 from tests.lab.lab import EXE, REPO, LabSim, host_snapshot, linodes, on_node, pinned
 
 SPEC = REPO / "examples" / "itframe-lab.toml"
@@ -51,29 +50,15 @@ REBUILD = ("POST", "/linode/instances/{linodeId}/rebuild", 200)
 
 
 @dataclass
-class LabTally:
-    drills: int = 0
-    killed: int = 0
-    runs: int = 0
-    converged: int = 0
-    duplicates: int = 0
-    leaked: int = 0
+class LabTally(Tally):
+    """The records-only drills' counts, and the swarm entries the lab can see."""
+
     stale_entries: int = 0
-    rebuilds: int = 0
-    rebuild_calls: int = 0
-    left_after_down: int = 0
-    killed_in: collections.Counter = field(default_factory=collections.Counter)
     seconds: list[float] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
 
     def line(self) -> str:
-        where = ", ".join(f"{k} {v}" for k, v in sorted(self.killed_in.items()))
-        return (
-            f"lab drills {self.drills}, swarmboot killed {self.killed} times ({where}), "
-            f"{self.runs} runs, "
-            f"converged {self.converged}, duplicate Linodes {self.duplicates}, leaked Linodes "
-            f"{self.leaked}, stale swarm entries {self.stale_entries}, rebuilds {self.rebuilds} "
-            f"with {self.rebuild_calls} rebuild calls, left after down {self.left_after_down}"
+        return "lab " + super().line().replace(
+            ", rebuilds", f", stale swarm entries {self.stale_entries}, rebuilds"
         )
 
 
