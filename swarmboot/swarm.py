@@ -269,12 +269,32 @@ class DockerSwarm:
         return self._call(manager, "reading the swarm", read)
 
     def init(self, remote: Remote, advertise: str) -> None:
-        self._call(
-            remote,
-            "docker swarm init",
-            lambda c: c.swarm.init(advertise_addr=advertise, listen_addr="0.0.0.0:2377"),
-            retry=False,
-        )
+        """Make the node a new swarm's first manager. A connection that breaks may have
+        carried the init out or never sent it: the node is looked at before deciding, and
+        an init that never happened is sent once more."""
+
+        def send() -> None:
+            self._call(
+                remote,
+                "docker swarm init",
+                lambda c: c.swarm.init(advertise_addr=advertise, listen_addr="0.0.0.0:2377"),
+                retry=False,
+            )
+
+        try:
+            send()
+        except SwarmError as exc:
+            try:
+                local = self.local(remote)
+            except SwarmError:
+                raise exc from None
+            if local.state == "active" and local.manager:
+                log.info("%s: the swarm was made though the answer was lost", remote.label)
+                return
+            if local.state != "inactive":
+                raise
+            log.info("%s: docker swarm init again after: %s", remote.label, exc)
+            send()
 
     def join_tokens(self, manager: Remote) -> tuple[str, str]:
         def tokens(client: Any) -> tuple[str, str]:

@@ -69,3 +69,54 @@ def test_a_join_whose_answer_timed_out_is_looked_at_before_it_counts_as_failed(m
     driver, calls = _driver(["inactive", "pending", "active"], timed_out)
     driver.join(_Node(), "198.51.100.2", "SWMTKN-1-secret", "198.51.100.9")
     assert calls == ["docker swarm join"]
+
+
+RESET = "('Connection aborted.', ConnectionResetError(104, 'Connection reset by peer'))"
+
+
+def _init_driver(answers: list[str | None], states: list[tuple[str, bool]]):
+    """A driver whose init calls fail with `answers` in turn (None: it works) and whose node
+    reports `states` in turn."""
+    driver = DockerSwarm(timeout=5.0)
+    calls: list[str] = []
+
+    def local(remote):
+        state, manager = states.pop(0) if len(states) > 1 else states[0]
+        return LocalSwarm("id-1", state, manager)
+
+    def call(remote, what, fn, secrets=(), retry=True):
+        calls.append(what)
+        error = answers.pop(0)
+        if error:
+            raise SwarmError(f"{remote.label}: {what}: {error}")
+
+    driver.local = local  # type: ignore[method-assign]
+    driver._call = call  # type: ignore[method-assign]
+    return driver, calls
+
+
+def test_an_init_whose_connection_broke_before_it_was_carried_out_is_sent_again():
+    driver, calls = _init_driver([RESET, None], [("inactive", False)])
+    driver.init(_Node(), "198.51.100.2")
+    assert calls == ["docker swarm init", "docker swarm init"]
+
+
+def test_an_init_carried_out_whose_answer_was_lost_is_not_sent_again():
+    driver, calls = _init_driver([RESET], [("active", True)])
+    driver.init(_Node(), "198.51.100.2")
+    assert calls == ["docker swarm init"]
+
+
+def test_an_init_the_daemon_refuses_is_refused_again_and_said_once():
+    refused = "must specify a listening address because the address to advertise is not recognized"
+    driver, calls = _init_driver([refused, refused], [("inactive", False)])
+    with pytest.raises(SwarmError, match="must specify a listening address"):
+        driver.init(_Node(), "198.51.100.2")
+    assert calls == ["docker swarm init", "docker swarm init"]
+
+
+def test_an_init_on_a_node_in_another_state_is_not_repeated():
+    driver, calls = _init_driver([RESET], [("pending", False)])
+    with pytest.raises(SwarmError, match="Connection reset"):
+        driver.init(_Node(), "198.51.100.2")
+    assert calls == ["docker swarm init"]
