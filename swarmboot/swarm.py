@@ -96,6 +96,20 @@ class _StillPending(Exception):
     pass
 
 
+def _broken(exc: Exception) -> bool:
+    """A call whose connection to the node's Docker broke (not an answer of the daemon)."""
+    text = str(exc)
+    return any(
+        sign in text
+        for sign in (
+            "Connection aborted",
+            "Connection reset",
+            "RemoteDisconnected",
+            "no SSH channel",
+        )
+    )
+
+
 def _pump(src: Any, dst: Any) -> None:
     try:
         while data := src.recv(65536):
@@ -118,6 +132,7 @@ class _Tunnel:
         self.dir = tempfile.mkdtemp(prefix="swarmboot-docker-")
         os.chmod(self.dir, 0o700)
         self.path = os.path.join(self.dir, "docker.sock")
+        self.failure: str | None = None  # why the last connection found no SSH channel
         self._server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self._server.bind(self.path)
         self._server.listen(16)
@@ -139,8 +154,10 @@ class _Tunnel:
             channel = self.remote.exec_channel("docker system dial-stdio")
         except Exception as exc:  # the session is gone: the SDK sees the connection close
             log.warning("%s: no channel for Docker: %r", self.remote.label, exc)
+            self.failure = f"no SSH channel for Docker: {exc or type(exc).__name__}"
             conn.close()
             return
+        self.failure = None
         back = threading.Thread(target=_pump, args=(channel, conn), daemon=True)
         back.start()
         _pump(conn, channel)
@@ -211,6 +228,7 @@ class DockerSwarm:
         import requests
 
         for attempt in (1, 2):
+            why = ""
             try:
                 with self._node_lock(remote):
                     return fn(self._client(remote))
@@ -219,13 +237,17 @@ class DockerSwarm:
                     "Connection aborted" in str(exc) or "Connection reset" in str(exc)
                 )
                 if broken:
+                    with self._lock:
+                        found = self._clients.get(id(remote))
+                    if found is not None and found[0].failure:
+                        why = f" ({found[0].failure})"
                     self._drop(remote)
                     if retry and attempt == 1:
                         continue
                 error: Exception = exc
             except (requests.RequestException, OSError) as exc:
                 error = exc
-            text = str(error)
+            text = str(error) + why
             for secret in secrets:
                 text = text.replace(secret, "<redacted>")
             raise SwarmError(f"{remote.label}: {what}: {text}") from None
@@ -291,7 +313,7 @@ class DockerSwarm:
             if local.state == "active" and local.manager:
                 log.info("%s: the swarm was made though the answer was lost", remote.label)
                 return
-            if local.state != "inactive":
+            if local.state != "inactive" or not _broken(exc):
                 raise
             log.info("%s: docker swarm init again after: %s", remote.label, exc)
             send()
@@ -315,7 +337,8 @@ class DockerSwarm:
             # A join that failed in the background leaves the node in error: it must leave
             # before it can join again.
             self.leave(remote)
-        try:
+
+        def send() -> None:
             self._call(
                 remote,
                 "docker swarm join",
@@ -326,20 +349,30 @@ class DockerSwarm:
                     listen_addr="0.0.0.0:2377",
                 ),
                 secrets=(token,),
-                retry=False,  # a join is not repeated blindly: the next round looks first
+                retry=False,  # a join is not repeated blindly: the node is looked at first
             )
-        except SwarmError as exc:
-            # The daemon may carry the join on after its answer timed out (its own timeout,
-            # said in a 503, or ours while a busy manager was slow): look before deciding.
-            if _JOIN_GOES_ON not in str(exc):
-                try:
-                    state = self.local(remote).state
-                except SwarmError:
-                    raise exc from None
-                if state not in ("pending", "active"):
-                    raise
-            log.info("%s: the join goes on in the background; waiting for it", remote.label)
-            self._wait_joined(remote)
+
+        for attempt in (1, 2):
+            try:
+                send()
+                return
+            except SwarmError as exc:
+                # The daemon may carry the join on after its answer timed out (its own
+                # timeout, said in a 503, or ours while a busy manager was slow), or the
+                # connection broke before the join reached it: look before deciding.
+                if _JOIN_GOES_ON not in str(exc):
+                    try:
+                        state = self.local(remote).state
+                    except SwarmError:
+                        raise exc from None
+                    if state == "inactive" and attempt == 1 and _broken(exc):
+                        log.info("%s: docker swarm join again after: %s", remote.label, exc)
+                        continue
+                    if state not in ("pending", "active"):
+                        raise
+                log.info("%s: the join goes on in the background; waiting for it", remote.label)
+                self._wait_joined(remote)
+                return
 
     def _wait_joined(self, remote: Remote) -> None:
         def check() -> None:

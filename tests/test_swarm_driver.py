@@ -107,16 +107,84 @@ def test_an_init_carried_out_whose_answer_was_lost_is_not_sent_again():
     assert calls == ["docker swarm init"]
 
 
-def test_an_init_the_daemon_refuses_is_refused_again_and_said_once():
-    refused = "must specify a listening address because the address to advertise is not recognized"
-    driver, calls = _init_driver([refused, refused], [("inactive", False)])
-    with pytest.raises(SwarmError, match="must specify a listening address"):
-        driver.init(_Node(), "198.51.100.2")
-    assert calls == ["docker swarm init", "docker swarm init"]
-
-
 def test_an_init_on_a_node_in_another_state_is_not_repeated():
     driver, calls = _init_driver([RESET], [("pending", False)])
     with pytest.raises(SwarmError, match="Connection reset"):
         driver.init(_Node(), "198.51.100.2")
     assert calls == ["docker swarm init"]
+
+
+def _join_driver(answers: list[str | None], states: list[str]):
+    driver = DockerSwarm(timeout=5.0)
+    calls: list[str] = []
+
+    def local(remote):
+        state = states.pop(0) if len(states) > 1 else states[0]
+        return LocalSwarm("id-1", state, False)
+
+    def call(remote, what, fn, secrets=(), retry=True):
+        calls.append(what)
+        error = answers.pop(0)
+        if error:
+            raise SwarmError(f"{remote.label}: {what}: {error}")
+
+    driver.local = local  # type: ignore[method-assign]
+    driver._call = call  # type: ignore[method-assign]
+    return driver, calls
+
+
+def test_a_join_whose_connection_broke_before_it_reached_the_daemon_is_sent_again():
+    # inactive before the join, and still inactive after it broke: it never arrived
+    driver, calls = _join_driver([RESET, None], ["inactive", "inactive"])
+    driver.join(_Node(), "198.51.100.2", "SWMTKN-1-secret", "198.51.100.9")
+    assert calls == ["docker swarm join", "docker swarm join"]
+
+
+def test_a_join_that_broke_twice_is_said_with_its_cause():
+    driver, calls = _join_driver([RESET, RESET], ["inactive"])
+    with pytest.raises(SwarmError, match="Connection reset"):
+        driver.join(_Node(), "198.51.100.2", "SWMTKN-1-secret", "198.51.100.9")
+    assert calls == ["docker swarm join", "docker swarm join"]
+
+
+def test_a_join_whose_connection_broke_after_it_arrived_is_waited_for(monkeypatch):
+    monkeypatch.setattr("time.sleep", lambda s: None)
+    driver, calls = _join_driver([RESET], ["inactive", "pending", "active"])
+    driver.join(_Node(), "198.51.100.2", "SWMTKN-1-secret", "198.51.100.9")
+    assert calls == ["docker swarm join"]
+
+
+def test_an_init_the_daemon_refuses_is_not_sent_again():
+    refused = "must specify a listening address"
+    driver, calls = _init_driver([refused], [("inactive", False)])
+    with pytest.raises(SwarmError, match="must specify a listening address"):
+        driver.init(_Node(), "198.51.100.2")
+    assert calls == ["docker swarm init"]
+
+
+def test_a_broken_connection_names_why_the_tunnel_had_no_ssh_channel():
+    import requests
+
+    class Tunnel:
+        failure = "no SSH channel for Docker: ChannelException(2, 'Connect failed')"
+
+        def close(self):
+            pass
+
+    class Client:
+        def close(self):
+            pass
+
+    driver = DockerSwarm(timeout=5.0)
+    node = _Node()
+    driver._clients[id(node)] = (Tunnel(), Client())
+
+    def broken(client):
+        raise requests.ConnectionError(RESET)
+
+    with pytest.raises(SwarmError) as caught:
+        driver._call(node, "docker swarm init", broken, retry=False)
+    assert str(caught.value).endswith(
+        "(no SSH channel for Docker: ChannelException(2, 'Connect failed'))"
+    )
+    assert driver._clients == {}  # dropped: the next call gets a fresh tunnel
