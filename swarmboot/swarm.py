@@ -110,6 +110,15 @@ def _broken(exc: Exception) -> bool:
     )
 
 
+def _raft_busy(exc: BaseException) -> bool:
+    """The managers cannot take the change yet: a member not yet demoted, or no leader."""
+    import docker.errors
+
+    return isinstance(exc, docker.errors.APIError) and (
+        "demoted" in str(exc) or exc.status_code == 503
+    )
+
+
 def _pump(src: Any, dst: Any) -> None:
     try:
         while data := src.recv(65536):
@@ -462,23 +471,26 @@ class DockerSwarm:
         otherwise). An entry that is gone already is fine."""
         import docker.errors
 
-        def remove(client: Any) -> None:
+        def once(client: Any) -> None:
             try:
                 node = client.nodes.get(node_id)
+                if node.attrs["Spec"].get("Role") == "manager":
+                    node.update(dict(node.attrs["Spec"], Role="worker"))
+                client.api.remove_node(node_id, force=True)
             except docker.errors.NotFound:
                 return
-            if node.attrs["Spec"].get("Role") == "manager":
-                node.update(dict(node.attrs["Spec"], Role="worker"))
-            # Raft lets the member go a moment after the demotion: until then the removal
-            # is refused ("must be demoted to worker before removal").
+
+        def remove(client: Any) -> None:
+            # Raft lets a demoted member go a moment later: until then the removal is refused
+            # ("must be demoted to worker before removal"); while the managers elect a new
+            # leader (the demoted one may have led) the daemon answers 503. Each try starts
+            # again from what the swarm has, so trying again is safe.
             Retrying(
-                retry=retry_if_exception(
-                    lambda e: isinstance(e, docker.errors.APIError) and "demoted" in str(e)
-                ),
+                retry=retry_if_exception(_raft_busy),
                 wait=wait_fixed(1.0),
                 stop=stop_after_delay(60),
                 reraise=True,
-            )(client.api.remove_node, node_id, force=True)
+            )(once, client)
 
         self._call(manager, "removing a node", remove)
 

@@ -188,3 +188,65 @@ def test_a_broken_connection_names_why_the_tunnel_had_no_ssh_channel():
         "(no SSH channel for Docker: ChannelException(2, 'Connect failed'))"
     )
     assert driver._clients == {}  # dropped: the next call gets a fresh tunnel
+
+
+class _Answer:
+    def __init__(self, status: int) -> None:
+        self.status_code = status
+        self.reason = "Service Unavailable"
+        self.url = "http+docker://localhost/v1.41/nodes/n1"
+
+
+def _refused(status: int, explanation: str) -> Exception:
+    import docker.errors
+
+    return docker.errors.APIError("refused", _Answer(status), explanation=explanation)
+
+
+def _remover(role: str, refusals: list[Exception]) -> tuple[DockerSwarm, list[str]]:
+    """A driver over a client whose node `n1` has `role` and whose removals are refused with
+    `refusals` in turn, then done."""
+    from types import SimpleNamespace
+
+    done: list[str] = []
+    node = SimpleNamespace(attrs={"Spec": {"Role": role}})
+
+    def update(spec: dict) -> None:
+        done.append(f"demote to {spec['Role']}")
+        node.attrs = {"Spec": spec}
+
+    def remove_node(node_id: str, force: bool) -> None:
+        if refusals:
+            raise refusals.pop(0)
+        done.append(f"remove {node_id}")
+
+    node.update = update
+    client = SimpleNamespace(
+        api=SimpleNamespace(remove_node=remove_node),
+        nodes=SimpleNamespace(get=lambda node_id: node),
+    )
+    driver = DockerSwarm(timeout=5.0)
+    driver._call = lambda remote, what, fn, secrets=(), retry=True: fn(client)  # type: ignore[method-assign]
+    return driver, done
+
+
+def test_removing_a_manager_waits_out_a_leader_election(monkeypatch):
+    monkeypatch.setattr("time.sleep", lambda s: None)
+    driver, done = _remover(
+        "manager",
+        [
+            _refused(503, "rpc error: the swarm does not have a leader"),
+            _refused(400, "node n1 must be demoted to worker before removal"),
+        ],
+    )
+    driver.remove(_Node(), "n1")
+    assert done == ["demote to worker", "remove n1"]
+
+
+def test_a_removal_the_daemon_refuses_for_good_is_said():
+    import docker.errors
+
+    driver, done = _remover("worker", [_refused(400, "node n1 is not down and can't be removed")])
+    with pytest.raises(docker.errors.APIError, match="can't be removed"):
+        driver.remove(_Node(), "n1")
+    assert done == []
