@@ -220,7 +220,8 @@ class Drills:
         return found
 
     def _converge(self, rng: random.Random, args: list[str], tally: Tally, done) -> None:
-        """Run, SIGKILL after a random delay, then run again until `done` says so."""
+        """Run, SIGKILL after a random delay, then run again until `done` says so (a first
+        run that ended well before its kill is not run again)."""
         proc = self._start(*args)
         try:
             proc.wait(timeout=rng.uniform(0.0, 3.0))
@@ -228,8 +229,10 @@ class Drills:
             proc.send_signal(signal.SIGKILL)
             tally.killed += 1
             tally.killed_in[" ".join(args[:2]) if args[0] == "node" else args[0]] += 1
-        proc.communicate(timeout=60)
+        _, err = proc.communicate(timeout=60)
         tally.runs += 1
+        if proc.returncode is not None and proc.returncode >= 0 and done(proc.returncode, err):
+            return  # it ended well before its kill
         for _ in range(ATTEMPTS):
             started = time.monotonic()
             proc = self._start(*args)

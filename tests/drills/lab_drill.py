@@ -137,7 +137,9 @@ class LabDrills:
         tally.seconds.append(time.monotonic() - started)
 
     def _converge(self, seed: int, rng: random.Random, args: list[str], tally: LabTally) -> None:
-        """Under the seed's faults: run, SIGKILL after a random delay, run again until 0."""
+        """Under the seed's faults: run, SIGKILL after a random delay, run again until 0.
+        A first run that ends well before its kill is not run again (a second `node
+        rebuild` would rightly rebuild the node again)."""
         self.lab.admin.set_faults(**lab_faults(seed * 10 + len(args)))
         proc = self._start(args)
         delay = rng.uniform(0.0, KILL_WITHIN[args[0]])
@@ -148,15 +150,20 @@ class LabDrills:
             tally.killed += 1
             tally.killed_in[" ".join(args[:2]) if args[0] == "node" else args[0]] += 1
             _verbose(f"  {args[0]} killed after {delay:.1f} s")
-        proc.communicate(timeout=60)
+        _, err = proc.communicate(timeout=60)
         tally.runs += 1
-        err = ""
+        if proc.returncode == 0:
+            _verbose(f"  {args[0]} -> 0 before its kill: {(err.strip().splitlines() or [''])[-1]}")
+            self.lab.admin.set_faults()
+            return
         for _ in range(ATTEMPTS):
             proc = self._start(args)
             _, err = proc.communicate(timeout=1200)
             tally.runs += 1
             last = (err.strip().splitlines() or [""])[-1]
             _verbose(f"  {args[0]} -> {proc.returncode}: {last[:160]}")
+            if os.environ.get("DRILLS_VERBOSE") == "2":
+                print(err, flush=True)
             if proc.returncode == 0:
                 self.lab.admin.set_faults()
                 return
