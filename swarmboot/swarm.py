@@ -242,10 +242,7 @@ class DockerSwarm:
                 with self._node_lock(remote):
                     return fn(self._client(remote))
             except (requests.ConnectionError, docker.errors.DockerException) as exc:
-                broken = isinstance(exc, requests.ConnectionError) or (
-                    "Connection aborted" in str(exc) or "Connection reset" in str(exc)
-                )
-                if broken:
+                if isinstance(exc, requests.ConnectionError) or _broken(exc):
                     with self._lock:
                         found = self._clients.get(id(remote))
                     if found is not None and found[0].failure:

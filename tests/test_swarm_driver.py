@@ -75,8 +75,8 @@ RESET = "('Connection aborted.', ConnectionResetError(104, 'Connection reset by 
 
 
 def _init_driver(answers: list[str | None], states: list[tuple[str, bool]]):
-    """A driver whose init calls fail with `answers` in turn (None: it works) and whose node
-    reports `states` in turn."""
+    """A driver whose calls (init, join) fail with `answers` in turn (None: it works) and
+    whose node reports `states` (state, manager) in turn."""
     driver = DockerSwarm(timeout=5.0)
     calls: list[str] = []
 
@@ -115,22 +115,8 @@ def test_an_init_on_a_node_in_another_state_is_not_repeated():
 
 
 def _join_driver(answers: list[str | None], states: list[str]):
-    driver = DockerSwarm(timeout=5.0)
-    calls: list[str] = []
-
-    def local(remote):
-        state = states.pop(0) if len(states) > 1 else states[0]
-        return LocalSwarm("id-1", state, False)
-
-    def call(remote, what, fn, secrets=(), retry=True):
-        calls.append(what)
-        error = answers.pop(0)
-        if error:
-            raise SwarmError(f"{remote.label}: {what}: {error}")
-
-    driver.local = local  # type: ignore[method-assign]
-    driver._call = call  # type: ignore[method-assign]
-    return driver, calls
+    """The same, for joins: the node is never a manager."""
+    return _init_driver(answers, [(state, False) for state in states])
 
 
 def test_a_join_whose_connection_broke_before_it_reached_the_daemon_is_sent_again():
