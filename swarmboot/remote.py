@@ -25,11 +25,35 @@ __all__ = [
     "Remote",
     "RemoteError",
     "Unreachable",
+    "shutdown_write",
 ]
 
 
 # How sshd refuses a session beyond its MaxSessions (SSH_OPEN_CONNECT_FAILED).
 _OPEN_CONNECT_FAILED = 2
+
+
+def shutdown_write(channel) -> None:
+    """Send a channel's EOF so that it can never follow the channel's CLOSE.
+
+    paramiko's `Channel.shutdown_write` builds the EOF under the channel's lock and sends it
+    after letting go of the lock. If the node closes the channel in that moment (a command
+    that just exited), paramiko's transport thread answers the node's CLOSE first, the EOF
+    goes out after it, and OpenSSH ends the whole connection ("ieof packet referred to
+    nonexistent channel"), every other channel of the session with it (paramiko issues 1115
+    and 1705, open). Here the EOF is built and sent under the lock: the CLOSE waits for it.
+    """
+    import paramiko
+
+    if not isinstance(channel, paramiko.Channel):
+        channel.shutdown_write()  # a test double
+        return
+    with channel.lock:
+        if channel.closed or channel.eof_sent or channel.transport is None:
+            return
+        message = channel._send_eof()
+        if message is not None:
+            channel.transport._send_user_message(message)
 
 
 class RemoteError(SwarmbootError):
@@ -98,7 +122,7 @@ class ParamikoRemote:
             channel.exec_command(command)
             if stdin is not None:
                 channel.sendall(stdin)
-            channel.shutdown_write()
+            shutdown_write(channel)
             out = b""
             while chunk := channel.recv(65536):
                 out += chunk
@@ -145,8 +169,11 @@ class ParamikoRemote:
         deadline = time.monotonic() + wait
         delay = 0.05
         while True:
+            transport = self._client.get_transport()
+            if transport is None or not transport.is_active():
+                raise paramiko.SSHException(f"SSH session not active ({_ended(transport)})")
             try:
-                return self._client.get_transport().open_session(timeout=30)
+                return transport.open_session(timeout=30)
             except paramiko.ChannelException as exc:
                 if exc.code != _OPEN_CONNECT_FAILED or time.monotonic() + delay > deadline:
                     raise
@@ -160,6 +187,16 @@ class ParamikoRemote:
 
     def close(self) -> None:
         self._client.close()
+
+
+def _ended(transport) -> str:
+    """How an SSH connection ended, as paramiko's transport saw it."""
+    cause = getattr(transport, "saved_exception", None)
+    if isinstance(cause, EOFError):
+        return "the node closed the connection"
+    if cause is not None:
+        return f"the connection failed: {cause!r}"
+    return "it was closed on this side"
 
 
 class ParamikoConnector:

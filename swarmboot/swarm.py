@@ -15,6 +15,7 @@ import shutil
 import socket
 import tempfile
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -27,7 +28,7 @@ from tenacity import (
 )
 
 from swarmboot.errors import SwarmbootError
-from swarmboot.remote import Remote
+from swarmboot.remote import Remote, shutdown_write
 from swarmboot.state import SwarmNode, SwarmState
 
 __all__ = ["DockerSwarm", "LocalSwarm", "ServiceTask", "SwarmDriver", "SwarmError"]
@@ -103,6 +104,7 @@ def _broken(exc: Exception) -> bool:
         sign in text
         for sign in (
             "Connection aborted",
+            "Connection broken",
             "Connection reset",
             "RemoteDisconnected",
             "no SSH channel",
@@ -119,18 +121,25 @@ def _raft_busy(exc: BaseException) -> bool:
     )
 
 
-def _pump(src: Any, dst: Any) -> None:
+# How long a broken connection waits for the node's side to say how dial-stdio ended.
+_STATUS_WAIT = 2.0
+
+
+def _pump(src: Any, dst: Any, at_end: Callable[[], None] | None = None) -> None:
+    """Copy `src` to `dst` until `src` ends, then call `at_end` and shut `dst`'s write side."""
     try:
         while data := src.recv(65536):
             dst.sendall(data)
     except OSError:
         pass
     finally:
+        if at_end is not None:
+            at_end()
         with contextlib.suppress(OSError, EOFError):
-            if hasattr(dst, "shutdown_write"):
-                dst.shutdown_write()
-            else:
+            if isinstance(dst, socket.socket):
                 dst.shutdown(socket.SHUT_WR)
+            else:
+                shutdown_write(dst)  # never after the node's CLOSE: see remote.shutdown_write
 
 
 class _Tunnel:
@@ -141,7 +150,10 @@ class _Tunnel:
         self.dir = tempfile.mkdtemp(prefix="swarmboot-docker-")
         os.chmod(self.dir, 0o700)
         self.path = os.path.join(self.dir, "docker.sock")
-        self.failure: str | None = None  # why the last connection found no SSH channel
+        # Why the last connection broke: no SSH channel, or dial-stdio ended on its own.
+        self.failure: str | None = None
+        self._assessed = threading.Event()
+        self._assessed.set()
         self._server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self._server.bind(self.path)
         self._server.listen(16)
@@ -159,24 +171,64 @@ class _Tunnel:
             threading.Thread(target=self._carry, args=(conn,), daemon=True).start()
 
     def _carry(self, conn: socket.socket) -> None:
+        self._assessed.clear()
         try:
             channel = self.remote.exec_channel("docker system dial-stdio")
         except Exception as exc:  # the session is gone: the SDK sees the connection close
             log.warning("%s: no channel for Docker: %r", self.remote.label, exc)
             self.failure = f"no SSH channel for Docker: {exc or type(exc).__name__}"
+            self._assessed.set()
             conn.close()
             return
         self.failure = None
-        back = threading.Thread(target=_pump, args=(channel, conn), daemon=True)
+        closing = threading.Event()
+        back = threading.Thread(target=self._back, args=(channel, conn, closing), daemon=True)
         back.start()
         _pump(conn, channel)
         # The SDK closed its end: the exchange is over. Close the channel now, or it stays
         # open (and holds one of sshd's ten sessions) until the daemon times the idle HTTP
         # connection out. The SSH session may be closing at the same time (the run ends).
+        closing.set()
         with contextlib.suppress(Exception):
             channel.close()
         back.join(timeout=5)
         conn.close()
+
+    def _back(self, channel: Any, conn: socket.socket, closing: threading.Event) -> None:
+        """Carry the daemon's side back to the SDK; when it ends without the SDK having closed
+        first, say how the node's `docker system dial-stdio` ended (its exit status and the
+        end of what it wrote on stderr: a crash's own words)."""
+        first: list[bool] = []
+        # Whether the node's side ended before the SDK closed: noted before the SDK can learn
+        # of the end (and close in turn).
+        _pump(channel, conn, at_end=lambda: first.append(not closing.is_set()))
+        try:
+            if not first[0] or not channel.status_event.wait(_STATUS_WAIT):
+                return
+            status = channel.exit_status
+            stderr = b""
+            with contextlib.suppress(Exception):
+                while channel.recv_stderr_ready():
+                    stderr += channel.recv_stderr(65536)
+            if status != 0:
+                # -1: no exit status came (sshd sends none for a process a signal ended).
+                how = "with no exit status" if status == -1 else f"with exit status {status}"
+                said = " / ".join(
+                    line.strip()
+                    for line in stderr.decode(errors="replace").splitlines()[:3]
+                    if line.strip()
+                )
+                self.failure = f"docker system dial-stdio on the node ended {how}" + (
+                    f": {said}" if said else ""
+                )
+        finally:
+            self._assessed.set()
+
+    def why(self) -> str | None:
+        """Why the last connection broke, when the tunnel could tell (waiting a moment for the
+        node's side to report)."""
+        self._assessed.wait(_STATUS_WAIT)
+        return self.failure
 
     def close(self) -> None:
         self._server.close()
@@ -207,7 +259,9 @@ class DockerSwarm:
                 client = docker.DockerClient(
                     base_url=f"unix://{tunnel.path}", timeout=self.timeout, max_pool_size=2
                 )
-            except BaseException:
+            except BaseException as exc:
+                # The client asks the daemon's version at once: its connection may break too.
+                exc.swarmboot_why = tunnel.why()  # type: ignore[attr-defined]
                 tunnel.close()
                 raise
             # One request per connection: the daemon then closes each connection after its
@@ -245,8 +299,11 @@ class DockerSwarm:
                 if isinstance(exc, requests.ConnectionError) or _broken(exc):
                     with self._lock:
                         found = self._clients.get(id(remote))
-                    if found is not None and found[0].failure:
-                        why = f" ({found[0].failure})"
+                    failure = getattr(exc, "swarmboot_why", None) or (
+                        found[0].why() if found is not None else None
+                    )
+                    if failure:
+                        why = f" ({failure})"
                     self._drop(remote)
                     if retry and attempt == 1:
                         continue

@@ -140,3 +140,35 @@ def test_the_guard_refuses_before_any_packet():
     with pytest.raises(NotRoutable, match=r"203\.0\.113\.77 is not on this machine"):
         connector.connect("far", "203.0.113.77", "SHA256:x")
     require_local_route("here", "127.0.0.1")  # loopback is always fine
+
+
+def test_an_eof_that_races_the_nodes_close_does_not_end_the_session(sshd, monkeypatch):
+    """paramiko builds a channel's EOF under the channel's lock but sends it after letting go
+    of it. When the node's CLOSE is answered in between, our EOF follows our CLOSE and sshd
+    drops the whole connection ("ieof packet referred to nonexistent channel"; paramiko
+    issues 1115 and 1705), and every other channel with it. Here the window is held open: the
+    EOF of this thread is sent half a second late, while a command that exits at once closes
+    its channel."""
+    import threading
+
+    from paramiko.common import cMSG_CHANNEL_EOF
+
+    port, host, identity = sshd
+    remote = ParamikoConnector(identity, port=port).connect("node-1", "127.0.0.1", host.fingerprint)
+    send = paramiko.Transport._send_user_message
+
+    def late_eof(transport, message):
+        if (
+            message.asbytes()[:1] == cMSG_CHANNEL_EOF
+            and threading.current_thread() is not transport
+        ):
+            time.sleep(0.5)
+        return send(transport, message)
+
+    monkeypatch.setattr(paramiko.Transport, "_send_user_message", late_eof)
+    try:
+        for _ in range(3):
+            assert remote.run("true") == ""
+        assert remote.run("cat", stdin=b"in") == "in"
+    finally:
+        remote.close()

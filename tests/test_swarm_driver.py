@@ -152,7 +152,8 @@ def test_a_broken_connection_names_why_the_tunnel_had_no_ssh_channel():
     import requests
 
     class Tunnel:
-        failure = "no SSH channel for Docker: ChannelException(2, 'Connect failed')"
+        def why(self):
+            return "no SSH channel for Docker: ChannelException(2, 'Connect failed')"
 
         def close(self):
             pass
@@ -174,6 +175,90 @@ def test_a_broken_connection_names_why_the_tunnel_had_no_ssh_channel():
         "(no SSH channel for Docker: ChannelException(2, 'Connect failed'))"
     )
     assert driver._clients == {}  # dropped: the next call gets a fresh tunnel
+
+
+class _DialStdio:
+    """A node's `docker system dial-stdio` over an SSH channel, as paramiko presents it: it
+    answers part of a request, then dies as a process a signal ended does (its stderr written,
+    no exit status from sshd, so paramiko's -1 once the channel closes)."""
+
+    def __init__(self, stderr: bytes, status: int = -1) -> None:
+        import threading
+
+        self.status_event = threading.Event()
+        self.exit_status = -1
+        self._stderr = stderr
+        self._status = status
+        self._out = [b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{"]
+        self.got = b""
+
+    def sendall(self, data: bytes) -> None:
+        self.got += data
+
+    def recv(self, size: int) -> bytes:
+        if self._out:
+            return self._out.pop(0)
+        self.exit_status = self._status
+        self.status_event.set()
+        return b""
+
+    def recv_stderr_ready(self) -> bool:
+        return bool(self._stderr)
+
+    def recv_stderr(self, size: int) -> bytes:
+        out, self._stderr = self._stderr, b""
+        return out
+
+    def shutdown_write(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.status_event.set()
+
+
+CRASH = (
+    b"fatal error: unexpected signal during runtime execution\n"
+    b"[signal SIGSEGV: segmentation violation code=0x1 addr=0x0 pc=0x55d1]\n\n"
+    b"goroutine 1 [running]:\n"
+)
+
+
+@pytest.mark.parametrize(
+    "status, said",
+    [
+        (
+            -1,
+            "docker system dial-stdio on the node ended with no exit status: fatal error: "
+            "unexpected signal during runtime execution / [signal SIGSEGV: segmentation "
+            "violation code=0x1 addr=0x0 pc=0x55d1]",
+        ),
+        (2, "docker system dial-stdio on the node ended with exit status 2: fatal error: "),
+    ],
+)
+def test_a_connection_that_dial_stdio_dropped_names_how_it_ended(status, said):
+    import docker
+
+    class Remote:
+        label = "node-1"
+
+        def exec_channel(self, command):
+            assert command == "docker system dial-stdio"
+            return _DialStdio(CRASH, status)
+
+    driver = DockerSwarm(timeout=5.0)
+    node = Remote()
+
+    def info(client):
+        return client.info()
+
+    try:
+        with pytest.raises(SwarmError) as caught:
+            driver._call(node, "docker info", info, retry=False)
+    finally:
+        driver._drop(node)
+    assert said in str(caught.value)
+    assert str(caught.value).startswith("node-1: docker info: ")
+    assert docker  # the SDK itself read the broken answer
 
 
 class _Answer:
