@@ -30,7 +30,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 
-from swarmboot.lab.image import default_cache, node_image
+from swarmboot.lab.image import NodeImage, default_cache, node_image
 from swarmboot.lab.net import LabError, LabNetwork, Region, check_ranges, ip
 from swarmboot.sim.backend import Machine, MachineError
 
@@ -63,7 +63,8 @@ class LabBackend:
             if shutil.which(tool) is None:
                 raise LabError(f"the lab needs {tool}", hint="run `make host-deps` as root")
         self.cache = Path(os.environ.get("SWARMBOOT_LAB_CACHE") or default_cache())
-        self._images: dict[str, Path] = {}
+        # Held (leased) until close(): no other process removes an image a node runs on.
+        self._images: dict[str, NodeImage] = {}
         self._lock = threading.RLock()
         self._nodes: dict[int, _Node] = {}
         from swarmboot.sim import catalog
@@ -86,6 +87,7 @@ class LabBackend:
             self.network.create()
         except BaseException:
             shutil.rmtree(self.workdir, ignore_errors=True)
+            self._release_images()
             raise
         log.info(
             "lab %s up: %s",
@@ -108,7 +110,7 @@ class LabBackend:
         with self._lock:
             if codename not in self._images:
                 self._images[codename] = node_image(codename, self.cache)
-            return self._images[codename]
+            return self._images[codename].path
 
     # --- MachineBackend --------------------------------------------------------------------
 
@@ -159,6 +161,12 @@ class LabBackend:
             self._nodes.clear()
             self.network.destroy()
             shutil.rmtree(self.workdir, ignore_errors=True)
+            self._release_images()
+
+    def _release_images(self) -> None:
+        for held in self._images.values():
+            held.release()
+        self._images.clear()
 
     # --- nodes -----------------------------------------------------------------------------
 

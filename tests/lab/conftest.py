@@ -8,7 +8,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from .lab import LabSim, host_snapshot
+from swarmboot.lab import image
+
+from .lab import CACHE, LabSim, host_snapshot
 
 
 @pytest.fixture(scope="module")
@@ -36,3 +38,5 @@ def lab():
     assert leftovers == [], leftovers
     # The host is as it was: its routes, links, mounts, namespaces and firewall.
     assert host_snapshot() == before
+    # And so is the node image, the lower layer of every node's root: nothing wrote into it.
+    image.verify(image.image_path("bookworm", CACHE))
