@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import logging
+import os
+import shutil
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +14,49 @@ from swarmboot import render
 REPO = Path(__file__).resolve().parent.parent
 TEMPLATES = REPO / "templates"
 STACKSCRIPTS = REPO / "stackscripts"
+# The cache of Debian roots and node images that tests/debian, tests/lab and tests/vm share.
+TEST_CACHE = Path(os.environ.get("SWARMBOOT_TEST_CACHE", REPO / ".cache"))
+
+_prefetch: list[threading.Thread] = []
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Build what the Debian and lab tests will need, while the first tests run: the base
+    roots of both releases at once, then the lab's node image. Each is built under its own
+    lock, so a test that needs one before it is ready waits for it rather than building it
+    again; a build that fails here fails again, with its message, in the test that needs it."""
+    if os.geteuid() != 0 or shutil.which("debootstrap") is None:
+        return
+    markers = {m.name for item in session.items for m in item.iter_markers()}
+    if not markers & {"debian", "lab"}:
+        return
+    from swarmboot.lab import image
+
+    def bookworm() -> None:
+        image.base_tarball("bookworm", TEST_CACHE)
+        if "lab" in markers:
+            image.node_image("bookworm", TEST_CACHE).release()
+
+    jobs = [bookworm]
+    if "debian" in markers:
+        jobs.append(lambda: image.base_tarball("trixie", TEST_CACHE))
+    for job in jobs:
+        thread = threading.Thread(target=_quietly, args=(job,), daemon=True, name="prefetch")
+        thread.start()
+        _prefetch.append(thread)
+
+
+def _quietly(job) -> None:
+    try:
+        job()
+    except Exception as exc:  # the test that needs it builds it again and says why
+        logging.getLogger("tests").warning("building ahead failed: %s", exc)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    # A build is never left half-done (debootstrap mounts inside its target).
+    for thread in _prefetch:
+        thread.join()
 
 
 @pytest.fixture(scope="session")

@@ -25,9 +25,10 @@ from pathlib import Path
 
 from swarmboot.lab import image
 
+from ..conftest import TEST_CACHE
+
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parent.parent
-CACHE_DIR = Path(os.environ.get("SWARMBOOT_TEST_CACHE", REPO / ".cache"))
+CACHE_DIR = TEST_CACHE
 MIRROR = image.MIRROR
 
 _CLONE_NEWNET = 0x40000000

@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -26,9 +27,11 @@ from linode_api4 import LinodeClient
 
 from swarmboot.sim.admin import SimAdmin
 
+from ..conftest import TEST_CACHE
+
 REPO = Path(__file__).resolve().parent.parent.parent
 EXE = str(Path(sys.executable).parent / "swarmboot")
-CACHE = Path(os.environ.get("SWARMBOOT_TEST_CACHE", REPO / ".cache"))
+CACHE = TEST_CACHE
 TOKEN = "lab-test-token"
 
 
@@ -82,12 +85,42 @@ def host_snapshot() -> dict[str, object]:
     }
 
 
+def kernel_log(since: float = 0.0) -> list[str]:
+    """The kernel's log lines stamped after `since` (seconds since boot; dmesg needs root, as
+    the lab does). The ring buffer wraps: lines are told by their stamps, not their count."""
+    found = []
+    for line in _out("dmesg").splitlines():
+        stamp = re.match(r"\[\s*(\d+\.\d+)\]", line)
+        if stamp and float(stamp.group(1)) > since:
+            found.append(line)
+    return found
+
+
+def _uptime() -> float:
+    return float(Path("/proc/uptime").read_text().split()[0])
+
+
+# What the kernel says when a process dies of a fault or storage fails under it.
+_KERNEL_TROUBLE = re.compile(
+    r"segfault|traps:|general protection|invalid opcode|Out of memory|oom-kill|"
+    r"I/O error|EXT4-fs (error|warning)|overlayfs:|Bus error",
+    re.IGNORECASE,
+)
+# What a node's logs say when one of its processes died.
+_NODE_TROUBLE = re.compile(
+    r"panic|fatal|SIGSEGV|SIGBUS|segmentation|exited with status|level=error|"
+    r"Connection (closed|reset)|Timeout|Disconnected",
+    re.IGNORECASE,
+)
+
+
 @dataclass
 class LabSim:
     proc: subprocess.Popen
     url: str
     lab_id: str
     workdir: Path
+    started: float = 0.0  # seconds since boot, for the kernel's log
 
     @staticmethod
     def cache_env() -> dict[str, str]:
@@ -120,7 +153,11 @@ class LabSim:
         assert len(new) == 1 and len(workdir) == 1, (new, workdir)
         # The real path: processes and mounts name it so, even when the cache is a symlink.
         sim = cls(
-            proc, url, new[0].removeprefix("swblab-").removesuffix("-r"), workdir[0].resolve()
+            proc,
+            url,
+            new[0].removeprefix("swblab-").removesuffix("-r"),
+            workdir[0].resolve(),
+            started=_uptime(),
         )
         deadline = time.monotonic() + 30
         while not sim.admin.healthy():
@@ -135,6 +172,9 @@ class LabSim:
     def client_env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k not in ("LINODE_TOKEN", "LINODE_CLI_TOKEN")}
         env["SWARMBOOT_SIM_TOKEN"] = TOKEN
+        # The lab runs Linode's timings at x0.05: a poll every second is 20 s of Linode time
+        # (the default 5 s would be 100 s, and most of a lab test's waiting).
+        env.setdefault("SWARMBOOT_POLL_INTERVAL", "1")
         return env
 
     def nodes_dir(self) -> Path:
@@ -151,6 +191,26 @@ class LabSim:
                 if root.startswith(str(self.workdir) + "/"):
                     found.append(f"{proc.name} {(proc / 'comm').read_text().strip()}")
         return found
+
+    def evidence(self) -> str:
+        """What a failed command leaves to go on: the kernel's complaints since the lab
+        started, and for each node the lines of its logs that say something died or a
+        connection ended, and the last lines of its SSH server's log."""
+        lines = [f"kernel: {line}" for line in kernel_log(self.started)]
+        lines = [line for line in lines if _KERNEL_TROUBLE.search(line)]
+        for node in sorted(self.workdir.iterdir()) if self.workdir.exists() else []:
+            for log, last in (
+                (node / "init.out", 0),
+                (node / "stackscript.out", 0),
+                (node / "upper/var/log/dockerd.log", 0),
+                (node / "upper/var/log/sshd-lab.log", 3),
+            ):
+                with contextlib.suppress(OSError):
+                    text = log.read_text(errors="replace").splitlines()
+                    found = [line for line in text if _NODE_TROUBLE.search(line)][-5:]
+                    found += [line for line in text[-last:] if last and line not in found]
+                    lines += [f"node {node.name} {log.name}: {line}" for line in found]
+        return "\n".join(lines) or "no kernel or node log line says that anything died"
 
     def kill_node(self, instance_id: int) -> list[int]:
         """A dead Linode: SIGKILL every process of one node (all started by this lab's
@@ -240,7 +300,10 @@ def swarmboot(
         check=False,
     )
     if check:
-        assert done.returncode == 0, f"swarmboot {' '.join(args)}: {done.stderr[-3000:]}"
+        assert done.returncode == 0, (
+            f"swarmboot {' '.join(args)}: {done.stderr[-3000:]}\n"
+            f"what the lab saw:\n{sim.evidence()}"
+        )
     return done
 
 
