@@ -31,8 +31,9 @@ from swarmboot import facts
 from swarmboot.cloud import CloudError, CreateRequest, RebuildRequest
 from swarmboot.cluster import Context, advertise_address, observe
 from swarmboot.errors import ExitCode, SwarmbootError
-from swarmboot.firewall import cloud_firewall_labels, cloud_rules, members_file
+from swarmboot.firewall import cloud_firewall_labels, members_file
 from swarmboot.keys import new_host_key
+from swarmboot.membership import surplus
 from swarmboot.nodestatus import NodeStatus
 from swarmboot.plan import (
     Boot,
@@ -57,9 +58,7 @@ from swarmboot.plan import (
     SyncCloudFirewall,
     SyncMembers,
     WaitReady,
-    cluster_addresses,
     plan,
-    surplus,
 )
 from swarmboot.remote import HostKeyMismatch, RemoteError, Unreachable
 from swarmboot.routes import NotRoutable
@@ -77,6 +76,11 @@ CLOUD_STEPS = (PublishStackScript, EnsureCloudFirewall, CreateInstance, SetKerne
 
 class NotReadyError(SwarmbootError):
     exit_code = ExitCode.NOT_READY
+
+
+class Replan(Exception):
+    """A step that can no longer be carried out as planned: the round ends there and the
+    next one observes and plans again."""
 
 
 @dataclass
@@ -133,6 +137,7 @@ class _Run:
         self.not_ready: dict[str, str] = {}
         self.join_failures: collections.Counter[str] = collections.Counter()
         self.unjoined: set[str] = set()  # workers whose join failed in this round
+        self.replanned: list[str] = []  # why a round ended before its last step
 
     def report(self, text: str) -> None:
         self.done.append(text)
@@ -168,17 +173,10 @@ def _publish(run: _Run, step: PublishStackScript) -> None:
     run.report(step.describe())
 
 
-def _firewall_rules(run: _Run, lb: bool, addresses: tuple[str, ...] = ()) -> dict[str, Any]:
-    return cloud_rules(run.ctx.spec, addresses, lb=lb)
-
-
 def _ensure_firewall(run: _Run, step: EnsureCloudFirewall) -> None:
-    lb = cloud_firewall_labels(run.ctx.spec)[step.label]
     made = run.call(
         "firewall",
-        lambda: run.ctx.cloud.create_firewall(
-            step.label, _firewall_rules(run, lb), [run.ctx.spec.tag]
-        ),
+        lambda: run.ctx.cloud.create_firewall(step.label, step.rules.api(), [run.ctx.spec.tag]),
     )
     run.firewall_ids[step.label] = made.id
     run.report(step.describe())
@@ -427,10 +425,9 @@ def _manager(run: _Run) -> tuple[Instance, Any]:
 
 def _sync_members(run: _Run, step: SyncMembers) -> None:
     ctx = run.ctx
-    addresses = cluster_addresses(ctx.spec.nodes(), run.instances)
-    if addresses is None:
-        raise SwarmbootError("the cluster's addresses are not all known yet")
-    content = members_file(addresses)
+    if step.addresses is None:
+        raise Replan(f"{step.describe()}: the cluster's addresses were not known when planned")
+    content = members_file(step.addresses)
 
     def sync(label: str) -> None:
         remote = ctx.remote(run.instances[label])
@@ -442,21 +439,18 @@ def _sync_members(run: _Run, step: SyncMembers) -> None:
 
 
 def _sync_firewall(run: _Run, step: SyncCloudFirewall) -> None:
-    ctx = run.ctx
-    lb = cloud_firewall_labels(ctx.spec)[step.label]
-    addresses = cluster_addresses(ctx.spec.nodes(), run.instances) or ()
-    current = next(iter(ctx.cloud.firewalls([step.label])), None)
-    if current is None:
-        raise SwarmbootError(f"Cloud Firewall {step.label} is gone")
-    ids = [
-        run.instances[n.label].id
-        for n in ctx.spec.nodes()
-        if n.label in run.instances and (n.role == "lb") == lb
-    ]
-    run.call(
-        "firewall",
-        lambda: ctx.cloud.update_firewall(current, _firewall_rules(run, lb, addresses), ids),
-    )
+    firewall_id = step.firewall_id or run.firewall_ids.get(step.label)
+    if firewall_id is None or step.linode_ids is None:
+        raise Replan(f"{step.describe()}: planned before its devices were known")
+    rules = step.rules.api() if step.rules is not None else None
+    try:
+        run.call(
+            "firewall", lambda: run.ctx.cloud.update_firewall(firewall_id, rules, step.linode_ids)
+        )
+    except CloudError as exc:
+        if exc.status == 404:
+            raise Replan(f"Cloud Firewall {step.label} is gone") from None
+        raise
     run.report(step.describe())
 
 
@@ -679,6 +673,14 @@ _RUNNERS: dict[type, Callable[[_Run, Any], None]] = {
 
 
 def _run_steps(run: _Run, steps: tuple[Step, ...]) -> None:
+    try:
+        _carry_out(run, steps)
+    except Replan as why:
+        log.info("the round ends early: %s", why)
+        run.replanned.append(str(why))
+
+
+def _carry_out(run: _Run, steps: tuple[Step, ...]) -> None:
     creates = [s for s in steps if isinstance(s, CreateInstance)]
     boots = [s for s in steps if isinstance(s, Boot)]
     wait = next((s for s in steps if isinstance(s, WaitReady)), None)

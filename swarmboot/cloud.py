@@ -107,7 +107,7 @@ class CloudApi(Protocol):
         self, label: str, rules: dict[str, Any], tags: Iterable[str]
     ) -> CloudFirewall: ...
     def update_firewall(
-        self, firewall: CloudFirewall, rules: dict[str, Any], linode_ids: Iterable[int]
+        self, firewall_id: int, rules: dict[str, Any] | None, linode_ids: Iterable[int]
     ) -> None: ...
     def delete_firewall(self, firewall_id: int) -> None: ...
 
@@ -437,23 +437,21 @@ class LinodeCloud:
         return self._firewall(data)
 
     def update_firewall(
-        self, firewall: CloudFirewall, rules: dict[str, Any], linode_ids: Iterable[int]
+        self, firewall_id: int, rules: dict[str, Any] | None, linode_ids: Iterable[int]
     ) -> None:
-        if (
-            firewall.inbound != rules_key(rules["inbound"])
-            or firewall.inbound_policy != rules["inbound_policy"]
-        ):
-            self._call("put", f"/networking/firewalls/{firewall.id}/rules", data=rules)
+        """Replace the rules (unless None) and make `linode_ids` the Linodes behind it."""
+        if rules is not None:
+            self._call("put", f"/networking/firewalls/{firewall_id}/rules", data=rules)
         wanted = set(linode_ids)
-        devices = self._list(f"/networking/firewalls/{firewall.id}/devices")
+        devices = self._list(f"/networking/firewalls/{firewall_id}/devices")
         for device in devices:
             if device["entity"]["type"] == "linode" and device["entity"]["id"] not in wanted:
-                self._call("delete", f"/networking/firewalls/{firewall.id}/devices/{device['id']}")
+                self._call("delete", f"/networking/firewalls/{firewall_id}/devices/{device['id']}")
         attached = {d["entity"]["id"] for d in devices if d["entity"]["type"] == "linode"}
         for linode_id in sorted(wanted - attached):
             self._call(
                 "post",
-                f"/networking/firewalls/{firewall.id}/devices",
+                f"/networking/firewalls/{firewall_id}/devices",
                 data={"id": linode_id, "type": "linode"},
             )
 

@@ -11,12 +11,21 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from swarmboot import facts
 from swarmboot.spec import Spec
+from swarmboot.state import CloudFirewall
 
-__all__ = ["cloud_firewall_labels", "cloud_rules", "members_file", "rules_key"]
+__all__ = [
+    "FirewallRules",
+    "Rule",
+    "cloud_firewall_labels",
+    "cloud_rules",
+    "members_file",
+    "rules_key",
+]
 
 
 def members_file(addresses: Iterable[str]) -> str:
@@ -35,34 +44,68 @@ def cloud_firewall_labels(spec: Spec) -> dict[str, bool]:
     return {f"{spec.cluster.name}-nodes": False, f"{spec.cluster.name}-lb": True}
 
 
-def _sources(items: Iterable[str]) -> dict[str, list[str]]:
-    v4, v6 = [], []
-    for item in items:
+@dataclass(frozen=True)
+class Rule:
+    """One inbound ACCEPT rule of a Cloud Firewall."""
+
+    label: str
+    protocol: str
+    ipv4: tuple[str, ...] = ()
+    ipv6: tuple[str, ...] = ()
+    ports: str | None = None
+
+    def api(self) -> dict[str, Any]:
+        addresses: dict[str, list[str]] = {}
+        if self.ipv4:
+            addresses["ipv4"] = list(self.ipv4)
+        if self.ipv6:
+            addresses["ipv6"] = list(self.ipv6)
+        rule: dict[str, Any] = {
+            "action": "ACCEPT",
+            "label": self.label,
+            "protocol": self.protocol,
+            "addresses": addresses,
+        }
+        if self.ports is not None:
+            rule["ports"] = self.ports
+        return rule
+
+
+@dataclass(frozen=True)
+class FirewallRules:
+    """A Cloud Firewall's rules as swarmboot wants them: inbound DROP but for `inbound`,
+    outbound ACCEPT."""
+
+    inbound: tuple[Rule, ...]
+    inbound_policy: str = "DROP"
+    outbound_policy: str = "ACCEPT"
+
+    def api(self) -> dict[str, Any]:
+        return {
+            "inbound_policy": self.inbound_policy,
+            "inbound": [r.api() for r in self.inbound],
+            "outbound_policy": self.outbound_policy,
+            "outbound": [],
+        }
+
+    def key(self) -> tuple:
+        """The inbound rules in `rules_key` form, as an observed firewall holds them."""
+        return rules_key(self.api()["inbound"])
+
+    def matches(self, firewall: CloudFirewall) -> bool:
+        return firewall.inbound == self.key() and firewall.inbound_policy == self.inbound_policy
+
+
+def _rule(label: str, protocol: str, sources: Iterable[str], ports: str | None = None) -> Rule:
+    v4: list[str] = []
+    v6: list[str] = []
+    for item in sources:
         net = ipaddress.ip_network(item, strict=False)
         (v4 if net.version == 4 else v6).append(str(net))
-    out: dict[str, list[str]] = {}
-    if v4:
-        out["ipv4"] = v4
-    if v6:
-        out["ipv6"] = v6
-    return out
+    return Rule(label, protocol, tuple(v4), tuple(v6), ports)
 
 
-def _rule(
-    label: str, protocol: str, sources: Iterable[str], ports: str | None = None
-) -> dict[str, Any]:
-    rule: dict[str, Any] = {
-        "action": "ACCEPT",
-        "label": label,
-        "protocol": protocol,
-        "addresses": _sources(sources),
-    }
-    if ports is not None:
-        rule["ports"] = ports
-    return rule
-
-
-def cloud_rules(spec: Spec, members: Iterable[str], *, lb: bool) -> dict[str, Any]:
+def cloud_rules(spec: Spec, members: Iterable[str], *, lb: bool) -> FirewallRules:
     """The rules of a cluster Cloud Firewall, given every member's address."""
     member_sources = [f"{a}/32" for a in sorted(set(members), key=ipaddress.ip_address)]
     inbound = [
@@ -81,12 +124,7 @@ def cloud_rules(spec: Spec, members: Iterable[str], *, lb: bool) -> dict[str, An
         for n, (port, sources) in enumerate(sorted(spec.firewall.public.items()), start=1):
             number, protocol = port.split("/")
             inbound.append(_rule(f"public-{n}", protocol.upper(), sources, number))
-    return {
-        "inbound_policy": "DROP",
-        "inbound": inbound,
-        "outbound_policy": "ACCEPT",
-        "outbound": [],
-    }
+    return FirewallRules(tuple(inbound))
 
 
 def rules_key(inbound: Iterable[dict[str, Any]]) -> tuple:

@@ -8,13 +8,13 @@ IP) are resolved when the step runs. Running the plan of a converged cluster giv
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
 
 from swarmboot import facts
 from swarmboot.errors import ExitCode, SwarmbootError
-from swarmboot.firewall import cloud_firewall_labels, cloud_rules, rules_key
+from swarmboot.firewall import FirewallRules, cloud_firewall_labels, cloud_rules
+from swarmboot.membership import cluster_addresses, firewall_devices, surplus
 from swarmboot.nodestatus import NodeStatus
 from swarmboot.spec import NodePlan, Spec
 from swarmboot.state import Instance, Observed, SwarmNode, SwarmState
@@ -45,14 +45,12 @@ __all__ = [
     "SyncCloudFirewall",
     "SyncMembers",
     "WaitReady",
-    "cluster_addresses",
     "node_labels",
-    "node_roles",
     "plan",
     "quorum_problem",
     "rebuild_prep",
     "script_label",
-    "surplus",
+    "step_data",
 ]
 
 GRUB = facts.GRUB_KERNEL
@@ -107,6 +105,7 @@ class PublishStackScript:
 @dataclass(frozen=True)
 class EnsureCloudFirewall:
     label: str
+    rules: FirewallRules  # before any member: SSH and ICMP (and the public ports)
 
     def describe(self) -> str:
         return f"Create Cloud Firewall {self.label}"
@@ -164,6 +163,7 @@ class NotReady:
 @dataclass(frozen=True)
 class SyncMembers:
     labels: tuple[str, ...]
+    addresses: tuple[str, ...] | None  # None: planned before every node is made
 
     def describe(self) -> str:
         return f"Open the swarm ports to the cluster's addresses on {_names(self.labels)}"
@@ -171,10 +171,21 @@ class SyncMembers:
 
 @dataclass(frozen=True)
 class SyncCloudFirewall:
+    """The firewall's rules (when `rules` is set) and the Linodes behind it made what the
+    plan wants. Planned before every node is made, it knows neither: `rules`, `devices` and
+    `linode_ids` are None, and the round that would run it plans it again first."""
+
     label: str
+    firewall_id: int | None  # None: made by this plan
+    rules: FirewallRules | None  # None: the rules are right (or not known yet)
+    devices: tuple[str, ...] | None  # the labels of the Linodes behind it
+    linode_ids: tuple[int, ...] | None  # and their ids
 
     def describe(self) -> str:
-        return f"Update Cloud Firewall {self.label}: rules for the cluster's addresses, devices"
+        if self.devices is None:
+            return f"Update Cloud Firewall {self.label}: rules for the cluster's addresses, devices"
+        what = "rules and devices" if self.rules is not None else "devices"
+        return f"Update Cloud Firewall {self.label}: {what}, behind it {_names(self.devices)}"
 
 
 @dataclass(frozen=True)
@@ -319,6 +330,12 @@ def _names(labels: tuple[str, ...]) -> str:
     return f"{len(labels)} nodes ({', '.join(labels[:2])}, …)"
 
 
+def step_data(step: Step) -> dict[str, Any]:
+    """A step as `plan --json` prints it: its kind, its sentence and every field it carries
+    for its runner (nested data as JSON objects and lists)."""
+    return {"step": type(step).__name__, "description": step.describe(), "fields": asdict(step)}
+
+
 def node_labels(spec: Spec, node: NodePlan) -> tuple[tuple[str, str], ...]:
     """The swarm node labels a node should carry."""
     return tuple(
@@ -384,38 +401,6 @@ def _check_encryption(spec: Spec, observed: Observed) -> None:
             "network.encrypted = false (no encryption) or network.require_esp = false (the "
             "encrypted network anyway, its traffic lost on those nodes)",
         )
-
-
-def cluster_addresses(
-    nodes: tuple[NodePlan, ...], existing: dict[str, Instance]
-) -> tuple[str, ...] | None:
-    """Every member address (public and private) of the cluster's Linodes, those the spec no
-    longer has among them until they are pruned; None while a node is still to be made."""
-    if any(node.label not in existing for node in nodes):
-        return None
-    found: set[str] = set()
-    for inst in existing.values():
-        found.update(a for a in (inst.ipv4_public, inst.ipv4_private) if a)
-    return tuple(sorted(found))
-
-
-def node_roles(spec: Spec, instances: Iterable[Instance]) -> dict[str, str]:
-    """Each Linode's role: the spec's, or for one the spec no longer has, the one in the
-    label swarmboot gave it (`<cluster>-<region>-<role>-<n>`)."""
-    roles = {n.label: n.role for n in spec.nodes()}
-    out = {}
-    for inst in instances:
-        parts = inst.label.rsplit("-", 2)
-        out[inst.label] = roles.get(inst.label) or (parts[1] if len(parts) == 3 else "worker")
-    return out
-
-
-def surplus(spec: Spec, observed: Observed) -> tuple[Instance, ...]:
-    """The cluster's Linodes the spec no longer has, newest first."""
-    wanted = {n.label for n in spec.nodes()}
-    return tuple(
-        sorted((i for i in observed.instances if i.label not in wanted), key=lambda i: -i.id)
-    )
 
 
 def _quorum(members: int) -> int:
@@ -517,24 +502,22 @@ def _cloud_firewalls(
     create: list[Step] = []
     sync: list[Step] = []
     addresses = cluster_addresses(nodes, existing)
+    devices = firewall_devices(spec, existing)
     for label, lb in cloud_firewall_labels(spec).items():
         current = observed.firewall(label)
         if current is None:
-            create.append(EnsureCloudFirewall(label))
-            sync.append(SyncCloudFirewall(label))
-            continue
-        if addresses is None:
-            sync.append(SyncCloudFirewall(label))
+            create.append(EnsureCloudFirewall(label, cloud_rules(spec, (), lb=lb)))
+        if current is None or addresses is None:
+            sync.append(SyncCloudFirewall(label, None, None, None, None))
             continue
         wanted = cloud_rules(spec, addresses, lb=lb)
-        roles = node_roles(spec, existing.values())
-        ids = tuple(sorted(i.id for i in existing.values() if (roles[i.label] == "lb") == lb))
-        if (
-            current.inbound != rules_key(wanted["inbound"])
-            or current.inbound_policy != wanted["inbound_policy"]
-            or tuple(sorted(current.linode_ids)) != ids
-        ):
-            sync.append(SyncCloudFirewall(label))
+        behind = devices[label]
+        ids = tuple(sorted(existing[name].id for name in behind))
+        rules_differ = not wanted.matches(current)
+        if rules_differ or tuple(sorted(current.linode_ids)) != ids:
+            sync.append(
+                SyncCloudFirewall(label, current.id, wanted if rules_differ else None, behind, ids)
+            )
     return create, sync
 
 
@@ -609,7 +592,7 @@ def plan(
         and (addresses is None or observed.members.get(n.label) != addresses)
     )
     if stale_sets:
-        steps.append(SyncMembers(stale_sets))
+        steps.append(SyncMembers(stale_sets, addresses))
     steps += firewalls_to_sync
 
     swarm = observed.swarm

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from swarmboot.lb import endpoints
-from swarmboot.plan import node_roles, surplus
+from swarmboot.membership import node_roles, surplus
 from swarmboot.spec import Spec
 from swarmboot.state import Observed
 

@@ -13,14 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from swarmboot.firewall import cloud_firewall_labels, cloud_rules, rules_key
+from swarmboot.firewall import cloud_firewall_labels, cloud_rules
+from swarmboot.membership import cluster_addresses
 from swarmboot.nodestatus import NodeStatus
 from swarmboot.plan import (
     LocalScript,
     PlanError,
-    cluster_addresses,
     node_labels,
     plan,
+    step_data,
 )
 from swarmboot.spec import Spec, load_spec, parse_spec
 from swarmboot.state import (
@@ -167,11 +168,14 @@ def build(spec: Spec, world: dict) -> Observed:
         "absent": (),
     }[world.get("script", "current")]
     firewalls = []
-    if world.get("firewalls", "current") == "current" and addresses is not None:
+    # "current", "stale-rules" (the spec's rules changed since, say firewall.ssh_from) or absent.
+    kind = world.get("firewalls", "current")
+    if kind in ("current", "stale-rules") and addresses is not None:
         for n, (label, lb) in enumerate(cloud_firewall_labels(spec).items()):
             rules = cloud_rules(spec, addresses, lb=lb)
+            key = rules.key() if kind == "current" else rules.key()[1:]
             ids = tuple(i.id for i in instances if ("-lb-" in i.label) == lb)
-            firewalls.append(CloudFirewall(n, label, "DROP", rules_key(rules["inbound"]), ids))
+            firewalls.append(CloudFirewall(n, label, "DROP", key, ids))
     strangers = tuple(
         Instance(9000 + n, label, "eu-central", "g6-nanode-1", "running", (), "203.0.113.9", None)
         for n, label in enumerate(world.get("strangers", []))
@@ -209,8 +213,17 @@ def test_plan_case(path):
             plan(spec, observed, SCRIPT, prune=prune)
         assert str(info.value).startswith(case["error"]), str(info.value)
         return
-    steps = [s.describe() for s in plan(spec, observed, SCRIPT, prune=prune)]
-    assert steps == case["steps"]
+    steps = plan(spec, observed, SCRIPT, prune=prune)
+    assert [s.describe() for s in steps] == case["steps"]
+    # What a step carries for its runner, where the case names it: {"step": type, "label":
+    # label, field: value, ...}; lists in JSON stand for tuples.
+    for want in case.get("step_fields", []):
+        found = [s for s in steps if type(s).__name__ == want["step"] and s.label == want["label"]]
+        assert len(found) == 1, want
+        for name, value in want.items():
+            if name not in ("step", "label"):
+                got = getattr(found[0], name)
+                assert got == (tuple(value) if isinstance(value, list) else value), name
 
 
 def test_plans_are_data():
@@ -218,3 +231,27 @@ def test_plans_are_data():
     first = plan(spec, Observed(), SCRIPT)
     assert first == plan(spec, Observed(), SCRIPT)  # frozen, comparable, no closures
     assert len(set(first)) == len(first)  # hashable, no step twice
+
+
+def test_plan_json_carries_each_steps_fields():
+    import json
+
+    spec = load_spec(REPO / "examples" / "itframe.toml")
+    case = json.loads(
+        (Path(__file__).parent / "plan_cases/21-surplus-kept-firewall-sync.json").read_text()
+    )
+    steps = plan(spec, build(spec, case["observed"]), SCRIPT)
+    data = json.loads(json.dumps([step_data(s) for s in steps]))
+    nodes = data[0]
+    assert nodes["step"] == "SyncCloudFirewall"
+    assert nodes["description"] == steps[0].describe()
+    assert nodes["fields"]["linode_ids"] == [1001, 1002, 1003, 1006, 1007, 1008, 1009, 1101]
+    assert "itframe-gb-lon-worker-3" in nodes["fields"]["devices"]
+    ssh = nodes["fields"]["rules"]["inbound"][0]
+    assert ssh == {
+        "label": "ssh",
+        "protocol": "TCP",
+        "ipv4": ["0.0.0.0/0"],
+        "ipv6": ["::/0"],
+        "ports": "22",
+    }

@@ -10,7 +10,8 @@ import pytest
 
 from swarmboot.apply import up
 from swarmboot.cluster import observe
-from swarmboot.plan import QuorumError, cluster_addresses, plan
+from swarmboot.membership import cluster_addresses
+from swarmboot.plan import QuorumError, plan
 from swarmboot.rebuild import UnknownNode, rebuild, repair, unhealthy
 from swarmboot.sim.admin import SimAdmin
 from swarmboot.state import REBUILD_TAG
@@ -236,6 +237,26 @@ def test_a_raised_count_adds_nodes_and_a_lowered_one_prunes_newest_first(world):
     _assert_converged(shrunk, fleet, count=8)
     firewalls = {f.label: f for f in observe(shrunk).firewalls}
     assert len(firewalls["itframe-nodes"].linode_ids) == 6
+
+
+def test_kept_nodes_stay_behind_the_firewall_when_its_rules_change(world):
+    """A lowered count without --prune while firewall.ssh_from changes: the rules sync keeps
+    the surplus worker behind the nodes' firewall, and the next `up` changes nothing (it used
+    to detach it every round and end with "did not converge after 6 rounds")."""
+    server, fleet = world
+    up(make_context(server, fleet))
+    lowered = _scaled(1).replace(
+        'ssh_from = ["0.0.0.0/0", "::/0"]', 'ssh_from = ["198.51.100.0/24"]'
+    )
+    ctx = make_context(server, fleet, lowered)
+    result = up(ctx)
+    kept = next(i for i in result.observed.instances if i.label == "itframe-gb-lon-worker-2")
+    firewalls = {f.label: f for f in observe(ctx).firewalls}
+    assert kept.id in firewalls["itframe-nodes"].linode_ids
+    assert len(firewalls["itframe-nodes"].linode_ids) == 7
+    ssh = next(r for r in firewalls["itframe-nodes"].inbound if dict(r)["label"] == "ssh")
+    assert dict(dict(ssh)["addresses"]) == {"ipv4": ("198.51.100.0/24",)}
+    assert up(make_context(server, fleet, lowered)).steps_run == []
 
 
 def test_pruning_managers_demotes_them_and_keeps_quorum(world):

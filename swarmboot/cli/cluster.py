@@ -93,7 +93,7 @@ def plan_cmd(
 ) -> None:
     """Print what `up` would do, from the cloud and the swarm as they are now. Changes nothing."""
     from swarmboot.cluster import observe
-    from swarmboot.plan import plan
+    from swarmboot.plan import plan, step_data
 
     reporter = state_of(ctx).reporter
     context = make_context(spec, api_url, ssh_key, reporter)
@@ -102,7 +102,7 @@ def plan_cmd(
     finally:
         context.close()
     if as_json:
-        print_json([{"step": type(s).__name__, "description": s.describe()} for s in steps])
+        print_json([step_data(s) for s in steps])
         return
     for n, step in enumerate(steps, start=1):
         typer.echo(f"{n:3}. {step.describe()}")

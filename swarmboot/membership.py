@@ -1,0 +1,59 @@
+"""Who is in the cluster: its Linodes, their roles, their addresses and which Cloud Firewall
+each sits behind. One place for these rules, which plan, apply, status and rebuild all use.
+
+The cluster's Linodes are the ones carrying its tag with its name before their labels; those
+the spec no longer has (a lowered count, not pruned) stay members in every sense until they
+are pruned: their addresses are in every member set and they stay behind their firewall.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from swarmboot.firewall import cloud_firewall_labels
+from swarmboot.spec import NodePlan, Spec
+from swarmboot.state import Instance, Observed
+
+__all__ = ["cluster_addresses", "firewall_devices", "node_roles", "surplus"]
+
+
+def node_roles(spec: Spec, instances: Iterable[Instance]) -> dict[str, str]:
+    """Each Linode's role: the spec's, or for one the spec no longer has, the one in the
+    label swarmboot gave it (`<cluster>-<region>-<role>-<n>`)."""
+    roles = {n.label: n.role for n in spec.nodes()}
+    out = {}
+    for inst in instances:
+        parts = inst.label.rsplit("-", 2)
+        out[inst.label] = roles.get(inst.label) or (parts[1] if len(parts) == 3 else "worker")
+    return out
+
+
+def surplus(spec: Spec, observed: Observed) -> tuple[Instance, ...]:
+    """The cluster's Linodes the spec no longer has, newest first."""
+    wanted = {n.label for n in spec.nodes()}
+    return tuple(
+        sorted((i for i in observed.instances if i.label not in wanted), key=lambda i: -i.id)
+    )
+
+
+def cluster_addresses(
+    nodes: tuple[NodePlan, ...], existing: Mapping[str, Instance]
+) -> tuple[str, ...] | None:
+    """Every member address (public and private) of the cluster's Linodes, those the spec no
+    longer has among them until they are pruned; None while a node is still to be made."""
+    if any(node.label not in existing for node in nodes):
+        return None
+    found: set[str] = set()
+    for inst in existing.values():
+        found.update(a for a in (inst.ipv4_public, inst.ipv4_private) if a)
+    return tuple(sorted(found))
+
+
+def firewall_devices(spec: Spec, existing: Mapping[str, Instance]) -> dict[str, tuple[str, ...]]:
+    """The labels of the Linodes behind each Cloud Firewall: the `lb` nodes behind the load
+    balancers' one, every other Linode of the cluster (kept ones too) behind the nodes' one."""
+    roles = node_roles(spec, existing.values())
+    return {
+        label: tuple(sorted(name for name in existing if (roles[name] == "lb") == lb))
+        for label, lb in cloud_firewall_labels(spec).items()
+    }
