@@ -33,8 +33,7 @@ from swarmboot.cluster import Context, advertise_address, observe
 from swarmboot.errors import ExitCode, SwarmbootError
 from swarmboot.firewall import cloud_firewall_labels, members_file
 from swarmboot.keys import new_host_key
-from swarmboot.membership import surplus
-from swarmboot.nodestatus import NodeStatus
+from swarmboot.membership import cluster_linodes, listing, surplus
 from swarmboot.plan import (
     Boot,
     ClearRebuildMark,
@@ -60,6 +59,8 @@ from swarmboot.plan import (
     WaitReady,
     plan,
 )
+from swarmboot.publish import publish_one
+from swarmboot.readiness import judge
 from swarmboot.remote import HostKeyMismatch, RemoteError, Unreachable
 from swarmboot.routes import NotRoutable
 from swarmboot.state import HOST_KEY_TAG, REBUILD_TAG, Instance, Observed, host_key_tag
@@ -152,24 +153,7 @@ class _Run:
 
 def _publish(run: _Run, step: PublishStackScript) -> None:
     ctx = run.ctx
-    s = ctx.script
-    current = next((p for p in run.observed.scripts if p.label == step.label), None)
-    if current is None:
-        made = run.call(
-            "publish",
-            lambda: ctx.cloud.create_stackscript(
-                step.label, s.text, s.images, s.description, s.rev
-            ),
-        )
-        run.script_id = made.id
-    else:
-        run.call(
-            "publish",
-            lambda: ctx.cloud.update_stackscript(
-                current.id, s.text, s.images, s.description, s.rev
-            ),
-        )
-        run.script_id = current.id
+    run.script_id = run.call("publish", lambda: publish_one(ctx.cloud, step, ctx.script))
     run.report(step.describe())
 
 
@@ -285,9 +269,8 @@ def _bring_up(run: _Run, boots: list[Boot], wait: WaitReady | None) -> None:
     def poll() -> bool:
         if must_list():
             polls_since_list[0] = 1
-            listed = {
-                i.label: i for i in ctx.cloud.instances(ctx.spec.tag, f"{ctx.spec.cluster.name}-")
-            }
+            found = ctx.cloud.instances(*listing(ctx.spec))
+            listed = {i.label: i for i in cluster_linodes(ctx.spec, found)}
         else:
             polls_since_list[0] += 1
             listed = {label: run.instances[label] for label in to_wait}
@@ -388,17 +371,7 @@ def _probe(run: _Run, inst: Instance) -> tuple[str, str]:
         report = parse_status(text, source=f"{inst.label}:{facts.STATUS_PATH}")
     except StatusError as exc:
         return "waiting", exc.message
-    return _judge(report, ctx.spec.cluster.require_grub_kernel)
-
-
-def _judge(report: NodeStatus, require_grub_kernel: bool) -> tuple[str, str]:
-    if report.phase == "running":
-        return "waiting", "the StackScript is running"
-    problems = report.problems(require_esp=False, require_distro_kernel=require_grub_kernel)
-    if problems:
-        return "failed", "; ".join(problems)
-    esp = "ESP" if report.esp_ok else "no ESP"
-    return "ready", f"kernel {report.kernel_release}, vxlan, {esp}, Docker {report.docker_version}"
+    return judge(ctx.spec, report)
 
 
 # --- swarm steps --------------------------------------------------------------------------

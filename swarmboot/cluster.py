@@ -20,6 +20,7 @@ from swarmboot import facts
 from swarmboot.cloud import CloudApi
 from swarmboot.errors import SwarmbootError
 from swarmboot.firewall import cloud_firewall_labels
+from swarmboot.membership import cluster_linodes, listing, strangers
 from swarmboot.nodestatus import NodeStatus, StatusError, parse_status
 from swarmboot.plan import LocalScript
 from swarmboot.remote import Connector, HostKeyMismatch, Remote, RemoteError
@@ -149,10 +150,9 @@ def _members(text: str) -> tuple[str, ...]:
 def observe(ctx: Context, *, nodes: bool = True) -> Observed:
     """Read the world. With `nodes`, also each running node and the swarm over SSH."""
     spec = ctx.spec
-    found = ctx.cloud.instances(spec.tag, f"{spec.cluster.name}-")
-    wanted = {n.label for n in spec.nodes()}
-    mine = [i for i in found if spec.tag in i.tags]
-    strangers = tuple(i for i in found if spec.tag not in i.tags and i.label in wanted)
+    found = ctx.cloud.instances(*listing(spec))
+    mine = cluster_linodes(spec, found)
+    others = strangers(spec, found)
     scripts = tuple(ctx.cloud.stackscripts())
     firewalls = tuple(ctx.cloud.firewalls(cloud_firewall_labels(spec)))
     reports: dict[str, NodeStatus] = {}
@@ -188,7 +188,7 @@ def observe(ctx: Context, *, nodes: bool = True) -> Observed:
     done = ctx.parallel(lambda i: ctx.cloud.rebuilt_since(i.id, i.rebuild_since), marked)
     rebuilt = frozenset(i.label for i, yes in zip(marked, done, strict=True) if yes)
     return Observed(
-        instances, strangers, scripts, firewalls, swarm, reports, members, failures, rebuilt
+        instances, others, scripts, firewalls, swarm, reports, members, failures, rebuilt
     )
 
 
@@ -196,11 +196,8 @@ def known_hosts(ctx: Context) -> tuple[list[str], list[str]]:
     """known_hosts lines for the cluster's running nodes, each key verified against the
     fingerprint pinned in its Linode's tags; and why any node was left out."""
     spec = ctx.spec
-    mine = [
-        i
-        for i in ctx.cloud.instances(spec.tag, f"{spec.cluster.name}-")
-        if spec.tag in i.tags and i.status == "running"
-    ]
+    found = cluster_linodes(spec, ctx.cloud.instances(*listing(spec)))
+    mine = [i for i in found if i.status == "running"]
 
     def line(inst: Instance) -> tuple[str | None, str | None]:
         try:

@@ -14,7 +14,32 @@ from swarmboot.firewall import cloud_firewall_labels
 from swarmboot.spec import NodePlan, Spec
 from swarmboot.state import Instance, Observed
 
-__all__ = ["cluster_addresses", "firewall_devices", "node_roles", "surplus"]
+__all__ = [
+    "cluster_addresses",
+    "cluster_linodes",
+    "firewall_devices",
+    "listing",
+    "node_roles",
+    "strangers",
+    "surplus",
+]
+
+
+def listing(spec: Spec) -> tuple[str, str]:
+    """What to list the Linodes by (`CloudApi.instances`): the cluster's tag, and the start
+    of its labels (to find Linodes that took a label the cluster wants)."""
+    return spec.tag, f"{spec.cluster.name}-"
+
+
+def cluster_linodes(spec: Spec, found: Iterable[Instance]) -> tuple[Instance, ...]:
+    """Of a listing, the cluster's own Linodes: those carrying its tag."""
+    return tuple(i for i in found if spec.tag in i.tags)
+
+
+def strangers(spec: Spec, found: Iterable[Instance]) -> tuple[Instance, ...]:
+    """Of a listing, the Linodes without the cluster's tag that hold a label it wants."""
+    wanted = {n.label for n in spec.nodes()}
+    return tuple(i for i in found if spec.tag not in i.tags and i.label in wanted)
 
 
 def node_roles(spec: Spec, instances: Iterable[Instance]) -> dict[str, str]:

@@ -8,6 +8,7 @@ IP) are resolved when the step runs. Running the plan of a converged cluster giv
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -15,9 +16,9 @@ from swarmboot import facts
 from swarmboot.errors import ExitCode, SwarmbootError
 from swarmboot.firewall import FirewallRules, cloud_firewall_labels, cloud_rules
 from swarmboot.membership import cluster_addresses, firewall_devices, surplus
-from swarmboot.nodestatus import NodeStatus
+from swarmboot.readiness import esp_lacking, is_ready, why_failed
 from swarmboot.spec import NodePlan, Spec
-from swarmboot.state import Instance, Observed, SwarmNode, SwarmState
+from swarmboot.state import Instance, Observed, PublishedScript, SwarmNode, SwarmState
 
 __all__ = [
     "Boot",
@@ -47,6 +48,7 @@ __all__ = [
     "WaitReady",
     "node_labels",
     "plan",
+    "publish_steps",
     "quorum_problem",
     "rebuild_prep",
     "script_label",
@@ -96,6 +98,8 @@ class PublishStackScript:
     file: str
     label: str
     action: Literal["create", "update"]
+    script_id: int | None  # the published one to update; None to create
+    rev: str  # the content hash of stackscripts/<file> that is to be published
 
     def describe(self) -> str:
         verb = "Publish" if self.action == "create" else "Update"
@@ -330,6 +334,24 @@ def _names(labels: tuple[str, ...]) -> str:
     return f"{len(labels)} nodes ({', '.join(labels[:2])}, …)"
 
 
+def publish_steps(
+    scripts: Iterable[LocalScript], published: Iterable[PublishedScript]
+) -> tuple[PublishStackScript, ...]:
+    """The StackScripts to publish: those not published yet, and those whose published
+    content hash (its rev note) or images differ from the rendered file's."""
+    mine = {s.label: s for s in published}
+    steps = []
+    for script in scripts:
+        current = mine.get(script.label)
+        if current is None:
+            steps.append(PublishStackScript(script.file, script.label, "create", None, script.rev))
+        elif current.rev_note != script.rev or set(current.images) != set(script.images):
+            steps.append(
+                PublishStackScript(script.file, script.label, "update", current.id, script.rev)
+            )
+    return tuple(steps)
+
+
 def step_data(step: Step) -> dict[str, Any]:
     """A step as `plan --json` prints it: its kind, its sentence and every field it carries
     for its runner (nested data as JSON objects and lists)."""
@@ -351,28 +373,6 @@ def node_labels(spec: Spec, node: NodePlan) -> tuple[tuple[str, str], ...]:
     )
 
 
-def _problems(spec: Spec, report: NodeStatus) -> tuple[str, ...]:
-    return report.problems(
-        require_esp=False, require_distro_kernel=spec.cluster.require_grub_kernel
-    )
-
-
-def _ready(spec: Spec, observed: Observed, label: str) -> bool:
-    report = observed.reports.get(label)
-    return report is not None and _problems(spec, report) == ()
-
-
-def _failed(spec: Spec, observed: Observed, label: str) -> str | None:
-    """Why a node that has finished its StackScript cannot join, if it cannot."""
-    if label in observed.failures:
-        return observed.failures[label]
-    report = observed.reports.get(label)
-    if report is None or report.phase == "running":
-        return None
-    problems = _problems(spec, report)
-    return "; ".join(problems) if problems else None
-
-
 def _check_strangers(spec: Spec, observed: Observed) -> None:
     wanted = {n.label for n in spec.nodes()}
     clash = sorted(i.label for i in observed.strangers if i.label in wanted)
@@ -385,13 +385,7 @@ def _check_strangers(spec: Spec, observed: Observed) -> None:
 
 
 def _check_encryption(spec: Spec, observed: Observed) -> None:
-    if not spec.encrypted or not spec.network.require_esp:
-        return
-    lacking = sorted(
-        label
-        for label, report in observed.reports.items()
-        if report.phase == "done" and report.esp_ok is False
-    )
+    lacking = esp_lacking(spec, observed)
     if lacking:
         raise PlanError(
             f"the overlay network must be encrypted (the cluster spans regions), but "
@@ -532,11 +526,7 @@ def plan(
     existing: dict[str, Instance] = {i.label: i for i in observed.instances}
     steps: list[Step] = []
 
-    published = next((s for s in observed.scripts if s.label == script.label), None)
-    if published is None:
-        steps.append(PublishStackScript(script.file, script.label, "create"))
-    elif published.rev_note != script.rev or set(published.images) != set(script.images):
-        steps.append(PublishStackScript(script.file, script.label, "update"))
+    steps += publish_steps((script,), observed.scripts)
 
     firewalls_to_create, firewalls_to_sync = _cloud_firewalls(spec, observed, nodes, existing)
     steps += firewalls_to_create
@@ -560,10 +550,10 @@ def plan(
     steps += [
         CreateInstance(n.label, n.region, n.type, n.role) for n in rest if n.label not in existing
     ]
-    failed = {n.label: reason for n in rest if (reason := _failed(spec, observed, n.label))}
+    failed = {n.label: reason for n in rest if (reason := why_failed(spec, observed, n.label))}
     for node in rest:
         inst = existing.get(node.label)
-        if _ready(spec, observed, node.label) or node.label in failed:
+        if is_ready(spec, observed, node.label) or node.label in failed:
             continue
         if inst is None or inst.config is None or inst.config[1] != GRUB:
             steps.append(SetKernel(node.label, inst.config[1] if inst and inst.config else None))
@@ -577,7 +567,7 @@ def plan(
         )
     ]
     waiting = tuple(
-        n.label for n in rest if not _ready(spec, observed, n.label) and n.label not in failed
+        n.label for n in rest if not is_ready(spec, observed, n.label) and n.label not in failed
     )
     if waiting:
         steps.append(WaitReady(waiting))

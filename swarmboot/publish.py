@@ -9,10 +9,10 @@ from pathlib import Path
 from swarmboot import paths
 from swarmboot.cloud import CloudApi
 from swarmboot.errors import SwarmbootError
-from swarmboot.plan import LocalScript, script_label
+from swarmboot.plan import LocalScript, PublishStackScript, publish_steps
 from swarmboot.state import PublishedScript
 
-__all__ = ["PublishResult", "local_scripts", "publish"]
+__all__ = ["PublishResult", "local_scripts", "publish", "publish_one"]
 
 
 def local_scripts(directory: Path | None = None) -> dict[str, LocalScript]:
@@ -51,6 +51,25 @@ def _diff(old: str, new: str, label: str) -> str:
     )
 
 
+def publish_one(cloud: CloudApi, step: PublishStackScript, script: LocalScript) -> int:
+    """Carry out one publish step (`up`'s and `stackscript publish`'s); the script's id.
+    The rendered file must still be the one planned."""
+    if script.rev != step.rev:
+        raise SwarmbootError(
+            f"stackscripts/{step.file} changed since it was planned",
+            hint="run the command again: it plans from the file as it is now",
+        )
+    if step.script_id is None:
+        made = cloud.create_stackscript(
+            step.label, script.text, script.images, script.description, script.rev
+        )
+        return made.id
+    cloud.update_stackscript(
+        step.script_id, script.text, script.images, script.description, script.rev
+    )
+    return step.script_id
+
+
 def publish(
     cloud: CloudApi,
     scripts: dict[str, LocalScript],
@@ -58,37 +77,26 @@ def publish(
     dry_run: bool = False,
     published: list[PublishedScript] | None = None,
 ) -> list[PublishResult]:
-    mine = {s.label: s for s in (published if published is not None else cloud.stackscripts())}
+    """Publish the scripts that changed (`publish_steps`); with `dry_run`, say what would be
+    sent and the diff against what is published."""
+    mine = list(published if published is not None else cloud.stackscripts())
+    ids = {s.label: s.id for s in mine}
+    steps = {s.file: s for s in publish_steps(scripts.values(), mine)}
     results = []
     for script in scripts.values():
-        label = script_label(script.file)
-        current = mine.get(label)
-        if current is None:
-            created = (
-                None
-                if dry_run
-                else cloud.create_stackscript(
-                    label, script.text, script.images, script.description, script.rev
-                )
+        step = steps.get(script.file)
+        if step is None:
+            results.append(PublishResult(script.label, "unchanged", ids.get(script.label)))
+            continue
+        action = "created" if step.action == "create" else "updated"
+        if dry_run:
+            old = (
+                ""
+                if step.script_id is None
+                else cloud.stackscript_detail(step.script_id).get("script", "")
             )
-            results.append(
-                PublishResult(
-                    label,
-                    "created",
-                    created.id if created else None,
-                    _diff("", script.text, label) if dry_run else "",
-                )
-            )
-        elif current.rev_note != script.rev or set(current.images) != set(script.images):
-            diff = ""
-            if dry_run:
-                old = cloud.stackscript_detail(current.id).get("script", "")
-                diff = _diff(old, script.text, label)
-            else:
-                cloud.update_stackscript(
-                    current.id, script.text, script.images, script.description, script.rev
-                )
-            results.append(PublishResult(label, "updated", current.id, diff))
-        else:
-            results.append(PublishResult(label, "unchanged", current.id))
+            diff = _diff(old, script.text, step.label)
+            results.append(PublishResult(step.label, action, step.script_id, diff))
+            continue
+        results.append(PublishResult(step.label, action, publish_one(cloud, step, script)))
     return results

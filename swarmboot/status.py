@@ -6,6 +6,7 @@ from typing import Any
 
 from swarmboot.lb import endpoints
 from swarmboot.membership import node_roles, surplus
+from swarmboot.readiness import status_problems
 from swarmboot.spec import Spec
 from swarmboot.state import Observed
 
@@ -47,14 +48,7 @@ def status_rows(spec: Spec, observed: Observed) -> list[dict[str, Any]]:
                 "esp": report.esp_ok if report else None,
                 "docker": report.docker_version if report else None,
                 "stackscript": report.phase if report else None,
-                "problems": list(
-                    report.problems(
-                        require_esp=spec.encrypted and spec.network.require_esp,
-                        require_distro_kernel=spec.cluster.require_grub_kernel,
-                    )
-                )
-                if report
-                else [],
+                "problems": list(status_problems(spec, report)) if report else [],
                 "swarm": (
                     f"{entry.role}, {entry.state}"
                     if entry

@@ -260,15 +260,14 @@ def down_cmd(
 ) -> None:
     """Delete the cluster: every Linode carrying its tag, and its Cloud Firewalls."""
     from swarmboot.firewall import cloud_firewall_labels
+    from swarmboot.membership import cluster_linodes, listing
     from swarmboot.plan import script_label
     from swarmboot.spec import load_spec
 
     reporter = state_of(ctx).reporter
     cluster = load_spec(spec)
     cloud = make_cloud(api_url)
-    doomed = [
-        i for i in cloud.instances(cluster.tag, f"{cluster.cluster.name}-") if cluster.tag in i.tags
-    ]
+    doomed = cluster_linodes(cluster, cloud.instances(*listing(cluster)))
     firewalls = cloud.firewalls(cloud_firewall_labels(cluster))
     scripts = [
         s

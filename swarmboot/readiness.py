@@ -1,0 +1,86 @@
+"""When a node is ready to join the swarm, from its status report: one rule that plan, apply
+(while it waits), status and rebuild all use.
+
+A node joins once its StackScript is done and nothing keeps it out (a kernel that is not its
+own, a failed script, no vxlan, no Docker, no firewall). A kernel without IPsec ESP does not
+keep a node out by itself: on an encrypted overlay it is the cluster's problem (the plan
+refuses, `network.require_esp`), and `status` shows it on the node.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from swarmboot.nodestatus import NodeStatus
+from swarmboot.spec import Spec
+from swarmboot.state import Observed
+
+__all__ = [
+    "Verdict",
+    "esp_lacking",
+    "is_ready",
+    "join_problems",
+    "judge",
+    "status_problems",
+    "why_failed",
+]
+
+Verdict = tuple[Literal["ready", "failed", "waiting"], str]
+
+
+def join_problems(spec: Spec, report: NodeStatus) -> tuple[str, ...]:
+    """What keeps the node out of the swarm; empty when it may join."""
+    return report.problems(
+        require_esp=False, require_distro_kernel=spec.cluster.require_grub_kernel
+    )
+
+
+def status_problems(spec: Spec, report: NodeStatus) -> tuple[str, ...]:
+    """What `status` shows on the node: what keeps it out, and a kernel without the ESP the
+    cluster's encrypted overlay needs."""
+    return report.problems(
+        require_esp=spec.encrypted and spec.network.require_esp,
+        require_distro_kernel=spec.cluster.require_grub_kernel,
+    )
+
+
+def esp_lacking(spec: Spec, observed: Observed) -> tuple[str, ...]:
+    """The nodes whose kernel lacks the IPsec ESP that the spec's encrypted overlay requires."""
+    if not spec.encrypted or not spec.network.require_esp:
+        return ()
+    return tuple(
+        sorted(
+            label
+            for label, report in observed.reports.items()
+            if report.phase == "done" and report.esp_ok is False
+        )
+    )
+
+
+def is_ready(spec: Spec, observed: Observed, label: str) -> bool:
+    report = observed.reports.get(label)
+    return report is not None and join_problems(spec, report) == ()
+
+
+def why_failed(spec: Spec, observed: Observed, label: str) -> str | None:
+    """Why a node that has finished its StackScript cannot join, if it cannot (or what
+    waiting found out about it)."""
+    if label in observed.failures:
+        return observed.failures[label]
+    report = observed.reports.get(label)
+    if report is None or report.phase == "running":
+        return None
+    problems = join_problems(spec, report)
+    return "; ".join(problems) if problems else None
+
+
+def judge(spec: Spec, report: NodeStatus) -> Verdict:
+    """A running node's report as waiting sees it: ready (with a summary), failed (why) or
+    still waiting."""
+    if report.phase == "running":
+        return "waiting", "the StackScript is running"
+    problems = join_problems(spec, report)
+    if problems:
+        return "failed", "; ".join(problems)
+    esp = "ESP" if report.esp_ok else "no ESP"
+    return "ready", f"kernel {report.kernel_release}, vxlan, {esp}, Docker {report.docker_version}"
