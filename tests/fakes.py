@@ -22,7 +22,7 @@ from swarmboot.keys import fingerprint
 from swarmboot.remote import HostKeyMismatch, RemoteError, Unreachable
 from swarmboot.sim.backend import Machine, MachineError
 from swarmboot.state import SwarmNode, SwarmState
-from swarmboot.swarm import LocalSwarm, SwarmError
+from swarmboot.swarm import LocalSwarm, ServiceTask, SwarmError
 
 
 def _fingerprint_of_private(b64: str) -> str:
@@ -65,6 +65,13 @@ class FakeFleet:
         self.behaviour: dict[str, str] = {}
         self.swarm_nodes: dict[str, FakeNode] = {}  # by node id
         self.networks: dict[str, bool] = {}
+        # Services' tasks by service name, and the swarm's config names (a test sets them).
+        self.tasks: dict[str, tuple[ServiceTask, ...]] = {}
+        self.configs: set[str] = set()
+        # As Docker's drain, not instant: a drained node's tasks have moved after this many
+        # looks (`drained`); `drain_looks` counts them per node id.
+        self.drain_polls = 2
+        self.drain_looks: dict[str, int] = {}
         self.tokens = ("SWMTKN-worker-secret", "SWMTKN-manager-secret")
         self.calls: list[tuple[str, str]] = []
 
@@ -227,6 +234,9 @@ class FakeSwarm:
                     n.availability,
                     n.advertise,
                     tuple(sorted(n.labels.items())),
+                    reachability=(
+                        ("unreachable" if n.down or n.left else "reachable") if n.manager else ""
+                    ),
                 )
                 for n in self.fleet.swarm_nodes.values()
             )
@@ -293,7 +303,10 @@ class FakeSwarm:
 
     def drained(self, manager: FakeRemote, node_id: str) -> bool:
         self._n(manager)
-        return True
+        with self.fleet.lock:
+            looks = self.fleet.drain_looks.get(node_id, 0) + 1
+            self.fleet.drain_looks[node_id] = looks
+            return looks >= self.fleet.drain_polls
 
     def set_labels(self, manager: FakeRemote, node_id: str, labels: dict[str, str]) -> None:
         self._n(manager)
@@ -314,6 +327,30 @@ class FakeSwarm:
     ) -> None:
         self._n(manager)
         self.fleet.networks.setdefault(name, encrypted)
+
+    def _manager(self, manager: FakeRemote) -> None:
+        if not self._n(manager).manager:
+            raise SwarmError(f"{manager.label}: not a manager")
+
+    def service_tasks(self, manager: FakeRemote, service: str) -> tuple[ServiceTask, ...]:
+        self._manager(manager)
+        with self.fleet.lock:
+            return self.fleet.tasks.get(service, ())
+
+    def remove_configs(self, manager: FakeRemote, prefix: str, keep: set[str]) -> list[str]:
+        """As Docker: a config a task still mounts stays."""
+        self._manager(manager)
+        with self.fleet.lock:
+            used = {
+                c for tasks in self.fleet.tasks.values() for task in tasks for c in task.configs
+            }
+            gone = sorted(
+                name
+                for name in self.fleet.configs
+                if name.startswith(prefix) and name not in keep and name not in used
+            )
+            self.fleet.configs.difference_update(gone)
+            return gone
 
     def leave(self, remote: FakeRemote) -> None:
         node = self._n(remote)
