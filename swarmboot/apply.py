@@ -138,7 +138,6 @@ class _Run:
         self.not_ready: dict[str, str] = {}
         self.join_failures: collections.Counter[str] = collections.Counter()
         self.unjoined: set[str] = set()  # workers whose join failed in this round
-        self.replanned: list[str] = []  # why a round ended before its last step
 
     def report(self, text: str) -> None:
         self.done.append(text)
@@ -412,7 +411,7 @@ def _sync_members(run: _Run, step: SyncMembers) -> None:
 
 
 def _sync_firewall(run: _Run, step: SyncCloudFirewall) -> None:
-    firewall_id = step.firewall_id or run.firewall_ids.get(step.label)
+    firewall_id = step.firewall_id
     if firewall_id is None or step.linode_ids is None:
         raise Replan(f"{step.describe()}: planned before its devices were known")
     rules = step.rules.api() if step.rules is not None else None
@@ -650,7 +649,6 @@ def _run_steps(run: _Run, steps: tuple[Step, ...]) -> None:
         _carry_out(run, steps)
     except Replan as why:
         log.info("the round ends early: %s", why)
-        run.replanned.append(str(why))
 
 
 def _carry_out(run: _Run, steps: tuple[Step, ...]) -> None:

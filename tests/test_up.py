@@ -219,3 +219,21 @@ def test_lost_and_retried_creates_never_make_a_second_linode(world):
     assert any(f["kind"] == "lost-create" for f in fired)
     assert any(f["kind"].startswith("error 50") for f in fired)
     assert len(result.observed.swarm.nodes) == 9
+
+
+def test_a_step_planned_before_its_facts_were_known_ends_the_round(world):
+    """A firewall sync planned while Linodes were still to be made carries no devices: its
+    runner decides nothing and ends the round, and nothing is written to the cloud."""
+    from swarmboot.apply import run_steps
+    from swarmboot.plan import SyncCloudFirewall, SyncMembers
+
+    server, fleet = world
+    ctx = make_context(server, fleet)
+    before = len(SimAdmin(server.url, TOKEN).requests())
+    for step in (
+        SyncCloudFirewall("itframe-nodes", None, None, None, None),
+        SyncMembers(("itframe-eu-central-worker-1",), None),
+    ):
+        assert run_steps(ctx, observe(ctx), (step,)) == []
+    written = [r for r in SimAdmin(server.url, TOKEN).requests()[before:] if r["method"] != "GET"]
+    assert written == []
