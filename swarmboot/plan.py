@@ -490,12 +490,14 @@ def _concerns(step: Step) -> set[str]:
 
 
 def _cloud_firewalls(
-    spec: Spec, observed: Observed, nodes: tuple[NodePlan, ...], existing: dict[str, Instance]
+    spec: Spec,
+    observed: Observed,
+    addresses: tuple[str, ...] | None,
+    existing: dict[str, Instance],
 ) -> tuple[list[Step], list[Step]]:
     """(Cloud Firewalls to create before the Linodes, firewalls to bring up to date)."""
     create: list[Step] = []
     sync: list[Step] = []
-    addresses = cluster_addresses(nodes, existing)
     devices = firewall_devices(spec, existing)
     for label, lb in cloud_firewall_labels(spec).items():
         current = observed.firewall(label)
@@ -528,7 +530,8 @@ def plan(
 
     steps += publish_steps((script,), observed.scripts)
 
-    firewalls_to_create, firewalls_to_sync = _cloud_firewalls(spec, observed, nodes, existing)
+    addresses = cluster_addresses(nodes, existing)
+    firewalls_to_create, firewalls_to_sync = _cloud_firewalls(spec, observed, addresses, existing)
     steps += firewalls_to_create
 
     # Linodes marked for a rebuild whose new disk is not there yet: out of the swarm, then
@@ -574,7 +577,6 @@ def plan(
     steps += [NotReady(label, reason) for label, reason in failed.items()]
 
     # Swarm traffic is let through before anyone joins.
-    addresses = cluster_addresses(nodes, existing)
     stale_sets = tuple(
         n.label
         for n in rest
