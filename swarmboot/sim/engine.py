@@ -2,8 +2,9 @@
 
 Everything that changes records holds `Simulator.lock`. Transitions that take time (an
 instance provisioning, booting, shutting down, being rebuilt) are jobs due at a wall-clock
-time; a ticker thread carries them out when due. Calls into the machine backend run in worker
-threads, one after another per instance, never under the lock.
+time; a ticker thread carries them out when due, with the transitions at the bottom of this
+module. Calls into the machine backend run in worker threads, one after another per instance,
+never under the lock.
 """
 
 from __future__ import annotations
@@ -21,15 +22,15 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from swarmboot.sim.backend import MachineBackend, load_backend
+from swarmboot.sim.backend import Machine, MachineBackend, MachineError, load_backend
 from swarmboot.sim.config import SimConfig
 from swarmboot.sim.errors import not_found
 from swarmboot.sim.faults import Faults
-from swarmboot.sim.model import Event, Instance, World, timestamp
+from swarmboot.sim.model import Config, Event, Instance, World, timestamp
 from swarmboot.sim.network import AddressBook
 from swarmboot.sim.ratelimit import RateLimiter
 
-__all__ = ["Simulator"]
+__all__ = ["Simulator", "begin_boot", "machine_of"]
 
 log = logging.getLogger("swarmboot.sim")
 
@@ -119,8 +120,6 @@ class Simulator:
 
     def tick(self) -> None:
         """Carry out every job that is due."""
-        from swarmboot.sim import instances  # the transitions live with the instance calls
-
         with self.lock:
             now = self.clock()
             while self._jobs and self._jobs[0][0] <= now:
@@ -129,7 +128,7 @@ class Simulator:
                 if inst is None or inst.generation != generation:
                     continue
                 event = self.world.events.get(event_id)
-                instances.TRANSITIONS[kind](self, inst, event)
+                _TRANSITIONS[kind](self, inst, event)
                 self._dirty = True
 
     def _tick_loop(self) -> None:
@@ -236,8 +235,6 @@ class Simulator:
         # Machines of running instances come back, as after a host restart.
         for inst in self.world.instances.values():
             if inst.status in ("running", "booting", "rebooting"):
-                from swarmboot.sim.instances import machine_of
-
                 machine = machine_of(self, inst)
                 self.machine_call(inst.id, lambda m=machine: self.backend.start(m))
 
@@ -278,3 +275,126 @@ class Simulator:
 
     def mark_dirty(self) -> None:
         self._dirty = True
+
+
+# --- transitions --------------------------------------------------------------------------
+# What the ticker runs when a job is due (`_TRANSITIONS`, by the job's kind), and the start of
+# a boot, which the instance calls share with them.
+
+
+def machine_of(sim: Simulator, inst: Instance) -> Machine:
+    """What the backend is given for the instance's machine, from its records."""
+    config = next(iter(inst.configs.values()), None)
+    return Machine(
+        instance_id=inst.id,
+        label=inst.label,
+        region=inst.region,
+        type=inst.type,
+        image=inst.image,
+        ipv4_public=inst.ipv4_public,
+        ipv4_private=inst.ipv4_private,
+        ipv6=inst.ipv6.split("/")[0],
+        kernel=config.kernel if config else "",
+        authorized_keys=tuple(inst.authorized_keys),
+        root_pass=inst.root_pass,
+        stackscript_id=inst.stackscript_id,
+        stackscript=inst.stackscript,
+        stackscript_data=dict(inst.stackscript_data),
+        user_data=inst.user_data,
+        first_boot=inst.first_boot,
+    )
+
+
+def begin_boot(
+    sim: Simulator,
+    inst: Instance,
+    action: str,
+    config: Config | None = None,
+    event: Event | None = None,
+) -> None:
+    """The instance starts booting: its machine starts in a worker, the `booted` job is due."""
+    inst.status = "booting"
+    inst.updated = sim.now()
+    if event is None:
+        event = sim.event(action, sim.linode_entity(inst), "started")
+    machine = machine_of(sim, inst)
+    if config is not None:
+        machine = Machine(**{**machine.__dict__, "kernel": config.kernel})
+    sim.pending_boots[inst.id] = sim.machine_call(inst.id, lambda: sim.backend.start(machine))
+    sim.schedule(sim.config.timings.of("boot"), "booted", inst, event)
+
+
+def _provisioned(sim: Simulator, inst: Instance, event: Event | None) -> None:
+    inst.status = "offline"
+    inst.updated = sim.now()
+    sim.finish(event)
+
+
+def _provisioned_boot(sim: Simulator, inst: Instance, event: Event | None) -> None:
+    sim.finish(event)
+    begin_boot(sim, inst, "linode_boot")
+
+
+def _booted(sim: Simulator, inst: Instance, event: Event | None) -> None:
+    start = sim.pending_boots.get(inst.id)
+    if start is not None and not start.done():
+        sim.schedule(0.05, "booted", inst, event)  # the machine is still coming up
+        return
+    sim.pending_boots.pop(inst.id, None)
+    reason = None
+    if sim.faults.boot_fails(inst.label, sim.clock()):
+        reason = "Linode failed to boot (injected fault)"
+    elif start is not None and start.exception() is not None:
+        error = start.exception()
+        reason = (
+            str(error)
+            if isinstance(error, MachineError)
+            else f"Linode failed to boot: {type(error).__name__}"
+        )
+    if reason is not None:
+        inst.status = "offline"
+        inst.updated = sim.now()
+        sim.finish(event, failed=True, message=reason)
+        sim.machine_call(inst.id, lambda: sim.backend.stop(inst.id))
+        return
+    inst.status = "running"
+    inst.updated = sim.now()
+    if inst.first_boot:
+        # The StackScript has run: what it was given is not kept any longer.
+        inst.first_boot = False
+        inst.root_pass = None
+        inst.stackscript_data = {}
+        inst.user_data = None
+    sim.finish(event)
+
+
+def _shut_down(sim: Simulator, inst: Instance, event: Event | None) -> None:
+    stop = sim.pending_stops.get(inst.id)
+    if stop is not None and not stop.done():
+        sim.schedule(0.05, "shut_down", inst, event)  # the machine is still going down
+        return
+    sim.pending_stops.pop(inst.id, None)
+    inst.status = "offline"
+    inst.updated = sim.now()
+    sim.finish(event)
+
+
+def _rebuilt(sim: Simulator, inst: Instance, event: Event | None) -> None:
+    inst.status = "offline"
+    inst.updated = sim.now()
+    sim.finish(event)
+
+
+def _rebuilt_boot(sim: Simulator, inst: Instance, event: Event | None) -> None:
+    sim.finish(event)
+    begin_boot(sim, inst, "linode_boot")
+
+
+_TRANSITIONS: dict[str, Callable[[Simulator, Instance, Event | None], None]] = {
+    "provisioned": _provisioned,
+    "provisioned_boot": _provisioned_boot,
+    "booted": _booted,
+    "shut_down": _shut_down,
+    "rebuilt": _rebuilt,
+    "rebuilt_boot": _rebuilt_boot,
+}

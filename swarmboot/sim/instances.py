@@ -1,8 +1,8 @@
 """Linode instances: create, boot, reboot, shut down, rebuild, delete; configs, disks, IPs.
 
 Each call checks its body as the API does, changes the records under the simulator's lock,
-logs the event, and schedules the transition that takes time. The transitions at the bottom
-are what the ticker runs when a job is due.
+logs the event, and schedules the transition that takes time; the transitions themselves are
+the engine's (`swarmboot.sim.engine`), which carries them out when a job is due.
 """
 
 from __future__ import annotations
@@ -10,24 +10,20 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 from swarmboot import udf
-from swarmboot.sim import catalog
-from swarmboot.sim.backend import Machine, MachineError
-from swarmboot.sim.engine import Simulator
+from swarmboot.sim import catalog, resources
+from swarmboot.sim.engine import Simulator, begin_boot, machine_of
 from swarmboot.sim.errors import ApiError, Problem, bad_request
 from swarmboot.sim.inputs import Body, check_label
-from swarmboot.sim.model import Config, Disk, Event, Instance
+from swarmboot.sim.model import Config, Disk, Instance
 from swarmboot.sim.network import Exhausted, NoRange
 
 __all__ = [
-    "TRANSITIONS",
     "boot",
     "create",
     "delete",
-    "machine_of",
     "reboot",
     "rebuild",
     "shutdown",
@@ -85,28 +81,6 @@ def _require_quiet(inst: Instance) -> None:
         raise _busy(inst)
 
 
-def machine_of(sim: Simulator, inst: Instance) -> Machine:
-    config = next(iter(inst.configs.values()), None)
-    return Machine(
-        instance_id=inst.id,
-        label=inst.label,
-        region=inst.region,
-        type=inst.type,
-        image=inst.image,
-        ipv4_public=inst.ipv4_public,
-        ipv4_private=inst.ipv4_private,
-        ipv6=inst.ipv6.split("/")[0],
-        kernel=config.kernel if config else "",
-        authorized_keys=tuple(inst.authorized_keys),
-        root_pass=inst.root_pass,
-        stackscript_id=inst.stackscript_id,
-        stackscript=inst.stackscript,
-        stackscript_data=dict(inst.stackscript_data),
-        user_data=inst.user_data,
-        first_boot=inst.first_boot,
-    )
-
-
 # --- what an instance is deployed with ----------------------------------------------------
 
 
@@ -136,8 +110,6 @@ def _deployment(sim: Simulator, body: Body, *, rebuilding: bool) -> dict[str, An
     if script_id is not None:
         if image is None:
             raise bad_request("An image is required to deploy a StackScript", "image")
-        from swarmboot.sim import resources
-
         script = sim.world.stackscripts.get(script_id) or resources.public_stackscript(script_id)
         if script is None or not (script.mine or script.is_public):
             raise bad_request("StackScript not found", "stackscript_id")
@@ -306,8 +278,6 @@ def create(sim: Simulator, raw: Any) -> Instance:
             deployment["script"].deployments_active += 1
         event = sim.event("linode_create", sim.linode_entity(inst), "started")
         if firewall is not None:
-            from swarmboot.sim import resources
-
             resources.attach(sim, firewall, inst)
         if not sim.faults.stuck_in_provisioning(label, sim.clock()):
             sim.schedule(
@@ -359,7 +329,7 @@ def boot(sim: Simulator, iid: int, raw: Any) -> None:
         config = _pick_config(inst, raw)
         if inst.status == "running":
             return
-        _begin_boot(sim, inst, "linode_boot", config)
+        begin_boot(sim, inst, "linode_boot", config)
 
 
 def reboot(sim: Simulator, iid: int, raw: Any) -> None:
@@ -368,7 +338,7 @@ def reboot(sim: Simulator, iid: int, raw: Any) -> None:
         _require_quiet(inst)
         config = _pick_config(inst, raw)
         if inst.status == "offline":
-            _begin_boot(sim, inst, "linode_reboot", config)
+            begin_boot(sim, inst, "linode_reboot", config)
             return
         inst.status = "rebooting"
         inst.updated = sim.now()
@@ -553,100 +523,3 @@ def ips(sim: Simulator, iid: int) -> dict[str, Any]:
             },
             "ipv6": {"slaac": v6, "link_local": link_local, "global": []},
         }
-
-
-# --- transitions --------------------------------------------------------------------------
-
-
-def _begin_boot(
-    sim: Simulator,
-    inst: Instance,
-    action: str,
-    config: Config | None = None,
-    event: Event | None = None,
-) -> None:
-    inst.status = "booting"
-    inst.updated = sim.now()
-    if event is None:
-        event = sim.event(action, sim.linode_entity(inst), "started")
-    machine = machine_of(sim, inst)
-    if config is not None:
-        machine = Machine(**{**machine.__dict__, "kernel": config.kernel})
-    sim.pending_boots[inst.id] = sim.machine_call(inst.id, lambda: sim.backend.start(machine))
-    sim.schedule(sim.config.timings.of("boot"), "booted", inst, event)
-
-
-def _provisioned(sim: Simulator, inst: Instance, event: Event | None) -> None:
-    inst.status = "offline"
-    inst.updated = sim.now()
-    sim.finish(event)
-
-
-def _provisioned_boot(sim: Simulator, inst: Instance, event: Event | None) -> None:
-    sim.finish(event)
-    _begin_boot(sim, inst, "linode_boot")
-
-
-def _booted(sim: Simulator, inst: Instance, event: Event | None) -> None:
-    start = sim.pending_boots.get(inst.id)
-    if start is not None and not start.done():
-        sim.schedule(0.05, "booted", inst, event)  # the machine is still coming up
-        return
-    sim.pending_boots.pop(inst.id, None)
-    reason = None
-    if sim.faults.boot_fails(inst.label, sim.clock()):
-        reason = "Linode failed to boot (injected fault)"
-    elif start is not None and start.exception() is not None:
-        error = start.exception()
-        reason = (
-            str(error)
-            if isinstance(error, MachineError)
-            else f"Linode failed to boot: {type(error).__name__}"
-        )
-    if reason is not None:
-        inst.status = "offline"
-        inst.updated = sim.now()
-        sim.finish(event, failed=True, message=reason)
-        sim.machine_call(inst.id, lambda: sim.backend.stop(inst.id))
-        return
-    inst.status = "running"
-    inst.updated = sim.now()
-    if inst.first_boot:
-        # The StackScript has run: what it was given is not kept any longer.
-        inst.first_boot = False
-        inst.root_pass = None
-        inst.stackscript_data = {}
-        inst.user_data = None
-    sim.finish(event)
-
-
-def _shut_down(sim: Simulator, inst: Instance, event: Event | None) -> None:
-    stop = sim.pending_stops.get(inst.id)
-    if stop is not None and not stop.done():
-        sim.schedule(0.05, "shut_down", inst, event)  # the machine is still going down
-        return
-    sim.pending_stops.pop(inst.id, None)
-    inst.status = "offline"
-    inst.updated = sim.now()
-    sim.finish(event)
-
-
-def _rebuilt(sim: Simulator, inst: Instance, event: Event | None) -> None:
-    inst.status = "offline"
-    inst.updated = sim.now()
-    sim.finish(event)
-
-
-def _rebuilt_boot(sim: Simulator, inst: Instance, event: Event | None) -> None:
-    sim.finish(event)
-    _begin_boot(sim, inst, "linode_boot")
-
-
-TRANSITIONS: dict[str, Callable[[Simulator, Instance, Event | None], None]] = {
-    "provisioned": _provisioned,
-    "provisioned_boot": _provisioned_boot,
-    "booted": _booted,
-    "shut_down": _shut_down,
-    "rebuilt": _rebuilt,
-    "rebuilt_boot": _rebuilt_boot,
-}
