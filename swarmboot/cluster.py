@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from swarmboot import facts
+from swarmboot.clock import Clock, SystemClock
 from swarmboot.cloud import CloudApi
 from swarmboot.errors import SwarmbootError
 from swarmboot.firewall import cloud_firewall_labels
@@ -27,7 +28,7 @@ from swarmboot.remote import Connector, HostKeyMismatch, Remote, RemoteError
 from swarmboot.report import Reporter
 from swarmboot.routes import NotRoutable
 from swarmboot.spec import Spec
-from swarmboot.state import Instance, Observed
+from swarmboot.state import Instance, LocalSwarm, Observed, SwarmState
 from swarmboot.swarm import SwarmDriver, SwarmError
 
 __all__ = ["Context", "Settings", "advertise_address", "known_hosts", "observe"]
@@ -56,6 +57,7 @@ class Context:
     settings: Settings = field(default_factory=Settings)
     # Root's password on new and rebuilt Linodes; None: a random one each (a secret either way).
     root_password: str | None = field(default=None, repr=False)
+    clock: Clock = field(default_factory=SystemClock)
     _remotes: dict[str, Remote] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -159,6 +161,7 @@ def observe(ctx: Context, *, nodes: bool = True) -> Observed:
     members: dict[str, tuple[str, ...]] = {}
     failures: dict[str, str] = {}
     swarm = None
+    local: dict[str, LocalSwarm] = {}
     if nodes:
         running = [i for i in mine if i.status == "running"]
         for inst, (report, held, failure) in zip(
@@ -171,6 +174,7 @@ def observe(ctx: Context, *, nodes: bool = True) -> Observed:
             if failure is not None:
                 failures[inst.label] = failure
         swarm = _swarm_state(ctx, mine, reports)
+        local = _local_views(ctx, mine, reports, swarm)
     # The config profile (kernel) matters only for nodes that are not ready yet.
     pending = [i for i in mine if i.label not in reports or reports[i.label].phase != "done"]
     configs = dict(
@@ -188,7 +192,7 @@ def observe(ctx: Context, *, nodes: bool = True) -> Observed:
     done = ctx.parallel(lambda i: ctx.cloud.rebuilt_since(i.id, i.rebuild_since), marked)
     rebuilt = frozenset(i.label for i, yes in zip(marked, done, strict=True) if yes)
     return Observed(
-        instances, others, scripts, firewalls, swarm, reports, members, failures, rebuilt
+        instances, others, scripts, firewalls, swarm, reports, members, failures, rebuilt, local
     )
 
 
@@ -235,6 +239,25 @@ def _swarm_state(ctx: Context, mine: list[Instance], reports: dict[str, NodeStat
         except (RemoteError, SwarmError):
             continue
     return None
+
+
+def _local_views(
+    ctx: Context, mine: list[Instance], reports: dict[str, NodeStatus], swarm: SwarmState | None
+) -> dict[str, LocalSwarm]:
+    """Each answering node's own view of the swarm, for those that are not ready members of
+    `swarm`: whether it joins, leaves a swarm of its own first, or is a member not ready yet.
+    A converged cluster costs no call here."""
+    members = {e.hostname for e in swarm.nodes if e.state == "ready"} if swarm else set()
+    candidates = [i for i in mine if i.label in reports and i.label not in members]
+
+    def read(inst: Instance) -> LocalSwarm | None:
+        try:
+            return ctx.swarm.local(ctx.remote(inst))
+        except (RemoteError, SwarmError):
+            return None
+
+    views = ctx.parallel(read, candidates)
+    return {i.label: v for i, v in zip(candidates, views, strict=True) if v is not None}
 
 
 @contextlib.contextmanager

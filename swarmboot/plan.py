@@ -16,6 +16,7 @@ from swarmboot import facts
 from swarmboot.errors import ExitCode, SwarmbootError
 from swarmboot.firewall import FirewallRules, cloud_firewall_labels, cloud_rules
 from swarmboot.membership import cluster_addresses, firewall_devices, surplus
+from swarmboot.quorum import has_quorum, quorum_problem
 from swarmboot.readiness import esp_lacking, is_ready, why_failed
 from swarmboot.spec import NodePlan, Spec
 from swarmboot.state import Instance, Observed, PublishedScript, SwarmNode, SwarmState
@@ -49,10 +50,10 @@ __all__ = [
     "node_labels",
     "plan",
     "publish_steps",
-    "quorum_problem",
     "rebuild_prep",
     "script_label",
     "step_data",
+    "swarm_via",
 ]
 
 GRUB = facts.GRUB_KERNEL
@@ -121,6 +122,7 @@ class CreateInstance:
     region: str
     type: str
     role: str
+    firewall: str  # the Cloud Firewall it is made behind
 
     def describe(self) -> str:
         return f"Create {self.label} ({self.role}, {self.region}, {self.type})"
@@ -194,7 +196,8 @@ class SyncCloudFirewall:
 
 @dataclass(frozen=True)
 class InitSwarm:
-    label: str
+    label: str  # the swarm's first manager
+    leave_first: bool = False  # it leaves a swarm of its own (or an ended join) first
 
     def describe(self) -> str:
         return f"Initialise the swarm on {self.label}"
@@ -202,7 +205,14 @@ class InitSwarm:
 
 @dataclass(frozen=True)
 class JoinManager:
+    """Join a node as a manager through the manager `via`: it leaves a swarm of its own
+    first (`leave_first`), and one already in the swarm as a worker is promoted
+    (`promote`, its node id) instead."""
+
     label: str
+    via: str
+    leave_first: bool = False
+    promote: str | None = None
 
     def describe(self) -> str:
         return f"Join {self.label} as a manager"
@@ -210,7 +220,12 @@ class JoinManager:
 
 @dataclass(frozen=True)
 class JoinWorkers:
+    """Join workers through the manager `via`; those in `leave_first` leave a swarm of
+    their own first."""
+
     labels: tuple[str, ...]
+    via: str
+    leave_first: tuple[str, ...] = ()
 
     def describe(self) -> str:
         if len(self.labels) == 1:
@@ -222,6 +237,7 @@ class JoinWorkers:
 class RemoveStaleNode:
     node_id: str
     hostname: str
+    via: str  # the manager that removes it
 
     def describe(self) -> str:
         return f"Remove the stale swarm entry {self.node_id[:12]} of {self.hostname}"
@@ -231,6 +247,7 @@ class RemoveStaleNode:
 class DrainNode:
     label: str
     node_id: str
+    via: str
 
     def describe(self) -> str:
         return f"Drain {self.label} and wait for its tasks to move"
@@ -240,6 +257,7 @@ class DrainNode:
 class DemoteNode:
     label: str
     node_id: str
+    via: str
 
     def describe(self) -> str:
         return f"Demote {self.label} from manager to worker"
@@ -257,6 +275,7 @@ class LeaveSwarm:
 class RebuildInstance:
     label: str
     role: str
+    region: str
     image: str
 
     def describe(self) -> str:
@@ -269,6 +288,7 @@ class RebuildInstance:
 @dataclass(frozen=True)
 class DeleteInstance:
     label: str
+    linode_id: int
 
     def describe(self) -> str:
         return f"Delete the Linode {self.label}"
@@ -286,6 +306,8 @@ class ClearRebuildMark:
 class LabelNode:
     label: str
     labels: tuple[tuple[str, str], ...]
+    node_id: str | None  # None: it joins in this plan, and the join tells its id
+    via: str
 
     def describe(self) -> str:
         text = ", ".join(f"{k}={v}" for k, v in self.labels)
@@ -296,7 +318,8 @@ class LabelNode:
 class EnsureNetwork:
     name: str
     encrypted: bool
-    subnet: str | None = None
+    subnet: str | None
+    via: str
 
     def describe(self) -> str:
         kind = "encrypted overlay" if self.encrypted else "overlay"
@@ -397,64 +420,50 @@ def _check_encryption(spec: Spec, observed: Observed) -> None:
         )
 
 
-def _quorum(members: int) -> int:
-    return members // 2 + 1
-
-
-def quorum_problem(swarm: SwarmState | None, going: set[str]) -> str | None:
-    """Why taking the nodes `going` out of the swarm would lose its raft quorum, if it would."""
+def swarm_via(observed: Observed, going: set[str] | frozenset[str] = frozenset()) -> str | None:
+    """The manager swarm steps go through: the one the swarm was read from, unless it is
+    going (rebuilt or pruned), else a reachable, ready manager that answers SSH."""
+    swarm = observed.swarm
     if swarm is None:
         return None
-    managers = [e for e in swarm.nodes if e.role == "manager"]
-    leaving = [e for e in managers if e.hostname in going]
-    if not leaving:
-        return None
-    names = ", ".join(sorted({e.hostname for e in leaving}))
-    n = len(managers)
-    reachable = [e for e in managers if e.reachable_manager]
-    if len(reachable) < _quorum(n):
-        return (
-            f"the swarm has lost its raft quorum already: {len(reachable)} of its {n} managers "
-            f"are reachable and raft needs {_quorum(n)}, so no manager can be demoted"
-        )
-    left = n - len(leaving)
-    if left == 0:
-        return (
-            f"{names} is the swarm's only manager: without it the swarm's state (services, "
-            "secrets, configs) is lost and every node has to join a new swarm"
-        )
-    left_reachable = sum(1 for e in reachable if e.hostname not in going)
-    if left_reachable < _quorum(left):
-        return (
-            f"without {names}, {left_reachable} of the {left} remaining managers would be "
-            f"reachable and raft needs {_quorum(left)}: the swarm would take no change until "
-            "they are back"
-        )
-    return None
+    if swarm.manager not in going:
+        return swarm.manager
+    others = sorted(
+        e.hostname
+        for e in swarm.nodes
+        if e.reachable_manager
+        and e.state == "ready"
+        and e.hostname not in going
+        and e.hostname in observed.reports
+    )
+    return others[0] if others else swarm.manager
 
 
-def rebuild_prep(observed: Observed, label: str) -> list[Step]:
+def rebuild_prep(observed: Observed, label: str, via: str | None = None) -> list[Step]:
     """What comes before a node's disk is replaced: drain it, demote it if it manages, and
     remove its swarm entries, so no stale or duplicate entry remains. The swarm's only
     manager keeps its entry: the swarm goes with it (a rebuild that was forced)."""
     swarm = observed.swarm
     if swarm is None:
         return []
+    via = via or swarm_via(observed, {label}) or swarm.manager
     entries = [e for e in swarm.nodes if e.hostname == label]
     managers = [e for e in swarm.nodes if e.role == "manager"]
-    if sum(e.reachable_manager for e in managers) < _quorum(len(managers)):
+    if not has_quorum(swarm):
         return []  # no quorum: the swarm takes no change (a rebuild that was forced)
     steps: list[Step] = [
-        DrainNode(label, e.id) for e in entries if e.state == "ready" and e.availability != "drain"
+        DrainNode(label, e.id, via)
+        for e in entries
+        if e.state == "ready" and e.availability != "drain"
     ]
     if managers and all(e.hostname == label for e in managers):
         return steps
-    steps += [DemoteNode(label, e.id) for e in entries if e.role == "manager"]
-    steps += [RemoveStaleNode(e.id, label) for e in entries]
+    steps += [DemoteNode(label, e.id, via) for e in entries if e.role == "manager"]
+    steps += [RemoveStaleNode(e.id, label, via) for e in entries]
     return steps
 
 
-def _prune(spec: Spec, observed: Observed) -> list[Step]:
+def _prune(spec: Spec, observed: Observed, via: str | None) -> list[Step]:
     """Drain, demote, take out of the swarm and delete the Linodes the spec no longer has,
     newest first; refused if it would lose the swarm's quorum."""
     extra = surplus(spec, observed)
@@ -470,12 +479,13 @@ def _prune(spec: Spec, observed: Observed) -> list[Step]:
     for inst in extra:
         entries = [e for e in swarm.nodes if e.hostname == inst.label] if swarm else []
         live = [e for e in entries if e.state == "ready"]
-        steps += [DrainNode(inst.label, e.id) for e in live if e.availability != "drain"]
-        steps += [DemoteNode(inst.label, e.id) for e in entries if e.role == "manager"]
-        if live and inst.status == "running":
-            steps.append(LeaveSwarm(inst.label))
-        steps += [RemoveStaleNode(e.id, inst.label) for e in entries]
-        steps.append(DeleteInstance(inst.label))
+        if entries and via is not None:
+            steps += [DrainNode(inst.label, e.id, via) for e in live if e.availability != "drain"]
+            steps += [DemoteNode(inst.label, e.id, via) for e in entries if e.role == "manager"]
+            if live and inst.status == "running":
+                steps.append(LeaveSwarm(inst.label))
+            steps += [RemoveStaleNode(e.id, inst.label, via) for e in entries]
+        steps.append(DeleteInstance(inst.label, inst.id))
     return steps
 
 
@@ -543,15 +553,20 @@ def plan(
         and existing[n.label].rebuild_since is not None
         and n.label not in observed.rebuilt
     }
+    going = redo | ({i.label for i in surplus(spec, observed)} if prune else set())
+    via = swarm_via(observed, going)
     for node in nodes:
         if node.label in redo:
-            steps += rebuild_prep(observed, node.label)
-            steps.append(RebuildInstance(node.label, node.role, spec.cluster.image))
+            steps += rebuild_prep(observed, node.label, via)
+            steps.append(RebuildInstance(node.label, node.role, node.region, spec.cluster.image))
     rest = tuple(n for n in nodes if n.label not in redo)
 
-    # Linodes: made unbooted, the kernel set to GRUB 2, then booted.
+    # Linodes: made unbooted behind their Cloud Firewall, the kernel set to GRUB 2, booted.
+    firewall_of = {lb: label for label, lb in cloud_firewall_labels(spec).items()}
     steps += [
-        CreateInstance(n.label, n.region, n.type, n.role) for n in rest if n.label not in existing
+        CreateInstance(n.label, n.region, n.type, n.role, firewall_of[n.role == "lb"])
+        for n in rest
+        if n.label not in existing
     ]
     failed = {n.label: reason for n in rest if (reason := why_failed(spec, observed, n.label))}
     for node in rest:
@@ -591,9 +606,9 @@ def plan(
     ready = {} if swarm is None else {n.hostname: n for n in swarm.nodes if n.state == "ready"}
     managers = [n for n in rest if n.role == "manager" and n.label not in failed]
     if managers:
-        steps += _swarm_steps(spec, observed, rest, managers, failed, ready)
+        steps += _swarm_steps(spec, observed, rest, managers, failed, ready, via)
     if prune:
-        steps += _prune(spec, observed)
+        steps += _prune(spec, observed, via)
     busy = set().union(*(_concerns(s) for s in steps)) if steps else set()
     steps += [
         ClearRebuildMark(n.label)
@@ -606,6 +621,78 @@ def plan(
     return tuple(steps)
 
 
+def _joins(
+    observed: Observed,
+    nodes: tuple[NodePlan, ...],
+    managers: list[NodePlan],
+    failed: dict[str, str],
+    ready: dict[str, SwarmNode],
+    via: str,
+) -> tuple[list[Step], set[str]]:
+    """(The steps that make the nodes members with their roles, the nodes that join.)
+
+    A node's own view decides how: one in a swarm of its own (or whose join ended in error)
+    leaves it first; one that is a member whose entry is not ready yet is left out, named;
+    a manager that is in the swarm as a worker is promoted."""
+    swarm = observed.swarm
+    known = {e.id for e in swarm.nodes} if swarm else set()
+    steps: list[Step] = []
+    joining: set[str] = set()
+
+    def must_leave(label: str) -> bool | None:
+        """Whether it leaves first; None: it is a member already, not ready yet."""
+        local = observed.local.get(label)
+        if local is None or local.state in ("inactive", "pending"):
+            return False
+        if local.state == "active" and local.node_id in known:
+            return None
+        return True  # active in a swarm this one does not know, or its join ended in error
+
+    if swarm is None:
+        steps.append(InitSwarm(via, leave_first=bool(must_leave(via))))
+        joining.add(via)
+    for node in managers:
+        if node.label in joining:
+            continue
+        entry = ready.get(node.label)
+        if entry is not None and entry.role == "manager":
+            continue
+        if entry is not None:
+            steps.append(JoinManager(node.label, via, promote=entry.id))
+            joining.add(node.label)
+            continue
+        leave = must_leave(node.label)
+        if leave is None:
+            steps.append(NotReady(node.label, _member_not_ready(swarm, node.label)))
+            failed[node.label] = "not ready in the swarm"
+            continue
+        steps.append(JoinManager(node.label, via, leave_first=leave))
+        joining.add(node.label)
+    workers: list[str] = []
+    leaving: list[str] = []
+    for node in nodes:
+        if node.role == "manager" or node.label in ready or node.label in failed:
+            continue
+        leave = must_leave(node.label)
+        if leave is None:
+            steps.append(NotReady(node.label, _member_not_ready(swarm, node.label)))
+            failed[node.label] = "not ready in the swarm"
+            continue
+        workers.append(node.label)
+        if leave:
+            leaving.append(node.label)
+    if workers:
+        steps.append(JoinWorkers(tuple(workers), via, tuple(leaving)))
+        joining.update(workers)
+    return steps, joining
+
+
+def _member_not_ready(swarm: SwarmState | None, label: str) -> str:
+    entry = swarm.node(label) if swarm else None
+    state = entry.state if entry else "missing"
+    return f"it is in the swarm, but its entry is {state}, not ready; `swarmboot up` looks again"
+
+
 def _swarm_steps(
     spec: Spec,
     observed: Observed,
@@ -613,27 +700,26 @@ def _swarm_steps(
     managers: list[NodePlan],
     failed: dict[str, str],
     ready: dict[str, SwarmNode],
+    via: str | None,
 ) -> list[Step]:
     swarm = observed.swarm
-    steps: list[Step] = []
-    joining: set[str] = set()
+    failed = dict(failed)  # and those found members that are not ready
     if swarm is None:
-        steps.append(InitSwarm(managers[0].label))
-        joining.add(managers[0].label)
-    for node in managers:
-        if node.label in joining:
-            continue
-        if node.label not in ready or ready[node.label].role != "manager":
-            steps.append(JoinManager(node.label))
-            joining.add(node.label)
-    workers = tuple(
-        n.label
-        for n in nodes
-        if n.role != "manager" and n.label not in ready and n.label not in failed
-    )
-    if workers:
-        steps.append(JoinWorkers(workers))
-        joining.update(workers)
+        answering = [
+            n.label
+            for n in managers
+            if (local := observed.local.get(n.label)) and local.state == "active" and local.manager
+        ]
+        if answering:
+            raise SwarmbootError(
+                f"{', '.join(answering)} manage a swarm whose state cannot be read (no leader: "
+                "its raft quorum may be lost)",
+                hint="`swarmboot status` shows the managers; bring the lost managers back and "
+                "rerun `swarmboot up`",
+            )
+        via = managers[0].label
+    assert via is not None
+    steps, joining = _joins(observed, nodes, managers, failed, ready, via)
     if swarm is not None:
         wanted = {n.label for n in nodes}
         for entry in swarm.nodes:
@@ -643,19 +729,21 @@ def _swarm_steps(
                 and entry.hostname in wanted
                 and (entry.hostname in joining or (twin and twin.id != entry.id))
             ):
-                steps.append(RemoveStaleNode(entry.id, entry.hostname))
+                steps.append(RemoveStaleNode(entry.id, entry.hostname, via))
 
     for node in nodes:
         if node.label in failed:
             continue
         want = node_labels(spec, node)
-        current = dict(ready[node.label].labels) if node.label in ready else {}
+        entry = ready.get(node.label)
+        current = dict(entry.labels) if entry else {}
         if node.label in joining or any(current.get(k) != v for k, v in want):
-            steps.append(LabelNode(node.label, want))
+            node_id = entry.id if entry is not None else None  # None: it joins first
+            steps.append(LabelNode(node.label, want, node_id, via))
 
     networks = dict(swarm.networks) if swarm else {}
     if spec.network_name not in networks:
-        steps.append(EnsureNetwork(spec.network_name, spec.encrypted, spec.network.subnet))
+        steps.append(EnsureNetwork(spec.network_name, spec.encrypted, spec.network.subnet, via))
     elif networks[spec.network_name] != spec.encrypted:
         state = "encrypted" if networks[spec.network_name] else "not encrypted"
         raise PlanError(

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from swarmboot.apply import UpResult, run_steps, up
 from swarmboot.cluster import Context, observe
 from swarmboot.errors import ExitCode, SwarmbootError
-from swarmboot.plan import QuorumError, quorum_problem, rebuild_prep
+from swarmboot.plan import QuorumError, rebuild_prep
+from swarmboot.quorum import quorum_problem
 from swarmboot.spec import Spec
 from swarmboot.state import Observed, rebuild_tag
 

@@ -16,6 +16,7 @@ __all__ = [
     "REBUILD_TAG",
     "CloudFirewall",
     "Instance",
+    "LocalSwarm",
     "Observed",
     "PublishedScript",
     "SwarmNode",
@@ -111,6 +112,15 @@ class SwarmNode:
 
 
 @dataclass(frozen=True)
+class LocalSwarm:
+    """A node's own view: its swarm node id, whether it is in a swarm, whether it manages."""
+
+    node_id: str
+    state: str  # "inactive", "pending", "active", "error", "locked"
+    manager: bool
+
+
+@dataclass(frozen=True)
 class SwarmState:
     """The swarm as a manager sees it."""
 
@@ -139,6 +149,9 @@ class Observed:
     failures: dict[str, str] = field(default_factory=dict)
     # Linodes marked for a rebuild whose fresh disk is there (the rebuild call went through).
     rebuilt: frozenset[str] = frozenset()
+    # The nodes' own view of the swarm, read for those that are not ready members of the
+    # observed swarm (to be joined, or in a swarm of their own).
+    local: dict[str, LocalSwarm] = field(default_factory=dict)
 
     def instance(self, label: str) -> Instance | None:
         return next((i for i in self.instances if i.label == label), None)

@@ -29,22 +29,13 @@ from tenacity import (
 
 from swarmboot.errors import SwarmbootError
 from swarmboot.remote import Remote, shutdown_write
-from swarmboot.state import SwarmNode, SwarmState
+from swarmboot.state import LocalSwarm, SwarmNode, SwarmState
 
 __all__ = ["DockerSwarm", "LocalSwarm", "ServiceTask", "SwarmDriver", "SwarmError"]
 
 
 class SwarmError(SwarmbootError):
     """A Docker or Swarm call failed."""
-
-
-class LocalSwarm:
-    """A node's own view: its swarm node id, whether it is in a swarm, whether it manages."""
-
-    def __init__(self, node_id: str, state: str, manager: bool) -> None:
-        self.node_id = node_id
-        self.state = state  # "inactive", "pending", "active", "error", "locked"
-        self.manager = manager
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from swarmboot.spec import Spec, load_spec, parse_spec
 from swarmboot.state import (
     CloudFirewall,
     Instance,
+    LocalSwarm,
     Observed,
     PublishedScript,
     SwarmNode,
@@ -48,6 +49,10 @@ DEFAULT = {
     "members": "current",
     "labels": "current",
     "rebuild": "none",  # "marked": a rebuild decided, "rebuilt": and its new disk is there
+    # The node's own view of the swarm, when it is not a ready member: "inactive", "pending",
+    # "error" (its join ended in error), "foreign" (active in a swarm of its own), "member"
+    # (active, and its entry in the swarm is there but not ready).
+    "local": "inactive",
 }
 
 
@@ -184,6 +189,16 @@ def build(spec: Spec, world: dict) -> Observed:
         if addresses is not None:
             members[inst.label] = addresses
     rebuilt = frozenset(label for label, s in settings.items() if s["rebuild"] == "rebuilt")
+    ready = {e.hostname for e in swarm.nodes if e.state == "ready"} if swarm else set()
+    local = {}
+    for n, node in enumerate(nodes, start=1):
+        s = settings[node.label]
+        if not s["exists"] or node.label not in reports or node.label in ready:
+            continue
+        kind = s["local"]
+        state = {"foreign": "active", "member": "active"}.get(kind, kind)
+        node_id = {"foreign": f"elsewhere{n}", "member": f"old{n}"}.get(kind, "")
+        local[node.label] = LocalSwarm(node_id, state, False)
     return Observed(
         tuple(instances),
         strangers,
@@ -193,6 +208,7 @@ def build(spec: Spec, world: dict) -> Observed:
         reports,
         members,
         rebuilt=rebuilt,
+        local=local,
     )
 
 
@@ -218,7 +234,12 @@ def test_plan_case(path):
     # What a step carries for its runner, where the case names it: {"step": type, "label":
     # label, field: value, ...}; lists in JSON stand for tuples.
     for want in case.get("step_fields", []):
-        found = [s for s in steps if type(s).__name__ == want["step"] and s.label == want["label"]]
+        found = [
+            s
+            for s in steps
+            if type(s).__name__ == want["step"]
+            and want["label"] in (getattr(s, "label", None), *getattr(s, "labels", ()))
+        ]
         assert len(found) == 1, want
         for name, value in want.items():
             if name not in ("step", "label"):

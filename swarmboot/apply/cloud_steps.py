@@ -1,0 +1,206 @@
+"""The runners of the cloud's steps: StackScripts, Cloud Firewalls, Linodes and their tags."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from tenacity import Retrying, retry_if_exception, retry_if_result
+
+from swarmboot import facts
+from swarmboot.apply.run import Replan, Run
+from swarmboot.clock import stop_after
+from swarmboot.cloud import CloudError, CreateRequest, RebuildRequest
+from swarmboot.cluster import Context
+from swarmboot.errors import SwarmbootError
+from swarmboot.keys import new_host_key
+from swarmboot.plan import (
+    ClearRebuildMark,
+    CreateInstance,
+    DeleteInstance,
+    EnsureCloudFirewall,
+    PublishStackScript,
+    RebuildInstance,
+    SetKernel,
+    SyncCloudFirewall,
+)
+from swarmboot.publish import publish_one
+from swarmboot.state import HOST_KEY_TAG, REBUILD_TAG, Instance, host_key_tag
+
+__all__ = ["RUNNERS", "create"]
+
+
+def _publish(run: Run, step: PublishStackScript) -> None:
+    ctx = run.ctx
+    run.script_id = run.call("publish", lambda: publish_one(ctx.cloud, step, ctx.script))
+    run.report(step.describe())
+
+
+def _ensure_firewall(run: Run, step: EnsureCloudFirewall) -> None:
+    made = run.call(
+        "firewall",
+        lambda: run.ctx.cloud.create_firewall(step.label, step.rules.api(), [run.ctx.spec.tag]),
+    )
+    run.firewall_ids[step.label] = made.id
+    run.report(step.describe())
+
+
+def _sync_firewall(run: Run, step: SyncCloudFirewall) -> None:
+    firewall_id = step.firewall_id
+    if firewall_id is None or step.linode_ids is None:
+        raise Replan(f"{step.describe()}: planned before its devices were known")
+    rules = step.rules.api() if step.rules is not None else None
+    try:
+        run.call(
+            "firewall", lambda: run.ctx.cloud.update_firewall(firewall_id, rules, step.linode_ids)
+        )
+    except CloudError as exc:
+        if exc.status == 404:
+            raise Replan(f"Cloud Firewall {step.label} is gone") from None
+        raise
+    run.report(step.describe())
+
+
+def _stackscript_data(
+    run: Run, node_label: str, role: str, region: str, host_key_b64: str
+) -> dict[str, str]:
+    spec = run.ctx.spec
+    return {
+        "hostname": node_label,
+        "cluster": spec.cluster.name,
+        "swarm_role": role,
+        "zone": region,
+        "admin_ssh_keys": "\n".join(run.ctx.admin_keys),
+        "docker_source": spec.cluster.docker_source,
+        "ssh_host_key": host_key_b64,
+        "apt_upgrade": "yes" if spec.cluster.apt_upgrade else "no",
+    }
+
+
+def _root_password(ctx: Context) -> str:
+    return ctx.root_password or secrets.token_urlsafe(24) + "-Aa1"
+
+
+def _script_id(run: Run) -> int:
+    if run.script_id is None:
+        raise SwarmbootError(f"StackScript {run.ctx.script.label} is not published")
+    return run.script_id
+
+
+def create(run: Run, step: CreateInstance) -> Instance:
+    """Make the Linode unbooted, behind its Cloud Firewall, with a new pinned host key."""
+    ctx, spec = run.ctx, run.ctx.spec
+    host_key = new_host_key()
+    request = CreateRequest(
+        label=step.label,
+        region=step.region,
+        type=step.type,
+        image=spec.cluster.image,
+        tags=(spec.tag, host_key_tag(host_key.fingerprint)),
+        authorized_keys=(ctx.identity_public,),
+        stackscript_id=_script_id(run),
+        stackscript_data=_stackscript_data(
+            run, step.label, step.role, step.region, host_key.private_b64
+        ),
+        root_pass=_root_password(ctx),
+        private_ip=(not spec.multi_region or spec.cluster.advertise == "private"),
+        firewall_id=run.firewall_ids.get(step.firewall),
+    )
+
+    def attempt() -> Instance:
+        run.limiter.acquire()
+        return ctx.cloud.create_instance(request)
+
+    inst = run.call("create", attempt)
+    run.instances[inst.label] = inst
+    run.report(step.describe())
+    return inst
+
+
+def _set_kernel(run: Run, step: SetKernel) -> None:
+    ctx = run.ctx
+    inst = run.instance(step.label)
+    config = run.call("config", lambda: ctx.cloud.config(inst.id))
+    if config is None and inst.status in ("provisioning", "rebuilding"):
+        # Linode lays the new disks and config profile while it provisions or rebuilds.
+        config = Retrying(
+            retry=retry_if_result(lambda found: found is None),
+            wait=lambda state: ctx.settings.poll_interval,
+            stop=stop_after(ctx.clock, ctx.settings.ready_timeout),
+            sleep=ctx.clock.sleep,
+            retry_error_callback=lambda state: None,
+        )(lambda: run.call("config", lambda: ctx.cloud.config(inst.id)))
+    if config is None:
+        raise SwarmbootError(
+            f"{inst.label} has no config profile to set the kernel of",
+            hint="rebuild it from an image",
+        )
+    if config[1] != facts.GRUB_KERNEL:
+        run.call("kernel", lambda: ctx.cloud.set_kernel(inst.id, config[0], facts.GRUB_KERNEL))
+    run.instances[inst.label] = replace(inst, config=(config[0], facts.GRUB_KERNEL))
+    run.report(step.describe())
+
+
+def busy(exc: BaseException) -> bool:
+    """A Linode in the middle of a boot or shutdown answers 400 "busy" for a moment."""
+    return isinstance(exc, CloudError) and exc.status == 400 and "busy" in exc.reason.lower()
+
+
+def _rebuild(run: Run, step: RebuildInstance) -> None:
+    """A fresh disk from the image and the StackScript, with a new host key. The new key's
+    pin goes into the tags before the rebuild is asked for, so whatever the node answers
+    with afterwards can be checked, even after a crash in between."""
+    ctx = run.ctx
+    inst = run.instance(step.label)
+    script_id = _script_id(run)
+    host_key = new_host_key()
+    kept = tuple(t for t in inst.tags if not t.startswith(HOST_KEY_TAG))
+    tags = (*kept, host_key_tag(host_key.fingerprint))
+    run.call("tags", lambda: ctx.cloud.set_tags(inst.id, tags))
+    request = RebuildRequest(
+        image=step.image,
+        authorized_keys=(ctx.identity_public,),
+        stackscript_id=script_id,
+        stackscript_data=_stackscript_data(
+            run, step.label, step.role, step.region, host_key.private_b64
+        ),
+        root_pass=_root_password(ctx),
+    )
+    Retrying(
+        retry=retry_if_exception(busy),
+        wait=lambda state: ctx.settings.poll_interval,
+        stop=stop_after(ctx.clock, ctx.settings.ready_timeout),
+        sleep=ctx.clock.sleep,
+        reraise=True,
+    )(lambda: run.call("rebuild", lambda: ctx.cloud.rebuild_instance(inst.id, request)))
+    ctx.forget(step.label)
+    run.instances[step.label] = replace(inst, tags=tags, status="rebuilding", config=None)
+    run.report(step.describe())
+
+
+def _delete(run: Run, step: DeleteInstance) -> None:
+    run.instances.pop(step.label, None)
+    run.ctx.forget(step.label)
+    run.call("delete", lambda: run.ctx.cloud.delete_instance(step.linode_id))
+    run.report(step.describe())
+
+
+def _clear_mark(run: Run, step: ClearRebuildMark) -> None:
+    inst = run.instance(step.label)
+    tags = tuple(t for t in inst.tags if not t.startswith(REBUILD_TAG))
+    run.call("tags", lambda: run.ctx.cloud.set_tags(inst.id, tags))
+    run.instances[step.label] = replace(inst, tags=tags)
+    run.report(step.describe())
+
+
+RUNNERS: dict[type, Callable[[Run, Any], None]] = {
+    PublishStackScript: _publish,
+    EnsureCloudFirewall: _ensure_firewall,
+    SyncCloudFirewall: _sync_firewall,
+    SetKernel: _set_kernel,
+    RebuildInstance: _rebuild,
+    DeleteInstance: _delete,
+    ClearRebuildMark: _clear_mark,
+}

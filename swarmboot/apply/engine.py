@@ -1,0 +1,190 @@
+"""The engine: rounds of observe, plan and run, each step given to its runner."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from swarmboot.apply import cloud_steps, swarm_steps
+from swarmboot.apply.run import NotReadyError, Replan, Run
+from swarmboot.apply.waiting import bring_up, not_ready
+from swarmboot.cluster import Context, observe
+from swarmboot.errors import SwarmbootError
+from swarmboot.membership import surplus
+from swarmboot.plan import (
+    Boot,
+    ClearRebuildMark,
+    CreateInstance,
+    DemoteNode,
+    DrainNode,
+    EnsureCloudFirewall,
+    EnsureNetwork,
+    LabelNode,
+    NotReady,
+    PublishStackScript,
+    RebuildInstance,
+    RemoveStaleNode,
+    SetKernel,
+    Step,
+    SyncCloudFirewall,
+    SyncMembers,
+    WaitReady,
+    plan,
+)
+from swarmboot.remote import Unreachable
+from swarmboot.state import Observed
+from swarmboot.swarm import SwarmError
+
+__all__ = ["UpResult", "run_steps", "up"]
+
+log = logging.getLogger("swarmboot.apply")
+
+CLOUD_STEPS = (PublishStackScript, EnsureCloudFirewall, CreateInstance, SetKernel, Boot)
+
+_RUNNERS: dict[type, Callable[[Run, Any], None]] = {
+    **cloud_steps.RUNNERS,
+    **swarm_steps.RUNNERS,
+    NotReady: not_ready,
+}
+
+# Steps that can be repeated as they are: they look before they change. Init and joins are
+# not among them; the next round observes and plans them afresh.
+_REPEATABLE = (
+    SyncMembers,
+    SyncCloudFirewall,
+    RemoveStaleNode,
+    LabelNode,
+    EnsureNetwork,
+    DrainNode,
+    DemoteNode,
+    ClearRebuildMark,
+)
+
+
+@dataclass
+class UpResult:
+    observed: Observed
+    steps_run: list[str] = field(default_factory=list)
+    not_ready: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def _run_steps(run: Run, steps: tuple[Step, ...]) -> None:
+    try:
+        _carry_out(run, steps)
+    except Replan as why:
+        log.info("the round ends early: %s", why)
+
+
+def _carry_out(run: Run, steps: tuple[Step, ...]) -> None:
+    """Each step in order; the creates together (in parallel, within Linode's limit), and
+    the boots with the wait for readiness."""
+    creates = [s for s in steps if isinstance(s, CreateInstance)]
+    boots = [s for s in steps if isinstance(s, Boot)]
+    wait = next((s for s in steps if isinstance(s, WaitReady)), None)
+    for step in steps:
+        if isinstance(step, CreateInstance):
+            if step is creates[0]:
+                run.ctx.parallel(lambda s: cloud_steps.create(run, s), creates)
+            continue
+        if isinstance(step, Boot | WaitReady):
+            first = boots[0] if boots else wait
+            if step is first:
+                bring_up(run, boots, wait)
+            continue
+        _run_step(run, step)
+
+
+def _run_step(run: Run, step: Step) -> None:
+    try:
+        _RUNNERS[type(step)](run, step)
+    except (SwarmError, Unreachable) as exc:
+        if not isinstance(step, _REPEATABLE):
+            raise
+        # An SSH connection that broke under the step (a node's sshd restarted, a network
+        # blip): reconnect and try the step once more.
+        log.info("retrying %r after %s", step.describe(), exc)
+        for label in list(run.instances):
+            run.ctx.forget(label)
+        _RUNNERS[type(step)](run, step)
+
+
+def run_steps(ctx: Context, observed: Observed, steps: tuple[Step, ...]) -> list[str]:
+    """Carry out planned steps on the world as observed; what was done."""
+    run = Run(ctx, observed)
+    _run_steps(run, steps)
+    return run.done
+
+
+def _refresh(run: Run) -> Observed:
+    observed = observe(run.ctx)
+    # What waiting found out (a failed probe, no machine) stands until the next `up`.
+    observed = replace(observed, failures={**observed.failures, **run.not_ready})
+    run.observed = observed
+    run.instances.update({i.label: i for i in observed.instances})
+    return observed
+
+
+def _this_round(steps: tuple[Step, ...]) -> tuple[Step, ...]:
+    """The steps to run before looking at the world again: up to the last rebuild (the
+    nodes to rebuild leave the swarm first), else the cloud steps up to waiting for the
+    nodes, else the swarm steps."""
+    rebuilds = [n for n, s in enumerate(steps) if isinstance(s, RebuildInstance)]
+    if rebuilds:
+        return steps[: rebuilds[-1] + 1]
+    cloud = tuple(s for s in steps if isinstance(s, (*CLOUD_STEPS, WaitReady)))
+    return cloud or steps
+
+
+def up(
+    ctx: Context, *, rounds: int = 6, prune: bool = False, observed: Observed | None = None
+) -> UpResult:
+    """Converge the world to the spec; raise `NotReadyError` naming nodes left out.
+
+    Each round plans from a fresh observation and runs the steps of one phase (rebuilds,
+    then the cloud steps up to waiting for the nodes, then the swarm steps); a converged
+    world plans nothing and ends it. With `prune`, Linodes the spec no longer has are
+    drained, taken out of the swarm and deleted."""
+    started = ctx.clock.monotonic()
+    run = Run(ctx, observed or observe(ctx))
+    for _ in range(rounds):
+        steps = plan(ctx.spec, run.observed, ctx.script, prune=prune)
+        for step in steps:
+            if isinstance(step, NotReady) and step.label not in run.not_ready:
+                not_ready(run, step)
+        pending = tuple(s for s in steps if not isinstance(s, NotReady))
+        if not pending:
+            break
+        _run_steps(run, _this_round(pending))
+        _refresh(run)
+    else:
+        left = [
+            s.describe()
+            for s in plan(ctx.spec, run.observed, ctx.script, prune=prune)
+            if not isinstance(s, NotReady)
+        ]
+        if left:
+            raise SwarmbootError(
+                f"the cluster did not converge after {rounds} rounds; still "
+                f"to do: {'; '.join(left[:3])}",
+                hint="rerun `swarmboot up`; if it persists, `swarmboot plan` shows what is left",
+            )
+    result = UpResult(run.observed, run.done, run.not_ready, ctx.clock.monotonic() - started)
+    kept = surplus(ctx.spec, run.observed)
+    if kept and not prune:
+        ctx.reporter.failed(
+            f"kept {len(kept)} node(s) the spec no longer has: "
+            f"{', '.join(i.label for i in kept)}; `swarmboot up --prune` removes them"
+        )
+    if run.not_ready:
+        names = "; ".join(f"{label}: {why}" for label, why in sorted(run.not_ready.items()))
+        error = NotReadyError(
+            f"{len(run.not_ready)} node(s) not joined: {names}",
+            hint="`swarmboot status` shows each node; a failed StackScript logs to "
+            "/var/log/swarmboot-stackscript.log on it; fix and rerun `swarmboot up`",
+        )
+        error.result = result  # type: ignore[attr-defined]
+        raise error
+    return result

@@ -1,0 +1,95 @@
+"""One run of steps: what it learned along the way, how its calls are retried and limited.
+
+Every runner takes a `Run` and its step. A runner carries its step out as planned; what it
+needs and the plan could not know yet (the id of a Linode or StackScript made earlier in the
+same run, a joined node's swarm id, the join tokens) it finds here. A step that can no
+longer be carried out as planned raises `Replan`: the round ends, and the next one observes
+and plans again.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
+
+from swarmboot.clock import Clock
+from swarmboot.cloud import CloudError
+from swarmboot.cluster import Context
+from swarmboot.errors import ExitCode, SwarmbootError
+from swarmboot.state import Instance, Observed
+
+__all__ = ["CreateLimiter", "NotReadyError", "Replan", "Run"]
+
+
+class NotReadyError(SwarmbootError):
+    exit_code = ExitCode.NOT_READY
+
+
+class Replan(Exception):
+    """A step that can no longer be carried out as planned: the round ends there and the
+    next one observes and plans again."""
+
+
+class CreateLimiter:
+    """At most `limit` creates in any `window` seconds: Linode's limit, never exceeded."""
+
+    def __init__(self, limit: int, window: float, clock: Clock) -> None:
+        self.limit, self.window, self.clock = limit, window, clock
+        self._sent: collections.deque[float] = collections.deque()
+        self._lock = threading.Lock()
+
+    def acquire(self) -> None:
+        while True:
+            with self._lock:
+                now = self.clock.monotonic()
+                while self._sent and now - self._sent[0] >= self.window:
+                    self._sent.popleft()
+                if len(self._sent) < self.limit:
+                    self._sent.append(now)
+                    return
+                wait = self.window - (now - self._sent[0]) + 0.01
+            self.clock.sleep(wait)
+
+
+class Run:
+    """One `up` (or one plan run): the ids, fresh instances and join tokens it learned."""
+
+    def __init__(self, ctx: Context, observed: Observed) -> None:
+        self.ctx = ctx
+        self.observed = observed
+        self.instances: dict[str, Instance] = {i.label: i for i in observed.instances}
+        self.script_id = next((s.id for s in observed.scripts if s.label == ctx.script.label), None)
+        self.firewall_ids = {f.label: f.id for f in observed.firewalls}
+        self.tokens: tuple[str, str] | None = None  # secrets: kept in memory only
+        self.limiter = CreateLimiter(*ctx.settings.create_limit, ctx.clock)
+        self.done: list[str] = []
+        self.not_ready: dict[str, str] = {}
+        self.join_failures: collections.Counter[str] = collections.Counter()
+        self.unjoined: set[str] = set()  # workers whose join failed in this round
+        self.joined: dict[str, str] = {}  # the swarm node id of each node joined in this run
+
+    def report(self, text: str) -> None:
+        self.done.append(text)
+        self.ctx.reporter.ok(text)
+
+    def call(self, what: str, fn: Callable[[], Any]) -> Any:
+        """A cloud call, retried when it failed on the way (no answer, 5xx, 429 after the
+        SDK's own retries)."""
+        return Retrying(
+            retry=retry_if_exception(lambda e: isinstance(e, CloudError) and e.retryable),
+            stop=stop_after_attempt(5),
+            wait=wait_exponential(multiplier=0.5, max=8),
+            sleep=self.ctx.clock.sleep,
+            reraise=True,
+        )(fn)
+
+    def instance(self, label: str) -> Instance:
+        """The Linode a step names, as this run knows it; gone since the plan: `Replan`."""
+        found = self.instances.get(label)
+        if found is None:
+            raise Replan(f"{label} has no Linode any more")
+        return found

@@ -1,0 +1,203 @@
+"""The runners of the swarm's steps: member sets, init, joins, labels, drains and removals.
+
+Each goes through the manager its step names (`via`), joins with the role and the leave
+its step carries, and labels a node by the swarm id its step carries or its join told."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from tenacity import RetryError, Retrying, retry_if_result
+
+from swarmboot import facts
+from swarmboot.apply.run import Replan, Run
+from swarmboot.clock import stop_after
+from swarmboot.cluster import advertise_address
+from swarmboot.firewall import members_file
+from swarmboot.plan import (
+    DemoteNode,
+    DrainNode,
+    EnsureNetwork,
+    InitSwarm,
+    JoinManager,
+    JoinWorkers,
+    LabelNode,
+    LeaveSwarm,
+    RemoveStaleNode,
+    SyncMembers,
+)
+from swarmboot.remote import Remote, RemoteError
+from swarmboot.swarm import SwarmError
+
+__all__ = ["JOIN_ATTEMPTS", "RUNNERS"]
+
+log = logging.getLogger("swarmboot.apply")
+
+# A worker whose join failed this many times in one `up` is named and left out (exit 6).
+JOIN_ATTEMPTS = 2
+
+
+def _via(run: Run, label: str) -> Remote:
+    """The session to the manager a step goes through."""
+    return run.ctx.remote(run.instance(label))
+
+
+def _sync_members(run: Run, step: SyncMembers) -> None:
+    ctx = run.ctx
+    if step.addresses is None:
+        raise Replan(f"{step.describe()}: the cluster's addresses were not known when planned")
+    content = members_file(step.addresses)
+
+    def sync(label: str) -> None:
+        remote = ctx.remote(run.instance(label))
+        remote.put_file(facts.MEMBERS_FILE, content)
+        remote.run("nft -f /etc/nftables.conf")
+
+    ctx.parallel(sync, [label for label in step.labels if label not in run.not_ready])
+    run.report(step.describe())
+
+
+def _init(run: Run, step: InitSwarm) -> None:
+    ctx = run.ctx
+    inst = run.instance(step.label)
+    remote = ctx.remote(inst)
+    if step.leave_first:
+        ctx.swarm.leave(remote)
+    state = ctx.swarm.local(remote).state
+    if state != "inactive":
+        raise Replan(f"{step.label} is {state} in a swarm since it was planned")
+    ctx.swarm.init(remote, advertise_address(ctx.spec, inst))
+    run.joined[step.label] = ctx.swarm.local(remote).node_id
+    run.report(step.describe())
+
+
+def _tokens(run: Run, manager: Remote) -> tuple[str, str]:
+    if run.tokens is None:
+        run.tokens = run.ctx.swarm.join_tokens(manager)
+    return run.tokens
+
+
+def _join(run: Run, label: str, via: str, as_manager: bool, leave_first: bool) -> None:
+    ctx = run.ctx
+    manager = _via(run, via)
+    inst = run.instance(label)
+    remote = ctx.remote(inst)
+    if leave_first:
+        # In a swarm this one does not know (the one whose only manager was rebuilt), or
+        # its join ended in error: it leaves that to join this one.
+        ctx.swarm.leave(remote)
+    worker_token, manager_token = _tokens(run, manager)
+    ctx.swarm.join(
+        remote,
+        advertise_address(ctx.spec, run.instance(via)),
+        manager_token if as_manager else worker_token,
+        advertise_address(ctx.spec, inst),
+    )
+    run.joined[label] = ctx.swarm.local(remote).node_id
+
+
+def _join_manager(run: Run, step: JoinManager) -> None:
+    if step.promote is not None:
+        run.ctx.swarm.promote(_via(run, step.via), step.promote)
+    else:
+        _join(run, step.label, step.via, as_manager=True, leave_first=step.leave_first)
+    run.report(step.describe())
+
+
+def _join_workers(run: Run, step: JoinWorkers) -> None:
+    """Join the workers in parallel. One whose join fails does not stop the others: the
+    next round observes it and tries again, and after JOIN_ATTEMPTS it is named."""
+    labels = [label for label in step.labels if label not in run.not_ready]
+    leaving = set(step.leave_first)
+
+    def join(label: str) -> str | None:
+        try:
+            _join(run, label, step.via, as_manager=False, leave_first=label in leaving)
+        except (SwarmError, RemoteError) as exc:
+            return exc.message
+        return None
+
+    failed = {
+        label: why for label, why in zip(labels, run.ctx.parallel(join, labels), strict=True) if why
+    }
+    run.unjoined = set(failed)
+    for label, why in sorted(failed.items()):
+        run.join_failures[label] += 1
+        if run.join_failures[label] >= JOIN_ATTEMPTS:
+            run.not_ready[label] = f"its join failed {JOIN_ATTEMPTS} times: {why}"
+            run.ctx.reporter.failed(f"{label}: {run.not_ready[label]}")
+        else:
+            run.ctx.reporter.failed(f"{label}: its join failed, tried again next round: {why}")
+    joined = len(labels) - len(failed)
+    if joined:
+        run.report(step.describe() if not failed else f"Join {joined} of {len(labels)} workers")
+
+
+def _label(run: Run, step: LabelNode) -> None:
+    if step.label in run.unjoined or step.label in run.not_ready:
+        return  # it did not join this round: the next round labels it once it has
+    node_id = step.node_id or run.joined.get(step.label)
+    if node_id is None:
+        raise Replan(f"{step.label} was to join before its labels, and did not")
+    run.ctx.swarm.set_labels(_via(run, step.via), node_id, dict(step.labels))
+    run.report(step.describe())
+
+
+def _remove_stale(run: Run, step: RemoveStaleNode) -> None:
+    run.ctx.swarm.remove(_via(run, step.via), step.node_id)
+    run.report(step.describe())
+
+
+def _drain(run: Run, step: DrainNode) -> None:
+    """Drain the node and wait (up to settings.drain_timeout) until its tasks have moved."""
+    ctx = run.ctx
+    manager = _via(run, step.via)
+    ctx.swarm.drain(manager, step.node_id)
+    try:
+        Retrying(
+            retry=retry_if_result(lambda moved: not moved),
+            wait=lambda state: min(ctx.settings.poll_interval, 2.0),
+            stop=stop_after(ctx.clock, ctx.settings.drain_timeout),
+            sleep=ctx.clock.sleep,
+        )(lambda: ctx.swarm.drained(manager, step.node_id))
+    except RetryError:
+        ctx.reporter.failed(
+            f"{step.label}: its tasks had not all moved after {ctx.settings.drain_timeout:.0f} s;"
+            " going on"
+        )
+    run.report(step.describe())
+
+
+def _demote(run: Run, step: DemoteNode) -> None:
+    run.ctx.swarm.demote(_via(run, step.via), step.node_id)
+    run.report(step.describe())
+
+
+def _leave(run: Run, step: LeaveSwarm) -> None:
+    try:
+        run.ctx.swarm.leave(run.ctx.remote(run.instance(step.label)))
+    except (RemoteError, SwarmError) as exc:
+        # Its entry is removed from a manager next, whether it left or not.
+        log.info("%s did not leave the swarm itself: %s", step.label, exc)
+    run.report(step.describe())
+
+
+def _network(run: Run, step: EnsureNetwork) -> None:
+    run.ctx.swarm.ensure_network(_via(run, step.via), step.name, step.encrypted, step.subnet)
+    run.report(step.describe())
+
+
+RUNNERS: dict[type, Callable[[Run, Any], None]] = {
+    SyncMembers: _sync_members,
+    InitSwarm: _init,
+    JoinManager: _join_manager,
+    JoinWorkers: _join_workers,
+    RemoveStaleNode: _remove_stale,
+    LabelNode: _label,
+    EnsureNetwork: _network,
+    DrainNode: _drain,
+    DemoteNode: _demote,
+    LeaveSwarm: _leave,
+}
