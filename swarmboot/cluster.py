@@ -31,7 +31,7 @@ from swarmboot.spec import Spec
 from swarmboot.state import Instance, LocalSwarm, Observed, SwarmState
 from swarmboot.swarm import SwarmDriver, SwarmError
 
-__all__ = ["Context", "Settings", "advertise_address", "known_hosts", "observe"]
+__all__ = ["Context", "Settings", "advertise_address", "known_hosts", "observe", "observe_cloud"]
 
 
 @dataclass(frozen=True)
@@ -149,14 +149,24 @@ def _members(text: str) -> tuple[str, ...]:
     return ()
 
 
-def observe(ctx: Context, *, nodes: bool = True) -> Observed:
-    """Read the world. With `nodes`, also each running node and the swarm over SSH."""
+def observe_cloud(ctx: Context) -> Observed:
+    """The cloud alone, three listings: the cluster's Linodes (and strangers holding its
+    labels), the StackScripts, the cluster's Cloud Firewalls. No node is contacted."""
     spec = ctx.spec
     found = ctx.cloud.instances(*listing(spec))
-    mine = cluster_linodes(spec, found)
-    others = strangers(spec, found)
-    scripts = tuple(ctx.cloud.stackscripts())
-    firewalls = tuple(ctx.cloud.firewalls(cloud_firewall_labels(spec)))
+    return Observed(
+        tuple(cluster_linodes(spec, found)),
+        tuple(strangers(spec, found)),
+        tuple(ctx.cloud.stackscripts()),
+        tuple(ctx.cloud.firewalls(cloud_firewall_labels(spec))),
+    )
+
+
+def observe(ctx: Context, *, nodes: bool = True) -> Observed:
+    """Read the world. With `nodes`, also each running node and the swarm over SSH."""
+    cloud = observe_cloud(ctx)
+    mine, others = list(cloud.instances), cloud.strangers
+    scripts, firewalls = cloud.scripts, cloud.firewalls
     reports: dict[str, NodeStatus] = {}
     members: dict[str, tuple[str, ...]] = {}
     failures: dict[str, str] = {}

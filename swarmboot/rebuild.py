@@ -11,7 +11,6 @@ them one at a time, each only if the swarm keeps its raft quorum.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 from swarmboot.apply import UpResult, run_steps, up
@@ -71,7 +70,7 @@ def rebuild(
             hint="give the label of one of the spec's nodes; `swarmboot up --prune` deletes "
             "Linodes the spec no longer has",
         )
-    started = time.monotonic()
+    started = ctx.clock.monotonic()
     observed = observed or observe(ctx)
     inst = observed.instance(label)
     if inst is None or inst.rebuild_since is None:
@@ -95,16 +94,16 @@ def rebuild(
     else:
         ctx.reporter.ok(f"Carrying on with the rebuild of {label}")
     result = up(ctx)
-    result.seconds = time.monotonic() - started
+    result.seconds = ctx.clock.monotonic() - started
     return result
 
 
-def repair(ctx: Context, *, force: bool = False) -> RepairResult:
+def repair(ctx: Context, *, force: bool = False, observed: Observed | None = None) -> RepairResult:
     """Rebuild each node that is Down in the swarm or not running in Linode, one at a time,
-    looking at the world again after each."""
+    from the world as each rebuild's `up` left it (one observation per rebuild)."""
     repaired: list[tuple[str, str, float]] = []
     tried: set[str] = set()
-    observed = observe(ctx)
+    observed = observed or observe(ctx)
     if not observed.instances:
         raise SwarmbootError(
             f"{ctx.spec.cluster.name} has no Linode tagged {ctx.spec.tag}: nothing to repair",
@@ -120,4 +119,4 @@ def repair(ctx: Context, *, force: bool = False) -> RepairResult:
         result = rebuild(ctx, label, force=force, observed=observed)
         repaired.append((label, why, result.seconds))
         ctx.reporter.ok(f"Rebuilt {label} in {result.seconds:.0f} s")
-        observed = observe(ctx)
+        observed = result.observed

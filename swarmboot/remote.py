@@ -20,6 +20,7 @@ from swarmboot.keys import Identity, fingerprint
 __all__ = [
     "Connector",
     "HostKeyMismatch",
+    "NoConnector",
     "ParamikoConnector",
     "ParamikoRemote",
     "Remote",
@@ -197,6 +198,13 @@ def _ended(transport) -> str:
     if cause is not None:
         return f"the connection failed: {cause!r}"
     return "it was closed on this side"
+
+
+class NoConnector:
+    """For commands that never contact a node (`down`): any attempt is a bug, said so."""
+
+    def connect(self, label: str, address: str, pinned: str | None) -> Remote:
+        raise RemoteError(f"{label}: this command does not contact nodes")
 
 
 class ParamikoConnector:

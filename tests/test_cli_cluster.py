@@ -51,7 +51,7 @@ def test_publish_sends_only_what_changed(sim):
     assert {u["name"] for u in listed[0]["udfs"]} >= {"hostname", "zone", "ssh_host_key"}
 
 
-def test_plan_then_up_without_machines_then_down(sim):
+def test_plan_then_up_without_machines_then_down(sim, monkeypatch):
     planned = run("plan", EXAMPLE)
     assert planned.exit_code == 0, planned.output
     lines = planned.stdout.splitlines()
@@ -74,6 +74,24 @@ def test_plan_then_up_without_machines_then_down(sim):
     status = run("status", EXAMPLE, "--json")
     assert status.exit_code == 0
     assert len(json.loads(status.stdout)["nodes"]) == 9
+
+    # `down` is a plan: `plan --down` shows its steps and what they carry, from the cloud
+    # alone (no SSH key: the one the fixture gives is taken away).
+    monkeypatch.setenv("SWARMBOOT_SSH_KEY", "/nonexistent/key")
+    shown = run("plan", EXAMPLE, "--down", "--stackscripts", "--json")
+    assert shown.exit_code == 0, shown.output
+    steps = json.loads(shown.stdout)
+    assert [s["step"] for s in steps] == ["DeleteInstance"] * 9 + ["DeleteCloudFirewall"] * 2 + [
+        "DeleteStackScript"
+    ]
+    assert all(isinstance(s["fields"]["linode_id"], int) for s in steps[:9])
+    assert len({s["fields"]["linode_id"] for s in steps[:9]}) == 9
+    assert steps[9]["description"] == "Delete the Cloud Firewall itframe-nodes"
+    assert (
+        run("plan", EXAMPLE, "--down")
+        .stdout.splitlines()[0]
+        .startswith("  1. Delete the Linode itframe-")
+    )
 
     refused = run("down", EXAMPLE)
     assert refused.exit_code == 1

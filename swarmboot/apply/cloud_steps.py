@@ -14,6 +14,7 @@ from swarmboot.apply.run import Replan, Run
 from swarmboot.clock import stop_after
 from swarmboot.cloud import CloudError, CreateRequest, RebuildRequest
 from swarmboot.cluster import Context
+from swarmboot.down import DeleteCloudFirewall, DeleteStackScript
 from swarmboot.errors import SwarmbootError
 from swarmboot.keys import new_host_key
 from swarmboot.plan import (
@@ -187,6 +188,16 @@ def _delete(run: Run, step: DeleteInstance) -> None:
     run.report(step.describe())
 
 
+def _delete_firewall(run: Run, step: DeleteCloudFirewall) -> None:
+    run.call("delete", lambda: run.ctx.cloud.delete_firewall(step.firewall_id))
+    run.report(step.describe())
+
+
+def _delete_script(run: Run, step: DeleteStackScript) -> None:
+    run.call("delete", lambda: run.ctx.cloud.delete_stackscript(step.script_id))
+    run.report(step.describe())
+
+
 def _clear_mark(run: Run, step: ClearRebuildMark) -> None:
     inst = run.instance(step.label)
     tags = tuple(t for t in inst.tags if not t.startswith(REBUILD_TAG))
@@ -202,5 +213,7 @@ RUNNERS: dict[type, Callable[[Run, Any], None]] = {
     SetKernel: _set_kernel,
     RebuildInstance: _rebuild,
     DeleteInstance: _delete,
+    DeleteCloudFirewall: _delete_firewall,
+    DeleteStackScript: _delete_script,
     ClearRebuildMark: _clear_mark,
 }

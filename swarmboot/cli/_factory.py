@@ -9,7 +9,15 @@ import typer
 
 from swarmboot.report import Reporter
 
-__all__ = ["ApiUrlOpt", "SpecArg", "SshKeyOpt", "TimeoutOpt", "make_cloud", "make_context"]
+__all__ = [
+    "ApiUrlOpt",
+    "SpecArg",
+    "SshKeyOpt",
+    "TimeoutOpt",
+    "make_cloud",
+    "make_cloud_context",
+    "make_context",
+]
 
 SpecArg = Annotated[
     Path,
@@ -82,39 +90,21 @@ def make_context(
     reporter: Reporter,
     *,
     timeout: float = 1200.0,
-    nodes: bool = True,
 ):
-    """Spec, checked against the API's catalogue, and every adapter `up` needs."""
+    """Every adapter `up` needs, for a spec checked by `preflight`."""
     from swarmboot.cluster import Context, Settings
     from swarmboot.credentials import root_password
     from swarmboot.keys import load_identity
-    from swarmboot.publish import local_scripts
+    from swarmboot.preflight import check_catalogue, stackscript_for
     from swarmboot.remote import ParamikoConnector
     from swarmboot.routes import require_local_route
-    from swarmboot.spec import SpecError, admin_keys, check_against_catalog, load_spec
+    from swarmboot.spec import admin_keys, load_spec
     from swarmboot.swarm import DockerSwarm
 
     spec = load_spec(spec_path)
-    scripts = local_scripts()
-    script = scripts.get(spec.cluster.stackscript)
-    if script is None:
-        raise SpecError(
-            [
-                f"{spec_path}: cluster.stackscript: no StackScript "
-                f"{spec.cluster.stackscript!r}; choose one of "
-                f"{', '.join(sorted(scripts))}"
-            ]
-        )
-    if spec.cluster.image not in script.images:
-        raise SpecError(
-            [
-                f"{spec_path}: cluster.image: {spec.cluster.stackscript} is for "
-                f"{', '.join(script.images)}, not {spec.cluster.image}"
-            ]
-        )
+    script = stackscript_for(spec, spec_path)
     cloud = make_cloud(api_url)
-    regions, types, images = cloud.catalogue()
-    check_against_catalog(spec, str(spec_path), regions, types, images)
+    check_catalogue(spec, spec_path, cloud)
     identity = load_identity(ssh_key)
     reporter.detail(
         f"API {cloud.target.api_url}, token from {cloud.target.source}, "
@@ -134,4 +124,28 @@ def make_context(
         admin_keys=admin_keys(spec, spec_path.parent),
         settings=Settings(ready_timeout=timeout, poll_interval=_poll_interval()),
         root_password=root_password(),
+    )
+
+
+def make_cloud_context(spec_path: Path, api_url: str | None, reporter: Reporter):
+    """A context for commands that only read and change the cloud (`down`): no SSH
+    identity is needed, and no node is ever contacted."""
+    from swarmboot.cluster import Context
+    from swarmboot.preflight import stackscript_for
+    from swarmboot.remote import NoConnector
+    from swarmboot.spec import load_spec
+    from swarmboot.swarm import DockerSwarm
+
+    spec = load_spec(spec_path)
+    cloud = make_cloud(api_url)
+    reporter.detail(f"API {cloud.target.api_url}, token from {cloud.target.source}")
+    return Context(
+        spec=spec,
+        spec_path=spec_path,
+        cloud=cloud,
+        connector=NoConnector(),
+        swarm=DockerSwarm(),
+        reporter=reporter,
+        script=stackscript_for(spec, spec_path),
+        identity_public="",
     )

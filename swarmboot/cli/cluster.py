@@ -13,7 +13,7 @@ from swarmboot.cli._factory import (
     SpecArg,
     SshKeyOpt,
     TimeoutOpt,
-    make_cloud,
+    make_cloud_context,
     make_context,
 )
 from swarmboot.errors import SwarmbootError
@@ -90,15 +90,30 @@ def plan_cmd(
     ssh_key: SshKeyOpt = None,
     as_json: JsonOpt = False,
     prune: PruneOpt = False,
+    down: Annotated[
+        bool, typer.Option("--down", help="Show what `swarmboot down` would delete instead.")
+    ] = False,
+    stackscripts: StackScriptsOpt = False,
 ) -> None:
-    """Print what `up` would do, from the cloud and the swarm as they are now. Changes nothing."""
-    from swarmboot.cluster import observe
+    """Print what `up` would do, from the cloud and the swarm as they are now. Changes nothing.
+
+    With --down, what `down` would delete (from the cloud alone: no SSH key is needed)."""
+    from swarmboot.cluster import observe, observe_cloud
+    from swarmboot.down import plan_down
     from swarmboot.plan import plan, step_data
 
     reporter = state_of(ctx).reporter
-    context = make_context(spec, api_url, ssh_key, reporter)
+    if down:
+        context = make_cloud_context(spec, api_url, reporter)
+    else:
+        context = make_context(spec, api_url, ssh_key, reporter)
     try:
-        steps = plan(context.spec, observe(context), context.script, prune=prune)
+        if down:
+            steps: tuple = plan_down(
+                context.spec, observe_cloud(context), stackscripts=stackscripts
+            )
+        else:
+            steps = plan(context.spec, observe(context), context.script, prune=prune)
     finally:
         context.close()
     if as_json:
@@ -171,14 +186,15 @@ def repair_cmd(
     reporter = state_of(ctx).reporter
     context = make_context(spec, api_url, ssh_key, reporter, timeout=timeout)
     try:
-        todo = unhealthy(context.spec, observe(context))
+        observed = observe(context)
+        todo = unhealthy(context.spec, observed)
         if todo:
             confirm(
                 f"rebuild {len(todo)} node(s): "
                 + "; ".join(f"{label} ({why})" for label, why in todo),
                 yes,
             )
-        result = repair(context, force=force)
+        result = repair(context, force=force, observed=observed)
     finally:
         context.close()
     _show(summary(context.spec, result.observed), as_json)
@@ -245,49 +261,36 @@ def known_hosts_cmd(
         raise typer.Exit(int(ExitCode.NOT_READY))
 
 
+StackScriptsOpt = Annotated[
+    bool,
+    typer.Option("--stackscripts", help="Also delete the StackScript the cluster was made with."),
+]
+
+
 @command
 def down_cmd(
     ctx: Ctx,
     spec: SpecArg,
     api_url: ApiUrlOpt = None,
     yes: YesOpt = False,
-    stackscripts: Annotated[
-        bool,
-        typer.Option(
-            "--stackscripts", help="Also delete the StackScript the cluster was made with."
-        ),
-    ] = False,
+    stackscripts: StackScriptsOpt = False,
 ) -> None:
     """Delete the cluster: every Linode carrying its tag, and its Cloud Firewalls."""
-    from swarmboot.firewall import cloud_firewall_labels
-    from swarmboot.membership import cluster_linodes, listing
-    from swarmboot.plan import script_label
-    from swarmboot.spec import load_spec
+    from swarmboot.apply import run_steps
+    from swarmboot.cluster import observe_cloud
+    from swarmboot.down import plan_down, summary
 
     reporter = state_of(ctx).reporter
-    cluster = load_spec(spec)
-    cloud = make_cloud(api_url)
-    doomed = cluster_linodes(cluster, cloud.instances(*listing(cluster)))
-    firewalls = cloud.firewalls(cloud_firewall_labels(cluster))
-    scripts = [
-        s
-        for s in cloud.stackscripts()
-        if stackscripts and s.label == script_label(cluster.cluster.stackscript)
-    ]
-    if not (doomed or firewalls or scripts):
-        reporter.ok(f"{cluster.cluster.name}: nothing to delete")
-        return
-    what = f"{len(doomed)} Linode(s) tagged {cluster.tag}, {len(firewalls)} Cloud Firewall(s)" + (
-        f", StackScript {scripts[0].label}" if scripts else ""
-    )
-    confirm(f"delete {what}", yes)
-    for inst in doomed:
-        cloud.delete_instance(inst.id)
-        reporter.ok(f"Deleted {inst.label}")
-    for firewall in firewalls:
-        cloud.delete_firewall(firewall.id)
-        reporter.ok(f"Deleted Cloud Firewall {firewall.label}")
-    for script in scripts:
-        cloud.delete_stackscript(script.id)
-        reporter.ok(f"Deleted StackScript {script.label}")
+    context = make_cloud_context(spec, api_url, reporter)
+    try:
+        observed = observe_cloud(context)
+        steps = plan_down(context.spec, observed, stackscripts=stackscripts)
+        if not steps:
+            reporter.ok(f"{context.spec.cluster.name}: nothing to delete")
+            return
+        what = summary(context.spec, steps)
+        confirm(f"delete {what}", yes)
+        run_steps(context, observed, steps)
+    finally:
+        context.close()
     typer.echo(f"deleted\t{what}")

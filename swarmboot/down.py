@@ -1,0 +1,59 @@
+"""`down` as a plan: every Linode carrying the cluster's tag, its Cloud Firewalls and, when
+asked, its StackScript, each deleted by a step the engine runs (`plan --down` shows them).
+
+It reads the cloud only: no node is contacted and no SSH identity is needed. A `down` cut
+short is run again and deletes what is left; one with nothing left plans nothing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from swarmboot.plan import DeleteInstance, script_label
+from swarmboot.spec import Spec
+from swarmboot.state import Observed
+
+__all__ = ["DeleteCloudFirewall", "DeleteStackScript", "plan_down", "summary"]
+
+
+@dataclass(frozen=True)
+class DeleteCloudFirewall:
+    label: str
+    firewall_id: int
+
+    def describe(self) -> str:
+        return f"Delete the Cloud Firewall {self.label}"
+
+
+@dataclass(frozen=True)
+class DeleteStackScript:
+    label: str
+    script_id: int
+
+    def describe(self) -> str:
+        return f"Delete the StackScript {self.label}"
+
+
+DownStep = DeleteInstance | DeleteCloudFirewall | DeleteStackScript
+
+
+def plan_down(
+    spec: Spec, observed: Observed, *, stackscripts: bool = False
+) -> tuple[DownStep, ...]:
+    """The Linodes first (a firewall with devices behind it is still in use), then the
+    Cloud Firewalls, then the StackScript if `stackscripts`."""
+    steps: list[DownStep] = [DeleteInstance(i.label, i.id) for i in observed.instances]
+    steps += [DeleteCloudFirewall(f.label, f.id) for f in observed.firewalls]
+    if stackscripts:
+        label = script_label(spec.cluster.stackscript)
+        steps += [DeleteStackScript(s.label, s.id) for s in observed.scripts if s.label == label]
+    return tuple(steps)
+
+
+def summary(spec: Spec, steps: tuple[DownStep, ...]) -> str:
+    """What a `down` deletes, in one line (the confirmation and the final report)."""
+    linodes = sum(isinstance(s, DeleteInstance) for s in steps)
+    firewalls = sum(isinstance(s, DeleteCloudFirewall) for s in steps)
+    scripts = [s.label for s in steps if isinstance(s, DeleteStackScript)]
+    return f"{linodes} Linode(s) tagged {spec.tag}, {firewalls} Cloud Firewall(s)" + (
+        f", StackScript {scripts[0]}" if scripts else ""
+    )
