@@ -72,6 +72,11 @@ class FakeFleet:
         # looks (`drained`); `drain_looks` counts them per node id.
         self.drain_polls = 2
         self.drain_looks: dict[str, int] = {}
+        # As Docker's join, which can go on in the background or end in error: the next
+        # joins of a node (by label) end as listed, "pending" (the daemon still joins when
+        # the driver gives up waiting) or "error" (the join failed in the background and
+        # the node stays in state error until it leaves), then as usual.
+        self.join_outcomes: dict[str, list[str]] = {}
         self.tokens = ("SWMTKN-worker-secret", "SWMTKN-manager-secret")
         self.calls: list[tuple[str, str]] = []
 
@@ -267,15 +272,32 @@ class FakeSwarm:
         return self.fleet.tokens
 
     def join(self, remote: FakeRemote, manager_address: str, token: str, advertise: str) -> None:
+        """As the driver's join: one still pending from before is waited for (and ends
+        joined); one in error is refused, as Docker refuses it, until the node leaves."""
         node = self._n(remote)
-        if node.swarm == "active":
-            raise SwarmError(f"{remote.label}: This node is already part of a swarm.")
+        if node.swarm in ("active", "error"):
+            raise SwarmError(
+                f'{remote.label}: This node is already part of a swarm. Use "docker swarm '
+                'leave" to leave this swarm and join another one.'
+            )
         if token not in self.fleet.tokens:
             raise SwarmError(f"{remote.label}: invalid join token")
         managers = [n for n in self.fleet.swarm_nodes.values() if n.manager]
         if manager_address not in {m.advertise for m in managers}:
             raise SwarmError(f"{remote.label}: no manager at {manager_address}")
         with self.fleet.lock:
+            outcomes = self.fleet.join_outcomes.get(node.machine.label, [])
+            outcome = outcomes.pop(0) if outcomes and node.swarm != "pending" else "joined"
+            self.fleet.calls.append(("join", node.machine.label))
+            if outcome == "pending":
+                node.swarm = "pending"
+                raise SwarmError(
+                    f"{remote.label}: still joining the swarm after 120 s",
+                    hint="the managers may be overloaded; `swarmboot up` looks again",
+                )
+            if outcome == "error":
+                node.swarm = "error"
+                raise SwarmError(f"{remote.label}: its join ended error, not active")
             node.node_id = f"node-{node.machine.label}-{len(self.joins)}"
             node.swarm, node.manager, node.advertise = (
                 "active",
@@ -362,3 +384,23 @@ class FakeSwarm:
 
     def close(self) -> None:
         pass
+
+
+class FakeClock:
+    """Virtual time for a `Context`: `sleep` moves it on at once (and lets other threads
+    run), so a wait of minutes takes milliseconds. `slept` records each sleep."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.slept: list[float] = []
+        self._lock = threading.Lock()
+
+    def monotonic(self) -> float:
+        with self._lock:
+            return self.now
+
+    def sleep(self, seconds: float) -> None:
+        with self._lock:
+            self.now += max(0.0, seconds)
+            self.slept.append(seconds)
+        time.sleep(0.001)

@@ -8,14 +8,21 @@ import inspect
 
 import pytest
 
+from swarmboot.clock import Clock, SystemClock
 from swarmboot.cloud import CloudApi, LinodeCloud
 from swarmboot.lab.backend import LabBackend
-from swarmboot.remote import Connector, ParamikoConnector, ParamikoRemote, Remote
+from swarmboot.remote import (
+    Connector,
+    NoConnector,
+    ParamikoConnector,
+    ParamikoRemote,
+    Remote,
+)
 from swarmboot.report import ConsoleReporter, RecordingReporter, Reporter
 from swarmboot.sim.backend import MachineBackend, RecordsBackend
 from swarmboot.swarm import DockerSwarm, ServiceTask, SwarmDriver
 
-from .fakes import FakeConnector, FakeFleet, FakeRemote, FakeSwarm
+from .fakes import FakeClock, FakeConnector, FakeFleet, FakeRemote, FakeSwarm
 from .sim.plugin_backend import FileBackend
 
 PAIRS = [
@@ -23,6 +30,9 @@ PAIRS = [
     (Remote, FakeRemote),
     (Connector, ParamikoConnector),
     (Connector, FakeConnector),
+    (Connector, NoConnector),
+    (Clock, SystemClock),
+    (Clock, FakeClock),
     (SwarmDriver, DockerSwarm),
     (SwarmDriver, FakeSwarm),
     (Reporter, ConsoleReporter),

@@ -156,6 +156,32 @@ def test_a_worker_that_cannot_join_is_named_and_the_others_are_joined(world):
     assert all(dict(n.labels).get("zone") for n in swarm.nodes)
 
 
+def test_a_join_left_pending_is_carried_on_by_the_next_round_not_sent_again(world):
+    server, fleet = world
+    ctx = make_context(server, fleet)
+    fleet.join_outcomes["itframe-gb-lon-worker-1"] = ["pending"]
+    result = up(ctx)
+    assert len(result.observed.swarm.nodes) == 9
+    assert dict(result.observed.swarm.node("itframe-gb-lon-worker-1").labels)["zone"] == "gb-lon"
+    # The pending join was carried on by the next round's join (a wait, as the driver's),
+    # never preceded by a leave: its node kept going, and nothing was left Down.
+    mine = [call for call in fleet.calls if call[1] == "itframe-gb-lon-worker-1"]
+    assert [c for c, _ in mine if c in ("join", "leave")] == ["join", "join"]
+    assert all(n.state == "ready" for n in result.observed.swarm.nodes)
+
+
+def test_a_join_that_ended_in_error_leaves_before_it_joins_again(world):
+    server, fleet = world
+    ctx = make_context(server, fleet)
+    fleet.join_outcomes["itframe-eu-central-worker-2"] = ["error"]
+    result = up(ctx)
+    assert len(result.observed.swarm.nodes) == 9
+    mine = [call for call in fleet.calls if call[1] == "itframe-eu-central-worker-2"]
+    assert [c for c, _ in mine if c in ("join", "leave")] == ["join", "leave", "join"]
+    said = "\n".join(ctx.reporter.lines)
+    assert "itframe-eu-central-worker-2: its join failed, tried again next round" in said
+
+
 def test_an_encrypted_overlay_is_refused_where_esp_is_missing(world):
     server, fleet = world
     fleet.behaviour["itframe-eu-central-lb-1"] = "no-esp"
