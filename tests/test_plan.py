@@ -276,3 +276,23 @@ def test_plan_json_carries_each_steps_fields():
         "ipv6": ["::/0"],
         "ports": "22",
     }
+
+
+def test_managers_that_answer_without_a_readable_swarm_are_one_clear_error_not_a_new_swarm():
+    from dataclasses import replace
+
+    from swarmboot.errors import SwarmbootError
+
+    spec = load_spec(REPO / "examples" / "itframe.toml")
+    observed = build(spec, {"swarm": False})
+    manager = spec.nodes()[0].label
+    observed = replace(observed, local={manager: LocalSwarm("id1", "active", True)})
+    with pytest.raises(SwarmbootError) as info:
+        plan(spec, observed, SCRIPT)
+    assert str(info.value).startswith(
+        f"{manager} manage a swarm whose state cannot be read (no leader"
+    )
+    # Without that view, the same world is a swarm to make.
+    assert "InitSwarm" in {
+        type(s).__name__ for s in plan(spec, build(spec, {"swarm": False}), SCRIPT)
+    }
