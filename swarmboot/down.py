@@ -41,8 +41,12 @@ def plan_down(
 ) -> tuple[DownStep, ...]:
     """The Linodes first (a firewall with devices behind it is still in use), then the
     Cloud Firewalls, then the StackScript if `stackscripts`."""
-    steps: list[DownStep] = [DeleteInstance(i.label, i.id) for i in observed.instances]
-    steps += [DeleteCloudFirewall(f.label, f.id) for f in observed.firewalls]
+    linodes = sorted(observed.instances, key=lambda i: i.label)
+    steps: list[DownStep] = [DeleteInstance(i.label, i.id) for i in linodes]
+    steps += [
+        DeleteCloudFirewall(f.label, f.id)
+        for f in sorted(observed.firewalls, key=lambda f: f.label)
+    ]
     if stackscripts:
         label = script_label(spec.cluster.stackscript)
         steps += [DeleteStackScript(s.label, s.id) for s in observed.scripts if s.label == label]

@@ -86,12 +86,10 @@ def test_plan_then_up_without_machines_then_down(sim, monkeypatch):
     ]
     assert all(isinstance(s["fields"]["linode_id"], int) for s in steps[:9])
     assert len({s["fields"]["linode_id"] for s in steps[:9]}) == 9
-    assert steps[9]["description"] == "Delete the Cloud Firewall itframe-nodes"
-    assert (
-        run("plan", EXAMPLE, "--down")
-        .stdout.splitlines()[0]
-        .startswith("  1. Delete the Linode itframe-")
-    )
+    assert steps[9]["description"] == "Delete the Cloud Firewall itframe-lb"
+    text = run("plan", EXAMPLE, "--down")
+    assert text.stdout.splitlines()[0] == "  1. Delete the Linode itframe-eu-central-lb-1"
+    assert text.stderr.strip().endswith("itframe: 11 step(s) to delete it")
 
     refused = run("down", EXAMPLE)
     assert refused.exit_code == 1

@@ -121,10 +121,16 @@ def plan_cmd(
         return
     for n, step in enumerate(steps, start=1):
         typer.echo(f"{n:3}. {step.describe()}")
+    name = context.spec.cluster.name
+    if down:
+        reporter.ok(
+            f"{name}: {len(steps)} step(s) to delete it" if steps else f"{name}: nothing to delete"
+        )
+        return
     reporter.ok(
-        f"{context.spec.cluster.name}: {len(steps)} step(s) to converge"
+        f"{name}: {len(steps)} step(s) to converge"
         if steps
-        else f"{context.spec.cluster.name} is as the spec says: nothing to do"
+        else f"{name} is as the spec says: nothing to do"
     )
 
 
