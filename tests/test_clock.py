@@ -23,9 +23,10 @@ def test_the_create_limiter_keeps_linodes_limit_on_virtual_time():
     lock = threading.Lock()
 
     def create() -> None:
-        limiter.acquire()
+        slot = limiter.acquire()
         with lock:
             sent.append(clock.monotonic())
+        limiter.answered(slot)
 
     started = time.monotonic()
     threads = [threading.Thread(target=create) for _ in range(50)]
@@ -39,6 +40,19 @@ def test_the_create_limiter_keeps_linodes_limit_on_virtual_time():
     for n, at in enumerate(sent):
         assert sum(1 for other in sent[n:] if other - at < 15.0) <= 20
     assert sent[-1] >= 30.0  # the 41st create waited for two windows
+
+
+def test_a_create_counts_until_its_answer_so_a_late_arrival_cannot_overrun_the_window():
+    clock = FakeClock()
+    limiter = CreateLimiter(2, 15.0, clock)
+    first = limiter.acquire()
+    limiter.acquire()
+    clock.now = 10.0  # the first create's answer came 10 s after it was sent
+    limiter.answered(first)
+    limiter.acquire()  # the second one's window (from 0 s) is over at 15 s
+    assert clock.now >= 15.0
+    limiter.acquire()  # the first one's counts from its answer: over at 25 s, not 15 s
+    assert clock.now >= 25.0
 
 
 def test_waiting_for_a_node_that_never_reports_ends_at_the_timeout_on_the_context_clock(world):

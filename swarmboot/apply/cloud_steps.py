@@ -111,8 +111,11 @@ def create(run: Run, step: CreateInstance) -> Instance:
     )
 
     def attempt() -> Instance:
-        run.limiter.acquire()
-        return ctx.cloud.create_instance(request)
+        slot = run.limiter.acquire()
+        try:
+            return ctx.cloud.create_instance(request)
+        finally:
+            run.limiter.answered(slot)
 
     inst = run.call("create", attempt)
     run.instances[inst.label] = inst

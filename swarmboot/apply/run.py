@@ -35,24 +35,35 @@ class Replan(Exception):
 
 
 class CreateLimiter:
-    """At most `limit` creates in any `window` seconds: Linode's limit, never exceeded."""
+    """At most `limit` creates in any `window` seconds: Linode's limit, never exceeded.
+
+    A create counts from when it was sent until `window` seconds after its answer came
+    back: the API counts it from when it arrived, somewhere in between, so however late a
+    request arrives (a slow connection, a retry inside the SDK) the next window's creates
+    cannot reach the API within its window."""
 
     def __init__(self, limit: int, window: float, clock: Clock) -> None:
         self.limit, self.window, self.clock = limit, window, clock
-        self._sent: collections.deque[float] = collections.deque()
+        self._slots: list[list[float]] = []  # [sent, or answered once it is]
         self._lock = threading.Lock()
 
-    def acquire(self) -> None:
+    def acquire(self) -> list[float]:
+        """Wait for room in the window; the slot to hand to `answered`."""
         while True:
             with self._lock:
                 now = self.clock.monotonic()
-                while self._sent and now - self._sent[0] >= self.window:
-                    self._sent.popleft()
-                if len(self._sent) < self.limit:
-                    self._sent.append(now)
-                    return
-                wait = self.window - (now - self._sent[0]) + 0.01
+                self._slots = [s for s in self._slots if now - s[0] < self.window]
+                if len(self._slots) < self.limit:
+                    slot = [now]
+                    self._slots.append(slot)
+                    return slot
+                wait = self.window - (now - min(s[0] for s in self._slots)) + 0.01
             self.clock.sleep(wait)
+
+    def answered(self, slot: list[float]) -> None:
+        """The create's answer (or its failure) came back: it counts from now."""
+        with self._lock:
+            slot[0] = self.clock.monotonic()
 
 
 class Run:
