@@ -19,7 +19,7 @@ from swarmboot.membership import cluster_addresses, firewall_devices, surplus
 from swarmboot.quorum import has_quorum, quorum_problem
 from swarmboot.readiness import esp_lacking, is_ready, why_failed
 from swarmboot.spec import NodePlan, Spec
-from swarmboot.state import Instance, Observed, PublishedScript, SwarmNode, SwarmState
+from swarmboot.state import Instance, Observed, PublishedScript, SwarmNode
 
 __all__ = [
     "Boot",
@@ -648,6 +648,16 @@ def _joins(
             return None
         return True  # active in a swarm this one does not know, or its join ended in error
 
+    def left_out(label: str) -> None:
+        """A member by its own view whose entry is not ready: named, not joined again."""
+        entry = swarm.node(label) if swarm else None
+        state = entry.state if entry else "missing"
+        reason = (
+            f"it is in the swarm, but its entry is {state}, not ready; `swarmboot up` looks again"
+        )
+        steps.append(NotReady(label, reason))
+        failed[label] = reason
+
     if swarm is None:
         steps.append(InitSwarm(via, leave_first=bool(must_leave(via))))
         joining.add(via)
@@ -663,8 +673,7 @@ def _joins(
             continue
         leave = must_leave(node.label)
         if leave is None:
-            steps.append(NotReady(node.label, _member_not_ready(swarm, node.label)))
-            failed[node.label] = "not ready in the swarm"
+            left_out(node.label)
             continue
         steps.append(JoinManager(node.label, via, leave_first=leave))
         joining.add(node.label)
@@ -675,8 +684,7 @@ def _joins(
             continue
         leave = must_leave(node.label)
         if leave is None:
-            steps.append(NotReady(node.label, _member_not_ready(swarm, node.label)))
-            failed[node.label] = "not ready in the swarm"
+            left_out(node.label)
             continue
         workers.append(node.label)
         if leave:
@@ -685,12 +693,6 @@ def _joins(
         steps.append(JoinWorkers(tuple(workers), via, tuple(leaving)))
         joining.update(workers)
     return steps, joining
-
-
-def _member_not_ready(swarm: SwarmState | None, label: str) -> str:
-    entry = swarm.node(label) if swarm else None
-    state = entry.state if entry else "missing"
-    return f"it is in the swarm, but its entry is {state}, not ready; `swarmboot up` looks again"
 
 
 def _swarm_steps(
