@@ -4,6 +4,7 @@ import logging
 import os
 import shutil
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -72,9 +73,7 @@ def spec_check():
     return load_spec_check(REPO / "tests" / "data" / "linode-openapi-4.189.0.json.gz")
 
 
-@pytest.fixture
-def world(spec_check) -> Iterator[tuple]:
-    """The simulator (spec-checked) with a `FakeFleet` as its machines."""
+def _world(spec_check, clock=None) -> Iterator[tuple]:
     from swarmboot.sim.config import SimConfig, Timings
     from swarmboot.sim.engine import Simulator
     from swarmboot.sim.server import SimServer
@@ -90,12 +89,33 @@ def world(spec_check) -> Iterator[tuple]:
         timings=Timings(scale=0.002),
         rate_limits={"linode_create": {"requests": 10, "window": 1.0}},
     )
-    server = SimServer(Simulator(config, backend=fleet), spec_check)
+    sim = Simulator(config, backend=fleet, clock=clock.wall if clock else time.time)
+    if clock is not None:
+        clock.on_sleep.append(sim.settle)
+    server = SimServer(sim, spec_check)
     server.start()
     yield server, fleet
     violations = list(server.violations)
     server.stop()
     assert violations == [], "\n".join(violations)
+
+
+@pytest.fixture
+def world(spec_check) -> Iterator[tuple]:
+    """The simulator (spec-checked) with a `FakeFleet` as its machines, on the real clock."""
+    yield from _world(spec_check)
+
+
+@pytest.fixture
+def virtual_world(spec_check) -> Iterator[tuple]:
+    """The same on virtual time: (server, fleet, clock). The simulator and every Context
+    given `clock` share it, so waits end by what happened, never by how fast this machine
+    is (a test giving up after 0.5 real seconds raced the simulator's real ones)."""
+    from .fakes import FakeClock
+
+    clock = FakeClock()
+    for server, fleet in _world(spec_check, clock):
+        yield server, fleet, clock
 
 
 CLI_TOKEN = "cli-secret-token"

@@ -13,6 +13,7 @@ import base64
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from cryptography.hazmat.primitives import serialization
@@ -388,19 +389,31 @@ class FakeSwarm:
 
 class FakeClock:
     """Virtual time for a `Context`: `sleep` moves it on at once (and lets other threads
-    run), so a wait of minutes takes milliseconds. `slept` records each sleep."""
+    run), so a wait of minutes takes milliseconds. `slept` records each sleep.
+
+    A simulator can run on the same time (`wall` is its clock): each sleep then lets it
+    settle, so what the simulator does (a Linode provisioning, booting) is done by the
+    virtual time it takes, however slow the machine the test runs on."""
+
+    EPOCH = 1_800_000_000.0  # the wall time virtual time starts at
 
     def __init__(self) -> None:
         self.now = 0.0
         self.slept: list[float] = []
+        self.on_sleep: list[Callable[[], None]] = []
         self._lock = threading.Lock()
 
     def monotonic(self) -> float:
         with self._lock:
             return self.now
 
+    def wall(self) -> float:
+        return self.EPOCH + self.monotonic()
+
     def sleep(self, seconds: float) -> None:
         with self._lock:
             self.now += max(0.0, seconds)
             self.slept.append(seconds)
+        for settle in self.on_sleep:
+            settle()
         time.sleep(0.001)

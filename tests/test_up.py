@@ -17,7 +17,7 @@ from swarmboot.sim.admin import SimAdmin
 from swarmboot.spec import load_spec
 from swarmboot.swarm import SwarmError
 
-from .world import EXAMPLE, ORCHESTRATOR, TOKEN, creates, make_context
+from .world import EXAMPLE, ORCHESTRATOR, SOLO, TOKEN, creates, make_context
 
 
 def test_up_forms_the_example_cluster(world):
@@ -192,29 +192,26 @@ def test_an_encrypted_overlay_is_refused_where_esp_is_missing(world):
     assert fleet.swarm_nodes == {}  # nobody joined a swarm whose overlay would drop traffic
 
 
-def test_a_wrong_host_key_is_never_accepted(world):
-    server, fleet = world
-    spec = (
-        '[cluster]\nname = "solo"\n[regions.eu-central]\n'
-        'pools = [{ role = "manager", count = 1 }]\n'
-    )
+def test_a_wrong_host_key_is_never_accepted(virtual_world):
+    server, fleet, clock = virtual_world
     fleet.behaviour["solo-eu-central-manager-1"] = "wrong-key"
     with pytest.raises(NotReadyError) as info:
-        up(make_context(server, fleet, spec, timeout=0.5))
+        up(make_context(server, fleet, SOLO, clock, timeout=600.0))
     assert (
         "solo-eu-central-manager-1 (solo-eu-central-manager-1: the SSH host key is "
         "SHA256:someone-elses-key, but SHA256:" in str(info.value)
     )
     assert fleet.swarm_nodes == {}
+    assert clock.now >= 600.0
 
 
-def test_after_a_crash_the_plan_shows_only_what_is_missing_and_up_finishes(world):
-    server, fleet = world
+def test_after_a_crash_the_plan_shows_only_what_is_missing_and_up_finishes(virtual_world):
+    server, fleet, clock = virtual_world
     admin = SimAdmin(server.url, TOKEN)
     admin.set_faults(stuck_provisioning=["itframe-gb-lon-*"], stuck_attempts=1000)
-    with pytest.raises(NotReadyError, match="did not finish provisioning"):
-        up(make_context(server, fleet, timeout=0.5))
-    ctx = make_context(server, fleet)
+    with pytest.raises(NotReadyError, match="did not finish provisioning after 600 s"):
+        up(make_context(server, fleet, clock=clock, timeout=600.0))
+    ctx = make_context(server, fleet, clock=clock)
     steps = [s.describe() for s in plan(ctx.spec, observe(ctx), ctx.script)]
     assert not any(s.startswith(("Create itframe", "Create Cloud", "Publish")) for s in steps)
     assert "Boot itframe-gb-lon-lb-1" in steps
@@ -225,7 +222,7 @@ def test_after_a_crash_the_plan_shows_only_what_is_missing_and_up_finishes(world
     for inst in observe(ctx).instances:  # the others finish their provisioning
         if inst.status == "provisioning":
             ctx.cloud.delete_instance(inst.id)
-    result = up(make_context(server, fleet))
+    result = up(make_context(server, fleet, clock=clock))
     assert len(result.observed.swarm.nodes) == 9
     labels = [i.label for i in result.observed.instances]
     assert len(labels) == len(set(labels)) == 9

@@ -3,6 +3,7 @@ tests of `up`, `node rebuild` and `repair` run against (the `world` fixture is i
 
 from __future__ import annotations
 
+from swarmboot.clock import Clock, SystemClock
 from swarmboot.cloud import LinodeCloud
 from swarmboot.cluster import Context, Settings
 from swarmboot.credentials import Target
@@ -17,11 +18,17 @@ from .fakes import FakeConnector, FakeFleet, FakeSwarm
 
 TOKEN = "up-test-token"
 EXAMPLE = REPO / "examples" / "itframe.toml"
+# A cluster of one manager, for tests about a single node.
+SOLO = '[cluster]\nname = "solo"\n[regions.eu-central]\npools = [{ role = "manager", count = 1 }]\n'
 ORCHESTRATOR = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB0orchestrator0000000000000000000000000 sb"
 
 
 def make_context(
-    server: SimServer, fleet: FakeFleet, spec_text: str | None = None, **settings
+    server: SimServer,
+    fleet: FakeFleet,
+    spec_text: str | None = None,
+    clock: Clock | None = None,
+    **settings,
 ) -> Context:
     spec = parse_spec(spec_text) if spec_text else load_spec(EXAMPLE)
     script = local_scripts()[spec.cluster.stackscript]
@@ -34,9 +41,12 @@ def make_context(
         reporter=RecordingReporter(),
         script=script,
         identity_public=ORCHESTRATOR,
+        clock=clock or SystemClock(),
         settings=Settings(
-            poll_interval=0.02,
-            ready_timeout=settings.pop("timeout", 10.0),
+            # On virtual time, polls as far apart as on Linode (the simulator's limits
+            # count virtual seconds too); on the real clock, fast ones.
+            poll_interval=settings.pop("poll_interval", 0.02 if clock is None else 5.0),
+            ready_timeout=settings.pop("timeout", 10.0 if clock is None else 600.0),
             create_limit=(10, 1.0),
             **settings,
         ),

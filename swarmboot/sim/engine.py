@@ -131,6 +131,17 @@ class Simulator:
                 _TRANSITIONS[kind](self, inst, event)
                 self._dirty = True
 
+    def settle(self) -> None:
+        """Carry out every job that is due and wait for the machine calls started so far:
+        on a virtual clock, the simulator is then where its clock says."""
+        self.tick()
+        with self.lock:
+            pending = list(self._machine_ops.values())
+        for future in pending:
+            # A call's failure is its own future's to report.
+            with contextlib.suppress(Exception):
+                future.result()
+
     def _tick_loop(self) -> None:
         while True:
             with self.lock:
