@@ -81,7 +81,7 @@ class RebuildRequest:
 
 class CloudApi(Protocol):
     def catalogue(self) -> tuple[set[str], set[str], set[str]]: ...
-    def instances(self, tag: str, label_prefix: str) -> list[Instance]: ...
+    def instances(self, tag: str | None = None, label_prefix: str = "") -> list[Instance]: ...
     def instance(self, label: str) -> Instance | None: ...
     def boot_failure(self, instance_id: int) -> str | None: ...
     def config(self, instance_id: int) -> tuple[int, str] | None: ...
@@ -225,8 +225,11 @@ class LinodeCloud:
 
     # --- instances -------------------------------------------------------------------------
 
-    def instances(self, tag: str, label_prefix: str) -> list[Instance]:
-        """The cluster's Linodes and any others whose labels start like the cluster's."""
+    def instances(self, tag: str | None = None, label_prefix: str = "") -> list[Instance]:
+        """The cluster's Linodes and any others whose labels start like the cluster's; with
+        no tag, every Linode of the account."""
+        if tag is None:
+            return [_instance(d) for d in self._list("/linode/instances")]
         found = self._list(
             "/linode/instances",
             filters={"+or": [{"tags": tag}, {"label": {"+contains": label_prefix}}]},
@@ -409,6 +412,7 @@ class LinodeCloud:
             linode_ids=tuple(
                 sorted(e["id"] for e in data.get("entities") or [] if e["type"] == "linode")
             ),
+            tags=tuple(data.get("tags") or ()),
         )
 
     def firewalls(self, labels: Iterable[str]) -> list[CloudFirewall]:
@@ -421,16 +425,19 @@ class LinodeCloud:
     def create_firewall(
         self, label: str, rules: dict[str, Any], tags: Iterable[str]
     ) -> CloudFirewall:
+        tags = list(tags)
         try:
             data = self._call(
                 "post",
                 "/networking/firewalls",
-                data={"label": label, "rules": rules, "tags": list(tags)},
+                data={"label": label, "rules": rules, "tags": tags},
             )
         except CloudError as exc:
             if not (exc.retryable or exc.field == "label"):
                 raise
-            existing = self.firewalls([label])
+            # A create whose answer was lost made it, or the label is another's: only one
+            # carrying every tag asked for is taken as the one this create made.
+            existing = [f for f in self.firewalls([label]) if set(tags) <= set(f.tags)]
             if existing:
                 return existing[0]
             raise

@@ -21,7 +21,14 @@ from swarmboot.clock import Clock, SystemClock
 from swarmboot.cloud import CloudApi
 from swarmboot.errors import SwarmbootError
 from swarmboot.firewall import cloud_firewall_labels
-from swarmboot.membership import cluster_linodes, listing, strangers
+from swarmboot.membership import (
+    cluster_firewalls,
+    cluster_linodes,
+    foreign_firewalls,
+    listing,
+    other_clusters,
+    strangers,
+)
 from swarmboot.nodestatus import NodeStatus, StatusError, parse_status
 from swarmboot.plan import LocalScript
 from swarmboot.remote import Connector, HostKeyMismatch, Remote, RemoteError
@@ -149,16 +156,23 @@ def _members(text: str) -> tuple[str, ...]:
     return ()
 
 
-def observe_cloud(ctx: Context) -> Observed:
+def observe_cloud(ctx: Context, *, account: bool = False) -> Observed:
     """The cloud alone, three listings: the cluster's Linodes (and strangers holding its
-    labels), the StackScripts, the cluster's Cloud Firewalls. No node is contacted."""
+    labels), the StackScripts, the Cloud Firewalls holding its labels. No node is contacted.
+    With `account`, every Linode of the account is listed instead, to name the other
+    clusters on it (who else may use the StackScript)."""
     spec = ctx.spec
-    found = ctx.cloud.instances(*listing(spec))
+    found = ctx.cloud.instances() if account else ctx.cloud.instances(*listing(spec))
+    prefix = listing(spec)[1]
+    mine = [i for i in found if spec.tag in i.tags or i.label.startswith(prefix)]
+    firewalls = ctx.cloud.firewalls(cloud_firewall_labels(spec))
     return Observed(
-        tuple(cluster_linodes(spec, found)),
-        tuple(strangers(spec, found)),
+        tuple(cluster_linodes(spec, mine)),
+        tuple(strangers(spec, mine)),
         tuple(ctx.cloud.stackscripts()),
-        tuple(ctx.cloud.firewalls(cloud_firewall_labels(spec))),
+        cluster_firewalls(spec, firewalls),
+        foreign_firewalls=foreign_firewalls(spec, firewalls),
+        other_clusters=other_clusters(spec, found) if account else None,
     )
 
 
@@ -202,7 +216,17 @@ def observe(ctx: Context, *, nodes: bool = True) -> Observed:
     done = ctx.parallel(lambda i: ctx.cloud.rebuilt_since(i.id, i.rebuild_since), marked)
     rebuilt = frozenset(i.label for i, yes in zip(marked, done, strict=True) if yes)
     return Observed(
-        instances, others, scripts, firewalls, swarm, reports, members, failures, rebuilt, local
+        instances,
+        others,
+        scripts,
+        firewalls,
+        swarm,
+        reports,
+        members,
+        failures,
+        rebuilt,
+        local,
+        foreign_firewalls=cloud.foreign_firewalls,
     )
 
 

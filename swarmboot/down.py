@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from swarmboot.plan import DeleteInstance, script_label
+from swarmboot.plan import DeleteInstance, PlanError, script_label
 from swarmboot.spec import Spec
 from swarmboot.state import Observed
 
-__all__ = ["DeleteCloudFirewall", "DeleteStackScript", "plan_down", "summary"]
+__all__ = ["DeleteCloudFirewall", "DeleteStackScript", "left_alone", "plan_down", "summary"]
 
 
 @dataclass(frozen=True)
@@ -49,8 +49,39 @@ def plan_down(
     ]
     if stackscripts:
         label = script_label(spec.cluster.stackscript)
-        steps += [DeleteStackScript(s.label, s.id) for s in observed.scripts if s.label == label]
+        mine = [DeleteStackScript(s.label, s.id) for s in observed.scripts if s.label == label]
+        if mine:
+            _check_shared(spec, observed, label)
+        steps += mine
     return tuple(steps)
+
+
+def _check_shared(spec: Spec, observed: Observed, label: str) -> None:
+    """The StackScript is the account's, shared by every cluster made from the same
+    template: it is deleted only when no other cluster's Linodes are left to be rebuilt
+    from it (the API does not say which StackScript a Linode was made from)."""
+    if observed.other_clusters is None:
+        raise ValueError("down --stackscripts needs the account's clusters observed")
+    if observed.other_clusters:
+        names = ", ".join(
+            f"{name} ({len(labels)} Linode(s))" for name, labels in observed.other_clusters.items()
+        )
+        raise PlanError(
+            f"the StackScript {label} is shared: the clusters {names} are on this account "
+            f"and may rebuild from it",
+            hint="run `swarmboot down` without --stackscripts, or take those clusters down first",
+        )
+
+
+def left_alone(spec: Spec, observed: Observed) -> tuple[str, ...]:
+    """What holds the cluster's labels without its tag: another's, never deleted."""
+    return tuple(
+        f"left alone: {kind} {label} (without the tag {spec.tag}: not this cluster's)"
+        for kind, label in sorted(
+            [("Cloud Firewall", f.label) for f in observed.foreign_firewalls]
+            + [("Linode", i.label) for i in observed.strangers]
+        )
+    )
 
 
 def summary(spec: Spec, steps: tuple[DownStep, ...]) -> str:

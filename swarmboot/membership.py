@@ -11,15 +11,18 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from swarmboot.firewall import cloud_firewall_labels
-from swarmboot.spec import NodePlan, Spec
-from swarmboot.state import Instance, Observed
+from swarmboot.spec import CLUSTER_TAG, NodePlan, Spec
+from swarmboot.state import CloudFirewall, Instance, Observed
 
 __all__ = [
     "cluster_addresses",
+    "cluster_firewalls",
     "cluster_linodes",
     "firewall_devices",
+    "foreign_firewalls",
     "listing",
     "node_roles",
+    "other_clusters",
     "strangers",
     "surplus",
 ]
@@ -40,6 +43,27 @@ def strangers(spec: Spec, found: Iterable[Instance]) -> tuple[Instance, ...]:
     """Of a listing, the Linodes without the cluster's tag that hold a label it wants."""
     wanted = {n.label for n in spec.nodes()}
     return tuple(i for i in found if spec.tag not in i.tags and i.label in wanted)
+
+
+def cluster_firewalls(spec: Spec, found: Iterable[CloudFirewall]) -> tuple[CloudFirewall, ...]:
+    """Of the Cloud Firewalls holding the cluster's labels, its own: those carrying its tag."""
+    return tuple(f for f in found if spec.tag in f.tags)
+
+
+def foreign_firewalls(spec: Spec, found: Iterable[CloudFirewall]) -> tuple[CloudFirewall, ...]:
+    """Of the Cloud Firewalls holding the cluster's labels, those without its tag: another's,
+    never rewritten or deleted (a label alone is anyone's to take)."""
+    return tuple(f for f in found if spec.tag not in f.tags)
+
+
+def other_clusters(spec: Spec, found: Iterable[Instance]) -> dict[str, tuple[str, ...]]:
+    """Of every Linode on the account, those of other swarmboot clusters, by cluster name."""
+    others: dict[str, list[str]] = {}
+    for inst in found:
+        for tag in inst.tags:
+            if tag.startswith(CLUSTER_TAG) and tag != spec.tag:
+                others.setdefault(tag.removeprefix(CLUSTER_TAG), []).append(inst.label)
+    return {name: tuple(sorted(labels)) for name, labels in sorted(others.items())}
 
 
 def node_roles(spec: Spec, instances: Iterable[Instance]) -> dict[str, str]:

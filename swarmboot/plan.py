@@ -405,6 +405,14 @@ def _check_strangers(spec: Spec, observed: Observed) -> None:
             f"cluster's and swarmboot will not take them over",
             hint="rename them, or choose another cluster.name",
         )
+    taken = sorted(f.label for f in observed.foreign_firewalls)
+    if taken:
+        raise PlanError(
+            f"Cloud Firewalls {', '.join(taken)} exist without the tag {spec.tag}: they are "
+            f"not this cluster's and swarmboot will neither rewrite nor delete them",
+            hint=f"rename them, tag them {spec.tag} if they are this cluster's, "
+            "or choose another cluster.name",
+        )
 
 
 def _check_encryption(spec: Spec, observed: Observed) -> None:

@@ -37,6 +37,8 @@ _KEY = re.compile(
     r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com|"
     r"sk-ecdsa-sha2-nistp256@openssh\.com) [A-Za-z0-9+/]+={0,3}( .*)?$"
 )
+# Every Linode and Cloud Firewall of a cluster carries this tag with the cluster's name.
+CLUSTER_TAG = "swarmboot:"
 RESERVED_LABELS = frozenset({"zone", "region", "role", "cluster"})
 
 
@@ -210,7 +212,7 @@ class Spec(_Strict):
 
     @property
     def tag(self) -> str:
-        return f"swarmboot:{self.cluster.name}"
+        return f"{CLUSTER_TAG}{self.cluster.name}"
 
     @property
     def multi_region(self) -> bool:

@@ -90,6 +90,7 @@ class CloudFirewall:
     inbound_policy: str
     inbound: tuple  # the rules in `firewall.rules_key` form
     linode_ids: tuple[int, ...]
+    tags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -152,6 +153,11 @@ class Observed:
     # The nodes' own view of the swarm, read for those that are not ready members of the
     # observed swarm (to be joined, or in a swarm of their own).
     local: dict[str, LocalSwarm] = field(default_factory=dict)
+    # Cloud Firewalls holding a label the cluster's would take, without the cluster's tag.
+    foreign_firewalls: tuple[CloudFirewall, ...] = ()
+    # Other swarmboot clusters on the account and their Linodes (looked for by `down
+    # --stackscripts` only: None when not looked for).
+    other_clusters: dict[str, tuple[str, ...]] | None = None
 
     def instance(self, label: str) -> Instance | None:
         return next((i for i in self.instances if i.label == label), None)

@@ -8,9 +8,11 @@ and a test keeps the file equal to it.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytest
+from linode_api4 import LinodeClient
 from typer.testing import CliRunner
 
 from swarmboot.cli import app
@@ -21,6 +23,25 @@ from .conftest import CLI_TOKEN, REPO
 TOKEN = CLI_TOKEN
 EXAMPLE = (REPO / "examples" / "itframe.toml").read_text()
 DOC = REPO / "docs" / "bad-input.md"
+OPEN = {"inbound": [], "inbound_policy": "DROP", "outbound_policy": "ACCEPT"}
+
+
+def _foreign_firewall(client: LinodeClient) -> None:
+    """An untagged firewall named like the cluster's, with an unrelated Linode behind it."""
+    linode = client.linode.instance_create("g6-nanode-1", "eu-central", label="shop-web-1")
+    client.networking.firewall_create("solo-nodes", rules=OPEN).device_create(linode.id)
+
+
+def _another_cluster(client: LinodeClient) -> None:
+    """Another cluster on the account, and the StackScript both are made from."""
+    client.linode.instance_create(
+        "g6-nanode-1", "eu-central", label="shop-eu-central-manager-1", tags=["swarmboot:shop"]
+    )
+    client.linode.stackscript_create(
+        "swarmboot-debian12-swarm-node", "#!/bin/bash\n", ["linode/debian12"]
+    )
+
+
 ONE_MANAGER = (
     '[cluster]\nname = "solo"\n[regions.eu-central]\npools = [{ role = "manager", count = 1 }]\n'
 )
@@ -37,6 +58,9 @@ class Case:
     env: dict[str, str | None] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)  # more files next to the spec
     stranger: str | None = None  # an untagged Linode made first, with this label
+    # What is on the account first, made through the official client (before the count of
+    # requests starts).
+    setup: Callable[[LinodeClient], object] | None = None
 
 
 CASES = [
@@ -137,6 +161,22 @@ CASES = [
         stranger="solo-eu-central-manager-1",
         says="Linodes solo-eu-central-manager-1 exist without the tag swarmboot:solo: they are not this cluster's and swarmboot will not take them over; rename them, or choose another cluster.name",
     ),
+    Case(
+        "foreign-firewall",
+        "a Cloud Firewall with the cluster's label but not its tag",
+        ("up", "SPEC"),
+        spec=ONE_MANAGER,
+        setup=_foreign_firewall,
+        says="Cloud Firewalls solo-nodes exist without the tag swarmboot:solo: they are not this cluster's and swarmboot will neither rewrite nor delete them; rename them, tag them swarmboot:solo if they are this cluster's, or choose another cluster.name",
+    ),
+    Case(
+        "shared-stackscript",
+        "deleting a StackScript another cluster may rebuild from",
+        ("down", "SPEC", "--stackscripts", "--yes"),
+        spec=ONE_MANAGER,
+        setup=_another_cluster,
+        says="the StackScript swarmboot-debian12-swarm-node is shared: the clusters shop (1 Linode(s)) are on this account and may rebuild from it; run `swarmboot down` without --stackscripts, or take those clusters down first",
+    ),
 ]
 
 
@@ -148,12 +188,11 @@ def sim(cli_sim):
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_bad_input_is_one_line_an_exit_code_and_nothing_made(case, sim, tmp_path, monkeypatch):
     admin = SimAdmin(sim.url, TOKEN)
+    client = LinodeClient(TOKEN, base_url=sim.url)
     if case.stranger:
-        from linode_api4 import LinodeClient
-
-        LinodeClient(TOKEN, base_url=sim.url).linode.instance_create(
-            "g6-nanode-1", "eu-central", label=case.stranger
-        )
+        client.linode.instance_create("g6-nanode-1", "eu-central", label=case.stranger)
+    if case.setup:
+        case.setup(client)
     spec = tmp_path / "spec.toml"
     spec.write_text(case.spec)
     for name, content in case.files.items():

@@ -99,7 +99,7 @@ def plan_cmd(
 
     With --down, what `down` would delete (from the cloud alone: no SSH key is needed)."""
     from swarmboot.cluster import observe, observe_cloud
-    from swarmboot.down import plan_down
+    from swarmboot.down import left_alone, plan_down
     from swarmboot.plan import plan, step_data
 
     reporter = state_of(ctx).reporter
@@ -107,15 +107,18 @@ def plan_cmd(
         context = make_cloud_context(spec, api_url, reporter)
     else:
         context = make_context(spec, api_url, ssh_key, reporter)
+    alone: tuple[str, ...] = ()
     try:
         if down:
-            steps: tuple = plan_down(
-                context.spec, observe_cloud(context), stackscripts=stackscripts
-            )
+            observed = observe_cloud(context, account=stackscripts)
+            steps: tuple = plan_down(context.spec, observed, stackscripts=stackscripts)
+            alone = left_alone(context.spec, observed)
         else:
             steps = plan(context.spec, observe(context), context.script, prune=prune)
     finally:
         context.close()
+    for line in alone:  # on stderr: also with --json
+        reporter.info(line)
     if as_json:
         print_json([step_data(s) for s in steps])
         return
@@ -284,13 +287,15 @@ def down_cmd(
     """Delete the cluster: every Linode carrying its tag, and its Cloud Firewalls."""
     from swarmboot.apply import run_steps
     from swarmboot.cluster import observe_cloud
-    from swarmboot.down import plan_down, summary
+    from swarmboot.down import left_alone, plan_down, summary
 
     reporter = state_of(ctx).reporter
     context = make_cloud_context(spec, api_url, reporter)
     try:
-        observed = observe_cloud(context)
+        observed = observe_cloud(context, account=stackscripts)
         steps = plan_down(context.spec, observed, stackscripts=stackscripts)
+        for line in left_alone(context.spec, observed):
+            reporter.info(line)
         if not steps:
             reporter.ok(f"{context.spec.cluster.name}: nothing to delete")
             return

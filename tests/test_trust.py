@@ -1,0 +1,133 @@
+"""Trust boundaries: what holds a cluster's labels without its tag is another's, and nothing
+of another's is rewritten, adopted or deleted (the Linode API lets anyone on the account
+take any free label)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from linode_api4 import LinodeClient
+from typer.testing import CliRunner
+
+from swarmboot.cli import app
+from swarmboot.cloud import CloudError, LinodeCloud
+from swarmboot.credentials import Target
+
+from .conftest import CLI_TOKEN, REPO
+
+EXAMPLE = str(REPO / "examples" / "itframe.toml")
+runner = CliRunner()
+OTHERS_RULE = {
+    "label": "shop-https",
+    "action": "ACCEPT",
+    "protocol": "TCP",
+    "ports": "443",
+    "addresses": {"ipv4": ["0.0.0.0/0"]},
+}
+
+
+def run(*args: str):
+    result = runner.invoke(app, list(args))
+    assert CLI_TOKEN not in result.output, "the token leaked into the output"
+    return result
+
+
+def _client(server) -> LinodeClient:
+    return LinodeClient(CLI_TOKEN, base_url=server.url)
+
+
+def _someone_elses_firewall(server, label: str) -> tuple[int, int]:
+    """An untagged firewall named like the cluster's, protecting an unrelated Linode."""
+    client = _client(server)
+    linode = client.linode.instance_create(
+        "g6-nanode-1", "eu-central", label="shop-web-1", tags=["shop"]
+    )
+    rules = {"inbound": [OTHERS_RULE], "inbound_policy": "DROP", "outbound_policy": "ACCEPT"}
+    firewall = client.networking.firewall_create(label, rules=rules)
+    firewall.device_create(linode.id)
+    return firewall.id, linode.id
+
+
+def _firewall(server, firewall_id: int) -> tuple[list, list[int]]:
+    client = _client(server)
+    found = next(f for f in client.networking.firewalls() if f.id == firewall_id)
+    rules = found.get_rules()
+    return rules["inbound"], sorted(d.entity.id for d in found.devices)
+
+
+def test_a_firewall_holding_the_clusters_label_without_its_tag_is_never_taken_over(cli_sim):
+    firewall_id, linode_id = _someone_elses_firewall(cli_sim, "itframe-nodes")
+    before = _firewall(cli_sim, firewall_id)
+    for command in (("plan", EXAMPLE), ("up", EXAMPLE, "--timeout", "5")):
+        refused = run(*command)
+        assert refused.exit_code == 4, refused.output
+        assert refused.stderr.splitlines()[0] == (
+            "Error: Cloud Firewalls itframe-nodes exist without the tag swarmboot:itframe: they "
+            "are not this cluster's and swarmboot will neither rewrite nor delete them; rename "
+            "them, tag them swarmboot:itframe if they are this cluster's, or choose another "
+            "cluster.name"
+        )
+    assert _firewall(cli_sim, firewall_id) == before  # its rules, and its Linode behind it
+    assert [i.label for i in _client(cli_sim).linode.instances()] == ["shop-web-1"]
+    assert before[1] == [linode_id]
+
+
+def test_down_deletes_only_what_carries_the_clusters_tag(cli_sim):
+    up = run("up", EXAMPLE, "--timeout", "5")
+    assert up.exit_code == 6, up.output  # records only: the Linodes are made, none joins
+    client = _client(cli_sim)
+    # Someone renames the cluster's load balancer firewall away and makes one of their own.
+    ours = next(f for f in client.networking.firewalls() if f.label == "itframe-lb")
+    ours.label = "itframe-lb-old"
+    ours.save()
+    firewall_id, _ = _someone_elses_firewall(cli_sim, "itframe-lb")
+    shown = run("plan", EXAMPLE, "--down", "--json")
+    assert shown.exit_code == 0, shown.output
+    steps = json.loads(shown.stdout)
+    assert [s["step"] for s in steps] == ["DeleteInstance"] * 9 + ["DeleteCloudFirewall"]
+    assert steps[-1]["fields"]["label"] == "itframe-nodes"
+    assert (
+        "left alone: Cloud Firewall itframe-lb (without the tag swarmboot:itframe: not this "
+        "cluster's)" in shown.stderr
+    )
+    gone = run("down", EXAMPLE, "--yes")
+    assert gone.exit_code == 0, gone.output
+    assert gone.stdout.startswith("deleted\t9 Linode(s) tagged swarmboot:itframe, 1 Cloud")
+    left = sorted(f.label for f in client.networking.firewalls())
+    assert left == ["itframe-lb", "itframe-lb-old"]
+    assert _firewall(cli_sim, firewall_id)[0][0]["label"] == "shop-https"
+
+
+def test_a_create_whose_label_is_taken_adopts_only_a_firewall_with_its_tags(cli_sim):
+    firewall_id, _ = _someone_elses_firewall(cli_sim, "itframe-nodes")
+    cloud = LinodeCloud(Target(cli_sim.url, CLI_TOKEN, "test"), retry_interval=0.02)
+    rules = {"inbound": [], "inbound_policy": "DROP", "outbound_policy": "ACCEPT"}
+    with pytest.raises(CloudError, match="Label must be unique"):
+        cloud.create_firewall("itframe-nodes", rules, ["swarmboot:itframe"])
+    # One of its own that a lost answer hid is taken as made.
+    made = _client(cli_sim).networking.firewall_create(
+        "itframe-lb", rules=rules, tags=["swarmboot:itframe"]
+    )
+    assert cloud.create_firewall("itframe-lb", rules, ["swarmboot:itframe"]).id == made.id
+    assert firewall_id != made.id
+
+
+def test_down_keeps_a_stackscript_another_cluster_may_rebuild_from(cli_sim, tmp_path):
+    other = tmp_path / "shop.toml"
+    example = (REPO / "examples" / "itframe.toml").read_text()
+    other.write_text(example.replace('name = "itframe"', 'name = "shop"'))
+    assert run("up", str(other), "--timeout", "5").exit_code == 6
+    assert run("up", EXAMPLE, "--timeout", "5").exit_code == 6
+    refused = run("down", EXAMPLE, "--stackscripts", "--yes")
+    assert refused.exit_code == 4, refused.output
+    assert refused.stderr.splitlines()[0] == (
+        "Error: the StackScript swarmboot-debian12-swarm-node is shared: the clusters shop "
+        "(9 Linode(s)) are on this account and may rebuild from it; run `swarmboot down` "
+        "without --stackscripts, or take those clusters down first"
+    )
+    labels = [i.label for i in _client(cli_sim).linode.instances()]
+    assert len(labels) == 18  # nothing deleted
+    assert run("down", EXAMPLE, "--yes").exit_code == 0
+    assert run("down", str(other), "--stackscripts", "--yes").exit_code == 0
+    assert _client(cli_sim).linode.stackscripts(mine_only=True).total_items == 0
