@@ -1,16 +1,60 @@
 """What a spec must agree with before any command acts on it: a StackScript of this
-project for its image, and region, type and image names the API's catalogue has."""
+project for its image, data for it that Linode takes, and region, type and image names the
+API's catalogue has."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from swarmboot.cloud import CloudApi
+from swarmboot.keys import new_host_key
 from swarmboot.plan import LocalScript
 from swarmboot.publish import local_scripts
 from swarmboot.spec import Spec, SpecError, check_against_catalog
+from swarmboot.udf import MAX_DATA_CHARS, check_data, parse_udfs
 
-__all__ = ["check_catalogue", "stackscript_for"]
+__all__ = ["check_catalogue", "check_node_data", "node_data", "stackscript_for"]
+
+
+def node_data(
+    spec: Spec, admin_keys: tuple[str, ...], label: str, role: str, region: str, host_key_b64: str
+) -> dict[str, str]:
+    """The StackScript data of one node (its private host key among it: a secret)."""
+    return {
+        "hostname": label,
+        "cluster": spec.cluster.name,
+        "swarm_role": role,
+        "zone": region,
+        "admin_ssh_keys": "\n".join(admin_keys),
+        "docker_source": spec.cluster.docker_source,
+        "ssh_host_key": host_key_b64,
+        "apt_upgrade": "yes" if spec.cluster.apt_upgrade else "no",
+    }
+
+
+def check_node_data(
+    spec: Spec, spec_path: Path, script: LocalScript, admin_keys: tuple[str, ...]
+) -> None:
+    """Every node's data fits the StackScript and Linode's 65,535 characters: found before
+    anything is made, not at the first create (after a StackScript and two firewalls)."""
+    udfs = parse_udfs(script.text, script.file)
+    host_key = new_host_key().private_b64  # every node's is of this size
+    for node in spec.nodes():
+        data = node_data(spec, admin_keys, node.label, node.role, node.region, host_key)
+        problems = check_data(udfs, data)
+        if not problems:
+            continue
+        if any(p.startswith("stackscript_data: ") for p in problems):
+            size = len(json.dumps(data, separators=(",", ":")))
+            raise SpecError(
+                [
+                    f"{spec_path}: cluster.admin_ssh_keys: a node's StackScript data would be "
+                    f"{size} characters, Linode takes at most {MAX_DATA_CHARS}; give fewer "
+                    "admin keys"
+                ]
+            )
+        raise SpecError([f"{spec_path}: {node.label}: {problems[0]}"])
 
 
 def stackscript_for(spec: Spec, spec_path: Path) -> LocalScript:

@@ -6,7 +6,9 @@ one go. What needs the API (region and type names) is checked by `check_against_
 
 from __future__ import annotations
 
+import base64
 import ipaddress
+import json
 import re
 import tomllib
 from collections.abc import Iterable
@@ -32,11 +34,25 @@ ROLES: tuple[Role, ...] = ("manager", "lb", "worker")  # the order nodes are mad
 
 # A DNS label that is also a valid start of a Linode label (a letter first).
 _NAME = r"^[a-z]([a-z0-9-]{0,22}[a-z0-9])?$"
-_LABEL_KEY = re.compile(r"^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?$")
-_KEY = re.compile(
-    r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com|"
-    r"sk-ecdsa-sha2-nistp256@openssh\.com) [A-Za-z0-9+/]+={0,3}( .*)?$"
+# Python's patterns are matched whole (fullmatch): `$` would let a trailing newline through.
+_LABEL_KEY = re.compile(r"[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?")
+_KEY_TYPES = (
+    "ssh-ed25519",
+    "ssh-rsa",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+    "sk-ssh-ed25519@openssh.com",
+    "sk-ecdsa-sha2-nistp256@openssh.com",
 )
+# A public key line as authorized_keys takes it, without options: the type, the key and a
+# comment of printable characters but commas (the StackScript's data lists keys with them).
+_KEY = re.compile(r"(?P<type>[a-z0-9@.-]+) (?P<blob>[A-Za-z0-9+/]+={0,3})( [ -+\--~]*)?")
+# A Linode region id ("eu-central", "gb-lon", "in-bom-2").
+_REGION = re.compile(r"[a-z]{2,}(-[a-z0-9]+){1,3}")
+# A URL path (and query) HAProxy's `option httpchk` takes as one word: no quotes, `#`,
+# backslash, `$` or spaces.
+_HEALTH_PATH = r"^/[A-Za-z0-9._~!&()*+,;=:@%/?-]{0,200}$"
 # Every Linode and Cloud Firewall of a cluster carries this tag with the cluster's name.
 CLUSTER_TAG = "swarmboot:"
 RESERVED_LABELS = frozenset({"zone", "region", "role", "cluster"})
@@ -68,7 +84,7 @@ class Pool(_Strict):
         for key in value:
             if key in RESERVED_LABELS:
                 raise ValueError(f"{key!r} is set by swarmboot; choose another label name")
-            if not _LABEL_KEY.match(key):
+            if not _LABEL_KEY.fullmatch(key):
                 raise ValueError(f"{key!r} is not a label name (lowercase letters, digits, . _ -)")
         return value
 
@@ -142,8 +158,24 @@ class Network(_Strict):
 
 def _check_sources(value: tuple[str, ...]) -> tuple[str, ...]:
     for source in value:
+        if "%" in source:
+            # Python reads a scope id (fe80::1%eth0); a Cloud Firewall and nftables do not.
+            raise ValueError(f"{source!r} has a scope id (%...); give the address without it")
         ipaddress.ip_network(source, strict=False)
     return value
+
+
+def _port_range(key: str) -> str | None:
+    """Why a [firewall.public] key is not PORT/tcp, PORT/udp or FIRST-LAST/tcp, or None."""
+    match = re.fullmatch(r"(\d{1,5})(-(\d{1,5}))?/(tcp|udp)", key)
+    if not match:
+        return f"{key!r} is not PORT/tcp, PORT/udp or FIRST-LAST/tcp"
+    first, last = int(match.group(1)), int(match.group(3) or match.group(1))
+    if not 1 <= first <= 65535 or not 1 <= last <= 65535:
+        return f"{key!r}: ports are 1 to 65535"
+    if last < first:
+        return f"{key!r}: the range ends before it starts; write {last}-{first}"
+    return None
 
 
 class Firewall(_Strict):
@@ -163,9 +195,9 @@ class Firewall(_Strict):
     @classmethod
     def _public(cls, value: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
         for port, sources in value.items():
-            match = re.fullmatch(r"(\d{1,5})(-(\d{1,5}))?/(tcp|udp)", port)
-            if not match or int(match.group(1)) > 65535:
-                raise ValueError(f"{port!r} is not PORT/tcp, PORT/udp or FIRST-LAST/tcp")
+            problem = _port_range(port)
+            if problem:
+                raise ValueError(problem)
             _check_sources(sources)
         return value
 
@@ -180,7 +212,7 @@ class Lb(_Strict):
     ports: tuple[Annotated[int, Field(ge=1, le=65535)], ...] = Field(
         default=(80,), min_length=1
     )  # published on each lb node, each forwarded to the backends over HTTP
-    health_path: Annotated[str, StringConstraints(pattern=r"^/[!-~]*$")] = "/"
+    health_path: Annotated[str, StringConstraints(pattern=_HEALTH_PATH)] = "/"
     # zone: each zone's load balancers send only to that zone's tasks (`<service>-<zone>`);
     # global: to every task of `<service>`, in any zone.
     backends: Literal["zone", "global"] = "zone"
@@ -209,6 +241,17 @@ class Spec(_Strict):
     network: Network = Network()
     firewall: Firewall = Firewall()
     lb: Lb | None = None
+
+    @field_validator("regions")
+    @classmethod
+    def _region_ids(cls, value: dict[str, Region]) -> dict[str, Region]:
+        for region in value:
+            if not _REGION.fullmatch(region) or len(region) > 32:
+                raise ValueError(
+                    f"{region!r} is not a Linode region id (like eu-central or gb-lon); "
+                    "see `linode-cli regions list`"
+                )
+        return value
 
     @property
     def tag(self) -> str:
@@ -265,6 +308,17 @@ def _message(error: dict) -> str:
         return "required"
     if kind == "literal_error":
         return f"must be {error['ctx']['expected']}"
+    if kind == "int_type":
+        return "must be a whole number, without quotes (like 3)"
+    if kind == "bool_type":
+        return "must be true or false, without quotes"
+    if kind == "string_type":
+        return "must be a string, in quotes"
+    if kind == "string_pattern_mismatch" and error["loc"][-1] == "health_path":
+        return (
+            "must be an HTTP path starting with / of letters, digits and -._~!&()*+,;=:@%/? "
+            "(no quotes, #, backslash, $ or spaces: HAProxy's health check sends it as one word)"
+        )
     if kind == "string_pattern_mismatch" and error["loc"][-1] == "name":
         return (
             "must be a lowercase name starting with a letter: letters, digits and "
@@ -324,37 +378,94 @@ def _semantic_problems(spec: Spec, source: str, base: Path) -> list[str]:
             )
             break
     for n, entry in enumerate(spec.cluster.admin_ssh_keys):
-        if _KEY.match(entry):
+        where = f"{source}: cluster.admin_ssh_keys[{n}]"
+        if _is_key(entry):
+            problem = key_problem(entry)
+            if problem:
+                problems.append(f"{where}: {problem}")
             continue
         path = Path(entry).expanduser()
         if not path.is_absolute():
             path = base / path
         try:
-            keys = [line for line in path.read_text().splitlines() if line.strip()]
+            keys = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
         except OSError as exc:
             problems.append(
-                f"{source}: cluster.admin_ssh_keys[{n}]: cannot read {path}: "
-                f"{exc.strerror}; give an OpenSSH public key or a readable file"
+                f"{where}: cannot read {path}: {exc.strerror}; give an OpenSSH public key or "
+                "a readable file"
             )
             continue
-        if not keys or not all(_KEY.match(k) for k in keys):
+        except UnicodeDecodeError:
             problems.append(
-                f"{source}: cluster.admin_ssh_keys[{n}]: {path} is not an OpenSSH "
-                "public key file (the .pub, not the private key)"
+                f"{where}: {path} is not UTF-8 text: not an OpenSSH public key file (the "
+                ".pub, not the private key)"
             )
+            continue
+        if not keys or not all(_is_key(k) for k in keys):
+            problems.append(
+                f"{where}: {path} is not an OpenSSH public key file (the .pub, not the private key)"
+            )
+            continue
+        bad = next(((i, p) for i, k in enumerate(keys, 1) if (p := key_problem(k.strip()))), None)
+        if bad:
+            problems.append(f"{where}: {path}:{bad[0]}: {bad[1]}")
     return problems
+
+
+def _is_key(entry: str) -> bool:
+    """Whether an admin_ssh_keys entry is a key line (else the path of a .pub file)."""
+    return any(word in _KEY_TYPES for word in entry.split())
+
+
+def key_problem(line: str) -> str | None:
+    """Why `line` is not a public key line the nodes' authorized_keys can take as given, or
+    None."""
+    words = line.split(" ")
+    if words[0] not in _KEY_TYPES:
+        return (
+            "options before the key type (authorized_keys options such as command=... are "
+            "not taken); give the key alone"
+        )
+    if len(words) < 2 or not words[1]:
+        return f"only the type {words[0]}, no key; paste the whole line of the .pub file"
+    match = _KEY.fullmatch(line)
+    if not match:
+        if "," in line:
+            return "its comment has a comma, which the StackScript's data cannot carry; remove it"
+        return "not an OpenSSH public key line (type, key, comment of printable characters)"
+    fields = _ssh_strings(match["blob"])
+    if len(fields) < 2 or fields[0] != match["type"].encode():
+        return f"its key is not a whole {match['type']} key (cut short or mistyped?)"
+    return None
+
+
+def _ssh_strings(blob_b64: str) -> list[bytes]:
+    """The length-prefixed strings of an SSH public key blob; [] unless it is exactly that."""
+    try:
+        blob = base64.b64decode(blob_b64, validate=True)
+    except ValueError:
+        return []
+    fields, at = [], 0
+    while at < len(blob):
+        size = int.from_bytes(blob[at : at + 4], "big")
+        if at + 4 + size > len(blob):
+            return []
+        fields.append(blob[at + 4 : at + 4 + size])
+        at += 4 + size
+    return fields
 
 
 def admin_keys(spec: Spec, base: Path) -> tuple[str, ...]:
     """The admin public keys, read from their files where given as paths."""
     keys: list[str] = []
     for entry in spec.cluster.admin_ssh_keys:
-        if _KEY.match(entry):
+        if _is_key(entry):
             keys.append(entry)
             continue
         path = Path(entry).expanduser()
         path = path if path.is_absolute() else base / path
-        keys += [line.strip() for line in path.read_text().splitlines() if line.strip()]
+        text = path.read_text(encoding="utf-8")
+        keys += [line.strip() for line in text.splitlines() if line.strip()]
     return tuple(keys)
 
 
@@ -364,7 +475,9 @@ def parse_spec(text: str, source: str = "swarm.toml", base: Path = Path(".")) ->
     except tomllib.TOMLDecodeError as exc:
         raise SpecError([f"{source}: not valid TOML: {exc}; fix the syntax"]) from None
     try:
-        spec = Spec.model_validate(raw)
+        # Validated as JSON, strictly: a count is an integer, not "1", 1.0 or true (TOML's
+        # dates become strings, which no field takes).
+        spec = Spec.model_validate_json(json.dumps(raw, default=str), strict=True)
     except ValidationError as exc:
         errors = exc.errors()
         # A container whose items failed also fails as a whole (an empty list of pools):
@@ -389,6 +502,10 @@ def load_spec(path: Path) -> Spec:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise SpecError([f"{path}: cannot read the spec: {exc.strerror}"]) from None
+    except UnicodeDecodeError as exc:
+        raise SpecError(
+            [f"{path}: not UTF-8 text (byte {exc.start}); save the spec as UTF-8 (TOML is)"]
+        ) from None
     return parse_spec(text, source=str(path), base=path.parent)
 
 

@@ -7,6 +7,7 @@ and a test keeps the file equal to it.
 
 from __future__ import annotations
 
+import base64
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -42,6 +43,17 @@ def _another_cluster(client: LinodeClient) -> None:
     )
 
 
+def _key(n: int) -> str:
+    """A well-formed ed25519 public key line (not anyone's)."""
+    blob = b"\x00\x00\x00\x0bssh-ed25519\x00\x00\x00\x20" + n.to_bytes(32, "big")
+    return f"ssh-ed25519 {base64.b64encode(blob).decode()} ops-{n}@example"
+
+
+def _with(text: str, old: str, new: str) -> str:
+    assert old in text, old
+    return text.replace(old, new, 1)
+
+
 ONE_MANAGER = (
     '[cluster]\nname = "solo"\n[regions.eu-central]\npools = [{ role = "manager", count = 1 }]\n'
 )
@@ -52,11 +64,11 @@ class Case:
     id: str
     what: str  # the bad input, for the docs
     args: tuple[str, ...]  # SPEC stands for the spec file written from `spec`
-    spec: str = EXAMPLE
+    spec: str | bytes = EXAMPLE
     exit: int = 4
     says: str = ""  # the one line, after "Error: " (SPEC: the spec's path, DIR, URL)
     env: dict[str, str | None] = field(default_factory=dict)
-    files: dict[str, str] = field(default_factory=dict)  # more files next to the spec
+    files: dict[str, str | bytes] = field(default_factory=dict)  # more files by the spec
     stranger: str | None = None  # an untagged Linode made first, with this label
     # What is on the account first, made through the official client (before the count of
     # requests starts).
@@ -162,6 +174,129 @@ CASES = [
         says="Linodes solo-eu-central-manager-1 exist without the tag swarmboot:solo: they are not this cluster's and swarmboot will not take them over; rename them, or choose another cluster.name",
     ),
     Case(
+        "port-range-out-of-range",
+        "a public port range that ends past 65535",
+        ("plan", "SPEC"),
+        spec=_with(EXAMPLE, '"443/tcp" =', '"100-99999/tcp" ='),
+        says="SPEC: firewall.public: '100-99999/tcp': ports are 1 to 65535",
+    ),
+    Case(
+        "port-range-reversed",
+        "a public port range written backwards",
+        ("plan", "SPEC"),
+        spec=_with(EXAMPLE, '"443/tcp" =', '"9000-100/tcp" ='),
+        says="SPEC: firewall.public: '9000-100/tcp': the range ends before it starts; write 100-9000",
+    ),
+    Case(
+        "port-zero",
+        "public port 0",
+        ("plan", "SPEC"),
+        spec=_with(EXAMPLE, '"443/tcp" =', '"0/tcp" ='),
+        says="SPEC: firewall.public: '0/tcp': ports are 1 to 65535",
+    ),
+    Case(
+        "scope-id",
+        "an IPv6 source with a scope id",
+        ("plan", "SPEC"),
+        spec=_with(EXAMPLE, 'ssh_from = ["0.0.0.0/0", "::/0"]', 'ssh_from = ["fe80::1%x/128"]'),
+        says="SPEC: firewall.ssh_from: 'fe80::1%x/128' has a scope id (%...); give the address without it",
+    ),
+    Case(
+        "admin-key-comma",
+        "an admin key whose comment has a comma",
+        ("plan", "SPEC"),
+        spec=_with(EXAMPLE, "admin_ssh_keys = []", f'admin_ssh_keys = ["{_key(1)},laptop"]'),
+        says="SPEC: cluster.admin_ssh_keys[0]: its comment has a comma, which the StackScript's data cannot carry; remove it",
+    ),
+    Case(
+        "admin-key-options",
+        "an admin key with authorized_keys options",
+        ("plan", "SPEC"),
+        spec=_with(
+            EXAMPLE, "admin_ssh_keys = []", f"admin_ssh_keys = ['command=\"/bin/sh\" {_key(1)}']"
+        ),
+        says="SPEC: cluster.admin_ssh_keys[0]: options before the key type (authorized_keys options such as command=... are not taken); give the key alone",
+    ),
+    Case(
+        "admin-key-type-only",
+        "an admin key that is only its type",
+        ("plan", "SPEC"),
+        spec=_with(EXAMPLE, "admin_ssh_keys = []", 'admin_ssh_keys = ["ssh-ed25519"]'),
+        says="SPEC: cluster.admin_ssh_keys[0]: only the type ssh-ed25519, no key; paste the whole line of the .pub file",
+    ),
+    Case(
+        "admin-key-cut-short",
+        "an admin key cut short",
+        ("plan", "SPEC"),
+        spec=_with(EXAMPLE, "admin_ssh_keys = []", f'admin_ssh_keys = ["{_key(1)[:60]}"]'),
+        says="SPEC: cluster.admin_ssh_keys[0]: its key is not a whole ssh-ed25519 key (cut short or mistyped?)",
+    ),
+    Case(
+        "admin-keys-too-many",
+        "admin keys that make the StackScript data too long for Linode",
+        ("plan", "SPEC"),
+        spec=_with(EXAMPLE, "admin_ssh_keys = []", 'admin_ssh_keys = ["many.pub"]'),
+        files={"many.pub": "".join(_key(n) + "\n" for n in range(700))},
+        says="SPEC: cluster.admin_ssh_keys: a node's StackScript data would be 69193 characters, Linode takes at most 65535; give fewer admin keys",
+    ),
+    Case(
+        "admin-key-file-not-utf8",
+        "an admin key file that is not UTF-8 text",
+        ("plan", "SPEC"),
+        spec=_with(EXAMPLE, "admin_ssh_keys = []", 'admin_ssh_keys = ["ops.pub"]'),
+        files={"ops.pub": b"ssh-ed25519 \xff\xfe\n"},
+        says="SPEC: cluster.admin_ssh_keys[0]: DIR/ops.pub is not UTF-8 text: not an OpenSSH public key file (the .pub, not the private key)",
+    ),
+    Case(
+        "spec-not-utf8",
+        "a spec that is not UTF-8 text",
+        ("plan", "SPEC"),
+        spec=EXAMPLE.encode().replace(b"Frankfurt", b"Frankfurt \xe4"),
+        says="SPEC: not UTF-8 text (byte 40); save the spec as UTF-8 (TOML is)",
+    ),
+    Case(
+        "health-path-quote",
+        "a health check path with a quote or #",
+        ("plan", "SPEC"),
+        spec=_with(EXAMPLE, 'health_path = "/healthz"', 'health_path = "/a\\"b#c"'),
+        says="SPEC: lb.health_path: must be an HTTP path starting with / of letters, digits and -._~!&()*+,;=:@%/? (no quotes, #, backslash, $ or spaces: HAProxy's health check sends it as one word)",
+    ),
+    Case(
+        "region-newline",
+        "a region key with a newline",
+        ("lb", "render", "SPEC", "--out", "DIR/lb"),
+        spec=_with(EXAMPLE, "[regions.gb-lon]", '[regions."gb-lon\\nbind :1"]'),
+        says="SPEC: regions: 'gb-lon\\nbind :1' is not a Linode region id (like eu-central or gb-lon); see `linode-cli regions list`",
+    ),
+    Case(
+        "count-string",
+        "a count in quotes",
+        ("plan", "SPEC"),
+        spec=ONE_MANAGER.replace("count = 1", 'count = "1"'),
+        says="SPEC: regions.eu-central.pools[0].count: must be a whole number, without quotes (like 3)",
+    ),
+    Case(
+        "count-float",
+        "a count that is not a whole number",
+        ("plan", "SPEC"),
+        spec=ONE_MANAGER.replace("count = 1", "count = 1.0"),
+        says="SPEC: regions.eu-central.pools[0].count: must be a whole number, without quotes (like 3)",
+    ),
+    Case(
+        "flag-string",
+        "true or false in quotes",
+        ("plan", "SPEC"),
+        spec=ONE_MANAGER.replace('name = "solo"', 'name = "solo"\napt_upgrade = "yes"'),
+        says="SPEC: cluster.apt_upgrade: must be true or false, without quotes",
+    ),
+    Case(
+        "label-key-newline",
+        "a node label name ending in a newline",
+        ("plan", "SPEC"),
+        spec=ONE_MANAGER.replace("count = 1 }", 'count = 1, labels = { "disk\\n" = "ssd" } }'),
+        says="SPEC: regions.eu-central.pools[0].labels: 'disk\\n' is not a label name (lowercase letters, digits, . _ -)",
+    ),
+    Case(
         "foreign-firewall",
         "a Cloud Firewall with the cluster's label but not its tag",
         ("up", "SPEC"),
@@ -194,9 +329,11 @@ def test_bad_input_is_one_line_an_exit_code_and_nothing_made(case, sim, tmp_path
     if case.setup:
         case.setup(client)
     spec = tmp_path / "spec.toml"
-    spec.write_text(case.spec)
-    for name, content in case.files.items():
-        (tmp_path / name).write_text(content)
+    for path, content in [(spec, case.spec)] + [(tmp_path / n, c) for n, c in case.files.items()]:
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content)
     for name, value in case.env.items():
         if value is None:
             monkeypatch.delenv(name, raising=False)

@@ -98,6 +98,14 @@ def test_the_stack_runs_one_global_service_per_zone_on_its_lb_nodes_in_host_mode
     assert stack["networks"] == {"itframe": {"external": True}}
 
 
+@pytest.mark.parametrize("name", ["true", "null", "yes", "1e3", "0x10"])
+def test_a_network_name_yaml_would_read_as_another_type_stays_a_string(name):
+    text = EXAMPLE.read_text().replace('[network]\nname = "itframe"', f'[network]\nname = "{name}"')
+    stack = yaml.safe_load(render_lb(parse_spec(text)).stack_file)
+    assert stack["networks"] == {name: {"external": True}}
+    assert {s["networks"][0] for s in stack["services"].values()} == {name}
+
+
 def test_a_changed_configuration_gets_a_new_config_name_so_the_service_rolls():
     before = {z.name: z.config for z in render_lb(load_spec(EXAMPLE)).zones}
     again = {z.name: z.config for z in render_lb(load_spec(EXAMPLE)).zones}

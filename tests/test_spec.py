@@ -8,7 +8,7 @@ from swarmboot.spec import SpecError, admin_keys, check_against_catalog, load_sp
 from .conftest import REPO
 
 EXAMPLE = REPO / "examples" / "itframe.toml"
-KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB0aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa ops@x"
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFh ops@x"
 
 MINIMAL = """
 [cluster]

@@ -27,6 +27,7 @@ from swarmboot.plan import (
     SetKernel,
     SyncCloudFirewall,
 )
+from swarmboot.preflight import node_data
 from swarmboot.publish import publish_one
 from swarmboot.state import HOST_KEY_TAG, REBUILD_TAG, Instance, host_key_tag
 
@@ -64,22 +65,6 @@ def _sync_firewall(run: Run, step: SyncCloudFirewall) -> None:
     run.report(step.describe())
 
 
-def _stackscript_data(
-    run: Run, node_label: str, role: str, region: str, host_key_b64: str
-) -> dict[str, str]:
-    spec = run.ctx.spec
-    return {
-        "hostname": node_label,
-        "cluster": spec.cluster.name,
-        "swarm_role": role,
-        "zone": region,
-        "admin_ssh_keys": "\n".join(run.ctx.admin_keys),
-        "docker_source": spec.cluster.docker_source,
-        "ssh_host_key": host_key_b64,
-        "apt_upgrade": "yes" if spec.cluster.apt_upgrade else "no",
-    }
-
-
 def _root_password(ctx: Context) -> str:
     return ctx.root_password or secrets.token_urlsafe(24) + "-Aa1"
 
@@ -102,8 +87,8 @@ def create(run: Run, step: CreateInstance) -> Instance:
         tags=(spec.tag, host_key_tag(host_key.fingerprint)),
         authorized_keys=(ctx.identity_public,),
         stackscript_id=_script_id(run),
-        stackscript_data=_stackscript_data(
-            run, step.label, step.role, step.region, host_key.private_b64
+        stackscript_data=node_data(
+            spec, ctx.admin_keys, step.label, step.role, step.region, host_key.private_b64
         ),
         root_pass=_root_password(ctx),
         private_ip=(not spec.multi_region or spec.cluster.advertise == "private"),
@@ -167,8 +152,8 @@ def _rebuild(run: Run, step: RebuildInstance) -> None:
         image=step.image,
         authorized_keys=(ctx.identity_public,),
         stackscript_id=script_id,
-        stackscript_data=_stackscript_data(
-            run, step.label, step.role, step.region, host_key.private_b64
+        stackscript_data=node_data(
+            ctx.spec, ctx.admin_keys, step.label, step.role, step.region, host_key.private_b64
         ),
         root_pass=_root_password(ctx),
     )

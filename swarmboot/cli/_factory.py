@@ -95,7 +95,7 @@ def make_context(
     from swarmboot.cluster import Context, Settings
     from swarmboot.credentials import root_password
     from swarmboot.keys import load_identity
-    from swarmboot.preflight import check_catalogue, stackscript_for
+    from swarmboot.preflight import check_catalogue, check_node_data, stackscript_for
     from swarmboot.remote import ParamikoConnector
     from swarmboot.routes import require_local_route
     from swarmboot.spec import admin_keys, load_spec
@@ -103,6 +103,8 @@ def make_context(
 
     spec = load_spec(spec_path)
     script = stackscript_for(spec, spec_path)
+    keys = admin_keys(spec, spec_path.parent)
+    check_node_data(spec, spec_path, script, keys)
     cloud = make_cloud(api_url)
     check_catalogue(spec, spec_path, cloud)
     identity = load_identity(ssh_key)
@@ -121,7 +123,7 @@ def make_context(
         reporter=reporter,
         script=script,
         identity_public=identity.public_line,
-        admin_keys=admin_keys(spec, spec_path.parent),
+        admin_keys=keys,
         settings=Settings(ready_timeout=timeout, poll_interval=_poll_interval()),
         root_password=root_password(),
     )
