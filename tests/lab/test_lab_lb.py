@@ -110,6 +110,20 @@ def _answers(url: str, want: int, timeout: float = 90.0) -> list[str]:
             time.sleep(1)
 
 
+def _both_tasks(url: str, timeout: float = 90.0) -> list[str]:
+    """Every answer until 12 in a row came from both of the zone's tasks. Each backend slot
+    gets its address from DNS and takes traffic once its health check passed twice (2 s
+    apart), so for a few seconds after the first answer one task may answer alone."""
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    while True:
+        seen += _answers(url, 12)
+        if len({a.split()[1] for a in seen[-12:]}) == 2:
+            return seen
+        assert time.monotonic() < deadline, f"{url}: one task only after {timeout:.0f} s: {seen}"
+        time.sleep(1)
+
+
 def test_each_zones_load_balancer_answers_on_its_own_address_from_its_zones_tasks(cluster, key):
     lab, spec, known, manager = cluster
     done = swarmboot(lab, "lb", "deploy", str(spec), "--ssh-key", str(key), "--json")
@@ -120,9 +134,10 @@ def test_each_zones_load_balancer_answers_on_its_own_address_from_its_zones_task
         "gb-lon": [f"http://{lbs['itframe-gb-lon-lb-1']}:80"],
     }
     for zone, (url,) in found.items():
-        answers = _answers(url + "/", 12)
+        answers = _both_tasks(url + "/")
         assert {a.split()[0] for a in answers} == {zone}, answers  # never another zone's task
-        assert len({a.split()[1] for a in answers}) == 2, answers  # both of its tasks, in turn
+        last = answers[-12:]
+        assert len({a.split()[1] for a in last}) == 2, answers  # both of its tasks, in turn
     # The swarm's view: one running task per lb node, published on the node (host mode).
     listed = on_node(
         known,
