@@ -1,9 +1,12 @@
 """The simulator's HTTP face: `/v4/…` as Linode serves it, and `/_sim/…` to steer it.
 
-Every `/v4` request passes, in order: routing (404/405), the bearer token (401), injected
-faults (a dropped connection, a delay, a 429 storm, a 5xx), the rate limits (429), the
-handler, and for an instance create the lost-response fault. With a spec validator attached,
-each request and response is checked against Linode's OpenAPI spec and violations are kept.
+Every `/v4` request passes, in order: routing (404/405), the bearer token (401), the body
+(400 for a Content-Length that is not a number, 411 for one without a length, 413 past
+MAX_BODY; read only once the token is good), injected faults (a dropped connection, a delay,
+a 429 storm, a 5xx), the rate limits (429), the handler, and for an instance create the
+lost-response fault. With a spec validator attached, each request and response is checked
+against Linode's OpenAPI spec and violations are kept. A connection idle for IDLE_TIMEOUT
+seconds is closed, and so is one whose body was left unread.
 """
 
 from __future__ import annotations
@@ -35,6 +38,10 @@ __all__ = ["SimServer", "SpecCheck"]
 log = logging.getLogger("swarmboot.sim")
 
 SPEC_VERSION = "4.189.0"
+# The largest request body read (a StackScript is at most 1 MiB with its data and more).
+MAX_BODY = 2 * 1024 * 1024
+# Seconds a connection may wait for its next request (or the rest of one) before it is closed.
+IDLE_TIMEOUT = 60.0
 API_PREFIXES = ("/v4", "/v4beta")
 
 # (method, path, query, headers, body, status, response headers, response body) -> problems
@@ -121,7 +128,10 @@ class SimServer:
                     "violations": len(self.violations),
                 }
         if (method, path) == ("GET", "/_sim/requests"):
-            since = int(params.get("since", "0"))
+            since_text = params.get("since", "0")
+            if not since_text.isdigit():
+                return 400, {"errors": [{"reason": "since must be a number", "field": "since"}]}
+            since = int(since_text)
             with self._lock:
                 return 200, [r for r in self.requests if r["seq"] > since]
         if (method, path) == ("GET", "/_sim/faults/fired"):
@@ -187,6 +197,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     server_version = "swarmboot-sim"
     sys_version = ""
     server_app: SimServer
+    timeout = IDLE_TIMEOUT  # on the socket: an idle client does not hold its thread forever
 
     def setup(self) -> None:
         super().setup()
@@ -234,26 +245,41 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             token.strip().encode(), expected.encode()
         )
 
+    def _read_body(self) -> bytes:
+        """The request's body, read only now (after the token check); ApiError for one that
+        will not be read, and the connection is then closed (its framing is not known)."""
+        value = self.headers.get("Content-Length")
+        if value is None:
+            if self.headers.get("Transfer-Encoding"):
+                self.close_connection = True
+                raise ApiError(411, (Problem("Length Required"),))
+            return b""
+        if not value.strip().isdigit():  # not a number, or negative
+            self.close_connection = True
+            raise ApiError(400, (Problem("Invalid Content-Length"),))
+        length = int(value)
+        if length > MAX_BODY:
+            self.close_connection = True
+            raise ApiError(413, (Problem(f"Request body larger than {MAX_BODY} bytes"),))
+        return self.rfile.read(length) if length else b""
+
+    def _leave_unread_body(self) -> None:
+        """An answer before the body was read: the body is never read, the connection ends."""
+        if self.headers.get("Content-Length", "0").strip() not in ("", "0") or self.headers.get(
+            "Transfer-Encoding"
+        ):
+            self.close_connection = True
+
     def _serve(self, method: str) -> None:
         started = time.monotonic()
         app = self.server_app
         sim = app.sim
         url = urlsplit(self.path)
         params = dict(parse_qsl(url.query, keep_blank_values=True))
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
         headers = {k.lower(): v for k, v in self.headers.items()}
 
         if url.path.startswith("/_sim/"):
-            if url.path == "/_sim/health":
-                self._send(200, {"ok": True})
-                return
-            if not self._authorized():
-                self._send(401, {"errors": [{"reason": "Invalid Token"}]})
-                return
-            body = json.loads(raw) if raw else None
-            status, answer = app.admin(method, url.path, params, body)
-            self._send(status, answer)
+            self._admin(method, url.path, params)
             return
 
         prefix = next((p for p in API_PREFIXES if url.path.startswith(p + "/")), None)
@@ -264,6 +290,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         route, args, path_known = routes.match(method, path)
         template = route.template if route else path
         status = 500
+        raw: bytes | None = None
         try:
             if route is None:
                 raise ApiError(
@@ -272,6 +299,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 )
             if not self._authorized():
                 raise ApiError(401, (Problem("Invalid Token"),))
+            raw = self._read_body()
             fault, delay = sim.faults.request(method, template, sim.clock())
             if delay:
                 time.sleep(delay)
@@ -301,7 +329,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 raise ApiError(429, (Problem("Too Many Requests"),), verdict.headers())
             try:
                 body = json.loads(raw) if raw else None
-            except json.JSONDecodeError:
+            except ValueError:  # not JSON, or not UTF-8
                 raise ApiError(400, (Problem("Invalid JSON"),)) from None
             request = routes.Request(method, path, params, headers, body, args)
             answer = route.handler(sim, request)
@@ -318,6 +346,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._drop()
         except ApiError as exc:
             status = exc.status
+            if raw is None:
+                self._leave_unread_body()
             self._check(method, url.path, params, headers, None, exc.status, exc.body())
             self._send(exc.status, exc.body(), exc.headers)
         except Exception:
@@ -326,6 +356,27 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._send(500, {"errors": [{"reason": "Internal Server Error"}]})
         finally:
             app.record(method, template, status, started)
+
+    def _admin(self, method: str, path: str, params: dict[str, str]) -> None:
+        if path == "/_sim/health":
+            self._leave_unread_body()
+            self._send(200, {"ok": True})
+            return
+        if not self._authorized():
+            self._leave_unread_body()
+            self._send(401, {"errors": [{"reason": "Invalid Token"}]})
+            return
+        try:
+            raw = self._read_body()
+            body = json.loads(raw) if raw else None
+        except ApiError as exc:
+            self._send(exc.status, exc.body(), exc.headers)
+            return
+        except ValueError:  # not JSON, or not UTF-8
+            self._send(400, {"errors": [{"reason": "Invalid JSON"}]})
+            return
+        status, answer = self.server_app.admin(method, path, params, body)
+        self._send(status, answer)
 
     def _check(
         self,

@@ -1,0 +1,158 @@
+"""The simulator as a server facing hostile clients: each bad request gets the answer the
+real API would give (400, 401, 411, 413), the token is checked before a body is read, bodies
+are capped, and idle connections are closed. None of it leaves a traceback behind."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+
+import pytest
+
+from swarmboot.sim.config import SimConfig, Timings
+from swarmboot.sim.engine import Simulator
+from swarmboot.sim.server import MAX_BODY, SimServer
+
+from .conftest import TOKEN
+
+
+def _exchange(server: SimServer, head: str, body: bytes = b"", *, close: bool = False):
+    """Send a raw request; (status, JSON body, closed). With `close`, waits (up to 10 s) to
+    see whether the server then closes the connection; else `closed` is None."""
+    timeout = 10.0
+    host, port = server.httpd.server_address[:2]
+    with socket.create_connection((host, port), timeout=timeout) as conn:
+        conn.sendall(head.replace("\n", "\r\n").encode() + b"\r\n" + body)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = conn.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        head_part, _, rest = data.partition(b"\r\n\r\n")
+        lines = head_part.decode().split("\r\n")
+        status = int(lines[0].split()[1])
+        fields = dict(line.split(": ", 1) for line in lines[1:])
+        length = int(fields.get("Content-Length", "0"))
+        while len(rest) < length:
+            chunk = conn.recv(65536)
+            if not chunk:
+                break
+            rest += chunk
+        closed = None
+        if close:
+            try:
+                closed = conn.recv(1) == b""
+            except TimeoutError:
+                closed = False
+    return status, json.loads(rest[:length] or b"null"), closed
+
+
+def _head(method: str, path: str, *extra: str, token: str | None = TOKEN) -> str:
+    lines = [f"{method} {path} HTTP/1.1", "Host: sim"]
+    if token is not None:
+        lines.append(f"Authorization: Bearer {token}")
+    lines += list(extra)
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize(
+    ("what", "path", "extra", "body", "status", "reason"),
+    [
+        ("bad JSON", "/v4/linode/instances", ["Content-Length: 5"], b"{nope", 400, "Invalid JSON"),
+        (
+            "bad JSON to the admin API",
+            "/_sim/faults",
+            ["Content-Length: 5"],
+            b"{nope",
+            400,
+            "Invalid JSON",
+        ),
+        (
+            "not UTF-8",
+            "/v4/linode/instances",
+            ["Content-Length: 2"],
+            b"\xff\xfe",
+            400,
+            "Invalid JSON",
+        ),
+        (
+            "a length that is not a number",
+            "/v4/linode/instances",
+            ["Content-Length: ten"],
+            b"",
+            400,
+            "Invalid Content-Length",
+        ),
+        (
+            "a negative length",
+            "/v4/linode/instances",
+            ["Content-Length: -5"],
+            b"",
+            400,
+            "Invalid Content-Length",
+        ),
+        (
+            "a body without a length",
+            "/v4/linode/instances",
+            ["Transfer-Encoding: chunked"],
+            b"",
+            411,
+            "Length Required",
+        ),
+        (
+            "a body past the cap",
+            "/v4/linode/instances",
+            [f"Content-Length: {MAX_BODY + 1}"],
+            b"",
+            413,
+            f"Request body larger than {MAX_BODY} bytes",
+        ),
+    ],
+    ids=lambda v: v if isinstance(v, str) and " " in v else None,
+)
+def test_a_bad_request_is_answered_as_the_api_would(
+    sim, capfd, what, path, extra, body, status, reason
+):
+    method = "PUT" if path.startswith("/_sim/") else "POST"
+    unread = status in (411, 413) or "length" in what  # its body is never read
+    got, answer, closed = _exchange(sim, _head(method, path, *extra), body, close=unread)
+    assert (got, answer["errors"][0]["reason"]) == (status, reason), what
+    if unread:
+        assert closed  # the connection ends
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_a_non_numeric_since_is_a_400(sim):
+    status, answer, _ = _exchange(sim, _head("GET", "/_sim/requests?since=abc"))
+    assert status == 400 and answer["errors"][0]["field"] == "since"
+
+
+def test_the_token_is_checked_before_a_body_is_read(sim):
+    # 200 MiB announced, none sent: the answer comes at once, and the connection ends.
+    started = time.monotonic()
+    big = f"Content-Length: {200 * 1024 * 1024}"
+    for path in ("/v4/linode/instances", "/_sim/faults"):
+        method = "PUT" if path.startswith("/_sim/") else "POST"
+        status, answer, closed = _exchange(sim, _head(method, path, big, token="wrong"), close=True)
+        assert (status, answer["errors"][0]["reason"], closed) == (401, "Invalid Token", True)
+    assert time.monotonic() - started < 5.0
+    # An unknown route is not read either.
+    status, _, closed = _exchange(sim, _head("POST", "/v4/nowhere", big), close=True)
+    assert (status, closed) == (404, True)
+
+
+def test_an_idle_connection_is_closed(spec_check):
+    server = SimServer(Simulator(SimConfig(port=0, token=TOKEN, timings=Timings(scale=0.001))))
+    server.httpd.RequestHandlerClass.timeout = 0.3
+    server.start()
+    try:
+        host, port = server.httpd.server_address[:2]
+        with socket.create_connection((host, port), timeout=10) as conn:
+            conn.sendall(b"POST /v4/linode/instances HTTP/1.1\r\nHost: sim\r\n")  # and no more
+            started = time.monotonic()
+            assert conn.recv(1024) == b""  # the server hung up
+            assert time.monotonic() - started < 5.0
+    finally:
+        server.stop()
