@@ -13,7 +13,7 @@ import subprocess
 
 from swarmboot.remote import RemoteError
 
-__all__ = ["NotRoutable", "require_local_route"]
+__all__ = ["NotRoutable", "records_only", "require_local_route"]
 
 
 class NotRoutable(RemoteError):
@@ -33,6 +33,22 @@ def _route(args: list[str]) -> list[dict]:
         return []
 
 
+_NO_MACHINES_HINT = (
+    "start the simulator with the lab (`swarmboot sim --lab`, as root) to get real nodes, or "
+    "point --api-url at Linode"
+)
+
+
+def records_only(label: str, address: str) -> None:
+    """The guard for a simulator that keeps records only: no address is ever contacted,
+    whatever routes this machine has (a lab's may cover the same range)."""
+    raise NotRoutable(
+        f"{label}: {address} is not a machine: the simulator's Linodes have no machines "
+        "behind them",
+        hint=_NO_MACHINES_HINT,
+    )
+
+
 def require_local_route(label: str, address: str) -> None:
     """Raise `NotRoutable` unless `address` is routed somewhere other than the default route."""
     found = _route(["get", address])
@@ -45,6 +61,5 @@ def require_local_route(label: str, address: str) -> None:
     raise NotRoutable(
         f"{label}: {address} is not on this machine: the simulator's Linodes have no machines "
         "behind them",
-        hint="start the simulator with the lab (`swarmboot sim --lab`, as root) to get real "
-        "nodes, or point --api-url at Linode",
+        hint=_NO_MACHINES_HINT,
     )

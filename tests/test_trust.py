@@ -5,6 +5,7 @@ take any free label)."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from linode_api4 import LinodeClient
@@ -131,3 +132,39 @@ def test_down_keeps_a_stackscript_another_cluster_may_rebuild_from(cli_sim, tmp_
     assert run("down", EXAMPLE, "--yes").exit_code == 0
     assert run("down", str(other), "--stackscripts", "--yes").exit_code == 0
     assert _client(cli_sim).linode.stackscripts(mine_only=True).total_items == 0
+
+
+def test_a_records_only_simulator_contacts_no_address_even_where_a_lab_routes_its_range(
+    cli_sim, monkeypatch
+):
+    """A lab on the same machine routes 198.51.100.0/24 into its namespaces: a records-only
+    simulator's Linodes have the same addresses, and not one of them is a machine of its."""
+    import socket
+
+    from swarmboot import routes
+
+    def lab_route(args: list[str]) -> list[dict]:
+        if args[0] == "get":  # every address: routed into a lab's bridge
+            return [{"dst": args[1], "dev": "swblab-br0", "prefsrc": "198.51.100.1"}]
+        return [{"dst": "default", "gateway": "192.0.2.1", "dev": "eth0"}]
+
+    monkeypatch.setattr(routes, "_route", lab_route)
+    tried: list[tuple] = []
+    real_connect = socket.create_connection
+
+    def no_lab_connections(address, *args, **kwargs):
+        if not str(address[0]).startswith("127."):
+            tried.append(address)  # refused here, so that nothing leaves even on a failure
+            raise OSError("the test allows loopback only")
+        return real_connect(address, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "create_connection", no_lab_connections)
+    done = run("up", EXAMPLE, "--timeout", "5")
+    assert done.exit_code == 6, done.output
+    refused = re.findall(
+        r"(itframe-[a-z-]+-\d+): 198\.51\.100\.\d+ is not a machine: the simulator's Linodes "
+        "have no machines behind them",
+        done.stderr,
+    )
+    assert len(set(refused)) == 9, done.stderr
+    assert tried == []

@@ -97,7 +97,8 @@ def make_context(
     from swarmboot.keys import load_identity
     from swarmboot.preflight import check_catalogue, check_node_data, stackscript_for
     from swarmboot.remote import ParamikoConnector
-    from swarmboot.routes import require_local_route
+    from swarmboot.routes import records_only, require_local_route
+    from swarmboot.sim.admin import SimAdmin
     from swarmboot.spec import admin_keys, load_spec
     from swarmboot.swarm import DockerSwarm
 
@@ -112,8 +113,12 @@ def make_context(
         f"API {cloud.target.api_url}, token from {cloud.target.source}, "
         f"SSH key from {identity.source}"
     )
-    # Against a simulator, only addresses routed into this machine (a lab) are ever contacted.
-    guard = require_local_route if cloud.target.is_local else None
+    # Against a simulator: none of a records-only one's addresses is ever contacted, and of a
+    # lab's only those routed into this machine.
+    guard = None
+    if cloud.target.is_local:
+        machines = SimAdmin(cloud.target.api_url, "").has_machines()
+        guard = records_only if machines is False else require_local_route
     return Context(
         spec=spec,
         spec_path=spec_path,

@@ -36,6 +36,16 @@ class SimAdmin:
         except (OSError, RuntimeError):
             return False
 
+    def has_machines(self) -> bool | None:
+        """Whether the simulator has machines behind its Linodes (a lab); None when the URL
+        does not answer as a simulator."""
+        try:
+            answer = self._call("GET", "/_sim/health")
+        except (OSError, RuntimeError, ValueError):
+            return None
+        machines = answer.get("machines") if isinstance(answer, dict) else None
+        return machines if isinstance(machines, bool) else None
+
     def reset(self) -> None:
         self._call("POST", "/_sim/reset")
 

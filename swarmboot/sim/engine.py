@@ -22,7 +22,13 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from swarmboot.sim.backend import Machine, MachineBackend, MachineError, load_backend
+from swarmboot.sim.backend import (
+    Machine,
+    MachineBackend,
+    MachineError,
+    RecordsBackend,
+    load_backend,
+)
 from swarmboot.sim.config import SimConfig
 from swarmboot.sim.errors import not_found
 from swarmboot.sim.faults import Faults
@@ -53,6 +59,9 @@ class Simulator:
         self.faults = Faults(config.faults, clock())
         self.limiter = RateLimiter(config.rate_limits, clock)
         self.backend = backend if backend is not None else load_backend(config.backend, config)
+        # Records only: no address of this simulator's Linodes has a machine behind it, even
+        # where another process (a lab) routes the same range into this machine.
+        self.has_machines = not isinstance(self.backend, RecordsBackend)
         self._jobs: list[Job] = []
         self._seq = itertools.count()
         self._wake = threading.Condition(self.lock)

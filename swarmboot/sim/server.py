@@ -360,7 +360,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def _admin(self, method: str, path: str, params: dict[str, str]) -> None:
         if path == "/_sim/health":
             self._leave_unread_body()
-            self._send(200, {"ok": True})
+            self._send(200, {"ok": True, "machines": self.server_app.sim.has_machines})
             return
         if not self._authorized():
             self._leave_unread_body()
