@@ -27,6 +27,7 @@ from swarmboot.membership import (
     foreign_firewalls,
     listing,
     other_clusters,
+    outsiders,
     strangers,
 )
 from swarmboot.nodestatus import NodeStatus, StatusError, parse_status
@@ -172,6 +173,7 @@ def observe_cloud(ctx: Context, *, account: bool = False) -> Observed:
         tuple(ctx.cloud.stackscripts()),
         cluster_firewalls(spec, firewalls),
         foreign_firewalls=foreign_firewalls(spec, firewalls),
+        outsiders=outsiders(spec, mine),
         other_clusters=other_clusters(spec, found) if account else None,
     )
 
@@ -227,6 +229,7 @@ def observe(ctx: Context, *, nodes: bool = True) -> Observed:
         rebuilt,
         local,
         foreign_firewalls=cloud.foreign_firewalls,
+        outsiders=cloud.outsiders,
     )
 
 

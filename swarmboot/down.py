@@ -81,6 +81,10 @@ def left_alone(spec: Spec, observed: Observed) -> tuple[str, ...]:
             [("Cloud Firewall", f.label) for f in observed.foreign_firewalls]
             + [("Linode", i.label) for i in observed.strangers]
         )
+    ) + tuple(
+        f"left alone: Linode {i.label} (it has the tag {spec.tag}, but not a label swarmboot "
+        "gives a node: not a member)"
+        for i in sorted(observed.outsiders, key=lambda i: i.label)
     )
 
 

@@ -8,6 +8,7 @@ are pruned: their addresses are in every member set and they stay behind their f
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 
 from swarmboot.firewall import cloud_firewall_labels
@@ -21,8 +22,10 @@ __all__ = [
     "firewall_devices",
     "foreign_firewalls",
     "listing",
+    "node_label",
     "node_roles",
     "other_clusters",
+    "outsiders",
     "strangers",
     "surplus",
 ]
@@ -34,9 +37,26 @@ def listing(spec: Spec) -> tuple[str, str]:
     return spec.tag, f"{spec.cluster.name}-"
 
 
+def node_label(spec: Spec) -> re.Pattern[str]:
+    """The labels swarmboot gives the cluster's Linodes: `<cluster>-<region>-<role>-<n>`."""
+    return re.compile(
+        rf"{re.escape(spec.cluster.name)}-[a-z]{{2,}}(-[a-z0-9]+){{1,3}}-(manager|worker|lb)"
+        r"-[1-9][0-9]{0,3}"
+    )
+
+
 def cluster_linodes(spec: Spec, found: Iterable[Instance]) -> tuple[Instance, ...]:
-    """Of a listing, the cluster's own Linodes: those carrying its tag."""
-    return tuple(i for i in found if spec.tag in i.tags)
+    """Of a listing, the cluster's own Linodes: those carrying its tag under a node label.
+    (A tag alone is anyone's on the account to give.)"""
+    pattern = node_label(spec)
+    return tuple(i for i in found if spec.tag in i.tags and pattern.fullmatch(i.label))
+
+
+def outsiders(spec: Spec, found: Iterable[Instance]) -> tuple[Instance, ...]:
+    """Of a listing, the Linodes carrying the cluster's tag under a label swarmboot never
+    gives: not members (no swarm port is opened to them, nothing deletes them)."""
+    pattern = node_label(spec)
+    return tuple(i for i in found if spec.tag in i.tags and not pattern.fullmatch(i.label))
 
 
 def strangers(spec: Spec, found: Iterable[Instance]) -> tuple[Instance, ...]:

@@ -155,6 +155,8 @@ class Observed:
     local: dict[str, LocalSwarm] = field(default_factory=dict)
     # Cloud Firewalls holding a label the cluster's would take, without the cluster's tag.
     foreign_firewalls: tuple[CloudFirewall, ...] = ()
+    # Linodes with the cluster's tag under a label swarmboot never gives: not members.
+    outsiders: tuple[Instance, ...] = ()
     # Other swarmboot clusters on the account and their Linodes (looked for by `down
     # --stackscripts` only: None when not looked for).
     other_clusters: dict[str, tuple[str, ...]] | None = None

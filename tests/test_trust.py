@@ -168,3 +168,27 @@ def test_a_records_only_simulator_contacts_no_address_even_where_a_lab_routes_it
     )
     assert len(set(refused)) == 9, done.stderr
     assert tried == []
+
+
+def test_the_clusters_tag_alone_does_not_make_a_member(cli_sim):
+    """Anyone on the account can tag a Linode swarmboot:itframe: without a node's label it
+    is not a member: no swarm port opens to it, and neither prune nor down deletes it."""
+    client = _client(cli_sim)
+    for label in ("itframe-backdoor", "itframe-eu-central-worker-01"):
+        client.linode.instance_create(
+            "g6-nanode-1", "eu-central", label=label, tags=["swarmboot:itframe"]
+        )
+    outsiders = {i.id for i in client.linode.instances()}
+    assert run("up", EXAMPLE, "--timeout", "5").exit_code == 6
+    behind = {d.entity.id for f in client.networking.firewalls() for d in f.devices}
+    assert len(behind) == 9 and not behind & outsiders
+    status = json.loads(run("status", EXAMPLE, "--json").stdout)
+    assert len(status["nodes"]) == 9
+    gone = run("down", EXAMPLE, "--yes")
+    assert gone.exit_code == 0, gone.output
+    assert gone.stdout.startswith("deleted\t9 Linode(s)")
+    assert (
+        "left alone: Linode itframe-backdoor (it has the tag swarmboot:itframe, but not a "
+        "label swarmboot gives a node: not a member)" in gone.stderr
+    )
+    assert {i.id for i in client.linode.instances()} == outsiders
