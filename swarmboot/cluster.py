@@ -13,7 +13,7 @@ import ipaddress
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from swarmboot import facts
@@ -181,8 +181,7 @@ def observe_cloud(ctx: Context, *, account: bool = False) -> Observed:
 def observe(ctx: Context, *, nodes: bool = True) -> Observed:
     """Read the world. With `nodes`, also each running node and the swarm over SSH."""
     cloud = observe_cloud(ctx)
-    mine, others = list(cloud.instances), cloud.strangers
-    scripts, firewalls = cloud.scripts, cloud.firewalls
+    mine = list(cloud.instances)
     reports: dict[str, NodeStatus] = {}
     members: dict[str, tuple[str, ...]] = {}
     failures: dict[str, str] = {}
@@ -217,19 +216,16 @@ def observe(ctx: Context, *, nodes: bool = True) -> Observed:
     marked = [i for i in mine if i.rebuild_since is not None]
     done = ctx.parallel(lambda i: ctx.cloud.rebuilt_since(i.id, i.rebuild_since), marked)
     rebuilt = frozenset(i.label for i, yes in zip(marked, done, strict=True) if yes)
-    return Observed(
-        instances,
-        others,
-        scripts,
-        firewalls,
-        swarm,
-        reports,
-        members,
-        failures,
-        rebuilt,
-        local,
-        foreign_firewalls=cloud.foreign_firewalls,
-        outsiders=cloud.outsiders,
+    # What the cloud alone said stays as observe_cloud found it; the rest is the nodes'.
+    return replace(
+        cloud,
+        instances=instances,
+        swarm=swarm,
+        reports=reports,
+        members=members,
+        failures=failures,
+        rebuilt=rebuilt,
+        local=local,
     )
 
 
