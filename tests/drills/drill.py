@@ -13,7 +13,7 @@ rebuild is carried out exactly once (one POST .../rebuild answered, however ofte
 killed), the node keeps its Linode and gets a new pinned key, every other node is untouched.
 Then `down --yes`: killed at random, run again, until nothing of the cluster is left. The
 records-only simulator has no machines, so `up` and `node rebuild` end with exit 6 after the
-cloud steps ("not on this machine"): that is converged here; the swarm side is drilled in the
+cloud steps (each node "is not a machine"): that is converged here; the swarm side is drilled in the
 lab (tests/drills/lab_drill.py).
 
 `python -m tests.drills.drill [N] [FIRST_SEED]` runs N drills (default 200) and prints the
@@ -282,7 +282,7 @@ class Drills:
             code == 6
             and "node(s) not joined" in last
             and all(
-                "is not on this machine" in part
+                "is not a machine" in part
                 for part in last.split(": ", 1)[1].split("; ")
                 if part.startswith("itframe-")
             )
