@@ -101,7 +101,7 @@ if [[ -z $why_no_lab ]]; then
   fi
   echo
   echo "==> swarmboot down examples/itframe-lab.toml --yes"
-  "$bin/swarmboot" down examples/itframe-lab.toml --api-url "$url" --yes
+  "$bin/swarmboot" down examples/itframe-lab.toml --api-url "$url" --ssh-key "$work/id_ed25519" --yes
   stop_sim
   left=$(ip netns list | grep -c '^swblab-' || true)
   if [[ $left != 0 ]]; then

@@ -21,6 +21,7 @@ from swarmboot.clock import Clock, SystemClock
 from swarmboot.cloud import CloudApi
 from swarmboot.errors import SwarmbootError
 from swarmboot.firewall import cloud_firewall_labels
+from swarmboot.marks import MemberMarks
 from swarmboot.membership import (
     cluster_firewalls,
     cluster_linodes,
@@ -29,6 +30,7 @@ from swarmboot.membership import (
     other_clusters,
     outsiders,
     strangers,
+    unmarked,
 )
 from swarmboot.nodestatus import NodeStatus, StatusError, parse_status
 from swarmboot.plan import LocalScript
@@ -61,6 +63,8 @@ class Context:
     reporter: Reporter
     script: LocalScript
     identity_public: str
+    # The marks of the identity in use: which Linodes swarmboot made (see swarmboot.marks).
+    marks: MemberMarks
     admin_keys: tuple[str, ...] = ()
     settings: Settings = field(default_factory=Settings)
     # Root's password on new and rebuilt Linodes; None: a random one each (a secret either way).
@@ -168,12 +172,13 @@ def observe_cloud(ctx: Context, *, account: bool = False) -> Observed:
     mine = [i for i in found if spec.tag in i.tags or i.label.startswith(prefix)]
     firewalls = ctx.cloud.firewalls(cloud_firewall_labels(spec))
     return Observed(
-        tuple(cluster_linodes(spec, mine)),
+        tuple(cluster_linodes(spec, mine, ctx.marks)),
         tuple(strangers(spec, mine)),
         tuple(ctx.cloud.stackscripts()),
         cluster_firewalls(spec, firewalls),
         foreign_firewalls=foreign_firewalls(spec, firewalls),
         outsiders=outsiders(spec, mine),
+        unmarked=unmarked(spec, mine, ctx.marks),
         other_clusters=other_clusters(spec, found) if account else None,
     )
 
@@ -233,7 +238,7 @@ def known_hosts(ctx: Context) -> tuple[list[str], list[str]]:
     """known_hosts lines for the cluster's running nodes, each key verified against the
     fingerprint pinned in its Linode's tags; and why any node was left out."""
     spec = ctx.spec
-    found = cluster_linodes(spec, ctx.cloud.instances(*listing(spec)))
+    found = cluster_linodes(spec, ctx.cloud.instances(*listing(spec)), ctx.marks)
     mine = [i for i in found if i.status == "running"]
 
     def line(inst: Instance) -> tuple[str | None, str | None]:

@@ -1,18 +1,28 @@
 """`down` as a plan: every Linode carrying the cluster's tag, its Cloud Firewalls and, when
 asked, its StackScript, each deleted by a step the engine runs (`plan --down` shows them).
 
-It reads the cloud only: no node is contacted and no SSH identity is needed. A `down` cut
+It reads the cloud only: no node is contacted; the SSH identity is needed only to tell the
+cluster's Linodes by their marks. A `down` cut
 short is run again and deletes what is left; one with nothing left plans nothing."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from swarmboot.errors import SwarmbootError
+from swarmboot.membership import not_members
 from swarmboot.plan import DeleteInstance, PlanError, script_label
 from swarmboot.spec import Spec
 from swarmboot.state import Observed
 
-__all__ = ["DeleteCloudFirewall", "DeleteStackScript", "left_alone", "plan_down", "summary"]
+__all__ = [
+    "DeleteCloudFirewall",
+    "DeleteStackScript",
+    "check_unmarked",
+    "left_alone",
+    "plan_down",
+    "summary",
+]
 
 
 @dataclass(frozen=True)
@@ -74,18 +84,23 @@ def _check_shared(spec: Spec, observed: Observed, label: str) -> None:
 
 
 def left_alone(spec: Spec, observed: Observed) -> tuple[str, ...]:
-    """What holds the cluster's labels without its tag: another's, never deleted."""
-    return tuple(
-        f"left alone: {kind} {label} (without the tag {spec.tag}: not this cluster's)"
-        for kind, label in sorted(
-            [("Cloud Firewall", f.label) for f in observed.foreign_firewalls]
-            + [("Linode", i.label) for i in observed.strangers]
+    """What holds the cluster's labels or tag but is not its own: never deleted."""
+    return tuple(f"left alone: {line}" for line in not_members(spec, observed))
+
+
+def check_unmarked(spec: Spec, observed: Observed) -> None:
+    """A `down` that left Linodes under the cluster's node labels and tag, without this
+    identity's mark, fails (exit 1) after deleting the rest: they look like the cluster's and
+    may be billed (made with another SSH key, or before marks), so they are named rather
+    than passed over in a success."""
+    if observed.unmarked:
+        labels = ", ".join(sorted(i.label for i in observed.unmarked))
+        raise SwarmbootError(
+            f"{len(observed.unmarked)} Linode(s) with the tag {spec.tag} under node labels were "
+            f"not deleted: {labels} (not marked by this SSH identity)",
+            hint="if they are this cluster's, `swarmboot adopt` with its SSH key and "
+            "run down again; if not, they are someone else's",
         )
-    ) + tuple(
-        f"left alone: Linode {i.label} (it has the tag {spec.tag}, but not a label swarmboot "
-        "gives a node: not a member)"
-        for i in sorted(observed.outsiders, key=lambda i: i.label)
-    )
 
 
 def summary(spec: Spec, steps: tuple[DownStep, ...]) -> str:

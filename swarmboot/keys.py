@@ -23,7 +23,9 @@ def fingerprint(public_blob: bytes) -> str:
 
 @dataclass(frozen=True)
 class HostKey:
-    """A node's host key pair; the private half goes to the node and nowhere else."""
+    """A node's host key pair; the private half goes to the node in its StackScript data
+    (which Linode keeps with the Linode and returns through no API endpoint) and nowhere
+    else."""
 
     private_openssh: bytes = field(repr=False)
     public_line: str

@@ -1,7 +1,9 @@
 """Who is in the cluster: its Linodes, their roles, their addresses and which Cloud Firewall
 each sits behind. One place for these rules, which plan, apply, status and rebuild all use.
 
-The cluster's Linodes are the ones carrying its tag with its name before their labels; those
+The cluster's Linodes are the ones carrying its tag under a node label and the mark swarmboot
+made for them (`swarmboot.marks`): a tag, a label and a pin are anyone's on the account to
+give. Those
 the spec no longer has (a lowered count, not pruned) stay members in every sense until they
 are pruned: their addresses are in every member set and they stay behind their firewall.
 """
@@ -12,6 +14,7 @@ import re
 from collections.abc import Iterable, Mapping
 
 from swarmboot.firewall import cloud_firewall_labels
+from swarmboot.marks import MemberMarks
 from swarmboot.spec import CLUSTER_TAG, NodePlan, Spec
 from swarmboot.state import CloudFirewall, Instance, Observed
 
@@ -24,10 +27,12 @@ __all__ = [
     "listing",
     "node_label",
     "node_roles",
+    "not_members",
     "other_clusters",
     "outsiders",
     "strangers",
     "surplus",
+    "unmarked",
 ]
 
 
@@ -45,11 +50,33 @@ def node_label(spec: Spec) -> re.Pattern[str]:
     )
 
 
-def cluster_linodes(spec: Spec, found: Iterable[Instance]) -> tuple[Instance, ...]:
-    """Of a listing, the cluster's own Linodes: those carrying its tag under a node label.
-    (A tag alone is anyone's on the account to give.)"""
+def _marked(spec: Spec, inst: Instance, marks: MemberMarks) -> bool:
+    return marks.valid(spec.cluster.name, inst.label, inst.host_key_fingerprint, inst.tags)
+
+
+def cluster_linodes(
+    spec: Spec, found: Iterable[Instance], marks: MemberMarks
+) -> tuple[Instance, ...]:
+    """Of a listing, the cluster's own Linodes: those carrying its tag under a node label and
+    the mark swarmboot made for them. (A tag, a label and a pin are anyone's to give.)"""
     pattern = node_label(spec)
-    return tuple(i for i in found if spec.tag in i.tags and pattern.fullmatch(i.label))
+    return tuple(
+        i
+        for i in found
+        if spec.tag in i.tags and pattern.fullmatch(i.label) and _marked(spec, i, marks)
+    )
+
+
+def unmarked(spec: Spec, found: Iterable[Instance], marks: MemberMarks) -> tuple[Instance, ...]:
+    """Of a listing, the Linodes with the cluster's tag under a node label but without a mark
+    this identity made: made by someone else, by another SSH identity, or before swarmboot
+    marked its Linodes. Not members until `swarmboot adopt` marks them."""
+    pattern = node_label(spec)
+    return tuple(
+        i
+        for i in found
+        if spec.tag in i.tags and pattern.fullmatch(i.label) and not _marked(spec, i, marks)
+    )
 
 
 def outsiders(spec: Spec, found: Iterable[Instance]) -> tuple[Instance, ...]:
@@ -84,6 +111,30 @@ def other_clusters(spec: Spec, found: Iterable[Instance]) -> dict[str, tuple[str
             if tag.startswith(CLUSTER_TAG) and tag != spec.tag:
                 others.setdefault(tag.removeprefix(CLUSTER_TAG), []).append(inst.label)
     return {name: tuple(sorted(labels)) for name, labels in sorted(others.items())}
+
+
+def not_members(spec: Spec, observed: Observed) -> tuple[str, ...]:
+    """What holds the cluster's labels or tag without being its own, one line each, for
+    `status`, `up` and `down` to name: another's, never rewritten, joined or deleted."""
+    lines = [
+        f"{kind} {label} (without the tag {spec.tag}: not this cluster's)"
+        for kind, label in sorted(
+            [("Cloud Firewall", f.label) for f in observed.foreign_firewalls]
+            + [("Linode", i.label) for i in observed.strangers]
+        )
+    ]
+    lines += [
+        f"Linode {i.label} (it has the tag {spec.tag}, but not a label swarmboot gives a node: "
+        "not a member)"
+        for i in sorted(observed.outsiders, key=lambda i: i.label)
+    ]
+    lines += [
+        f"Linode {i.label} (it has the tag {spec.tag}, but not the mark swarmboot made for "
+        "its Linodes with this SSH identity: not a member; `swarmboot adopt` if it is this "
+        "cluster's)"
+        for i in sorted(observed.unmarked, key=lambda i: i.label)
+    ]
+    return tuple(lines)
 
 
 def node_roles(spec: Spec, instances: Iterable[Instance]) -> dict[str, str]:

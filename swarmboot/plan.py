@@ -405,6 +405,15 @@ def _check_strangers(spec: Spec, observed: Observed) -> None:
             f"cluster's and swarmboot will not take them over",
             hint="rename them, or choose another cluster.name",
         )
+    unproven = sorted(i.label for i in observed.unmarked if i.label in wanted)
+    if unproven:
+        raise PlanError(
+            f"Linodes {', '.join(unproven)} carry the tag {spec.tag} but not the mark swarmboot "
+            "makes for the Linodes it creates with this SSH identity: swarmboot will neither "
+            "send them a join token nor open the swarm's ports to them",
+            hint="if they are this cluster's (made before marks, or with another SSH key), "
+            "`swarmboot adopt` on this spec marks them; otherwise rename or delete them",
+        )
     taken = sorted(f.label for f in observed.foreign_firewalls)
     if taken:
         raise PlanError(

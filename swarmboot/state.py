@@ -157,6 +157,8 @@ class Observed:
     foreign_firewalls: tuple[CloudFirewall, ...] = ()
     # Linodes with the cluster's tag under a label swarmboot never gives: not members.
     outsiders: tuple[Instance, ...] = ()
+    # Linodes with the cluster's tag under a node label, without a mark this identity made.
+    unmarked: tuple[Instance, ...] = ()
     # Other swarmboot clusters on the account and their Linodes (looked for by `down
     # --stackscripts` only: None when not looked for).
     other_clusters: dict[str, tuple[str, ...]] | None = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from swarmboot.lb import endpoints
-from swarmboot.membership import node_roles, surplus
+from swarmboot.membership import node_roles, not_members, surplus
 from swarmboot.readiness import status_problems
 from swarmboot.spec import Spec
 from swarmboot.state import Observed
@@ -76,4 +76,6 @@ def summary(spec: Spec, observed: Observed) -> dict[str, Any]:
         "nodes": status_rows(spec, observed),
         # Each zone's load balancer endpoints (the lb nodes' own addresses), with [lb].
         "lb": endpoints(spec, observed),
+        # What holds the cluster's labels or tag without being its own (not members).
+        "not_members": list(not_members(spec, observed)),
     }

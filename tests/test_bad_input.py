@@ -43,6 +43,16 @@ def _another_cluster(client: LinodeClient) -> None:
     )
 
 
+def _planted_linode(client: LinodeClient) -> None:
+    """A Linode made in advance under a node's label, with the cluster's tag and a pin."""
+    client.linode.instance_create(
+        "g6-nanode-1",
+        "eu-central",
+        label="solo-eu-central-manager-1",
+        tags=["swarmboot:solo", "hk:" + "Q" * 43],
+    )
+
+
 def _key(n: int) -> str:
     """A well-formed ed25519 public key line (not anyone's)."""
     blob = b"\x00\x00\x00\x0bssh-ed25519\x00\x00\x00\x20" + n.to_bytes(32, "big")
@@ -303,6 +313,14 @@ CASES = [
         spec=ONE_MANAGER,
         setup=_foreign_firewall,
         says="Cloud Firewalls solo-nodes exist without the tag swarmboot:solo: they are not this cluster's and swarmboot will neither rewrite nor delete them; rename them, tag them swarmboot:solo if they are this cluster's, or choose another cluster.name",
+    ),
+    Case(
+        "unmarked-linode",
+        "a Linode made in advance with the cluster's tag, a node's label and a pin",
+        ("up", "SPEC"),
+        spec=ONE_MANAGER,
+        setup=_planted_linode,
+        says="Linodes solo-eu-central-manager-1 carry the tag swarmboot:solo but not the mark swarmboot makes for the Linodes it creates with this SSH identity: swarmboot will neither send them a join token nor open the swarm's ports to them; if they are this cluster's (made before marks, or with another SSH key), `swarmboot adopt` on this spec marks them; otherwise rename or delete them",
     ),
     Case(
         "shared-stackscript",

@@ -7,6 +7,7 @@ no packet is sent to their addresses (the simulator's safety net).
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 from typer.testing import CliRunner
@@ -73,8 +74,14 @@ def test_plan_then_up_without_machines_then_down(sim, monkeypatch):
     assert len(json.loads(status.stdout)["nodes"]) == 9
 
     # `down` is a plan: `plan --down` shows its steps and what they carry, from the cloud
-    # alone (no SSH key: the one the fixture gives is taken away).
+    # alone; the SSH key only tells the cluster's Linodes by their marks, so without it
+    # nothing is planned.
+    key = os.environ["SWARMBOOT_SSH_KEY"]
     monkeypatch.setenv("SWARMBOOT_SSH_KEY", "/nonexistent/key")
+    keyless = run("plan", EXAMPLE, "--down")
+    assert (keyless.exit_code, keyless.stdout) == (1, "")
+    assert keyless.stderr.startswith("Error: SSH key /nonexistent/key: no such file; ")
+    monkeypatch.setenv("SWARMBOOT_SSH_KEY", key)
     shown = run("plan", EXAMPLE, "--down", "--stackscripts", "--json")
     assert shown.exit_code == 0, shown.output
     steps = json.loads(shown.stdout)

@@ -192,3 +192,91 @@ def test_the_clusters_tag_alone_does_not_make_a_member(cli_sim):
         "label swarmboot gives a node: not a member)" in gone.stderr
     )
     assert {i.id for i in client.linode.instances()} == outsiders
+
+
+def _pinned_tag() -> str:
+    """A host-key pin of a key its maker holds, as swarmboot writes pins."""
+    from swarmboot.keys import new_host_key
+    from swarmboot.state import host_key_tag
+
+    return host_key_tag(new_host_key().fingerprint)
+
+
+def test_a_linode_made_in_advance_with_the_tag_a_node_label_and_a_pin_is_not_adopted(cli_sim):
+    """Someone on the account makes `itframe-eu-central-manager-1` first, with the cluster's
+    tag and a pin of a host key they hold: swarmboot would have sent it a join token. Without
+    the mark only swarmboot's SSH identity makes, it is refused by name and never touched."""
+    client = _client(cli_sim)
+    planted = client.linode.instance_create(
+        "g6-nanode-1",
+        "eu-central",
+        label="itframe-eu-central-manager-1",
+        tags=["swarmboot:itframe", _pinned_tag()],
+    )
+    line = (
+        "Error: Linodes itframe-eu-central-manager-1 carry the tag swarmboot:itframe but not "
+        "the mark swarmboot makes for the Linodes it creates with this SSH identity: swarmboot "
+        "will neither send them a join token nor open the swarm's ports to them; if they are "
+        "this cluster's (made before marks, or with another SSH key), `swarmboot adopt` on "
+        "this spec marks them; otherwise rename or delete them"
+    )
+    for command in (("plan", EXAMPLE), ("up", EXAMPLE, "--timeout", "5")):
+        refused = run(*command)
+        assert (refused.exit_code, refused.stderr.splitlines()) == (4, [line]), refused.output
+    assert [i.id for i in client.linode.instances()] == [planted.id]
+    assert list(client.networking.firewalls()) == []  # nothing made, nothing opened to it
+    status = json.loads(run("status", EXAMPLE, "--json").stdout)
+    assert status["nodes"][0]["linode"] == "missing"  # the spec's node is not there
+    assert status["not_members"] == [
+        "Linode itframe-eu-central-manager-1 (it has the tag swarmboot:itframe, but not the "
+        "mark swarmboot made for its Linodes with this SSH identity: not a member; `swarmboot "
+        "adopt` if it is this cluster's)"
+    ]
+    # `down` leaves it, and fails naming it: it looks like the cluster's and is billed.
+    gone = run("down", EXAMPLE, "--yes")
+    assert (gone.exit_code, gone.stderr.splitlines()[-1]) == (
+        1,
+        "Error: 1 Linode(s) with the tag swarmboot:itframe under node labels were not "
+        "deleted: itframe-eu-central-manager-1 (not marked by this SSH identity); if they are "
+        "this cluster's, `swarmboot adopt` with its SSH key and run down again; if not, "
+        "they are someone else's",
+    ), gone.output
+    assert [i.id for i in client.linode.instances()] == [planted.id]
+
+
+def test_adopt_marks_the_linodes_a_cluster_had_before_marks(cli_sim):
+    """A cluster made before swarmboot marked its Linodes (here: marks taken off) is refused
+    until the operator adopts it; `adopt` names each Linode and its pin, asks, marks, and a
+    second `adopt` has nothing to do."""
+    assert run("up", EXAMPLE, "--timeout", "5").exit_code == 6
+    client = _client(cli_sim)
+    for linode in client.linode.instances():
+        kept = [t for t in linode.tags if not t.startswith("sbm:")]
+        client.put(f"/linode/instances/{linode.id}", data={"tags": kept})
+    assert run("plan", EXAMPLE).exit_code == 4
+    unknown = run("adopt", EXAMPLE, "itframe-gb-lon-worker-9", "--yes")
+    assert (unknown.exit_code, unknown.stderr.splitlines()) == (
+        2,
+        [
+            "Error: itframe-gb-lon-worker-9: not an unmarked Linode of the cluster (its tag "
+            "and a node label); `swarmboot status SPEC` names the Linodes that are not members"
+        ],
+    )
+    asked = run("adopt", EXAMPLE)  # no terminal, no --yes: nothing changes
+    assert asked.exit_code == 1, asked.output
+    assert asked.stdout.splitlines()[0].startswith("  1. Mark itframe-eu-central-lb-1 (Linode "), (
+        asked.stdout
+    )
+    assert "SHA256:" in asked.stdout.splitlines()[0]
+    assert len(asked.stdout.splitlines()) == 9
+    assert run("plan", EXAMPLE).exit_code == 4
+    done = run("adopt", EXAMPLE, "--yes")
+    assert done.exit_code == 0, done.output
+    assert "itframe: 9 Linode(s) marked" in done.stderr
+    again = run("adopt", EXAMPLE, "--yes")
+    assert (again.exit_code, again.stdout) == (0, "")
+    assert "every Linode with its tag and a node label is marked" in again.stderr
+    assert run("plan", EXAMPLE).exit_code == 0
+    # Marks made with another SSH identity are not this one's: its Linodes are not members.
+    tags = {i.label: i.tags for i in client.linode.instances()}
+    assert all(sum(t.startswith("sbm:") for t in held) == 1 for held in tags.values())

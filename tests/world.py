@@ -7,6 +7,7 @@ from swarmboot.clock import Clock, SystemClock
 from swarmboot.cloud import LinodeCloud
 from swarmboot.cluster import Context, Settings
 from swarmboot.credentials import Target
+from swarmboot.marks import MemberMarks
 from swarmboot.publish import local_scripts
 from swarmboot.report import RecordingReporter
 from swarmboot.sim.admin import SimAdmin
@@ -21,6 +22,8 @@ EXAMPLE = REPO / "examples" / "itframe.toml"
 # A cluster of one manager, for tests about a single node.
 SOLO = '[cluster]\nname = "solo"\n[regions.eu-central]\npools = [{ role = "manager", count = 1 }]\n'
 ORCHESTRATOR = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB0orchestrator0000000000000000000000000 sb"
+# The marks the tests' orchestrator makes (a real identity derives its key: swarmboot.marks).
+MARKS = MemberMarks(b"the tests' orchestrator's member key")
 
 
 def make_context(
@@ -41,6 +44,7 @@ def make_context(
         reporter=RecordingReporter(),
         script=script,
         identity_public=ORCHESTRATOR,
+        marks=MARKS,
         clock=clock or SystemClock(),
         settings=Settings(
             # On virtual time, polls as far apart as on Linode (the simulator's limits

@@ -10,6 +10,7 @@ from typing import Any
 from tenacity import Retrying, retry_if_exception, retry_if_result
 
 from swarmboot import facts
+from swarmboot.adopt import MarkInstance
 from swarmboot.apply.run import Replan, Run
 from swarmboot.clock import stop_after
 from swarmboot.cloud import CloudError, CreateRequest, RebuildRequest
@@ -17,6 +18,7 @@ from swarmboot.cluster import Context
 from swarmboot.down import DeleteCloudFirewall, DeleteStackScript
 from swarmboot.errors import SwarmbootError
 from swarmboot.keys import new_host_key
+from swarmboot.marks import marked_tags
 from swarmboot.plan import (
     ClearRebuildMark,
     CreateInstance,
@@ -84,7 +86,13 @@ def create(run: Run, step: CreateInstance) -> Instance:
         region=step.region,
         type=step.type,
         image=spec.cluster.image,
-        tags=(spec.tag, host_key_tag(host_key.fingerprint)),
+        # The pin and the mark go with the create: no moment where the Linode is there
+        # without them.
+        tags=(
+            spec.tag,
+            host_key_tag(host_key.fingerprint),
+            ctx.marks.mark(spec.cluster.name, step.label, host_key.fingerprint),
+        ),
         authorized_keys=(ctx.identity_public,),
         stackscript_id=_script_id(run),
         stackscript_data=node_data(
@@ -146,7 +154,10 @@ def _rebuild(run: Run, step: RebuildInstance) -> None:
     script_id = _script_id(run)
     host_key = new_host_key()
     kept = tuple(t for t in inst.tags if not t.startswith(HOST_KEY_TAG))
-    tags = (*kept, host_key_tag(host_key.fingerprint))
+    tags = marked_tags(
+        (*kept, host_key_tag(host_key.fingerprint)),
+        ctx.marks.mark(ctx.spec.cluster.name, step.label, host_key.fingerprint),
+    )
     run.call("tags", lambda: ctx.cloud.set_tags(inst.id, tags))
     request = RebuildRequest(
         image=step.image,
@@ -194,7 +205,13 @@ def _clear_mark(run: Run, step: ClearRebuildMark) -> None:
     run.report(step.describe())
 
 
+def _mark(run: Run, step: MarkInstance) -> None:
+    run.call("tags", lambda: run.ctx.cloud.set_tags(step.linode_id, step.tags))
+    run.report(step.describe())
+
+
 RUNNERS: dict[type, Callable[[Run, Any], None]] = {
+    MarkInstance: _mark,
     PublishStackScript: _publish,
     EnsureCloudFirewall: _ensure_firewall,
     SyncCloudFirewall: _sync_firewall,

@@ -53,7 +53,7 @@ def bring_up(run: Run, boots: list[Boot], wait: WaitReady | None) -> None:
         if must_list():
             polls_since_list[0] = 1
             found = ctx.cloud.instances(*listing(ctx.spec))
-            listed = {i.label: i for i in cluster_linodes(ctx.spec, found)}
+            listed = {i.label: i for i in cluster_linodes(ctx.spec, found, ctx.marks)}
         else:
             polls_since_list[0] += 1
             listed = {label: run.instances[label] for label in to_wait}

@@ -95,6 +95,7 @@ def make_context(
     from swarmboot.cluster import Context, Settings
     from swarmboot.credentials import root_password
     from swarmboot.keys import load_identity
+    from swarmboot.marks import member_marks
     from swarmboot.preflight import check_catalogue, check_node_data, stackscript_for
     from swarmboot.remote import ParamikoConnector
     from swarmboot.routes import records_only, require_local_route
@@ -128,16 +129,21 @@ def make_context(
         reporter=reporter,
         script=script,
         identity_public=identity.public_line,
+        marks=member_marks(identity.pkey, identity.source),
         admin_keys=keys,
         settings=Settings(ready_timeout=timeout, poll_interval=_poll_interval()),
         root_password=root_password(),
     )
 
 
-def make_cloud_context(spec_path: Path, api_url: str | None, reporter: Reporter):
-    """A context for commands that only read and change the cloud (`down`): no SSH
-    identity is needed, and no node is ever contacted."""
+def make_cloud_context(
+    spec_path: Path, api_url: str | None, ssh_key: Path | None, reporter: Reporter
+):
+    """A context for commands that only read and change the cloud (`down`, `adopt`): no node
+    is ever contacted; the SSH identity only tells the cluster's Linodes by their marks."""
     from swarmboot.cluster import Context
+    from swarmboot.keys import load_identity
+    from swarmboot.marks import member_marks
     from swarmboot.preflight import stackscript_for
     from swarmboot.remote import NoConnector
     from swarmboot.spec import load_spec
@@ -145,7 +151,11 @@ def make_cloud_context(spec_path: Path, api_url: str | None, reporter: Reporter)
 
     spec = load_spec(spec_path)
     cloud = make_cloud(api_url)
-    reporter.detail(f"API {cloud.target.api_url}, token from {cloud.target.source}")
+    identity = load_identity(ssh_key)
+    reporter.detail(
+        f"API {cloud.target.api_url}, token from {cloud.target.source}, "
+        f"SSH key from {identity.source} (for the marks only)"
+    )
     return Context(
         spec=spec,
         spec_path=spec_path,
@@ -154,5 +164,6 @@ def make_cloud_context(spec_path: Path, api_url: str | None, reporter: Reporter)
         swarm=DockerSwarm(),
         reporter=reporter,
         script=stackscript_for(spec, spec_path),
-        identity_public="",
+        identity_public=identity.public_line,
+        marks=member_marks(identity.pkey, identity.source),
     )

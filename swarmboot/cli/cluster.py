@@ -80,6 +80,8 @@ def _print_table(summary: dict[str, Any]) -> None:
     console.print(table)
     for zone, urls in summary.get("lb", {}).items():
         console.print(f"load balancers in {zone}: {' '.join(urls) or '-'}")
+    for line in summary.get("not_members", ()):
+        console.print(f"not a member: {line}", markup=False, highlight=False)
 
 
 @command
@@ -97,14 +99,14 @@ def plan_cmd(
 ) -> None:
     """Print what `up` would do, from the cloud and the swarm as they are now. Changes nothing.
 
-    With --down, what `down` would delete (from the cloud alone: no SSH key is needed)."""
+    With --down, what `down` would delete (from the cloud alone: no node is contacted)."""
     from swarmboot.cluster import observe, observe_cloud
     from swarmboot.down import left_alone, plan_down
     from swarmboot.plan import plan, step_data
 
     reporter = state_of(ctx).reporter
     if down:
-        context = make_cloud_context(spec, api_url, reporter)
+        context = make_cloud_context(spec, api_url, ssh_key, reporter)
     else:
         context = make_context(spec, api_url, ssh_key, reporter)
     alone: tuple[str, ...] = ()
@@ -281,27 +283,67 @@ def down_cmd(
     ctx: Ctx,
     spec: SpecArg,
     api_url: ApiUrlOpt = None,
+    ssh_key: SshKeyOpt = None,
     yes: YesOpt = False,
     stackscripts: StackScriptsOpt = False,
 ) -> None:
-    """Delete the cluster: every Linode carrying its tag, and its Cloud Firewalls."""
+    """Delete the cluster: its Linodes (its tag, a node label and swarmboot's mark), and its
+    Cloud Firewalls (its tag). No node is contacted; the SSH key tells the marks."""
     from swarmboot.apply import run_steps
     from swarmboot.cluster import observe_cloud
-    from swarmboot.down import left_alone, plan_down, summary
+    from swarmboot.down import check_unmarked, left_alone, plan_down, summary
 
     reporter = state_of(ctx).reporter
-    context = make_cloud_context(spec, api_url, reporter)
+    context = make_cloud_context(spec, api_url, ssh_key, reporter)
     try:
         observed = observe_cloud(context, account=stackscripts)
         steps = plan_down(context.spec, observed, stackscripts=stackscripts)
         for line in left_alone(context.spec, observed):
             reporter.info(line)
-        if not steps:
+        if steps:
+            what = summary(context.spec, steps)
+            confirm(f"delete {what}", yes)
+            run_steps(context, observed, steps)
+            typer.echo(f"deleted\t{what}")
+        else:
             reporter.ok(f"{context.spec.cluster.name}: nothing to delete")
+    finally:
+        context.close()
+    check_unmarked(context.spec, observed)
+
+
+@command
+def adopt_cmd(
+    ctx: Ctx,
+    spec: SpecArg,
+    labels: Annotated[
+        list[str] | None,
+        typer.Argument(help="Only these Linodes (their labels); all unmarked ones if none."),
+    ] = None,
+    api_url: ApiUrlOpt = None,
+    ssh_key: SshKeyOpt = None,
+    yes: YesOpt = False,
+) -> None:
+    """Mark as the cluster's the Linodes with its tag and a node label but not the mark this
+    SSH key makes (made before marks, or with another key). Asks first; only the cloud's tags
+    change. A Linode you do not know is not yours: rename or delete it instead."""
+    from swarmboot.adopt import plan_adopt
+    from swarmboot.apply import run_steps
+    from swarmboot.cluster import observe_cloud
+
+    reporter = state_of(ctx).reporter
+    context = make_cloud_context(spec, api_url, ssh_key, reporter)
+    try:
+        observed = observe_cloud(context)
+        steps = plan_adopt(context.spec, observed, context.marks, tuple(labels or ()))
+        name = context.spec.cluster.name
+        if not steps:
+            reporter.ok(f"{name}: every Linode with its tag and a node label is marked")
             return
-        what = summary(context.spec, steps)
-        confirm(f"delete {what}", yes)
+        for n, step in enumerate(steps, start=1):
+            typer.echo(f"{n:3}. {step.describe()}")
+        confirm(f"mark {len(steps)} Linode(s) as {name}'s, to be joined and managed", yes)
         run_steps(context, observed, steps)
     finally:
         context.close()
-    typer.echo(f"deleted\t{what}")
+    reporter.ok(f"{name}: {len(steps)} Linode(s) marked")

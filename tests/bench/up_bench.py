@@ -34,6 +34,7 @@ from urllib.parse import urlsplit
 from swarmboot.cloud import LinodeCloud
 from swarmboot.cluster import Context, Settings
 from swarmboot.credentials import Target
+from swarmboot.marks import MemberMarks
 from swarmboot.publish import local_scripts
 from swarmboot.report import RecordingReporter
 from swarmboot.sim.admin import SimAdmin
@@ -126,6 +127,7 @@ def run_up(n: int) -> dict:
             reporter=RecordingReporter(),
             script=local_scripts()[spec.cluster.stackscript],
             identity_public="ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBench bench",
+            marks=MemberMarks(b"bench"),
             # swarmboot's defaults, with its waits scaled as the simulator's timings are.
             settings=Settings(
                 poll_interval=Settings().poll_interval * SCALE,

@@ -107,7 +107,7 @@ def test_no_secret_in_output_logs_tracebacks_or_any_processes_argv(lab, key, tmp
         assert done.returncode == 5
         missing = ("--ssh-key", str(tmp_path / "absent"))
         assert run("plan", str(SPEC), *missing, ok=False).returncode == 1
-        run("down", str(SPEC), "--yes")
+        run("down", str(SPEC), *spec, "--yes")
     secrets = {"API token": TOKEN, "root password": ROOT_PASSWORD}
     secrets.update({f"join token {n}": t for n, t in enumerate(join_tokens)})
     assert all(len(t) > 40 and t.startswith("SWMTKN-") for t in join_tokens)

@@ -152,7 +152,7 @@ def test_a_node_shut_down_stops_and_comes_back_with_its_disk(lab, key, tmp_path)
 def test_down_leaves_no_linode_and_no_lab_node(lab, key):
     if not linodes(lab):
         swarmboot(lab, "up", str(SPEC), "--ssh-key", str(key))
-    swarmboot(lab, "down", str(SPEC), "--yes")
+    swarmboot(lab, "down", str(SPEC), "--ssh-key", str(key), "--yes")
     assert linodes(lab) == []
     lab.wait_for_no_nodes()
     assert lab_netns(lab.lab_id) == []
