@@ -72,3 +72,17 @@ class SimAdmin:
 
     def instances(self) -> list[dict[str, Any]]:
         return self._call("GET", "/_sim/instances")
+
+    def hosts(self) -> dict[int, str]:
+        """Each Linode's host (its `host_uuid`), by Linode id."""
+        return {int(k): v for k, v in self._call("GET", "/_sim/hosts").items()}
+
+    def share_host(self, *linode_ids: int) -> dict[int, str]:
+        """Move the Linodes onto the first one's host (all in one region)."""
+        answer = self._call("POST", "/_sim/hosts/share", {"linodes": list(linode_ids)})
+        return {int(k): v for k, v in answer.items()}
+
+    def separate_hosts(self, *linode_ids: int) -> dict[int, str]:
+        """Move each of the Linodes back onto a host of its own."""
+        answer = self._call("POST", "/_sim/hosts/separate", {"linodes": list(linode_ids)})
+        return {int(k): v for k, v in answer.items()}

@@ -53,6 +53,9 @@ class FaultConfig(BaseModel):
     boot_failure: tuple[str, ...] = ()
     boot_failure_rate: float = Rate
     boot_failure_attempts: int = Field(default=1, ge=1)
+    # Linodes (by label pattern) created onto their region's one crowded host instead of a
+    # host of their own: placement groups then see two members on one host.
+    shared_host: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -156,3 +159,11 @@ class Faults:
         return self._by_label(
             "boot-failure", c.boot_failure, c.boot_failure_rate, c.boot_failure_attempts, label, now
         )
+
+    def lands_on_shared_host(self, label: str, now: float) -> bool:
+        """Whether a Linode created with this label goes onto its region's shared host."""
+        hit = any(fnmatch.fnmatchcase(label, p) for p in self.config.shared_host)
+        if hit:
+            with self._lock:
+                self._fire("shared-host", label, now)
+        return hit

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-import uuid
 from typing import Any
 
 from swarmboot import udf
-from swarmboot.sim import catalog, resources
+from swarmboot.sim import catalog, placement, resources
 from swarmboot.sim.engine import Simulator, begin_boot, machine_of
 from swarmboot.sim.errors import ApiError, Problem, bad_request
 from swarmboot.sim.inputs import Body, check_label
@@ -219,6 +218,7 @@ def create(sim: Simulator, raw: Any) -> Instance:
         raise bad_request("You must provide an image to boot a Linode", "booted")
     private_ip = body.bool("private_ip", default=False)
     swap = body.int("swap_size", default=_SWAP_MB)
+    joins = body.dict("placement_group")
     with sim.lock:
         if label is None:
             label = f"linode{sim.world.next_ids['linode']}"
@@ -230,6 +230,15 @@ def create(sim: Simulator, raw: Any) -> Instance:
             firewall = sim.world.firewalls.get(firewall_id)
             if firewall is None:
                 raise bad_request(f"Firewall {firewall_id} not found", "firewall_id")
+        # Its host: one of its own, or the region's crowded one (the shared_host fault).
+        planned = sim.world.next_ids["linode"]  # its id, taken below under the same lock
+        if sim.faults.lands_on_shared_host(label, sim.clock()):
+            host = placement.shared_host(region)
+        else:
+            host = placement.own_host(planned)
+        group = None
+        if joins is not None:
+            group = placement.group_for_new_linode(sim.world, joins, region, planned, host)
         try:
             public = sim.addresses.take_public(region)
         except NoRange:
@@ -261,7 +270,7 @@ def create(sim: Simulator, raw: Any) -> Instance:
             ipv4_public=public,
             ipv4_private=private,
             ipv6=sim.addresses.slaac(region, iid),
-            host_uuid=str(uuid.uuid5(uuid.NAMESPACE_URL, f"swarmboot-sim/{iid}")),
+            host_uuid=host,
             tags=sorted(set(tags)),
             group=body.str("group", default="") or "",
             root_pass=deployment["root_pass"],
@@ -270,6 +279,7 @@ def create(sim: Simulator, raw: Any) -> Instance:
             stackscript=deployment["stackscript"],
             stackscript_data=deployment["stackscript_data"],
             user_data=deployment["user_data"],
+            placement_group_id=group.id if group is not None else None,
         )
         _lay_disks(sim, inst, deployment["image"], swap)
         sim.world.instances[iid] = inst

@@ -23,6 +23,7 @@ __all__ = [
     "Event",
     "Firewall",
     "Instance",
+    "PlacementGroup",
     "StackScript",
     "World",
     "timestamp",
@@ -104,8 +105,11 @@ class Instance:
     first_boot: bool = True
     # Bumped whenever a pending transition must be forgotten (delete, rebuild).
     generation: int = 0
+    # The placement group the Linode belongs to (its one record of membership).
+    placement_group_id: int | None = None
 
-    def to_api(self) -> dict[str, Any]:
+    def to_api(self, group: PlacementGroup | None) -> dict[str, Any]:
+        """The Linode as the API shows it; `group` is its placement group's record."""
         spec = catalog.type_(self.type) or {}
         ipv4 = [self.ipv4_public] + ([self.ipv4_private] if self.ipv4_private else [])
         return {
@@ -126,7 +130,7 @@ class Instance:
             "watchdog_enabled": self.watchdog_enabled,
             "has_user_data": self.user_data is not None,
             "lke_cluster_id": None,
-            "placement_group": None,
+            "placement_group": group.summary() if group is not None else None,
             "capabilities": [],
             "specs": {
                 "disk": spec.get("disk", 0),
@@ -232,6 +236,39 @@ class Firewall:
 
 
 @dataclass
+class PlacementGroup:
+    """A placement group; its members are the Linodes whose `placement_group_id` is its id."""
+
+    id: int
+    label: str
+    region: str
+    placement_group_type: str
+    placement_group_policy: str
+
+    def summary(self) -> dict[str, Any]:
+        """What a member Linode shows of its group (`migrating_to` left out: nothing moves)."""
+        return {
+            "id": self.id,
+            "label": self.label,
+            "placement_group_type": self.placement_group_type,
+            "placement_group_policy": self.placement_group_policy,
+        }
+
+    def to_api(self, members: list[dict[str, Any]]) -> dict[str, Any]:
+        """The group with its members (`linode_id`, `is_compliant`), as worked out by
+        `swarmboot.sim.placement`."""
+        return {
+            "id": self.id,
+            "label": self.label,
+            "region": self.region,
+            "placement_group_type": self.placement_group_type,
+            "placement_group_policy": self.placement_group_policy,
+            "is_compliant": all(m["is_compliant"] for m in members),
+            "members": members,
+        }
+
+
+@dataclass
 class Event:
     id: int
     action: str
@@ -279,12 +316,14 @@ class World:
             "firewall": 700001,
             "device": 800001,
             "event": 90000001,
+            "placement_group": 528001,
         }
     )
     instances: dict[int, Instance] = field(default_factory=dict)
     stackscripts: dict[int, StackScript] = field(default_factory=dict)
     firewalls: dict[int, Firewall] = field(default_factory=dict)
     events: dict[int, Event] = field(default_factory=dict)
+    placement_groups: dict[int, PlacementGroup] = field(default_factory=dict)
 
     def new_id(self, kind: str) -> int:
         value = self.next_ids[kind]
@@ -307,10 +346,14 @@ class World:
             d["devices"] = {int(k): Device(**v) for k, v in d["devices"].items()}
             return Firewall(**d)
 
+        # A state file from before a kind of record existed starts that kind afresh.
         return cls(
-            next_ids=dict(raw["next_ids"]),
+            next_ids={**cls().next_ids, **raw["next_ids"]},
             instances={int(k): instance(v) for k, v in raw["instances"].items()},
             stackscripts={int(k): StackScript(**v) for k, v in raw["stackscripts"].items()},
             firewalls={int(k): firewall(v) for k, v in raw["firewalls"].items()},
             events={int(k): Event(**v) for k, v in raw["events"].items()},
+            placement_groups={
+                int(k): PlacementGroup(**v) for k, v in raw.get("placement_groups", {}).items()
+            },
         )

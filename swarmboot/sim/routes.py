@@ -7,9 +7,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from swarmboot.sim import catalog, instances, resources
+from swarmboot.sim import catalog, instances, placement, resources
 from swarmboot.sim.engine import Simulator
 from swarmboot.sim.errors import not_found
+from swarmboot.sim.model import Instance, PlacementGroup
 from swarmboot.sim.query import paginate, parse_filter, parse_paging, run_query
 
 __all__ = ["FILTERABLE", "ROUTES", "Request", "Response", "Route", "match"]
@@ -48,6 +49,7 @@ FILTERABLE: dict[str, frozenset[str]] = {
     ),
     "/networking/firewalls": frozenset({"created", "id", "label", "tags", "updated"}),
     "/networking/firewalls/{firewallId}/devices": frozenset({"created", "id", "updated"}),
+    "/placement/groups": frozenset({"label", "placement_group_type", "region"}),
     "/account/events": frozenset({"action", "created", "entity.id", "entity.type", "id", "read"}),
     "/tags": frozenset(),
 }
@@ -123,8 +125,32 @@ def _locked(fn: Callable[[Simulator, Request], Any]) -> Handler:
     return handler
 
 
+def _changing(fn: Callable[[Simulator, Request], Any]) -> Handler:
+    """A change to records that logs no event: it is saved with the state all the same."""
+
+    def handler(sim: Simulator, request: Request) -> Any:
+        with sim.lock:
+            answer = fn(sim, request)
+            sim.mark_dirty()
+            return answer
+
+    return handler
+
+
 def _instance(sim: Simulator, request: Request) -> Any:
     return sim.instance(request.id("linodeId"))
+
+
+def _linode(sim: Simulator, inst: Instance) -> dict[str, Any]:
+    return placement.linode_api(sim.world, inst)
+
+
+def _group(sim: Simulator, request: Request) -> PlacementGroup:
+    return placement.group(sim.world, request.id("groupId"))
+
+
+def _group_api(sim: Simulator, group: PlacementGroup) -> dict[str, Any]:
+    return placement.group_api(sim.world, group)
 
 
 def _config(sim: Simulator, request: Request) -> Any:
@@ -199,15 +225,23 @@ _TABLE: list[tuple[str, str, Handler]] = [
         "/linode/instances",
         _listing(
             "/linode/instances",
-            _locked(lambda sim, r: [i.to_api() for i in sim.world.instances.values()]),
+            _locked(lambda sim, r: [_linode(sim, i) for i in sim.world.instances.values()]),
         ),
     ),
-    ("POST", "/linode/instances", lambda sim, r: instances.create(sim, r.body).to_api()),
-    ("GET", "/linode/instances/{linodeId}", _locked(lambda sim, r: _instance(sim, r).to_api())),
+    (
+        "POST",
+        "/linode/instances",
+        _locked(lambda sim, r: _linode(sim, instances.create(sim, r.body))),
+    ),
+    (
+        "GET",
+        "/linode/instances/{linodeId}",
+        _locked(lambda sim, r: _linode(sim, _instance(sim, r))),
+    ),
     (
         "PUT",
         "/linode/instances/{linodeId}",
-        lambda sim, r: instances.update(sim, r.id("linodeId"), r.body).to_api(),
+        _locked(lambda sim, r: _linode(sim, instances.update(sim, r.id("linodeId"), r.body))),
     ),
     (
         "DELETE",
@@ -232,7 +266,7 @@ _TABLE: list[tuple[str, str, Handler]] = [
     (
         "POST",
         "/linode/instances/{linodeId}/rebuild",
-        lambda sim, r: instances.rebuild(sim, r.id("linodeId"), r.body).to_api(),
+        _locked(lambda sim, r: _linode(sim, instances.rebuild(sim, r.id("linodeId"), r.body))),
     ),
     (
         "GET",
@@ -354,6 +388,57 @@ _TABLE: list[tuple[str, str, Handler]] = [
         "DELETE",
         "/networking/firewalls/{firewallId}/devices/{deviceId}",
         _empty(lambda sim, r: resources.delete_device(sim, r.id("firewallId"), r.id("deviceId"))),
+    ),
+    (
+        "GET",
+        "/placement/groups",
+        _listing(
+            "/placement/groups",
+            _locked(
+                lambda sim, r: [
+                    placement.group_api(sim.world, g, migrations=True)
+                    for g in sim.world.placement_groups.values()
+                ]
+            ),
+        ),
+    ),
+    (
+        "POST",
+        "/placement/groups",
+        _changing(lambda sim, r: _group_api(sim, placement.create_group(sim.world, r.body))),
+    ),
+    (
+        "GET",
+        "/placement/groups/{groupId}",
+        _locked(lambda sim, r: placement.group_api(sim.world, _group(sim, r), migrations=True)),
+    ),
+    (
+        "PUT",
+        "/placement/groups/{groupId}",
+        _changing(
+            lambda sim, r: _group_api(
+                sim, placement.update_group(sim.world, r.id("groupId"), r.body)
+            )
+        ),
+    ),
+    (
+        "DELETE",
+        "/placement/groups/{groupId}",
+        _empty(_changing(lambda sim, r: placement.delete_group(sim.world, r.id("groupId")))),
+    ),
+    (
+        "POST",
+        "/placement/groups/{groupId}/assign",
+        _changing(
+            lambda sim, r: _group_api(sim, placement.assign(sim.world, r.id("groupId"), r.body))
+        ),
+    ),
+    (
+        "POST",
+        "/placement/groups/{groupId}/unassign",
+        _changing(
+            lambda sim, r: _group_api(sim, placement.unassign(sim.world, r.id("groupId"), r.body))
+        ),
     ),
     ("GET", "/account/events", _listing("/account/events", _locked(_events))),
     ("GET", "/account/events/{eventId}", _locked(_event)),

@@ -26,7 +26,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import ValidationError
 
-from swarmboot.sim import routes
+from swarmboot.sim import placement, routes
 from swarmboot.sim.config import Timings
 from swarmboot.sim.engine import Simulator
 from swarmboot.sim.errors import ApiError, Problem
@@ -147,6 +147,8 @@ class SimServer:
             return 200, {}
         if method == "PUT" and path in ("/_sim/faults", "/_sim/timings", "/_sim/rate-limits"):
             return self._configure(path, body)
+        if path == "/_sim/hosts" or path.startswith("/_sim/hosts/"):
+            return self._hosts(method, path, body)
         if (method, path) == ("GET", "/_sim/instances"):
             with sim.lock:
                 return 200, [
@@ -154,6 +156,24 @@ class SimServer:
                     for i in sim.world.instances.values()
                 ]
         return 404, {"errors": [{"reason": "Not found"}]}
+
+    def _hosts(self, method: str, path: str, body: Any) -> tuple[int, Any]:
+        """Each Linode's host; moving Linodes onto one host, or each back onto its own."""
+        sim = self.sim
+        with sim.lock:
+            try:
+                if (method, path) == ("GET", "/_sim/hosts"):
+                    return 200, placement.hosts(sim.world)
+                if (method, path) == ("POST", "/_sim/hosts/share"):
+                    answer = placement.share_host(sim.world, body)
+                elif (method, path) == ("POST", "/_sim/hosts/separate"):
+                    answer = placement.separate_hosts(sim.world, body)
+                else:
+                    return 404, {"errors": [{"reason": "Not found"}]}
+            except ApiError as exc:
+                return exc.status, exc.body()
+            sim.mark_dirty()
+            return 200, answer
 
     def _configure(self, path: str, body: Any) -> tuple[int, Any]:
         sim = self.sim

@@ -8,7 +8,8 @@ the request and the field. Two kinds of adjustment are made, each listed here wi
   regular expression belongs, timestamps that are never RFC 3339). They are applied to the spec
   once, at load.
 - `KNOWN_DIFFERENCES`: places where the real API and its official clients differ from the spec;
-  the simulator follows the real API and its response is mapped to the spec's spelling first.
+  the simulator follows the real API, and its response is mapped to the spec's spelling first
+  or, for what a client sends, the spec's request body is widened at load to take it.
 """
 
 from __future__ import annotations
@@ -54,6 +55,10 @@ SPEC_CORRECTIONS = {
     "date-time accepts that form.",
     "x-filter-header": "X-Filter is JSON in a header, which openapi-core cannot deserialise; "
     "the simulator checks it itself against the collection's filterable fields.",
+    "missing-error-responses": "A few operations (GET /placement/groups/{groupId}, GET "
+    "/linode/instances/{linodeId}/configs, ...) list only their 200 answer, though they too "
+    "answer errors (404 for an unknown id); they get the `default` error response every other "
+    "operation has.",
 }
 
 KNOWN_DIFFERENCES = {
@@ -62,6 +67,10 @@ KNOWN_DIFFERENCES = {
     "them `oneOf`/`manyOf`.",
     "region-site-type": "Regions carry `site_type` in the real API and linode_api4's Region "
     "reads it; the spec spells it `site-type`.",
+    "placement-compliant-only": "linode_api4 sends `compliant_only` with every placement-group "
+    "assign (PlacementGroup.assign) and may in a create's `placement_group` "
+    "(InstancePlacementGroupAssignment), and the real API takes it; the spec's closed bodies "
+    "omit it. Both bodies are widened to take the boolean.",
 }
 
 _LINODE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})?$")
@@ -170,20 +179,43 @@ def _correct_schemas(spec: dict[str, Any]) -> None:
                 props["interfaces"] = {k: v for k, v in interfaces.items() if k != "minItems"}
 
 
+def _take_compliant_only(spec: dict[str, Any]) -> None:
+    """`placement-compliant-only`: the bodies linode_api4 sends it in take `compliant_only`."""
+    flag = {"type": "boolean"}
+    assign = spec["paths"].get("/{apiVersion}/placement/groups/{groupId}/assign", {})
+    media = assign.get("post", {}).get("requestBody", {}).get("content", {})
+    targets = [m["schema"] for m in media.values() if isinstance(m.get("schema"), dict)]
+    create = spec["paths"].get("/{apiVersion}/linode/instances", {}).get("post", {})
+    for media in create.get("requestBody", {}).get("content", {}).values():
+        props = media.get("schema", {}).get("properties", {})
+        if "placement_group" in props:
+            props["placement_group"] = copy.deepcopy(_resolve(spec, props["placement_group"]))
+            targets.append(props["placement_group"])
+    for schema in targets:
+        schema.setdefault("properties", {})["compliant_only"] = flag
+
+
 def correct_spec(spec: dict[str, Any]) -> dict[str, Any]:
-    """Apply `SPEC_CORRECTIONS` (all but the two that live in the checker) to a spec copy."""
+    """Apply `SPEC_CORRECTIONS` (all but the two that live in the checker) to a spec copy,
+    and widen the request bodies of `KNOWN_DIFFERENCES` to what clients send."""
     spec = copy.deepcopy(spec)
-    for item in spec["paths"].values():
-        for operation in item.values():
-            if not isinstance(operation, dict):
-                continue
-            operation.pop("servers", None)
-            for media in operation.get("requestBody", {}).get("content", {}).values():
-                schema = media.get("schema")
-                if isinstance(schema, dict):
-                    if "$ref" in schema:
-                        media["schema"] = schema = copy.deepcopy(_resolve(spec, schema))
-                    _merge_closed_allof(spec, schema)
+    operations = [
+        operation
+        for item in spec["paths"].values()
+        for operation in item.values()
+        if isinstance(operation, dict) and "responses" in operation
+    ]
+    errors = next(o["responses"]["default"] for o in operations if "default" in o["responses"])
+    for operation in operations:
+        operation["responses"].setdefault("default", copy.deepcopy(errors))
+        operation.pop("servers", None)
+        for media in operation.get("requestBody", {}).get("content", {}).values():
+            schema = media.get("schema")
+            if isinstance(schema, dict):
+                if "$ref" in schema:
+                    media["schema"] = schema = copy.deepcopy(_resolve(spec, schema))
+                _merge_closed_allof(spec, schema)
+    _take_compliant_only(spec)
     _correct_schemas(spec)
     # Corrections copy the schemas they change; a second pass reaches inside the copies.
     _correct_schemas(spec)

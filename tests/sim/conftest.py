@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+import requests
 from linode_api4 import LinodeClient
 
 from swarmboot.sim.admin import SimAdmin
@@ -49,3 +50,15 @@ def sim(sim_server, admin) -> Iterator[SimServer]:
 @pytest.fixture
 def client(sim) -> LinodeClient:
     return LinodeClient(TOKEN, base_url=sim.url, retry_rate_limit_interval=0.2)
+
+
+@pytest.fixture
+def api(sim):
+    """The API by hand: `api(method, path, body)` answers a `requests` response."""
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {TOKEN}"
+
+    def call(method: str, path: str, body=None, **kwargs):
+        return session.request(method, sim.url + path, json=body, timeout=10, **kwargs)
+
+    return call

@@ -5,24 +5,11 @@ from __future__ import annotations
 import ipaddress
 import time
 
-import pytest
 import requests
 
 from ..conftest import STACKSCRIPTS
-from .conftest import TOKEN
 
 ROOT_PASS = "correct-Horse-battery-42"
-
-
-@pytest.fixture
-def api(sim):
-    session = requests.Session()
-    session.headers["Authorization"] = f"Bearer {TOKEN}"
-
-    def call(method: str, path: str, body=None, **kwargs):
-        return session.request(method, sim.url + path, json=body, timeout=10, **kwargs)
-
-    return call
 
 
 def create(api, label: str, region: str = "eu-central", **extra):

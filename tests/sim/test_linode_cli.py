@@ -197,3 +197,54 @@ def test_errors_come_back_as_the_cli_shows_them(cli):
     )
     assert done.returncode != 0
     assert "Label must be unique among your linodes" in done.stderr + done.stdout
+
+
+def test_placement_groups(cli, admin):
+    (group,) = cli(
+        "placement",
+        "group-create",
+        "--label",
+        "cli-pg",
+        "--region",
+        "eu-central",
+        "--placement_group_type",
+        "anti_affinity:local",
+        "--placement_group_policy",
+        "flexible",
+    )
+    assert group["is_compliant"] is True and group["members"] == []
+    made = [
+        cli(
+            "linodes",
+            "create",
+            "--type",
+            "g6-nanode-1",
+            "--region",
+            "eu-central",
+            "--label",
+            f"cli-pg-{n}",
+            "--booted",
+            "false",
+        )[0]
+        for n in range(2)
+    ]
+    ids = [str(m["id"]) for m in made]
+    admin.share_host(made[0]["id"], made[1]["id"])
+    (assigned,) = cli(
+        "placement", "assign-linode", str(group["id"]), "--linodes", ids[0], "--linodes", ids[1]
+    )
+    assert assigned["is_compliant"] is False
+    (viewed,) = cli("placement", "group-view", str(group["id"]))
+    assert [m["linode_id"] for m in viewed["members"]] == [int(i) for i in ids]
+    assert [g["label"] for g in cli("placement", "groups-list", "--label", "cli-pg")] == ["cli-pg"]
+    (linode,) = cli("linodes", "view", ids[0])
+    assert linode["placement_group"]["label"] == "cli-pg"
+
+    refused = cli("placement", "group-delete", str(group["id"]), check=False)
+    assert refused.returncode != 0 and "unassign them" in refused.stderr + refused.stdout
+    (left,) = cli(
+        "placement", "unassign-linode", str(group["id"]), "--linodes", ids[0], "--linodes", ids[1]
+    )
+    assert left["members"] == [] and left["is_compliant"] is True
+    cli("placement", "group-delete", str(group["id"]))
+    assert cli("placement", "groups-list") == []
