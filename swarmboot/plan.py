@@ -465,7 +465,7 @@ def rebuild_prep(observed: Observed, label: str, via: str | None = None) -> list
         return []
     via = via or swarm_via(observed, {label}) or swarm.manager
     entries = [e for e in swarm.nodes if e.hostname == label]
-    managers = [e for e in swarm.nodes if e.role == "manager"]
+    managers = [e for e in swarm.nodes if e.raft_member]
     if not has_quorum(swarm):
         return []  # no quorum: the swarm takes no change (a rebuild that was forced)
     steps: list[Step] = [
@@ -475,7 +475,7 @@ def rebuild_prep(observed: Observed, label: str, via: str | None = None) -> list
     ]
     if managers and all(e.hostname == label for e in managers):
         return steps
-    steps += [DemoteNode(label, e.id, via) for e in entries if e.role == "manager"]
+    steps += [DemoteNode(label, e.id, via) for e in entries if e.raft_member]
     steps += [RemoveStaleNode(e.id, label, via) for e in entries]
     return steps
 
@@ -498,7 +498,7 @@ def _prune(spec: Spec, observed: Observed, via: str | None) -> list[Step]:
         live = [e for e in entries if e.state == "ready"]
         if entries and via is not None:
             steps += [DrainNode(inst.label, e.id, via) for e in live if e.availability != "drain"]
-            steps += [DemoteNode(inst.label, e.id, via) for e in entries if e.role == "manager"]
+            steps += [DemoteNode(inst.label, e.id, via) for e in entries if e.raft_member]
             if live and inst.status == "running":
                 steps.append(LeaveSwarm(inst.label))
             steps += [RemoveStaleNode(e.id, inst.label, via) for e in entries]

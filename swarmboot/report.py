@@ -21,6 +21,9 @@ class Reporter(Protocol):
     def failed(self, text: str) -> None:
         """A step that failed: ` ✗ text`."""
 
+    def warn(self, text: str) -> None:
+        """A risk the user should know of, shown even when quiet: ` ! text`."""
+
     def info(self, text: str) -> None:
         """A note worth reading, shown unless quiet."""
 
@@ -43,6 +46,9 @@ class ConsoleReporter:
     def failed(self, text: str) -> None:
         self._console.print(f" [red]✗[/red] {escape(text)}")
 
+    def warn(self, text: str) -> None:
+        self._console.print(f" [yellow]![/yellow] {escape(text)}")
+
     def info(self, text: str) -> None:
         if not self.quiet:
             self._console.print(f"   {escape(text)}")
@@ -63,6 +69,9 @@ class RecordingReporter:
 
     def failed(self, text: str) -> None:
         self.lines.append(f"✗ {text}")
+
+    def warn(self, text: str) -> None:
+        self.lines.append(f"! {text}")
 
     def info(self, text: str) -> None:
         self.lines.append(text)

@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from swarmboot.errors import ExitCode, SwarmbootError
+from swarmboot.quorum import region_warnings
 
 __all__ = ["Cluster", "Lb", "NodePlan", "Pool", "Region", "Spec", "SpecError", "load_spec"]
 
@@ -117,6 +118,8 @@ class Cluster(_Strict):
     # A node is ready only on the distribution kernel booted through GRUB 2; false only where
     # the kernel is not the node's to choose (the lab's nodes share this machine's kernel).
     require_grub_kernel: bool = True
+    # Refuse a spec whose managers would lose their raft quorum with any one region.
+    survive_region_loss: bool = False
 
     @field_validator("advertise", mode="before")
     @classmethod
@@ -261,6 +264,13 @@ class Spec(_Strict):
     def multi_region(self) -> bool:
         return sum(1 for r in self.regions.values() if any(p.count for p in r.pools)) > 1
 
+    def managers_by_region(self) -> dict[str, int]:
+        """The number of managers in each region, in the spec's order."""
+        return {
+            region: sum(p.count for p in settings.pools if p.role == "manager")
+            for region, settings in self.regions.items()
+        }
+
     @property
     def network_name(self) -> str:
         return self.network.name or self.cluster.name
@@ -351,6 +361,10 @@ def _semantic_problems(spec: Spec, source: str, base: Path) -> list[str]:
         problems.append(
             f"{source}: regions: {managers} managers; more than 7 slows raft down: use 7 at most"
         )
+    if spec.cluster.survive_region_loss and managers:
+        lost = region_warnings(spec.managers_by_region())
+        if lost:
+            problems.append(f"{source}: cluster.survive_region_loss: {'; '.join(lost)}")
     if spec.multi_region and spec.cluster.advertise == "private":
         problems.append(
             f"{source}: cluster.advertise: 'private' cannot span regions: Linode "
@@ -358,11 +372,14 @@ def _semantic_problems(spec: Spec, source: str, base: Path) -> list[str]:
             "'public'"
         )
     if spec.lb is not None:
+        # Every zone with workers (where the application runs) needs its load balancer; a
+        # region of managers alone (a third region that keeps the quorum) needs none.
         for region, settings in spec.regions.items():
-            if not any(p.role == "lb" and p.count for p in settings.pools):
+            workers = any(p.role == "worker" and p.count for p in settings.pools)
+            if workers and not any(p.role == "lb" and p.count for p in settings.pools):
                 problems.append(
                     f"{source}: regions.{region}: no lb pool, but [lb] puts a load balancer in "
-                    'every zone; add { role = "lb", count = 1 } to its pools'
+                    'every zone with workers; add { role = "lb", count = 1 } to its pools'
                 )
         for port in spec.lb.ports:
             if not any(_covers(key, port) for key in spec.firewall.public):

@@ -106,8 +106,16 @@ class SwarmNode:
     reachability: str = ""  # a manager's raft reachability: "reachable", "unreachable"
 
     @property
+    def raft_member(self) -> bool:
+        """A manager raft counts: one with a manager status. A manager entry without one (a
+        promotion not carried out yet, or one that a forced new cluster left behind on
+        another node) is not in raft; read without a status, a ready one is taken as a
+        member (a swarm read before the status was known)."""
+        return self.role == "manager" and (bool(self.reachability) or self.state == "ready")
+
+    @property
     def reachable_manager(self) -> bool:
-        return self.role == "manager" and (
+        return self.raft_member and (
             self.reachability == "reachable" or (not self.reachability and self.state == "ready")
         )
 

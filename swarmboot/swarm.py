@@ -519,7 +519,10 @@ class DockerSwarm:
         def once(client: Any) -> None:
             try:
                 node = client.nodes.get(node_id)
-                if node.attrs["Spec"].get("Role") == "manager":
+                # A manager entry without a manager status is not in raft (left behind by
+                # a forced new cluster): Docker refuses to demote it ("can't find manager
+                # in raft memberlist") and removes it as it is.
+                if node.attrs["Spec"].get("Role") == "manager" and node.attrs.get("ManagerStatus"):
                     node.update(dict(node.attrs["Spec"], Role="worker"))
                 client.api.remove_node(node_id, force=True)
             except docker.errors.NotFound:

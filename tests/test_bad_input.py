@@ -307,6 +307,13 @@ CASES = [
         says="SPEC: regions.eu-central.pools[0].labels: 'disk\\n' is not a label name (lowercase letters, digits, . _ -)",
     ),
     Case(
+        "region-loss",
+        "managers that one region's loss would leave without quorum, with survive_region_loss",
+        ("plan", "SPEC"),
+        spec=EXAMPLE.replace('name = "itframe"', 'name = "itframe"\nsurvive_region_loss = true', 1),
+        says="SPEC: cluster.survive_region_loss: managers 2+1: losing eu-central loses quorum (1 of 3 left, raft needs 2); put one manager in a third region, or use 1+1+1 over three regions",
+    ),
+    Case(
         "foreign-firewall",
         "a Cloud Firewall with the cluster's label but not its tag",
         ("up", "SPEC"),

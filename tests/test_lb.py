@@ -134,8 +134,8 @@ def test_the_lb_section_is_checked_with_the_rest_of_the_spec(tmp_path):
     with pytest.raises(SpecError) as info:
         load_spec(path)
     assert info.value.problems == (
-        f"{path}: regions.eu-central: no lb pool, but [lb] puts a load balancer in every zone; "
-        'add { role = "lb", count = 1 } to its pools',
+        f"{path}: regions.eu-central: no lb pool, but [lb] puts a load balancer in every zone "
+        'with workers; add { role = "lb", count = 1 } to its pools',
         f"{path}: lb.ports: 8443 is not open to the world; add "
         '"8443/tcp" = ["0.0.0.0/0", "::/0"] to [firewall.public]',
     )

@@ -151,12 +151,23 @@ def build(spec: Spec, world: dict) -> Observed:
                         f"198.51.100.{n + 1}",
                         labels,
                         n == 1,
+                        "reachable" if role == "manager" else "",
                     )
                 )
-            if s["swarm"] in ("down", "down-twin"):
+            # "forced-out": a manager's entry that a forced new cluster left behind: Down,
+            # without a manager status (not in raft any more).
+            if s["swarm"] in ("down", "down-twin", "forced-out"):
+                reachability = "unreachable" if s["swarm"] != "forced-out" else ""
                 entries.append(
                     SwarmNode(
-                        f"old{n}", node.label, role, "down", "active", f"198.51.100.{n + 1}", labels
+                        f"old{n}",
+                        node.label,
+                        role,
+                        "down",
+                        "active",
+                        f"198.51.100.{n + 1}",
+                        labels,
+                        reachability=reachability if role == "manager" else "",
                     )
                 )
         for n, label in enumerate(surplus, start=1):

@@ -84,6 +84,16 @@ def _print_table(summary: dict[str, Any]) -> None:
         console.print(f"not a member: {line}", markup=False, highlight=False)
 
 
+def _region_losses(spec: Any, reporter: Any) -> None:
+    """Which one region's loss the managers survive, for a spec over several regions."""
+    from swarmboot.quorum import region_report
+
+    if not spec.multi_region:
+        return
+    for survives, line in region_report(spec.managers_by_region()):
+        (reporter.info if survives else reporter.warn)(line)
+
+
 @command
 def plan_cmd(
     ctx: Ctx,
@@ -116,6 +126,7 @@ def plan_cmd(
             steps: tuple = plan_down(context.spec, observed, stackscripts=stackscripts)
             alone = left_alone(context.spec, observed)
         else:
+            _region_losses(context.spec, reporter)
             steps = plan(context.spec, observe(context), context.script, prune=prune)
     finally:
         context.close()
@@ -158,6 +169,7 @@ def up_cmd(
 
     reporter = state_of(ctx).reporter
     context = make_context(spec, api_url, ssh_key, reporter, timeout=timeout)
+    _region_losses(context.spec, reporter)
     try:
         try:
             result = up(context, prune=prune)
