@@ -69,6 +69,8 @@ class Context:
     settings: Settings = field(default_factory=Settings)
     # Root's password on new and rebuilt Linodes; None: a random one each (a secret either way).
     root_password: str | None = field(default=None, repr=False)
+    # The key that unlocks the swarm's managers when autolock is on (a secret).
+    unlock_key: str | None = field(default=None, repr=False)
     clock: Clock = field(default_factory=SystemClock)
     _remotes: dict[str, Remote] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)

@@ -17,7 +17,14 @@ from urllib.parse import urlsplit
 
 from swarmboot.errors import ExitCode, SwarmbootError
 
-__all__ = ["DEFAULT_API_URL", "NoTokenError", "Target", "find_target", "root_password"]
+__all__ = [
+    "DEFAULT_API_URL",
+    "NoTokenError",
+    "Target",
+    "find_target",
+    "root_password",
+    "unlock_key",
+]
 
 DEFAULT_API_URL = "https://api.linode.com/v4"
 
@@ -107,3 +114,13 @@ def root_password(env: Mapping[str, str] | None = None) -> str | None:
             hint=f"set a stronger one, or unset {ROOT_PASSWORD_ENV} for a random one per Linode",
         )
     return value
+
+
+UNLOCK_KEY_ENV = "SWARMBOOT_UNLOCK_KEY"
+
+
+def unlock_key(env: Mapping[str, str] | None = None) -> str | None:
+    """The key that unlocks the swarm's managers when autolock is on (`docker swarm
+    unlock-key`), from SWARMBOOT_UNLOCK_KEY; never an argument."""
+    env = os.environ if env is None else env
+    return env.get(UNLOCK_KEY_ENV) or None

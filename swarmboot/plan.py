@@ -733,8 +733,8 @@ def _swarm_steps(
             raise SwarmbootError(
                 f"{', '.join(answering)} manage a swarm whose state cannot be read (no leader: "
                 "its raft quorum may be lost)",
-                hint="`swarmboot status` shows the managers; bring the lost managers back and "
-                "rerun `swarmboot up`",
+                hint="bring the lost managers back and rerun `swarmboot up`, or `swarmboot "
+                "recover SPEC` makes a new swarm from the manager whose raft log goes furthest",
             )
         via = managers[0].label
     assert via is not None

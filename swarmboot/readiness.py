@@ -22,8 +22,12 @@ __all__ = [
     "join_problems",
     "judge",
     "status_problems",
+    "unhealthy",
     "why_failed",
 ]
+
+# Linode statuses of a Linode that is not running and is not on its way there.
+_STOPPED = ("offline", "stopped", "billing_suspension")
 
 Verdict = tuple[Literal["ready", "failed", "waiting"], str]
 
@@ -84,3 +88,26 @@ def judge(spec: Spec, report: NodeStatus) -> Verdict:
         return "failed", "; ".join(problems)
     esp = "ESP" if report.esp_ok else "no ESP"
     return "ready", f"kernel {report.kernel_release}, vxlan, {esp}, Docker {report.docker_version}"
+
+
+def unhealthy(spec: Spec, observed: Observed) -> list[tuple[str, str]]:
+    """The spec's nodes to rebuild, in the order nodes are made (managers first), and why:
+    gone while the swarm still has entries for them, a rebuild cut short, a Linode that is
+    not running, or no entry of theirs ready in the swarm. `repair` and `recover` rebuild
+    these."""
+    out = []
+    swarm = observed.swarm
+    for node in spec.nodes():
+        inst = observed.instance(node.label)
+        entries = [e for e in swarm.nodes if e.hostname == node.label] if swarm else []
+        if inst is None:
+            # Gone, if it was ever there: a node never made is `up`'s to make.
+            if entries:
+                out.append((node.label, "its Linode is gone"))
+        elif inst.rebuild_since is not None:
+            out.append((node.label, "its rebuild was cut short"))
+        elif inst.status in _STOPPED:
+            out.append((node.label, f"its Linode is {inst.status}"))
+        elif entries and not any(e.state == "ready" for e in entries):
+            out.append((node.label, f"it is {entries[0].state} in the swarm"))
+    return out

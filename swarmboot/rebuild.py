@@ -18,13 +18,11 @@ from swarmboot.cluster import Context, observe
 from swarmboot.errors import ExitCode, SwarmbootError
 from swarmboot.plan import QuorumError, rebuild_prep
 from swarmboot.quorum import quorum_problem
-from swarmboot.spec import Spec
-from swarmboot.state import Observed, rebuild_tag
+from swarmboot.readiness import unhealthy
+from swarmboot.recover import MarkRebuild, refuse_lost_quorum
+from swarmboot.state import Observed
 
 __all__ = ["RepairResult", "UnknownNode", "rebuild", "repair", "unhealthy"]
-
-# Linode statuses of a Linode that is not running and is not on its way there.
-_STOPPED = ("offline", "stopped", "billing_suspension")
 
 
 class UnknownNode(SwarmbootError):
@@ -35,26 +33,6 @@ class UnknownNode(SwarmbootError):
 class RepairResult:
     repaired: list[tuple[str, str, float]]  # (label, why, seconds)
     observed: Observed
-
-
-def unhealthy(spec: Spec, observed: Observed) -> list[tuple[str, str]]:
-    """The spec's nodes to rebuild, in the order nodes are made (managers first), and why."""
-    out = []
-    swarm = observed.swarm
-    for node in spec.nodes():
-        inst = observed.instance(node.label)
-        entries = [e for e in swarm.nodes if e.hostname == node.label] if swarm else []
-        if inst is None:
-            # Gone, if it was ever there: a node never made is `up`'s to make.
-            if entries:
-                out.append((node.label, "its Linode is gone"))
-        elif inst.rebuild_since is not None:
-            out.append((node.label, "its rebuild was cut short"))
-        elif inst.status in _STOPPED:
-            out.append((node.label, f"its Linode is {inst.status}"))
-        elif entries and not any(e.state == "ready" for e in entries):
-            out.append((node.label, f"it is {entries[0].state} in the swarm"))
-    return out
 
 
 def rebuild(
@@ -72,6 +50,7 @@ def rebuild(
         )
     started = ctx.clock.monotonic()
     observed = observed or observe(ctx)
+    refuse_lost_quorum(observed)
     inst = observed.instance(label)
     if inst is None or inst.rebuild_since is None:
         problem = quorum_problem(observed.swarm, {label})
@@ -88,9 +67,7 @@ def rebuild(
         run_steps(ctx, observed, tuple(rebuild_prep(observed, label)))
         ctx.reporter.ok(f"{label}'s Linode is gone: it is made again")
     elif inst.rebuild_since is None:
-        since = ctx.cloud.last_event_id()
-        ctx.cloud.set_tags(inst.id, (*inst.tags, rebuild_tag(since)))
-        ctx.reporter.ok(f"Marked {label} for a rebuild")
+        run_steps(ctx, observed, (MarkRebuild(label, inst.id, inst.tags, "asked for"),))
     else:
         ctx.reporter.ok(f"Carrying on with the rebuild of {label}")
     result = up(ctx)
@@ -104,6 +81,7 @@ def repair(ctx: Context, *, force: bool = False, observed: Observed | None = Non
     repaired: list[tuple[str, str, float]] = []
     tried: set[str] = set()
     observed = observed or observe(ctx)
+    refuse_lost_quorum(observed)
     if not observed.instances:
         raise SwarmbootError(
             f"{ctx.spec.cluster.name} has no Linode tagged {ctx.spec.tag}: nothing to repair",

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from swarmboot.nodestatus import NodeStatus
+from swarmboot.raft import RaftStatus
 
 __all__ = [
     "HOST_KEY_TAG",
@@ -170,6 +171,9 @@ class Observed:
     # Other swarmboot clusters on the account and their Linodes (looked for by `down
     # --stackscripts` only: None when not looked for).
     other_clusters: dict[str, tuple[str, ...]] | None = None
+    # How far each answering manager's raft log goes, read by `recover` when no manager
+    # leads (the swarm has lost its quorum).
+    raft: dict[str, RaftStatus] = field(default_factory=dict)
 
     def instance(self, label: str) -> Instance | None:
         return next((i for i in self.instances if i.label == label), None)

@@ -8,7 +8,9 @@ secrets: they never appear in messages or logs.
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import gzip
 import logging
 import os
 import shutil
@@ -28,7 +30,8 @@ from tenacity import (
 )
 
 from swarmboot.errors import SwarmbootError
-from swarmboot.remote import Remote, shutdown_write
+from swarmboot.raft import RaftStatus, raft_status
+from swarmboot.remote import Remote, RemoteError, shutdown_write
 from swarmboot.state import LocalSwarm, SwarmNode, SwarmState
 
 __all__ = ["DockerSwarm", "LocalSwarm", "ServiceTask", "SwarmDriver", "SwarmError"]
@@ -70,12 +73,24 @@ class SwarmDriver(Protocol):
         self, manager: Remote, name: str, encrypted: bool, subnet: str | None = None
     ) -> None: ...
     def leave(self, remote: Remote) -> None: ...
+    def raft_status(self, remote: Remote) -> RaftStatus | None: ...
+    def force_new_cluster(self, remote: Remote, advertise: str) -> None: ...
+    def unlock(self, remote: Remote, key: str) -> None: ...
     def service_tasks(self, manager: Remote, service: str) -> tuple[ServiceTask, ...]: ...
     def remove_configs(self, manager: Remote, prefix: str, keep: set[str]) -> list[str]: ...
     def close(self) -> None: ...
 
 
 log = logging.getLogger("swarmboot.swarm")
+# Reads a manager's raft log for `raft_status`: the snapshots' names on one line, the newest
+# WAL segment's name on the next (empty: no log), then that segment, gzipped and in base64
+# (64 MB preallocated, mostly zeros: a few hundred kB on the wire).
+_RAFT_READ = (
+    "cd /var/lib/docker/swarm/raft 2>/dev/null || { printf '\\n\\n'; exit 0; }; "
+    "ls snap-v3-encrypted 2>/dev/null | tr '\\n' ' '; echo; "
+    "w=$(ls wal-v3-encrypted 2>/dev/null | grep '[.]wal$' | sort | tail -n 1); echo \"$w\"; "
+    '[ -z "$w" ] || gzip -1 -c "wal-v3-encrypted/$w" | base64 -w0'
+)
 # What the daemon answers when a join outlasts its own timeout and goes on in the background.
 _JOIN_GOES_ON = "will continue in the background"
 
@@ -566,6 +581,50 @@ class DockerSwarm:
 
     def leave(self, remote: Remote) -> None:
         self._call(remote, "docker swarm leave", lambda c: c.swarm.leave(force=True))
+
+    def raft_status(self, remote: Remote) -> RaftStatus | None:
+        """How far the node's raft log goes, from its newest WAL segment and its snapshots
+        (see swarmboot.raft); None for a node that holds no raft log (not a manager)."""
+        out = remote.run(_RAFT_READ, timeout=300)
+        lines = out.split("\n", 2)
+        if len(lines) < 3 or not lines[1]:
+            return None
+        data = base64.b64decode(lines[2].strip() or b"")
+        try:
+            wal = gzip.decompress(data)
+        except (OSError, EOFError) as exc:
+            raise RemoteError(f"{remote.label}: its raft log could not be read: {exc}") from None
+        return raft_status(lines[0].split(), lines[1], wal)
+
+    def force_new_cluster(self, remote: Remote, advertise: str) -> None:
+        """`docker swarm init --force-new-cluster` on a manager that has lost its quorum: it
+        becomes the only member of raft, with the swarm's state as its log has it (services,
+        configs, secrets, networks, nodes). A connection that broke is looked at first: a
+        node that leads already has been forced."""
+        try:
+            self._call(
+                remote,
+                "docker swarm init --force-new-cluster",
+                lambda c: c.swarm.init(
+                    advertise_addr=advertise, listen_addr="0.0.0.0:2377", force_new_cluster=True
+                ),
+                retry=False,
+            )
+        except SwarmError as exc:
+            if not _broken(exc):
+                raise
+            log.info("%s: looking at the node after: %s", remote.label, exc)
+        # Until it leads: raft elects it at once, but the answer may come before.
+        Retrying(
+            retry=retry_if_exception_type(SwarmError),
+            wait=wait_fixed(1.0),
+            stop=stop_after_delay(self.timeout),
+            reraise=True,
+        )(self.state, remote, remote.label)
+
+    def unlock(self, remote: Remote, key: str) -> None:
+        """Unlock a manager of a swarm with autolock on; the key is a secret."""
+        self._call(remote, "docker swarm unlock", lambda c: c.swarm.unlock(key), secrets=(key,))
 
     def service_tasks(self, manager: Remote, service: str) -> tuple[ServiceTask, ...]:
         import docker.errors

@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives import serialization
 
 from swarmboot import facts
 from swarmboot.keys import fingerprint
+from swarmboot.raft import RaftStatus
 from swarmboot.remote import HostKeyMismatch, RemoteError, Unreachable
 from swarmboot.sim.backend import Machine, MachineError
 from swarmboot.state import SwarmNode, SwarmState
@@ -52,6 +53,12 @@ class FakeNode:
     availability: str = "active"
     left: bool = False  # it left the swarm: its entry shows Down
     ready_at: float = 0.0  # time.monotonic() from which its StackScript has reported
+    # Raft: a manager a forced new cluster left out (its entry keeps the role without a
+    # manager status; by its own view it is still a manager, of a swarm without a leader),
+    # how far its log goes, and whether it is locked (autolock, after a restart).
+    forced_out: bool = False
+    raft_index: int = 0
+    locked: bool = False
 
 
 class FakeFleet:
@@ -79,6 +86,8 @@ class FakeFleet:
         # the node stays in state error until it leaves), then as usual.
         self.join_outcomes: dict[str, list[str]] = {}
         self.tokens = ("SWMTKN-worker-secret", "SWMTKN-manager-secret")
+        self.unlock_key = "SWMKEY-1-unlock-secret"
+        self.joined = 0  # joins so far, for their node ids
         self.calls: list[tuple[str, str]] = []
 
     def __call__(self, config) -> FakeFleet:
@@ -224,24 +233,40 @@ class FakeSwarm:
 
     def local(self, remote: FakeRemote) -> LocalSwarm:
         node = self._n(remote)
-        return LocalSwarm(node.node_id, node.swarm, node.manager)
+        return LocalSwarm(node.node_id, "locked" if node.locked else node.swarm, node.manager)
+
+    def _leader(self, node: FakeNode) -> bool:
+        """As raft: a manager reads the swarm only while a majority of its raft answers."""
+        if node.forced_out or node.locked:
+            return False
+        members = [n for n in self.fleet.swarm_nodes.values() if n.manager and not n.forced_out]
+        reachable = [n for n in members if not n.down and not n.left]
+        return len(reachable) >= len(members) // 2 + 1
 
     def state(self, manager: FakeRemote, label: str) -> SwarmState:
         node = self._n(manager)
         if not node.manager:
             raise SwarmError(f"{manager.label}: not a manager")
         with self.fleet.lock:
+            if not self._leader(node):
+                raise SwarmError(
+                    f"{manager.label}: reading the swarm: The swarm does not have a leader. "
+                    "It's possible that too few managers are online."
+                )
             nodes = tuple(
                 SwarmNode(
                     n.node_id,
                     n.machine.label,
                     "manager" if n.manager else "worker",
-                    "down" if n.down or n.left else "ready",
+                    # One a forced new cluster left out sends no heartbeat to its leader.
+                    "down" if n.down or n.left or n.forced_out else "ready",
                     n.availability,
                     n.advertise,
                     tuple(sorted(n.labels.items())),
                     reachability=(
-                        ("unreachable" if n.down or n.left else "reachable") if n.manager else ""
+                        ("unreachable" if n.down or n.left else "reachable")
+                        if n.manager and not n.forced_out
+                        else ""
                     ),
                 )
                 for n in self.fleet.swarm_nodes.values()
@@ -299,7 +324,10 @@ class FakeSwarm:
             if outcome == "error":
                 node.swarm = "error"
                 raise SwarmError(f"{remote.label}: its join ended error, not active")
-            node.node_id = f"node-{node.machine.label}-{len(self.joins)}"
+            # A new id for every join, as Docker gives (unique across the fleet's drivers).
+            self.fleet.joined += 1
+            node.node_id = f"node-{node.machine.label}-{self.fleet.joined}"
+            node.forced_out = False
             node.swarm, node.manager, node.advertise = (
                 "active",
                 token == self.fleet.tokens[1],
@@ -314,6 +342,11 @@ class FakeSwarm:
 
     def demote(self, manager: FakeRemote, node_id: str) -> None:
         self._n(manager)
+        if self.fleet.swarm_nodes[node_id].forced_out:
+            raise SwarmError(
+                f"{manager.label}: demoting a node: rpc error: code = NotFound desc = can't "
+                "find manager in raft memberlist"
+            )
         if sum(n.manager for n in self.fleet.swarm_nodes.values()) == 1:
             raise SwarmError(f"{manager.label}: cannot demote the last manager of the swarm")
         self.fleet.swarm_nodes[node_id].manager = False
@@ -339,7 +372,7 @@ class FakeSwarm:
         self._n(manager)
         with self.fleet.lock:
             node = self.fleet.swarm_nodes.get(node_id)
-            if node is not None and node.manager:
+            if node is not None and node.manager and not node.forced_out:
                 self.demote(manager, node_id)
             self.fleet.swarm_nodes.pop(node_id, None)
             if node is not None:
@@ -380,8 +413,35 @@ class FakeSwarm:
         with self.fleet.lock:
             node.swarm = "inactive"
             node.manager = False
+            node.forced_out = node.locked = False
             node.left = True  # its entry stays, Down, until a manager removes it
             self.fleet.calls.append(("leave", node.machine.label))
+
+    def raft_status(self, remote: FakeRemote) -> RaftStatus | None:
+        node = self._n(remote)
+        if not node.manager:
+            return None
+        return RaftStatus(node.raft_index, node.raft_index, 1)
+
+    def force_new_cluster(self, remote: FakeRemote, advertise: str) -> None:
+        """As `docker swarm init --force-new-cluster`: the node is the whole of raft; the
+        other managers' entries stay, without a manager status."""
+        node = self._n(remote)
+        if not node.manager or node.swarm != "active" or node.locked:
+            raise SwarmError(f"{remote.label}: not a manager of a swarm it can force")
+        with self.fleet.lock:
+            for other in self.fleet.swarm_nodes.values():
+                if other is not node and other.manager:
+                    other.forced_out = True
+            node.forced_out = False
+            node.advertise = advertise
+            self.fleet.calls.append(("force-new-cluster", node.machine.label))
+
+    def unlock(self, remote: FakeRemote, key: str) -> None:
+        node = self._n(remote)
+        if key != self.fleet.unlock_key:
+            raise SwarmError(f"{remote.label}: docker swarm unlock: invalid key")
+        node.locked = False
 
     def close(self) -> None:
         pass

@@ -23,6 +23,7 @@ from swarmboot.plan import (
     plan,
     step_data,
 )
+from swarmboot.raft import RaftStatus
 from swarmboot.spec import Spec, load_spec, parse_spec
 from swarmboot.state import (
     CloudFirewall,
@@ -207,9 +208,19 @@ def build(spec: Spec, world: dict) -> Observed:
         if not s["exists"] or node.label not in reports or node.label in ready:
             continue
         kind = s["local"]
-        state = {"foreign": "active", "member": "active"}.get(kind, kind)
-        node_id = {"foreign": f"elsewhere{n}", "member": f"old{n}"}.get(kind, "")
-        local[node.label] = LocalSwarm(node_id, state, False)
+        # "manager": it manages the swarm by its own view (with no leader, or left out of
+        # raft by a forced new cluster); "locked": the same, locked by autolock.
+        state = {"foreign": "active", "member": "active", "manager": "active"}.get(kind, kind)
+        node_id = {"foreign": f"elsewhere{n}", "member": f"old{n}", "manager": f"old{n}"}.get(
+            kind, ""
+        )
+        local[node.label] = LocalSwarm(node_id, state, kind in ("manager", "locked"))
+    # How far each managing node's raft log goes (read by `recover` when no manager leads).
+    raft = {
+        node.label: RaftStatus(s["raft"], s["raft"], 1)
+        for node in nodes
+        if "raft" in (s := settings[node.label])
+    }
     return Observed(
         tuple(instances),
         strangers,
@@ -220,6 +231,7 @@ def build(spec: Spec, world: dict) -> Observed:
         members,
         rebuilt=rebuilt,
         local=local,
+        raft=raft,
     )
 
 

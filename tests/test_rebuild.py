@@ -49,8 +49,8 @@ def _assert_converged(ctx, fleet, count: int = 9) -> None:
     entries = observed.swarm.nodes
     assert sorted(e.hostname for e in entries) == sorted(labels)  # one entry per node
     assert all(e.state == "ready" for e in entries)
-    managers = sum(e.role == "manager" for e in entries)
-    assert managers == sum(n.role == "manager" for n in ctx.spec.nodes())
+    managers = sum(e.role == "manager" and e.reachability == "reachable" for e in entries)
+    assert managers == sum(n.role == "manager" for n in ctx.spec.nodes())  # all in raft
     addresses = cluster_addresses(ctx.spec.nodes(), {i.label: i for i in observed.instances})
     for inst in observed.instances:
         assert observed.members[inst.label] == addresses  # every set up to date

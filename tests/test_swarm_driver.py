@@ -280,7 +280,9 @@ def _remover(role: str, refusals: list[Exception]) -> tuple[DockerSwarm, list[st
     from types import SimpleNamespace
 
     done: list[str] = []
-    node = SimpleNamespace(attrs={"Spec": {"Role": role}})
+    # A manager in raft has a manager status; one a forced new cluster left behind has none.
+    status = {"ManagerStatus": {"Reachability": "reachable"}} if role == "manager" else {}
+    node = SimpleNamespace(attrs={"Spec": {"Role": role.removeprefix("forced-out ")}, **status})
 
     def update(spec: dict) -> None:
         done.append(f"demote to {spec['Role']}")
@@ -312,6 +314,13 @@ def test_removing_a_manager_waits_out_a_leader_election(monkeypatch):
     )
     driver.remove(_Node(), "n1")
     assert done == ["demote to worker", "remove n1"]
+
+
+def test_a_manager_a_forced_new_cluster_left_behind_is_removed_without_a_demotion():
+    """Docker refuses to demote it ("can't find manager in raft memberlist")."""
+    driver, done = _remover("forced-out manager", [])
+    driver.remove(_Node(), "n1")
+    assert done == ["remove n1"]
 
 
 def test_a_removal_the_daemon_refuses_for_good_is_said():

@@ -31,7 +31,8 @@ from swarmboot.plan import (
 )
 from swarmboot.preflight import node_data
 from swarmboot.publish import publish_one
-from swarmboot.state import HOST_KEY_TAG, REBUILD_TAG, Instance, host_key_tag
+from swarmboot.recover import FenceNode, MarkRebuild
+from swarmboot.state import HOST_KEY_TAG, REBUILD_TAG, Instance, host_key_tag, rebuild_tag
 
 __all__ = ["RUNNERS", "create"]
 
@@ -210,8 +211,33 @@ def _mark(run: Run, step: MarkInstance) -> None:
     run.report(step.describe())
 
 
+def _mark_rebuild(run: Run, step: MarkRebuild) -> None:
+    """The rebuild mark names the newest event: a rebuild event after it says the Linode
+    has its new disk (see swarmboot.rebuild)."""
+    ctx = run.ctx
+    since = run.call("events", ctx.cloud.last_event_id)
+    run.call("tags", lambda: ctx.cloud.set_tags(step.linode_id, (*step.tags, rebuild_tag(since))))
+    run.report(step.describe())
+
+
+def _fence(run: Run, step: FenceNode) -> None:
+    """Shut the Linode down; its region's API may not answer either, which is said and is
+    not the end of the recovery (the step says so)."""
+    try:
+        run.call("shutdown", lambda: run.ctx.cloud.shutdown(step.linode_id))
+    except CloudError as exc:
+        run.ctx.reporter.failed(
+            f"{step.label} could not be shut down ({exc.message}): if it comes back before "
+            "it is rebuilt, `swarmboot recover` makes it leave the old swarm"
+        )
+        return
+    run.report(step.describe())
+
+
 RUNNERS: dict[type, Callable[[Run, Any], None]] = {
     MarkInstance: _mark,
+    MarkRebuild: _mark_rebuild,
+    FenceNode: _fence,
     PublishStackScript: _publish,
     EnsureCloudFirewall: _ensure_firewall,
     SyncCloudFirewall: _sync_firewall,

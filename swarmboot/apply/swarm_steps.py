@@ -15,6 +15,7 @@ from swarmboot import facts
 from swarmboot.apply.run import Replan, Run
 from swarmboot.clock import stop_after
 from swarmboot.cluster import advertise_address
+from swarmboot.errors import SwarmbootError
 from swarmboot.firewall import members_file
 from swarmboot.plan import (
     DemoteNode,
@@ -28,6 +29,7 @@ from swarmboot.plan import (
     RemoveStaleNode,
     SyncMembers,
 )
+from swarmboot.recover import ForceNewCluster, UnlockSwarm
 from swarmboot.remote import Remote, RemoteError
 from swarmboot.swarm import SwarmError
 
@@ -189,7 +191,25 @@ def _network(run: Run, step: EnsureNetwork) -> None:
     run.report(step.describe())
 
 
+def _force_new_cluster(run: Run, step: ForceNewCluster) -> None:
+    run.ctx.swarm.force_new_cluster(run.ctx.remote(run.instance(step.label)), step.advertise)
+    run.report(step.describe())
+
+
+def _unlock(run: Run, step: UnlockSwarm) -> None:
+    key = run.ctx.unlock_key
+    if key is None:
+        raise SwarmbootError(
+            f"{step.label} is locked (the swarm has autolock on) and no unlock key was given",
+            hint="set SWARMBOOT_UNLOCK_KEY to the key `docker swarm unlock-key` showed",
+        )
+    run.ctx.swarm.unlock(run.ctx.remote(run.instance(step.label)), key)
+    run.report(step.describe())
+
+
 RUNNERS: dict[type, Callable[[Run, Any], None]] = {
+    ForceNewCluster: _force_new_cluster,
+    UnlockSwarm: _unlock,
     SyncMembers: _sync_members,
     InitSwarm: _init,
     JoinManager: _join_manager,

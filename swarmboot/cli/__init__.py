@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from swarmboot import __version__
-from swarmboot.cli import cluster, lb, node, render, sim, stackscript
+from swarmboot.cli import cluster, lb, node, recovery, render, sim, stackscript
 from swarmboot.cli._common import State
 
 __all__ = ["app", "main"]
@@ -55,6 +55,7 @@ app.command("plan")(cluster.plan_cmd)
 app.command("up")(cluster.up_cmd)
 app.command("status")(cluster.status_cmd)
 app.command("repair")(cluster.repair_cmd)
+app.command("recover")(recovery.recover_cmd)
 app.add_typer(node.app, name="node")
 app.add_typer(lb.app, name="lb")
 app.command("down")(cluster.down_cmd)

@@ -93,7 +93,7 @@ def make_context(
 ):
     """Every adapter `up` needs, for a spec checked by `preflight`."""
     from swarmboot.cluster import Context, Settings
-    from swarmboot.credentials import root_password
+    from swarmboot.credentials import root_password, unlock_key
     from swarmboot.keys import load_identity
     from swarmboot.marks import member_marks
     from swarmboot.preflight import check_catalogue, check_node_data, stackscript_for
@@ -133,6 +133,7 @@ def make_context(
         admin_keys=keys,
         settings=Settings(ready_timeout=timeout, poll_interval=_poll_interval()),
         root_password=root_password(),
+        unlock_key=unlock_key(),
     )
 
 

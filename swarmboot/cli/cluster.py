@@ -126,7 +126,6 @@ def plan_cmd(
             steps: tuple = plan_down(context.spec, observed, stackscripts=stackscripts)
             alone = left_alone(context.spec, observed)
         else:
-            _region_losses(context.spec, reporter)
             steps = plan(context.spec, observe(context), context.script, prune=prune)
     finally:
         context.close()
@@ -138,6 +137,8 @@ def plan_cmd(
     for n, step in enumerate(steps, start=1):
         typer.echo(f"{n:3}. {step.describe()}")
     name = context.spec.cluster.name
+    if not down:
+        _region_losses(context.spec, reporter)
     if down:
         reporter.ok(
             f"{name}: {len(steps)} step(s) to delete it" if steps else f"{name}: nothing to delete"
@@ -169,18 +170,18 @@ def up_cmd(
 
     reporter = state_of(ctx).reporter
     context = make_context(spec, api_url, ssh_key, reporter, timeout=timeout)
-    _region_losses(context.spec, reporter)
     try:
         try:
             result = up(context, prune=prune)
         except NotReadyError as exc:
             result = getattr(exc, "result", None)
             if result is not None:
-                _show(summary(context.spec, result.observed), as_json)
+                show(summary(context.spec, result.observed), as_json)
             raise
     finally:
         context.close()
-    _show(summary(context.spec, result.observed), as_json)
+    show(summary(context.spec, result.observed), as_json)
+    _region_losses(context.spec, reporter)
     reporter.ok(
         f"{context.spec.cluster.name} is up: {len(result.observed.instances)} nodes, "
         f"{len(result.steps_run)} change(s) in {result.seconds:.0f} s"
@@ -204,12 +205,14 @@ def repair_cmd(
     their raft quorum (exit 7 names a manager that cannot be rebuilt safely; --force)."""
     from swarmboot.cluster import observe
     from swarmboot.rebuild import repair, unhealthy
+    from swarmboot.recover import refuse_lost_quorum
     from swarmboot.status import summary
 
     reporter = state_of(ctx).reporter
     context = make_context(spec, api_url, ssh_key, reporter, timeout=timeout)
     try:
         observed = observe(context)
+        refuse_lost_quorum(observed)
         todo = unhealthy(context.spec, observed)
         if todo:
             confirm(
@@ -220,14 +223,14 @@ def repair_cmd(
         result = repair(context, force=force, observed=observed)
     finally:
         context.close()
-    _show(summary(context.spec, result.observed), as_json)
+    show(summary(context.spec, result.observed), as_json)
     if not result.repaired:
         reporter.ok(f"{context.spec.cluster.name}: every node runs and is Ready: nothing to repair")
     for label, why, seconds in result.repaired:
         reporter.ok(f"repaired {label} ({why}) in {seconds:.0f} s")
 
 
-def _show(data: dict[str, Any], as_json: bool) -> None:
+def show(data: dict[str, Any], as_json: bool) -> None:
     if as_json:
         print_json(data)
     else:
@@ -248,7 +251,7 @@ def status_cmd(
 
     context = make_context(spec, api_url, ssh_key, state_of(ctx).reporter)
     try:
-        _show(summary(context.spec, observe(context)), as_json)
+        show(summary(context.spec, observe(context)), as_json)
     finally:
         context.close()
 

@@ -8,7 +8,7 @@ import typer
 
 from swarmboot.cli._common import Ctx, JsonOpt, command, state_of
 from swarmboot.cli._factory import ApiUrlOpt, SpecArg, SshKeyOpt, TimeoutOpt, make_context
-from swarmboot.cli.cluster import ForceOpt, YesOpt, _show, confirm
+from swarmboot.cli.cluster import ForceOpt, YesOpt, confirm, show
 
 app = typer.Typer(help="One node of a cluster.", no_args_is_help=True)
 
@@ -49,5 +49,5 @@ def rebuild_cmd(
         result = rebuild(context, label, force=force)
     finally:
         context.close()
-    _show(summary(context.spec, result.observed), as_json)
+    show(summary(context.spec, result.observed), as_json)
     reporter.ok(f"rebuilt {label} in {result.seconds:.0f} s")
