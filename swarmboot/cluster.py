@@ -51,6 +51,7 @@ class Settings:
     create_limit: tuple[int, float] = (10, 30.0)  # Linode's instance-create limit
     workers: int = 8  # parallel creates, SSH sessions, joins
     drain_timeout: float = 300.0  # seconds a drained node's tasks may take to move
+    heard_timeout: float = 180.0  # seconds a new leader may take to hear from every node
 
 
 @dataclass

@@ -16,6 +16,7 @@ from swarmboot.spec import Spec
 from swarmboot.state import Observed
 
 __all__ = [
+    "UNHEARD",
     "Verdict",
     "esp_lacking",
     "is_ready",
@@ -23,6 +24,7 @@ __all__ = [
     "judge",
     "status_problems",
     "unhealthy",
+    "unheard",
     "why_failed",
 ]
 
@@ -93,8 +95,8 @@ def judge(spec: Spec, report: NodeStatus) -> Verdict:
 def unhealthy(spec: Spec, observed: Observed) -> list[tuple[str, str]]:
     """The spec's nodes to rebuild, in the order nodes are made (managers first), and why:
     gone while the swarm still has entries for them, a rebuild cut short, a Linode that is
-    not running, or no entry of theirs ready in the swarm. `repair` and `recover` rebuild
-    these."""
+    not running, or no entry of theirs ready in the swarm (one the leader has not heard from
+    yet is not known to be dead: see `unheard`). `repair` and `recover` rebuild these."""
     out = []
     swarm = observed.swarm
     for node in spec.nodes():
@@ -108,6 +110,22 @@ def unhealthy(spec: Spec, observed: Observed) -> list[tuple[str, str]]:
             out.append((node.label, "its rebuild was cut short"))
         elif inst.status in _STOPPED:
             out.append((node.label, f"its Linode is {inst.status}"))
-        elif entries and not any(e.state == "ready" for e in entries):
+        elif entries and not any(e.state in ("ready", UNHEARD) for e in entries):
             out.append((node.label, f"it is {entries[0].state} in the swarm"))
     return out
+
+
+# A node's state after its swarm's leader changed, until the new leader hears from it (a
+# heartbeat: it is ready) or gives up on it (it is down): not known to be dead.
+UNHEARD = "unknown"
+
+
+def unheard(observed: Observed) -> tuple[str, ...]:
+    """The nodes whose swarm entry the leader has not heard from since it took over."""
+    swarm = observed.swarm
+    if swarm is None:
+        return ()
+    ready = {e.hostname for e in swarm.nodes if e.state == "ready"}
+    return tuple(
+        sorted({e.hostname for e in swarm.nodes if e.state == UNHEARD} - ready)
+    )

@@ -12,9 +12,11 @@ swarm's state as its log has it (services, configs, secrets, networks, node labe
    index is named), the managers that do not answer are shut down through the API (if one
    is alive behind a partition it would hold the old swarm), and the new cluster is forced
    on the chosen one (unlocked first if autolock is on).
-2. A manager leads: the answering managers a forced new cluster left out of raft leave
-   their old swarm (to join this one), and every node that is gone, stopped or not ready in
-   the swarm is marked for a rebuild in the cloud (`rebuild:<event>`), all at once.
+2. A manager leads: once it has heard from every node (right after it took over they are
+   `unknown` to it: each turns out ready, or down), the answering managers a forced new
+   cluster left out of raft leave their old swarm (to join this one), and every node that
+   is gone, stopped or down in the swarm is marked for a rebuild in the cloud
+   (`rebuild:<event>`), all at once.
 3. `up` carries on as after any `node rebuild`: entries removed, Linodes rebuilt (or made
    again), booted, waited for, joined with their labels, managers one at a time.
 
@@ -32,7 +34,7 @@ from swarmboot.cluster import Context, advertise_address, observe
 from swarmboot.errors import SwarmbootError
 from swarmboot.membership import node_roles
 from swarmboot.raft import RaftStatus
-from swarmboot.readiness import unhealthy
+from swarmboot.readiness import unhealthy, unheard
 from swarmboot.remote import RemoteError
 from swarmboot.routes import NotRoutable
 from swarmboot.spec import Spec
@@ -40,6 +42,7 @@ from swarmboot.state import LocalSwarm, Observed
 from swarmboot.swarm import SwarmError
 
 __all__ = [
+    "AwaitNodes",
     "FenceNode",
     "ForceNewCluster",
     "MarkRebuild",
@@ -90,6 +93,19 @@ class ForceNewCluster:
             f"Make a new swarm from {self.label}'s raft state ({self.raft}): docker swarm "
             f"init --force-new-cluster, advertising {self.advertise}"
         )
+
+
+@dataclass(frozen=True)
+class AwaitNodes:
+    """Wait until the leader has heard from these nodes (their entries say `unknown` after
+    a new leader took over): each turns out ready, or down and to be rebuilt."""
+
+    labels: tuple[str, ...]
+    via: str
+
+    def describe(self) -> str:
+        names = ", ".join(self.labels) if len(self.labels) <= 3 else f"{len(self.labels)} nodes"
+        return f"Wait until the new leader has heard from {names} (ready, or down)"
 
 
 @dataclass(frozen=True)
@@ -212,12 +228,20 @@ def plan_recover(spec: Spec, observed: Observed) -> tuple:
             f"{spec.cluster.name} has no swarm to recover: no node answers as its member",
             hint="`swarmboot up` makes the cluster (`swarmboot status` shows each node)",
         )
+    waiting = unheard(observed)
+    if waiting:
+        # Right after a new leader took over, every other entry is `unknown`: until each
+        # is heard from (ready) or given up (down), which to rebuild is not known.
+        return (AwaitNodes(waiting, observed.swarm.manager),)
     leaving = _left_out(observed)
     steps: list = [LeaveSwarm(label) for label in leaving]
     for label, why in unhealthy(spec, observed):
         inst = observed.instance(label)
         if label in leaving or inst is None or inst.rebuild_since is not None:
             continue  # rejoins as it is; made again by `up`; marked already
+        local = observed.local.get(label)
+        if label in observed.reports and local is not None and local.state == "inactive":
+            continue  # it answers and is in no swarm (it left its old one): `up` joins it
         steps.append(MarkRebuild(label, inst.id, inst.tags, why))
     return tuple(steps)
 
@@ -251,7 +275,7 @@ class RecoverResult:
 
 
 def recover(
-    ctx: Context, observed: Observed, *, rounds: int = 4, confirm: Callable[[], None] | None = None
+    ctx: Context, observed: Observed, *, rounds: int = 6, confirm: Callable[[], None] | None = None
 ) -> RecoverResult:
     """Carry out `recover` from the world as observed: rounds of `plan_recover` until a
     manager leads and every lost node is marked, then `up`. `confirm` is asked before the

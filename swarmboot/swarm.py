@@ -605,7 +605,10 @@ class DockerSwarm:
             self._call(
                 remote,
                 "docker swarm init --force-new-cluster",
-                lambda c: c.swarm.init(
+                # The low-level call: the SDK's Swarm.init reads the swarm back at once,
+                # before raft has elected the node ("does not have a leader"); the wait
+                # below does that.
+                lambda c: c.api.init_swarm(
                     advertise_addr=advertise, listen_addr="0.0.0.0:2377", force_new_cluster=True
                 ),
                 retry=False,

@@ -88,6 +88,10 @@ class FakeFleet:
         self.tokens = ("SWMTKN-worker-secret", "SWMTKN-manager-secret")
         self.unlock_key = "SWMKEY-1-unlock-secret"
         self.joined = 0  # joins so far, for their node ids
+        # As a new leader: right after a forced new cluster, the other entries are `unknown`
+        # for this many reads of the swarm, until it has heard from each (ready, or down).
+        self.settle_reads = 2
+        self.unheard_reads = 0
         self.calls: list[tuple[str, str]] = []
 
     def __call__(self, config) -> FakeFleet:
@@ -253,13 +257,21 @@ class FakeSwarm:
                     f"{manager.label}: reading the swarm: The swarm does not have a leader. "
                     "It's possible that too few managers are online."
                 )
+            unheard = self.fleet.unheard_reads > 0
+            self.fleet.unheard_reads = max(0, self.fleet.unheard_reads - 1)
+
+            def state_of(n: FakeNode) -> str:
+                if unheard and n is not node:
+                    return "unknown"
+                # One a forced new cluster left out sends no heartbeat to its leader.
+                return "down" if n.down or n.left or n.forced_out else "ready"
+
             nodes = tuple(
                 SwarmNode(
                     n.node_id,
                     n.machine.label,
                     "manager" if n.manager else "worker",
-                    # One a forced new cluster left out sends no heartbeat to its leader.
-                    "down" if n.down or n.left or n.forced_out else "ready",
+                    state_of(n),
                     n.availability,
                     n.advertise,
                     tuple(sorted(n.labels.items())),
@@ -435,6 +447,7 @@ class FakeSwarm:
                     other.forced_out = True
             node.forced_out = False
             node.advertise = advertise
+            self.fleet.unheard_reads = self.fleet.settle_reads
             self.fleet.calls.append(("force-new-cluster", node.machine.label))
 
     def unlock(self, remote: FakeRemote, key: str) -> None:

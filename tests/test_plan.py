@@ -156,15 +156,16 @@ def build(spec: Spec, world: dict) -> Observed:
                     )
                 )
             # "forced-out": a manager's entry that a forced new cluster left behind: Down,
-            # without a manager status (not in raft any more).
-            if s["swarm"] in ("down", "down-twin", "forced-out"):
+            # without a manager status (not in raft any more); "unknown": not heard from
+            # since a new leader took over.
+            if s["swarm"] in ("down", "down-twin", "forced-out", "unknown"):
                 reachability = "unreachable" if s["swarm"] != "forced-out" else ""
                 entries.append(
                     SwarmNode(
                         f"old{n}",
                         node.label,
                         role,
-                        "down",
+                        "unknown" if s["swarm"] == "unknown" else "down",
                         "active",
                         f"198.51.100.{n + 1}",
                         labels,

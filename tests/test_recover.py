@@ -18,6 +18,7 @@ from swarmboot.errors import ExitCode, SwarmbootError
 from swarmboot.plan import QuorumError
 from swarmboot.rebuild import repair
 from swarmboot.recover import (
+    AwaitNodes,
     FenceNode,
     ForceNewCluster,
     MarkRebuild,
@@ -137,6 +138,10 @@ def test_recover_cut_short_after_the_force_carries_on_with_no_duplicate(world):
     observed = observe_recovery(first)
     run_steps(first, observed, plan_recover(first.spec, observed))  # the force, then gone
     second = make_context(server, fleet)
+    observed = observe_recovery(second)
+    (wait,) = plan_recover(second.spec, observed)  # the new leader hears from every node
+    assert isinstance(wait, AwaitNodes) and len(wait.labels) == 8
+    run_steps(second, observed, (wait,))
     observed = observe_recovery(second)
     marks = plan_recover(second.spec, observed)
     assert {type(s) for s in marks} == {MarkRebuild}

@@ -9,7 +9,7 @@ from typing import Any
 
 from swarmboot.apply import cloud_steps, swarm_steps
 from swarmboot.apply.run import NotReadyError, Replan, Run
-from swarmboot.apply.waiting import bring_up, not_ready
+from swarmboot.apply.waiting import await_nodes, bring_up, not_ready
 from swarmboot.cluster import Context, observe
 from swarmboot.errors import SwarmbootError
 from swarmboot.membership import surplus
@@ -33,6 +33,7 @@ from swarmboot.plan import (
     WaitReady,
     plan,
 )
+from swarmboot.recover import AwaitNodes
 from swarmboot.remote import Unreachable
 from swarmboot.state import Observed
 from swarmboot.swarm import SwarmError
@@ -47,6 +48,7 @@ _RUNNERS: dict[type, Callable[[Run, Any], None]] = {
     **cloud_steps.RUNNERS,
     **swarm_steps.RUNNERS,
     NotReady: not_ready,
+    AwaitNodes: await_nodes,
 }
 
 # Steps that can be repeated as they are: they look before they change. Init and joins are

@@ -1,5 +1,6 @@
 """Booting the Linodes and waiting until each node is ready: the runner of `Boot` and
-`WaitReady`, and of `NotReady` (a node left out, and why)."""
+`WaitReady`, of `NotReady` (a node left out, and why), and of `AwaitNodes` (a new leader
+hearing from every node)."""
 
 from __future__ import annotations
 
@@ -9,18 +10,19 @@ from tenacity import RetryError, Retrying, retry_if_result
 
 from swarmboot import facts
 from swarmboot.apply.cloud_steps import busy
-from swarmboot.apply.run import NotReadyError, Run
+from swarmboot.apply.run import NotReadyError, Replan, Run
 from swarmboot.clock import stop_after
 from swarmboot.cloud import CloudError
 from swarmboot.membership import cluster_linodes, listing
 from swarmboot.nodestatus import StatusError, parse_status
 from swarmboot.plan import Boot, NotReady, WaitReady
-from swarmboot.readiness import judge
+from swarmboot.readiness import UNHEARD, judge
+from swarmboot.recover import AwaitNodes
 from swarmboot.remote import HostKeyMismatch, RemoteError
 from swarmboot.routes import NotRoutable
 from swarmboot.state import Instance
 
-__all__ = ["LIST_EVERY", "bring_up", "not_ready"]
+__all__ = ["LIST_EVERY", "await_nodes", "bring_up", "not_ready"]
 
 # While only StackScripts are waited for, the Linodes are listed on every LIST_EVERY-th poll.
 LIST_EVERY = 4
@@ -159,3 +161,34 @@ def _probe(run: Run, inst: Instance) -> tuple[str, str]:
 def not_ready(run: Run, step: NotReady) -> None:
     run.not_ready[step.label] = step.reason
     run.ctx.reporter.failed(step.describe())
+
+
+def await_nodes(run: Run, step: AwaitNodes) -> None:
+    """Poll the swarm through the leader until none of the step's nodes is `unknown` to it
+    (up to settings.heard_timeout); the round ends either way, and the next one plans from
+    what the leader then says of each."""
+    ctx = run.ctx
+    manager = ctx.remote(run.instance(step.via))
+
+    def unheard() -> set[str]:
+        swarm = ctx.swarm.state(manager, step.via)
+        ready = {e.hostname for e in swarm.nodes if e.state == "ready"}
+        return {
+            e.hostname
+            for e in swarm.nodes
+            if e.hostname in step.labels and e.state == UNHEARD and e.hostname not in ready
+        }
+
+    try:
+        Retrying(
+            stop=stop_after(ctx.clock, ctx.settings.heard_timeout),
+            wait=lambda state: min(ctx.settings.poll_interval, 2.0),
+            sleep=ctx.clock.sleep,
+            retry=retry_if_result(bool),
+        )(unheard)
+    except RetryError:
+        raise Replan(
+            f"the leader had not heard from all of {', '.join(step.labels)} after "
+            f"{ctx.settings.heard_timeout:.0f} s"
+        ) from None
+    run.report(step.describe())

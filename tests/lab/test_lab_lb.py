@@ -11,57 +11,17 @@ encrypted one is checked in test_lab_swarm).
 
 from __future__ import annotations
 
-import io
 import json
-import subprocess
-import tarfile
 import time
-import urllib.request
-from pathlib import Path
 
 import pytest
 
+from .apps import answers, deploy_app, import_images
 from .lab import REPO, linodes, on_node, pinned, swarmboot
 
 pytestmark = pytest.mark.lab
 
 LAB_SPEC = REPO / "examples" / "itframe-lab.toml"
-HAPROXY_IMAGE = "swarmboot-lab/haproxy:1"
-APP_IMAGE = "swarmboot-lab/app:1"
-# The application: busybox's httpd, answering / with its zone and task, and /healthz.
-APP_COMMAND = (
-    'sh -c \'mkdir -p /www && echo "$ZONE $(hostname)" > /www/index.html && '
-    "echo ok > /www/healthz && exec httpd -f -p 8080 -h /www'"
-)
-
-
-def _rootfs(binary: str, links: tuple[str, ...] = ()) -> bytes:
-    """A tarball of one binary, the libraries it links, and symlinks to it."""
-    found = subprocess.run(["ldd", binary], capture_output=True, text=True, check=True).stdout
-    files = [binary] + [part for part in found.split() if part.startswith("/")]
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w") as tar:
-        for path in files:
-            tar.add(str(Path(path).resolve()), arcname=path.lstrip("/"))
-        for link in links:
-            info = tarfile.TarInfo(link.lstrip("/"))
-            info.type, info.linkname = tarfile.SYMTYPE, binary
-            tar.addfile(info)
-        for directory in ("tmp", "run", "var/run", "usr/local/etc/haproxy"):
-            info = tarfile.TarInfo(directory)
-            info.type, info.mode = tarfile.DIRTYPE, 0o1777 if directory == "tmp" else 0o755
-            tar.addfile(info)
-    return out.getvalue()
-
-
-def _import(known: Path, key: Path, address: str, image: str, tarball: bytes) -> None:
-    on_node(
-        known,
-        key,
-        address,
-        f"docker import --change 'ENV PATH=/usr/sbin:/usr/bin:/sbin:/bin' - {image} >/dev/null",
-        stdin=tarball,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -73,41 +33,10 @@ def cluster(lab, key, tmp_path_factory):
     swarmboot(lab, "up", str(spec), "--ssh-key", str(key))
     known = tmp_path_factory.mktemp("ssh") / "known_hosts"
     known.write_text(swarmboot(lab, "known-hosts", str(spec), "--ssh-key", str(key)).stdout)
-    haproxy = _rootfs("/usr/sbin/haproxy")
-    app = _rootfs("/bin/busybox", ("/bin/sh", "/bin/mkdir", "/bin/hostname", "/bin/httpd"))
-    pins = pinned(lab)
-    for label, (address, _) in pins.items():
-        if "-lb-" in label:
-            _import(known, key, address, HAPROXY_IMAGE, haproxy)
-        if "-worker-" in label:
-            _import(known, key, address, APP_IMAGE, app)
-    manager = pins["itframe-eu-central-manager-1"][0]
-    for zone in ("eu-central", "gb-lon"):
-        on_node(
-            known,
-            key,
-            manager,
-            f"docker service create --detach=false --quiet --name app-{zone} --replicas 2 "
-            f"--network itframe --env ZONE={zone} --constraint node.labels.zone=={zone} "
-            f"--constraint node.labels.role==worker {APP_IMAGE} {APP_COMMAND}",
-        )
+    import_images(lab, known, key)
+    manager = pinned(lab)["itframe-eu-central-manager-1"][0]
+    deploy_app(known, key, manager, ("eu-central", "gb-lon"))
     return lab, spec, known, manager
-
-
-def _get(url: str) -> str:
-    with urllib.request.urlopen(url, timeout=5) as answer:
-        return answer.read().decode().strip()
-
-
-def _answers(url: str, want: int, timeout: float = 90.0) -> list[str]:
-    """`want` answers in a row, once the load balancer has found the tasks (DNS, health)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return [_get(url) for _ in range(want)]
-        except OSError as exc:
-            assert time.monotonic() < deadline, f"{url}: {exc}"
-            time.sleep(1)
 
 
 def _both_tasks(url: str, timeout: float = 90.0) -> list[str]:
@@ -117,7 +46,7 @@ def _both_tasks(url: str, timeout: float = 90.0) -> list[str]:
     seen: list[str] = []
     deadline = time.monotonic() + timeout
     while True:
-        seen += _answers(url, 12)
+        seen += answers(url, 12)
         if len({a.split()[1] for a in seen[-12:]}) == 2:
             return seen
         assert time.monotonic() < deadline, f"{url}: one task only after {timeout:.0f} s: {seen}"
@@ -166,7 +95,7 @@ def test_a_changed_configuration_rolls_onto_a_new_config_and_the_old_one_goes(cl
     assert len(after) == 2 and not (after & before), (before, after)  # new names, old gone
     assert "Removed 2 config(s) no longer used" in done.stderr
     for zone, (url,) in json.loads(done.stdout).items():
-        assert {a.split()[0] for a in _answers(url + "/", 6)} == {zone}
+        assert {a.split()[0] for a in answers(url + "/", 6)} == {zone}
     mounted = on_node(
         known,
         key,

@@ -8,7 +8,6 @@ CLI on a manager: the node Ready again, its labels, exactly one swarm entry per 
 
 from __future__ import annotations
 
-import json
 import re
 import signal
 import subprocess
@@ -17,8 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from swarmboot.spec import load_spec
-
+from .apps import assert_whole, known_hosts, swarm_nodes
 from .lab import EXE, REPO, LabSim, linodes, on_node, pinned, swarmboot
 
 pytestmark = pytest.mark.lab
@@ -33,26 +31,17 @@ def cluster(lab, key):
     return lab
 
 
-def _known_hosts(sim: LabSim, key: Path, tmp_path: Path) -> Path:
-    path = tmp_path / "known_hosts"
-    done = swarmboot(sim, "known-hosts", str(SPEC), "--ssh-key", str(key), check=False)
-    path.write_text(done.stdout)  # a dead node is left out (exit 6)
-    return path
-
-
-def _nodes(sim: LabSim, key: Path, tmp_path: Path, via: str) -> list[dict]:
-    """`docker node inspect` of every entry, from the manager `via`."""
-    known = _known_hosts(sim, key, tmp_path)
-    address = pinned(sim)[via][0]
-    return json.loads(on_node(known, key, address, "docker node inspect $(docker node ls -q)"))
+def _known(sim: LabSim, key: Path, tmp_path: Path) -> Path:
+    return known_hosts(sim, SPEC, key, tmp_path / "known_hosts")
 
 
 def _wait_down(sim: LabSim, key: Path, tmp_path: Path, label: str, via: str) -> None:
     deadline = time.monotonic() + 120
     while True:
+        known = _known(sim, key, tmp_path)
         states = {
             n["Description"]["Hostname"]: n["Status"]["State"]
-            for n in _nodes(sim, key, tmp_path, via)
+            for n in swarm_nodes(known, key, pinned(sim)[via][0])
         }
         if states[label] == "down":
             return
@@ -66,23 +55,7 @@ def _kill(sim: LabSim, label: str) -> None:
 
 
 def _assert_whole(sim: LabSim, key: Path, tmp_path: Path, via: str) -> list[dict]:
-    """Every node of the spec Ready and Active, exactly one entry each, labels and roles
-    right, three managers reachable."""
-    wanted = {n.label: n for n in load_spec(SPEC).nodes()}
-    entries = _nodes(sim, key, tmp_path, via)
-    hostnames = sorted(n["Description"]["Hostname"] for n in entries)
-    assert hostnames == sorted(wanted)  # one entry per node: none stale, none twice
-    for node in entries:
-        plan = wanted[node["Description"]["Hostname"]]
-        assert node["Status"]["State"] == "ready", plan.label
-        assert node["Spec"]["Availability"] == "active", plan.label
-        assert node["Spec"]["Labels"]["zone"] == plan.region, plan.label
-        assert node["Spec"]["Labels"]["role"] == plan.role, plan.label
-        assert node["Spec"]["Role"] == ("manager" if plan.role == "manager" else "worker")
-    managers = [n for n in entries if n["Spec"]["Role"] == "manager"]
-    assert sorted(n["ManagerStatus"]["Reachability"] for n in managers) == ["reachable"] * 3
-    assert not any("rebuild:" in t for i in linodes(sim) for t in i.tags)
-    return entries
+    return assert_whole(sim, SPEC, _known(sim, key, tmp_path), key, via)
 
 
 def _seconds(stderr: str, label: str) -> float:
@@ -175,7 +148,7 @@ IMPORT_SLEEP = (
 
 
 def test_a_live_node_is_drained_and_its_tasks_move_before_it_is_rebuilt(cluster, key, tmp_path):
-    known = _known_hosts(cluster, key, tmp_path)
+    known = _known(cluster, key, tmp_path)
     pins = pinned(cluster)
     workers = [label for label in pins if "-worker-" in label]
     for label in workers:
