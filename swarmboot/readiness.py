@@ -126,6 +126,4 @@ def unheard(observed: Observed) -> tuple[str, ...]:
     if swarm is None:
         return ()
     ready = {e.hostname for e in swarm.nodes if e.state == "ready"}
-    return tuple(
-        sorted({e.hostname for e in swarm.nodes if e.state == UNHEARD} - ready)
-    )
+    return tuple(sorted({e.hostname for e in swarm.nodes if e.state == UNHEARD} - ready))
