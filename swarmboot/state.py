@@ -18,6 +18,8 @@ __all__ = [
     "Instance",
     "LocalSwarm",
     "Observed",
+    "PlacementGroup",
+    "PlacementMember",
     "PublishedScript",
     "SwarmNode",
     "SwarmState",
@@ -57,6 +59,8 @@ class Instance:
     image: str | None = None
     # The config profile, when it was read: (id, kernel).
     config: tuple[int, str] | None = None
+    # The placement group it is in (the API's `placement_group.id`), None if none.
+    placement_group_id: int | None = None
 
     @property
     def rebuild_since(self) -> int | None:
@@ -91,6 +95,29 @@ class CloudFirewall:
     inbound: tuple  # the rules in `firewall.rules_key` form
     linode_ids: tuple[int, ...]
     tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PlacementMember:
+    linode_id: int
+    compliant: bool  # no other member of its group on its host
+
+
+@dataclass(frozen=True)
+class PlacementGroup:
+    """A Linode placement group as the API shows it: its members and their compliance."""
+
+    id: int
+    label: str
+    region: str
+    type: str  # "anti_affinity:local"
+    policy: str  # "strict" or "flexible"
+    compliant: bool
+    members: tuple[PlacementMember, ...] = ()
+
+    @property
+    def linode_ids(self) -> tuple[int, ...]:
+        return tuple(m.linode_id for m in self.members)
 
 
 @dataclass(frozen=True)
@@ -170,9 +197,17 @@ class Observed:
     # Other swarmboot clusters on the account and their Linodes (looked for by `down
     # --stackscripts` only: None when not looked for).
     other_clusters: dict[str, tuple[str, ...]] | None = None
+    # The placement groups holding the cluster's group labels (`<cluster>-<region>-managers`),
+    # whoever's they are: one whose members are not all the cluster's is another's.
+    placement_groups: tuple[PlacementGroup, ...] = ()
+    # The spec's regions whose catalogue entry lacks placement groups: no group is made there.
+    placement_unsupported: frozenset[str] = frozenset()
 
     def instance(self, label: str) -> Instance | None:
         return next((i for i in self.instances if i.label == label), None)
 
     def firewall(self, label: str) -> CloudFirewall | None:
         return next((f for f in self.firewalls if f.label == label), None)
+
+    def placement_group(self, label: str) -> PlacementGroup | None:
+        return next((g for g in self.placement_groups if g.label == label), None)
