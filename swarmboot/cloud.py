@@ -21,9 +21,22 @@ from swarmboot import __version__
 from swarmboot.credentials import NoTokenError, Target
 from swarmboot.errors import SwarmbootError
 from swarmboot.firewall import rules_key
-from swarmboot.state import CloudFirewall, Instance, PublishedScript
+from swarmboot.state import (
+    CloudFirewall,
+    Instance,
+    PlacementGroup,
+    PlacementMember,
+    PublishedScript,
+)
 
-__all__ = ["CloudApi", "CloudError", "CreateRequest", "LinodeCloud", "RebuildRequest"]
+__all__ = [
+    "CatalogueRegion",
+    "CloudApi",
+    "CloudError",
+    "CreateRequest",
+    "LinodeCloud",
+    "RebuildRequest",
+]
 
 log = logging.getLogger("swarmboot.cloud")
 
@@ -66,6 +79,17 @@ class CreateRequest:
     root_pass: str = field(repr=False)
     private_ip: bool
     firewall_id: int | None
+    placement_group_id: int | None = None
+
+
+@dataclass(frozen=True)
+class CatalogueRegion:
+    """A region as the API's catalogue has it: what it offers, and how many Linodes one
+    placement group there holds (None: no limit given)."""
+
+    id: str
+    capabilities: frozenset[str]
+    placement_group_size: int | None = None
 
 
 @dataclass(frozen=True)
@@ -80,7 +104,7 @@ class RebuildRequest:
 
 
 class CloudApi(Protocol):
-    def catalogue(self) -> tuple[set[str], set[str], set[str]]: ...
+    def catalogue(self) -> tuple[dict[str, CatalogueRegion], set[str], set[str]]: ...
     def instances(self, tag: str | None = None, label_prefix: str = "") -> list[Instance]: ...
     def instance(self, label: str) -> Instance | None: ...
     def boot_failure(self, instance_id: int) -> str | None: ...
@@ -111,6 +135,14 @@ class CloudApi(Protocol):
         self, firewall_id: int, rules: dict[str, Any] | None, linode_ids: Iterable[int]
     ) -> None: ...
     def delete_firewall(self, firewall_id: int) -> None: ...
+    def placement_groups(self, labels: Iterable[str]) -> list[PlacementGroup]: ...
+    def create_placement_group(
+        self, label: str, region: str, type: str, policy: str
+    ) -> PlacementGroup: ...
+    def assign_placement_group(
+        self, group_id: int, linode_ids: Iterable[int]
+    ) -> PlacementGroup: ...
+    def delete_placement_group(self, group_id: int) -> None: ...
 
 
 def _instance(data: dict[str, Any]) -> Instance:
@@ -130,6 +162,7 @@ def _instance(data: dict[str, Any]) -> Instance:
         ipv4_public=public,
         ipv4_private=private,
         image=data.get("image"),
+        placement_group_id=(data.get("placement_group") or {}).get("id"),
     )
 
 
@@ -218,8 +251,15 @@ class LinodeCloud:
 
     # --- catalogue -------------------------------------------------------------------------
 
-    def catalogue(self) -> tuple[set[str], set[str], set[str]]:
-        regions = {r["id"] for r in self._list("/regions")}
+    def catalogue(self) -> tuple[dict[str, CatalogueRegion], set[str], set[str]]:
+        regions = {
+            r["id"]: CatalogueRegion(
+                r["id"],
+                frozenset(r.get("capabilities") or ()),
+                (r.get("placement_group_limits") or {}).get("maximum_linodes_per_pg"),
+            )
+            for r in self._list("/regions")
+        }
         types = {t["id"] for t in self._list("/linode/types")}
         images = {i["id"] for i in self._list("/images")}
         return regions, types, images
@@ -278,6 +318,8 @@ class LinodeCloud:
         }
         if request.firewall_id is not None:
             body["firewall_id"] = request.firewall_id
+        if request.placement_group_id is not None:
+            body["placement_group"] = {"id": request.placement_group_id}
         try:
             return _instance(self._call("post", "/linode/instances", data=body))
         except CloudError as exc:
@@ -474,6 +516,92 @@ class LinodeCloud:
     def delete_firewall(self, firewall_id: int) -> None:
         try:
             self._call("delete", f"/networking/firewalls/{firewall_id}")
+        except CloudError as exc:
+            if exc.status != 404:
+                raise
+
+    # --- placement groups ------------------------------------------------------------------
+
+    @staticmethod
+    def _placement_group(data: dict[str, Any]) -> PlacementGroup:
+        # A group lists its members with their compliance: no request per group.
+        return PlacementGroup(
+            id=data["id"],
+            label=data["label"],
+            region=data["region"],
+            type=data["placement_group_type"],
+            policy=data["placement_group_policy"],
+            compliant=bool(data.get("is_compliant", True)),
+            members=tuple(
+                PlacementMember(m["linode_id"], bool(m.get("is_compliant", True)))
+                for m in data.get("members") or []
+            ),
+        )
+
+    def placement_groups(self, labels: Iterable[str]) -> list[PlacementGroup]:
+        labels = list(labels)
+        found = self._list(
+            "/placement/groups", filters={"+or": [{"label": label} for label in labels]}
+        )
+        return [self._placement_group(d) for d in found if d["label"] in labels]
+
+    def create_placement_group(
+        self, label: str, region: str, type: str, policy: str
+    ) -> PlacementGroup:
+        try:
+            data = self._call(
+                "post",
+                "/placement/groups",
+                data={
+                    "label": label,
+                    "region": region,
+                    "placement_group_type": type,
+                    "placement_group_policy": policy,
+                },
+            )
+        except CloudError as exc:
+            if not (exc.retryable or exc.field == "label"):
+                raise
+            # A create whose answer was lost made it, or the label is another's. Groups have
+            # no tags: only one as asked for and without members (the managers come after
+            # it) is taken as the one this create made.
+            made = [
+                g
+                for g in self.placement_groups([label])
+                if (g.region, g.type, g.policy) == (region, type, policy) and not g.members
+            ]
+            if made:
+                return made[0]
+            if exc.field == "label":
+                raise CloudError(
+                    f"the label {label} is taken by a placement group that is not this cluster's",
+                    status=exc.status,
+                    field="label",
+                    reason=exc.reason,
+                    hint="rename that group or choose another cluster.name",
+                ) from None
+            raise
+        return self._placement_group(data)
+
+    def assign_placement_group(self, group_id: int, linode_ids: Iterable[int]) -> PlacementGroup:
+        """Put the Linodes into the group, all of them or none (a strict group refuses one
+        that would share a member's host: `400` on `linodes`)."""
+        ids = sorted(set(linode_ids))
+        try:
+            data = self._call("post", f"/placement/groups/{group_id}/assign", data={"linodes": ids})
+        except CloudError as exc:
+            if not (exc.retryable or exc.field == "linodes"):
+                raise
+            # An assign whose answer was lost went through: the Linodes are members now.
+            found = self._placement_group(self._call("get", f"/placement/groups/{group_id}"))
+            if set(ids) <= set(found.linode_ids):
+                return found
+            raise
+        return self._placement_group(data)
+
+    def delete_placement_group(self, group_id: int) -> None:
+        try:
+            self._call("delete", f"/placement/groups/{group_id}")
         except CloudError as exc:
             if exc.status != 404:
                 raise

@@ -33,6 +33,7 @@ from swarmboot.membership import (
     unmarked,
 )
 from swarmboot.nodestatus import NodeStatus, StatusError, parse_status
+from swarmboot.placement import group_labels
 from swarmboot.plan import LocalScript
 from swarmboot.remote import Connector, HostKeyMismatch, Remote, RemoteError
 from swarmboot.report import Reporter
@@ -72,6 +73,8 @@ class Context:
     root_password: str | None = field(default=None, repr=False)
     # The key that unlocks the swarm's managers when autolock is on (a secret).
     unlock_key: str | None = field(default=None, repr=False)
+    # The spec's regions whose catalogue entry lacks placement groups (`preflight`).
+    placement_unsupported: frozenset[str] = frozenset()
     clock: Clock = field(default_factory=SystemClock)
     _remotes: dict[str, Remote] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -165,15 +168,17 @@ def _members(text: str) -> tuple[str, ...]:
 
 
 def observe_cloud(ctx: Context, *, account: bool = False) -> Observed:
-    """The cloud alone, three listings: the cluster's Linodes (and strangers holding its
-    labels), the StackScripts, the Cloud Firewalls holding its labels. No node is contacted.
-    With `account`, every Linode of the account is listed instead, to name the other
-    clusters on it (who else may use the StackScript)."""
+    """The cloud alone, four listings: the cluster's Linodes (and strangers holding its
+    labels), the StackScripts, the Cloud Firewalls holding its labels, and the placement
+    groups holding its group labels (of the spec's regions and those its Linodes are in),
+    with their members. No node is contacted. With `account`, every Linode of the account is
+    listed instead, to name the other clusters on it (who else may use the StackScript)."""
     spec = ctx.spec
     found = ctx.cloud.instances() if account else ctx.cloud.instances(*listing(spec))
     prefix = listing(spec)[1]
     mine = [i for i in found if spec.tag in i.tags or i.label.startswith(prefix)]
     firewalls = ctx.cloud.firewalls(cloud_firewall_labels(spec))
+    groups = ctx.cloud.placement_groups(group_labels(spec, {i.region for i in mine}))
     return Observed(
         tuple(cluster_linodes(spec, mine, ctx.marks)),
         tuple(strangers(spec, mine)),
@@ -183,6 +188,8 @@ def observe_cloud(ctx: Context, *, account: bool = False) -> Observed:
         outsiders=outsiders(spec, mine),
         unmarked=unmarked(spec, mine, ctx.marks),
         other_clusters=other_clusters(spec, found) if account else None,
+        placement_groups=tuple(groups),
+        placement_unsupported=ctx.placement_unsupported,
     )
 
 

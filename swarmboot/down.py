@@ -1,5 +1,6 @@
-"""`down` as a plan: every Linode carrying the cluster's tag, its Cloud Firewalls and, when
-asked, its StackScript, each deleted by a step the engine runs (`plan --down` shows them).
+"""`down` as a plan: every Linode carrying the cluster's tag, its Cloud Firewalls, the
+managers' placement groups and, when asked, its StackScript, each deleted by a step the
+engine runs (`plan --down` shows them).
 
 It reads the cloud only: no node is contacted; the SSH identity is needed only to tell the
 cluster's Linodes by their marks. A `down` cut
@@ -11,12 +12,14 @@ from dataclasses import dataclass
 
 from swarmboot.errors import SwarmbootError
 from swarmboot.membership import not_members
+from swarmboot.placement import cluster_groups
 from swarmboot.plan import DeleteInstance, PlanError, script_label
 from swarmboot.spec import Spec
 from swarmboot.state import Observed
 
 __all__ = [
     "DeleteCloudFirewall",
+    "DeletePlacementGroup",
     "DeleteStackScript",
     "check_unmarked",
     "left_alone",
@@ -35,6 +38,15 @@ class DeleteCloudFirewall:
 
 
 @dataclass(frozen=True)
+class DeletePlacementGroup:
+    label: str
+    group_id: int
+
+    def describe(self) -> str:
+        return f"Delete the placement group {self.label}"
+
+
+@dataclass(frozen=True)
 class DeleteStackScript:
     label: str
     script_id: int
@@ -43,20 +55,23 @@ class DeleteStackScript:
         return f"Delete the StackScript {self.label}"
 
 
-DownStep = DeleteInstance | DeleteCloudFirewall | DeleteStackScript
+DownStep = DeleteInstance | DeleteCloudFirewall | DeletePlacementGroup | DeleteStackScript
 
 
 def plan_down(
     spec: Spec, observed: Observed, *, stackscripts: bool = False
 ) -> tuple[DownStep, ...]:
-    """The Linodes first (a firewall with devices behind it is still in use), then the
-    Cloud Firewalls, then the StackScript if `stackscripts`."""
+    """The Linodes first (a firewall with devices behind it is still in use, and Linode
+    deletes a placement group only once it has no members), then the Cloud Firewalls, then
+    the placement groups whose members are all the cluster's (so none once its Linodes are
+    gone), then the StackScript if `stackscripts`."""
     linodes = sorted(observed.instances, key=lambda i: i.label)
     steps: list[DownStep] = [DeleteInstance(i.label, i.id) for i in linodes]
     steps += [
         DeleteCloudFirewall(f.label, f.id)
         for f in sorted(observed.firewalls, key=lambda f: f.label)
     ]
+    steps += [DeletePlacementGroup(g.label, g.id) for g in cluster_groups(spec, observed)]
     if stackscripts:
         label = script_label(spec.cluster.stackscript)
         mine = [DeleteStackScript(s.label, s.id) for s in observed.scripts if s.label == label]
@@ -107,7 +122,10 @@ def summary(spec: Spec, steps: tuple[DownStep, ...]) -> str:
     """What a `down` deletes, in one line (the confirmation and the final report)."""
     linodes = sum(isinstance(s, DeleteInstance) for s in steps)
     firewalls = sum(isinstance(s, DeleteCloudFirewall) for s in steps)
+    groups = sum(isinstance(s, DeletePlacementGroup) for s in steps)
     scripts = [s.label for s in steps if isinstance(s, DeleteStackScript)]
-    return f"{linodes} Linode(s) tagged {spec.tag}, {firewalls} Cloud Firewall(s)" + (
-        f", StackScript {scripts[0]}" if scripts else ""
+    return (
+        f"{linodes} Linode(s) tagged {spec.tag}, {firewalls} Cloud Firewall(s)"
+        + (f", {groups} placement group(s)" if groups else "")
+        + (f", StackScript {scripts[0]}" if scripts else "")
     )

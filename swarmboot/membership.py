@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 
 from swarmboot.firewall import cloud_firewall_labels
 from swarmboot.marks import MemberMarks
+from swarmboot.placement import foreign_groups
 from swarmboot.spec import CLUSTER_TAG, NodePlan, Spec
 from swarmboot.state import CloudFirewall, Instance, Observed
 
@@ -122,6 +123,10 @@ def not_members(spec: Spec, observed: Observed) -> tuple[str, ...]:
             [("Cloud Firewall", f.label) for f in observed.foreign_firewalls]
             + [("Linode", i.label) for i in observed.strangers]
         )
+    ]
+    lines += [
+        f"placement group {g.label} ({why}: not this cluster's)"
+        for g, why in foreign_groups(spec, observed)
     ]
     lines += [
         f"Linode {i.label} (it has the tag {spec.tag}, but not a label swarmboot gives a node: "

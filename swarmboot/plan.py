@@ -16,6 +16,13 @@ from swarmboot import facts
 from swarmboot.errors import ExitCode, SwarmbootError
 from swarmboot.firewall import FirewallRules, cloud_firewall_labels, cloud_rules
 from swarmboot.membership import cluster_addresses, firewall_devices, surplus
+from swarmboot.placement import (
+    AssignPlacementGroup,
+    EnsurePlacementGroup,
+    placement_problem,
+    placement_steps,
+    wanted_groups,
+)
 from swarmboot.quorum import has_quorum, quorum_problem
 from swarmboot.readiness import esp_lacking, is_ready, why_failed
 from swarmboot.spec import NodePlan, Spec
@@ -123,6 +130,7 @@ class CreateInstance:
     type: str
     role: str
     firewall: str  # the Cloud Firewall it is made behind
+    placement_group: str | None = None  # the label of the placement group it is made in
 
     def describe(self) -> str:
         return f"Create {self.label} ({self.role}, {self.region}, {self.type})"
@@ -329,6 +337,8 @@ class EnsureNetwork:
 Step = (
     PublishStackScript
     | EnsureCloudFirewall
+    | EnsurePlacementGroup
+    | AssignPlacementGroup
     | CreateInstance
     | SetKernel
     | Boot
@@ -422,6 +432,9 @@ def _check_strangers(spec: Spec, observed: Observed) -> None:
             hint=f"rename them, tag them {spec.tag} if they are this cluster's, "
             "or choose another cluster.name",
         )
+    problem = placement_problem(spec, observed)
+    if problem is not None:
+        raise PlanError(problem[0], hint=problem[1])
 
 
 def _check_encryption(spec: Spec, observed: Observed) -> None:
@@ -560,6 +573,9 @@ def plan(
     addresses = cluster_addresses(nodes, existing)
     firewalls_to_create, firewalls_to_sync = _cloud_firewalls(spec, observed, addresses, existing)
     steps += firewalls_to_create
+    groups_to_make, managers_to_place = placement_steps(spec, observed)
+    steps += groups_to_make
+    steps += managers_to_place
 
     # Linodes marked for a rebuild whose new disk is not there yet: out of the swarm, then
     # rebuilt. Until then the rest of the plan leaves them alone.
@@ -580,8 +596,16 @@ def plan(
 
     # Linodes: made unbooted behind their Cloud Firewall, the kernel set to GRUB 2, booted.
     firewall_of = {lb: label for label, lb in cloud_firewall_labels(spec).items()}
+    group_of = wanted_groups(spec, observed.placement_unsupported)
     steps += [
-        CreateInstance(n.label, n.region, n.type, n.role, firewall_of[n.role == "lb"])
+        CreateInstance(
+            n.label,
+            n.region,
+            n.type,
+            n.role,
+            firewall_of[n.role == "lb"],
+            group_of.get(n.region) if n.role == "manager" else None,
+        )
         for n in rest
         if n.label not in existing
     ]

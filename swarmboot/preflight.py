@@ -1,6 +1,6 @@
 """What a spec must agree with before any command acts on it: a StackScript of this
 project for its image, data for it that Linode takes, and region, type and image names the
-API's catalogue has."""
+API's catalogue has (and, for the managers' placement groups, what its regions offer)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,19 @@ from pathlib import Path
 
 from swarmboot.cloud import CloudApi
 from swarmboot.keys import new_host_key
+from swarmboot.placement import CAPABILITY, wanted_groups
 from swarmboot.plan import LocalScript
 from swarmboot.publish import local_scripts
 from swarmboot.spec import Spec, SpecError, check_against_catalog
 from swarmboot.udf import MAX_DATA_CHARS, check_data, parse_udfs
 
-__all__ = ["check_catalogue", "check_node_data", "node_data", "stackscript_for"]
+__all__ = [
+    "check_catalogue",
+    "check_node_data",
+    "node_data",
+    "placement_warning",
+    "stackscript_for",
+]
 
 
 def node_data(
@@ -79,7 +86,34 @@ def stackscript_for(spec: Spec, spec_path: Path) -> LocalScript:
     return script
 
 
-def check_catalogue(spec: Spec, spec_path: Path, cloud: CloudApi) -> None:
-    """Region, type and image names as the API knows them (not a list in the code)."""
+def check_catalogue(spec: Spec, spec_path: Path, cloud: CloudApi) -> frozenset[str]:
+    """Region, type and image names as the API knows them (not a list in the code), and
+    room for each region's managers in one placement group. Returns the regions whose
+    managers would have a group but whose catalogue entry lacks placement groups: the plan
+    makes none there (the caller says so)."""
     regions, types, images = cloud.catalogue()
     check_against_catalog(spec, str(spec_path), regions, types, images)
+    lacking = frozenset(
+        region for region in wanted_groups(spec) if CAPABILITY not in regions[region].capabilities
+    )
+    managers = spec.managers_by_region()
+    problems = [
+        f"{spec_path}: regions.{region}: {managers[region]} managers, but a placement group in "
+        f"{region} holds at most {size} Linodes; spread the managers over more regions, or "
+        'set cluster.manager_placement = "none"'
+        for region in wanted_groups(spec, lacking)
+        if (size := regions[region].placement_group_size) is not None and managers[region] > size
+    ]
+    if problems:
+        raise SpecError(problems)
+    return lacking
+
+
+def placement_warning(lacking: frozenset[str]) -> str | None:
+    """What a CLI command says once about regions whose managers get no placement group."""
+    if not lacking:
+        return None
+    return (
+        f"no placement group for the managers in {', '.join(sorted(lacking))}: Linode offers "
+        "none there, so two of them may share a host"
+    )

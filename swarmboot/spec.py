@@ -120,6 +120,10 @@ class Cluster(_Strict):
     require_grub_kernel: bool = True
     # Refuse a spec whose managers would lose their raft quorum with any one region.
     survive_region_loss: bool = False
+    # The managers of a region with two or more go into a Linode placement group with
+    # anti-affinity (each on a host of its own): strict refuses a Linode that would share a
+    # host, flexible takes it and reports the group non-compliant; none makes no group.
+    manager_placement: Literal["strict", "flexible", "none"] = "strict"
 
     @field_validator("advertise", mode="before")
     @classmethod

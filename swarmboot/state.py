@@ -19,6 +19,8 @@ __all__ = [
     "Instance",
     "LocalSwarm",
     "Observed",
+    "PlacementGroup",
+    "PlacementMember",
     "PublishedScript",
     "SwarmNode",
     "SwarmState",
@@ -58,6 +60,8 @@ class Instance:
     image: str | None = None
     # The config profile, when it was read: (id, kernel).
     config: tuple[int, str] | None = None
+    # The placement group it is in (the API's `placement_group.id`), None if none.
+    placement_group_id: int | None = None
 
     @property
     def rebuild_since(self) -> int | None:
@@ -92,6 +96,29 @@ class CloudFirewall:
     inbound: tuple  # the rules in `firewall.rules_key` form
     linode_ids: tuple[int, ...]
     tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PlacementMember:
+    linode_id: int
+    compliant: bool  # no other member of its group on its host
+
+
+@dataclass(frozen=True)
+class PlacementGroup:
+    """A Linode placement group as the API shows it: its members and their compliance."""
+
+    id: int
+    label: str
+    region: str
+    type: str  # "anti_affinity:local"
+    policy: str  # "strict" or "flexible"
+    compliant: bool
+    members: tuple[PlacementMember, ...] = ()
+
+    @property
+    def linode_ids(self) -> tuple[int, ...]:
+        return tuple(m.linode_id for m in self.members)
 
 
 @dataclass(frozen=True)
@@ -174,9 +201,17 @@ class Observed:
     # How far each answering manager's raft log goes, read by `recover` when no manager
     # leads (the swarm has lost its quorum).
     raft: dict[str, RaftStatus] = field(default_factory=dict)
+    # The placement groups holding the cluster's group labels (`<cluster>-<region>-managers`),
+    # whoever's they are: one whose members are not all the cluster's is another's.
+    placement_groups: tuple[PlacementGroup, ...] = ()
+    # The spec's regions whose catalogue entry lacks placement groups: no group is made there.
+    placement_unsupported: frozenset[str] = frozenset()
 
     def instance(self, label: str) -> Instance | None:
         return next((i for i in self.instances if i.label == label), None)
 
     def firewall(self, label: str) -> CloudFirewall | None:
         return next((f for f in self.firewalls if f.label == label), None)
+
+    def placement_group(self, label: str) -> PlacementGroup | None:
+        return next((g for g in self.placement_groups if g.label == label), None)

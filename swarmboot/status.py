@@ -6,11 +6,12 @@ from typing import Any
 
 from swarmboot.lb import endpoints
 from swarmboot.membership import node_roles, not_members, surplus
+from swarmboot.placement import cluster_groups, group_label, wanted_groups
 from swarmboot.readiness import status_problems
 from swarmboot.spec import Spec
 from swarmboot.state import Observed
 
-__all__ = ["status_rows", "summary"]
+__all__ = ["placement_rows", "status_rows", "summary"]
 
 
 def status_rows(spec: Spec, observed: Observed) -> list[dict[str, Any]]:
@@ -60,6 +61,51 @@ def status_rows(spec: Spec, observed: Observed) -> list[dict[str, Any]]:
     return rows
 
 
+def placement_rows(spec: Spec, observed: Observed) -> list[dict[str, Any]]:
+    """One row per region whose managers have (or should have) a placement group: the
+    group, its policy, its compliance ("compliant", "not compliant", "missing", or
+    "unsupported" where Linode offers no groups), its members and those that share a host,
+    and the spec's managers there that are not in it."""
+    names = {i.id: i.label for i in observed.instances}
+    groups = {g.region: g for g in cluster_groups(spec, observed)}
+    wanted = wanted_groups(spec, observed.placement_unsupported)
+    lacking = set(wanted_groups(spec)) - set(wanted)
+    rows = []
+    for region in sorted(set(wanted) | set(groups) | lacking):
+        group = groups.get(region)
+        placed = sorted(
+            ((names.get(m.linode_id, str(m.linode_id)), m.compliant) for m in group.members)
+            if group
+            else ()
+        )
+        members = [name for name, _ in placed]
+        managers = [
+            n.label
+            for n in spec.nodes()
+            if n.role == "manager" and n.region == region and observed.instance(n.label)
+        ]
+        if region in lacking:
+            state = "unsupported"
+        elif group is None:
+            state = "missing"
+        else:
+            state = "compliant" if group.compliant else "not compliant"
+        rows.append(
+            {
+                "region": region,
+                "group": group.label if group else group_label(spec, region),
+                "policy": group.policy if group else spec.cluster.manager_placement,
+                "state": state,
+                "members": members,
+                "sharing_a_host": [name for name, compliant in placed if not compliant],
+                "outside": [label for label in managers if label not in members]
+                if region in wanted
+                else [],
+            }
+        )
+    return rows
+
+
 def summary(spec: Spec, observed: Observed) -> dict[str, Any]:
     swarm = observed.swarm
     return {
@@ -76,6 +122,8 @@ def summary(spec: Spec, observed: Observed) -> dict[str, Any]:
         "nodes": status_rows(spec, observed),
         # Each zone's load balancer endpoints (the lb nodes' own addresses), with [lb].
         "lb": endpoints(spec, observed),
+        # The managers' placement group in each region that has one (or should).
+        "placement": placement_rows(spec, observed),
         # What holds the cluster's labels or tag without being its own (not members).
         "not_members": list(not_members(spec, observed)),
     }

@@ -33,6 +33,20 @@ def _foreign_firewall(client: LinodeClient) -> None:
     client.networking.firewall_create("solo-nodes", rules=OPEN).device_create(linode.id)
 
 
+def _foreign_placement_group(client: LinodeClient) -> None:
+    """A placement group named like the cluster's managers' one, holding an unrelated Linode."""
+    from linode_api4.objects.placement import PlacementGroupPolicy, PlacementGroupType
+
+    linode = client.linode.instance_create("g6-nanode-1", "eu-central", label="shop-web-1")
+    group = client.placement.group_create(
+        "solo-eu-central-managers",
+        "eu-central",
+        PlacementGroupType.anti_affinity_local,
+        PlacementGroupPolicy.strict,
+    )
+    group.assign([linode])
+
+
 def _another_cluster(client: LinodeClient) -> None:
     """Another cluster on the account, and the StackScript both are made from."""
     client.linode.instance_create(
@@ -320,6 +334,14 @@ CASES = [
         spec=ONE_MANAGER,
         setup=_foreign_firewall,
         says="Cloud Firewalls solo-nodes exist without the tag swarmboot:solo: they are not this cluster's and swarmboot will neither rewrite nor delete them; rename them, tag them swarmboot:solo if they are this cluster's, or choose another cluster.name",
+    ),
+    Case(
+        "foreign-placement-group",
+        "a placement group with the label of the managers' group, holding another's Linode",
+        ("up", "SPEC"),
+        spec=ONE_MANAGER.replace("count = 1", "count = 3"),
+        setup=_foreign_placement_group,
+        says="placement groups solo-eu-central-managers (it holds Linodes that are not the cluster's members) carry this cluster's labels but are not its own: swarmboot will neither put its managers in them nor delete them; rename them, choose another cluster.name, or set cluster.manager_placement = \"none\"",
     ),
     Case(
         "unmarked-linode",

@@ -60,7 +60,7 @@ def test_plan_then_up_without_machines_then_down(sim, monkeypatch):
         "  1. Publish StackScript swarmboot-debian12-swarm-node from "
         "stackscripts/debian12-swarm-node.sh"
     )
-    assert "48 step(s) to converge" in planned.stderr
+    assert "49 step(s) to converge" in planned.stderr
     # Which one region's loss the managers survive, and the fix for the one they do not.
     assert planned.stderr.splitlines()[-3:-1] == [
         " ! managers 2+1: losing eu-central loses quorum (1 of 3 left, raft needs 2); put one "
@@ -78,6 +78,12 @@ def test_plan_then_up_without_machines_then_down(sim, monkeypatch):
     status = run("status", EXAMPLE, "--json")
     assert status.exit_code == 0
     assert len(json.loads(status.stdout)["nodes"]) == 9
+    # eu-central's two managers are in their placement group, each on a host of its own.
+    table = run("status", EXAMPLE)
+    assert (
+        "managers' placement group in eu-central: itframe-eu-central-managers (strict): compliant"
+        in table.stdout.splitlines()
+    )
 
     # `down` is a plan: `plan --down` shows its steps and what they carry, from the cloud
     # alone; the SSH key only tells the cluster's Linodes by their marks, so without it
@@ -92,20 +98,23 @@ def test_plan_then_up_without_machines_then_down(sim, monkeypatch):
     assert shown.exit_code == 0, shown.output
     steps = json.loads(shown.stdout)
     assert [s["step"] for s in steps] == ["DeleteInstance"] * 9 + ["DeleteCloudFirewall"] * 2 + [
-        "DeleteStackScript"
+        "DeletePlacementGroup",
+        "DeleteStackScript",
     ]
+    # eu-central's two managers' placement group goes once its Linodes are gone.
+    assert steps[11]["fields"] == {"label": "itframe-eu-central-managers", "group_id": 528001}
     assert all(isinstance(s["fields"]["linode_id"], int) for s in steps[:9])
     assert len({s["fields"]["linode_id"] for s in steps[:9]}) == 9
     assert steps[9]["description"] == "Delete the Cloud Firewall itframe-lb"
     text = run("plan", EXAMPLE, "--down")
     assert text.stdout.splitlines()[0] == "  1. Delete the Linode itframe-eu-central-lb-1"
-    assert text.stderr.strip().endswith("itframe: 11 step(s) to delete it")
+    assert text.stderr.strip().endswith("itframe: 12 step(s) to delete it")
 
     refused = run("down", EXAMPLE)
     assert refused.exit_code == 1
     assert refused.stderr == (
         "Error: refusing to delete 9 Linode(s) tagged swarmboot:itframe, "
-        "2 Cloud Firewall(s) without --yes; pass --yes to confirm\n"
+        "2 Cloud Firewall(s), 1 placement group(s) without --yes; pass --yes to confirm\n"
     )
     gone = run("down", EXAMPLE, "--yes")
     assert gone.exit_code == 0 and gone.stdout.startswith("deleted\t9 Linode(s)")

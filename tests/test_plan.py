@@ -9,6 +9,7 @@ the output of `swarmboot plan`.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ import pytest
 from swarmboot.firewall import cloud_firewall_labels, cloud_rules
 from swarmboot.membership import cluster_addresses
 from swarmboot.nodestatus import NodeStatus
+from swarmboot.placement import PLACEMENT_TYPE, wanted_groups
 from swarmboot.plan import (
     LocalScript,
     PlanError,
@@ -30,6 +32,8 @@ from swarmboot.state import (
     Instance,
     LocalSwarm,
     Observed,
+    PlacementGroup,
+    PlacementMember,
     PublishedScript,
     SwarmNode,
     SwarmState,
@@ -187,10 +191,12 @@ def build(spec: Spec, world: dict) -> Observed:
     }[world.get("script", "current")]
     firewalls = []
     # "current", "stale-rules" (the spec's rules changed since, say firewall.ssh_from) or absent.
+    # While a node is still to be made, "current" holds the addresses of those there are.
     kind = world.get("firewalls", "current")
-    if kind in ("current", "stale-rules") and addresses is not None:
+    known = addresses or tuple(sorted(a for i in instances for a in (i.ipv4_public,) if a))
+    if kind in ("current", "stale-rules"):
         for n, (label, lb) in enumerate(cloud_firewall_labels(spec).items()):
-            rules = cloud_rules(spec, addresses, lb=lb)
+            rules = cloud_rules(spec, known, lb=lb)
             key = rules.key() if kind == "current" else rules.key()[1:]
             ids = tuple(i.id for i in instances if ("-lb-" in i.label) == lb)
             firewalls.append(CloudFirewall(n, label, "DROP", key, ids))
@@ -201,6 +207,8 @@ def build(spec: Spec, world: dict) -> Observed:
     for inst in instances[len(instances) - len(surplus) :]:
         if addresses is not None:
             members[inst.label] = addresses
+    unsupported = frozenset(world.get("placement_unsupported", ()))
+    groups, instances = placement(spec, world.get("placement", "current"), instances, unsupported)
     rebuilt = frozenset(label for label, s in settings.items() if s["rebuild"] == "rebuilt")
     ready = {e.hostname for e in swarm.nodes if e.state == "ready"} if swarm else set()
     local = {}
@@ -233,7 +241,40 @@ def build(spec: Spec, world: dict) -> Observed:
         rebuilt=rebuilt,
         local=local,
         raft=raft,
+        placement_groups=groups,
+        placement_unsupported=unsupported,
     )
+
+
+def placement(
+    spec: Spec, kind: str, instances: list[Instance], unsupported: frozenset[str]
+) -> tuple[tuple[PlacementGroup, ...], list[Instance]]:
+    """The managers' placement groups the spec wants, as `kind` says: "current" (each holds
+    its region's existing managers), "absent" (none: a cluster made before the groups),
+    "empty" (each exists, the managers outside it), "foreign" (each also holds a Linode that
+    is not the cluster's), "flexible" (current, but of the policy flexible), "elsewhere" (the
+    managers are in some other group). The instances come back with their group's id."""
+    if kind == "absent":
+        return (), instances
+    groups = []
+    placed: dict[str, int] = {}
+    for n, (region, label) in enumerate(sorted(wanted_groups(spec, unsupported).items())):
+        group_id = 300 + n
+        managers = [i for i in instances if i.region == region and "-manager-" in i.label]
+        inside = [] if kind in ("empty", "elsewhere") else managers
+        ids = [i.id for i in inside] + ([9999] if kind == "foreign" else [])
+        policy = "flexible" if kind == "flexible" else spec.cluster.manager_placement
+        members = tuple(PlacementMember(i, True) for i in ids)
+        groups.append(
+            PlacementGroup(group_id, label, region, PLACEMENT_TYPE, policy, True, members)
+        )
+        placed.update({i.label: group_id for i in inside})
+        if kind == "elsewhere":
+            placed.update({i.label: 400 for i in managers})
+    return tuple(groups), [
+        replace(i, placement_group_id=placed[i.label]) if i.label in placed else i
+        for i in instances
+    ]
 
 
 def load_case_spec(case: dict) -> Spec:

@@ -86,8 +86,11 @@ def test_down_deletes_only_what_carries_the_clusters_tag(cli_sim):
     shown = run("plan", EXAMPLE, "--down", "--json")
     assert shown.exit_code == 0, shown.output
     steps = json.loads(shown.stdout)
-    assert [s["step"] for s in steps] == ["DeleteInstance"] * 9 + ["DeleteCloudFirewall"]
-    assert steps[-1]["fields"]["label"] == "itframe-nodes"
+    assert [s["step"] for s in steps] == ["DeleteInstance"] * 9 + [
+        "DeleteCloudFirewall",
+        "DeletePlacementGroup",
+    ]
+    assert steps[-2]["fields"]["label"] == "itframe-nodes"
     assert (
         "left alone: Cloud Firewall itframe-lb (without the tag swarmboot:itframe: not this "
         "cluster's)" in shown.stderr

@@ -1,4 +1,5 @@
-"""The runners of the cloud's steps: StackScripts, Cloud Firewalls, Linodes and their tags."""
+"""The runners of the cloud's steps: StackScripts, Cloud Firewalls, placement groups, Linodes
+and their tags."""
 
 from __future__ import annotations
 
@@ -15,10 +16,11 @@ from swarmboot.apply.run import Replan, Run
 from swarmboot.clock import stop_after
 from swarmboot.cloud import CloudError, CreateRequest, RebuildRequest
 from swarmboot.cluster import Context
-from swarmboot.down import DeleteCloudFirewall, DeleteStackScript
+from swarmboot.down import DeleteCloudFirewall, DeletePlacementGroup, DeleteStackScript
 from swarmboot.errors import SwarmbootError
 from swarmboot.keys import new_host_key
 from swarmboot.marks import marked_tags
+from swarmboot.placement import PLACEMENT_TYPE, AssignPlacementGroup, EnsurePlacementGroup
 from swarmboot.plan import (
     ClearRebuildMark,
     CreateInstance,
@@ -68,6 +70,51 @@ def _sync_firewall(run: Run, step: SyncCloudFirewall) -> None:
     run.report(step.describe())
 
 
+def _ensure_placement_group(run: Run, step: EnsurePlacementGroup) -> None:
+    made = run.call(
+        "placement",
+        lambda: run.ctx.cloud.create_placement_group(
+            step.label, step.region, PLACEMENT_TYPE, step.policy
+        ),
+    )
+    run.placement_group_ids[step.label] = made.id
+    run.report(step.describe())
+
+
+def _placement_group_id(run: Run, label: str) -> int:
+    """The id of a placement group the run observed or made."""
+    found = run.placement_group_ids.get(label)
+    if found is None:
+        raise Replan(f"placement group {label} was to be made first, and was not")
+    return found
+
+
+def _assign_placement_group(run: Run, step: AssignPlacementGroup) -> None:
+    group_id = (
+        step.group_id if step.group_id is not None else _placement_group_id(run, step.group_label)
+    )
+    try:
+        run.call(
+            "placement",
+            lambda: run.ctx.cloud.assign_placement_group(group_id, step.linode_ids),
+        )
+    except CloudError as exc:
+        if exc.status == 400 and exc.field == "linodes":
+            raise CloudError(
+                f"Linode refused to put {', '.join(step.labels)} into placement group "
+                f"{step.group_label}: {exc.reason}",
+                status=exc.status,
+                field=exc.field,
+                reason=exc.reason,
+                hint="a strict group cannot take a manager on another member's host: delete "
+                "that manager's Linode and `swarmboot node rebuild` makes it again inside the "
+                'group, on a host of its own; or set cluster.manager_placement = "none" to '
+                "keep the managers out of a group",
+            ) from None
+        raise
+    run.report(step.describe())
+
+
 def _root_password(ctx: Context) -> str:
     return ctx.root_password or secrets.token_urlsafe(24) + "-Aa1"
 
@@ -102,6 +149,9 @@ def create(run: Run, step: CreateInstance) -> Instance:
         root_pass=_root_password(ctx),
         private_ip=(not spec.multi_region or spec.cluster.advertise == "private"),
         firewall_id=run.firewall_ids.get(step.firewall),
+        placement_group_id=(
+            _placement_group_id(run, step.placement_group) if step.placement_group else None
+        ),
     )
 
     def attempt() -> Instance:
@@ -193,6 +243,11 @@ def _delete_firewall(run: Run, step: DeleteCloudFirewall) -> None:
     run.report(step.describe())
 
 
+def _delete_placement_group(run: Run, step: DeletePlacementGroup) -> None:
+    run.call("delete", lambda: run.ctx.cloud.delete_placement_group(step.group_id))
+    run.report(step.describe())
+
+
 def _delete_script(run: Run, step: DeleteStackScript) -> None:
     run.call("delete", lambda: run.ctx.cloud.delete_stackscript(step.script_id))
     run.report(step.describe())
@@ -241,10 +296,13 @@ RUNNERS: dict[type, Callable[[Run, Any], None]] = {
     PublishStackScript: _publish,
     EnsureCloudFirewall: _ensure_firewall,
     SyncCloudFirewall: _sync_firewall,
+    EnsurePlacementGroup: _ensure_placement_group,
+    AssignPlacementGroup: _assign_placement_group,
     SetKernel: _set_kernel,
     RebuildInstance: _rebuild,
     DeleteInstance: _delete,
     DeleteCloudFirewall: _delete_firewall,
+    DeletePlacementGroup: _delete_placement_group,
     DeleteStackScript: _delete_script,
     ClearRebuildMark: _clear_mark,
 }

@@ -13,6 +13,7 @@ from swarmboot.apply.waiting import await_nodes, bring_up, not_ready
 from swarmboot.cluster import Context, observe
 from swarmboot.errors import SwarmbootError
 from swarmboot.membership import surplus
+from swarmboot.placement import AssignPlacementGroup, EnsurePlacementGroup, noncompliance
 from swarmboot.plan import (
     Boot,
     ClearRebuildMark,
@@ -42,7 +43,15 @@ __all__ = ["UpResult", "run_steps", "up"]
 
 log = logging.getLogger("swarmboot.apply")
 
-CLOUD_STEPS = (PublishStackScript, EnsureCloudFirewall, CreateInstance, SetKernel, Boot)
+CLOUD_STEPS = (
+    PublishStackScript,
+    EnsureCloudFirewall,
+    EnsurePlacementGroup,
+    AssignPlacementGroup,
+    CreateInstance,
+    SetKernel,
+    Boot,
+)
 
 _RUNNERS: dict[type, Callable[[Run, Any], None]] = {
     **cloud_steps.RUNNERS,
@@ -174,6 +183,8 @@ def up(
                 hint="rerun `swarmboot up`; if it persists, `swarmboot plan` shows what is left",
             )
     result = UpResult(run.observed, run.done, run.not_ready, ctx.clock.monotonic() - started)
+    for line in noncompliance(ctx.spec, run.observed):
+        ctx.reporter.warn(line)
     kept = surplus(ctx.spec, run.observed)
     if kept and not prune:
         ctx.reporter.failed(

@@ -75,6 +75,7 @@ class Run:
         self.instances: dict[str, Instance] = {i.label: i for i in observed.instances}
         self.script_id = next((s.id for s in observed.scripts if s.label == ctx.script.label), None)
         self.firewall_ids = {f.label: f.id for f in observed.firewalls}
+        self.placement_group_ids = {g.label: g.id for g in observed.placement_groups}
         self.tokens: tuple[str, str] | None = None  # secrets: kept in memory only
         self.limiter = CreateLimiter(*ctx.settings.create_limit, ctx.clock)
         self.done: list[str] = []

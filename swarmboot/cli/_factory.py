@@ -96,7 +96,12 @@ def make_context(
     from swarmboot.credentials import root_password, unlock_key
     from swarmboot.keys import load_identity
     from swarmboot.marks import member_marks
-    from swarmboot.preflight import check_catalogue, check_node_data, stackscript_for
+    from swarmboot.preflight import (
+        check_catalogue,
+        check_node_data,
+        placement_warning,
+        stackscript_for,
+    )
     from swarmboot.remote import ParamikoConnector
     from swarmboot.routes import records_only, require_local_route
     from swarmboot.sim.admin import SimAdmin
@@ -108,7 +113,10 @@ def make_context(
     keys = admin_keys(spec, spec_path.parent)
     check_node_data(spec, spec_path, script, keys)
     cloud = make_cloud(api_url)
-    check_catalogue(spec, spec_path, cloud)
+    lacking = check_catalogue(spec, spec_path, cloud)
+    warning = placement_warning(lacking)
+    if warning:
+        reporter.warn(warning)
     identity = load_identity(ssh_key)
     reporter.detail(
         f"API {cloud.target.api_url}, token from {cloud.target.source}, "
@@ -134,6 +142,7 @@ def make_context(
         settings=Settings(ready_timeout=timeout, poll_interval=_poll_interval()),
         root_password=root_password(),
         unlock_key=unlock_key(),
+        placement_unsupported=lacking,
     )
 
 

@@ -80,8 +80,26 @@ def _print_table(summary: dict[str, Any]) -> None:
     console.print(table)
     for zone, urls in summary.get("lb", {}).items():
         console.print(f"load balancers in {zone}: {' '.join(urls) or '-'}")
+    for row in summary.get("placement", ()):
+        console.print(_placement_line(row), markup=False, highlight=False)
     for line in summary.get("not_members", ()):
         console.print(f"not a member: {line}", markup=False, highlight=False)
+
+
+def _placement_line(row: dict[str, Any]) -> str:
+    """A region's managers' placement group, in one line of the status table's footer."""
+    head = f"managers' placement group in {row['region']}"
+    if row["state"] == "unsupported":
+        return f"{head}: none (Linode offers no placement groups there)"
+    head += f": {row['group']} ({row['policy']})"
+    if row["state"] == "missing":
+        return f"{head}: missing; `swarmboot up` makes it"
+    line = f"{head}: {row['state']}"
+    if row["sharing_a_host"]:
+        line += f"; sharing a host: {', '.join(row['sharing_a_host'])}"
+    if row["outside"]:
+        line += f"; not in it: {', '.join(row['outside'])}"
+    return line
 
 
 def _region_losses(spec: Any, reporter: Any) -> None:
@@ -302,8 +320,9 @@ def down_cmd(
     yes: YesOpt = False,
     stackscripts: StackScriptsOpt = False,
 ) -> None:
-    """Delete the cluster: its Linodes (its tag, a node label and swarmboot's mark), and its
-    Cloud Firewalls (its tag). No node is contacted; the SSH key tells the marks."""
+    """Delete the cluster: its Linodes (its tag, a node label and swarmboot's mark), its
+    Cloud Firewalls (its tag) and its managers' placement groups (only its Linodes in them).
+    No node is contacted; the SSH key tells the marks."""
     from swarmboot.apply import run_steps
     from swarmboot.cluster import observe_cloud
     from swarmboot.down import check_unmarked, left_alone, plan_down, summary

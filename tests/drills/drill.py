@@ -34,6 +34,7 @@ from pathlib import Path
 
 from linode_api4 import LinodeClient
 
+from swarmboot.placement import wanted_groups
 from swarmboot.sim.admin import SimAdmin
 from swarmboot.sim.config import SimConfig, Timings
 from swarmboot.sim.engine import Simulator
@@ -160,10 +161,11 @@ class Drills:
         self._rebuild(rng, seed, tally)
         self._converge(rng, ["down", str(self.spec_path), "--yes"], tally, self._down_done)
         self.admin.set_faults()  # the drill is over: look without faults
-        left = self._instances()
+        left = [i.label for i in self._instances()]
+        left += [g["label"] for g in self._placement_groups()]
         if left:
             tally.left_after_down += len(left)
-            tally.problems.append(f"seed {seed}: left after down: {[i.label for i in left]}")
+            tally.problems.append(f"seed {seed}: left after down: {left}")
         self.admin.set_faults()
 
     def _rebuild(self, rng: random.Random, seed: int, tally: Tally) -> None:
@@ -326,7 +328,21 @@ class Drills:
         attached = {d.entity.id for f in firewalls for d in f.devices}
         if attached != {i.id for i in found}:
             problems.append("Cloud Firewall devices differ from the Linodes")
+        # Each region's managers (two or more) in their placement group, and nothing else.
+        groups = {g["label"]: g for g in self._placement_groups()}
+        for region, label in wanted_groups(self.spec).items():
+            managers = {
+                i.id for i in found if i.region.id == region and i.label.split("-")[-2] == "manager"
+            }
+            held = {m["linode_id"] for m in groups.get(label, {}).get("members", [])}
+            if held != managers:
+                problems.append(f"placement group {label} holds {sorted(held)}")
         return {"labels": [i.label for i in found], "problems": problems}
+
+    def _placement_groups(self) -> list[dict]:
+        prefix = f"{self.spec.cluster.name}-"
+        found = self.client.get("/placement/groups?page_size=500")["data"]
+        return [g for g in found if g["label"].startswith(prefix)]
 
 
 def main(argv: list[str]) -> int:
