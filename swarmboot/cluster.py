@@ -73,6 +73,9 @@ class Context:
     root_password: str | None = field(default=None, repr=False)
     # The key that unlocks the swarm's managers when autolock is on (a secret).
     unlock_key: str | None = field(default=None, repr=False)
+    # `backup`'s passphrase, and the archive `restore` puts on a node (secrets both).
+    backup_key: bytes | None = field(default=None, repr=False)
+    restore_archive: bytes | None = field(default=None, repr=False)
     # The spec's regions whose catalogue entry lacks placement groups (`preflight`).
     placement_unsupported: frozenset[str] = frozenset()
     clock: Clock = field(default_factory=SystemClock)

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Literal
 
 from swarmboot.cluster import Context, advertise_address, observe
 from swarmboot.errors import SwarmbootError
@@ -49,6 +50,7 @@ __all__ = [
     "NoManagerLeft",
     "RecoverResult",
     "UnlockSwarm",
+    "force_steps",
     "intent",
     "observe_recovery",
     "plan_recover",
@@ -97,14 +99,20 @@ class ForceNewCluster:
 
 @dataclass(frozen=True)
 class AwaitNodes:
-    """Wait until the leader has heard from these nodes (their entries say `unknown` after
-    a new leader took over): each turns out ready, or down and to be rebuilt."""
+    """Wait through the leader `via` until it has heard from these nodes (`until="heard"`:
+    their entries say `unknown` after a new leader took over; each turns out ready, or
+    down), or until they are ready again (`until="ready"`: nodes that answer and are in the
+    swarm by their own view, reconnecting to the new leader)."""
 
     labels: tuple[str, ...]
     via: str
+    until: Literal["heard", "ready"] = "heard"
 
     def describe(self) -> str:
         names = ", ".join(self.labels) if len(self.labels) <= 3 else f"{len(self.labels)} nodes"
+        if self.until == "ready":
+            verb = "is" if len(self.labels) == 1 else "are"
+            return f"Wait until {names} (alive, reconnecting) {verb} ready in the swarm again"
         return f"Wait until the new leader has heard from {names} (ready, or down)"
 
 
@@ -175,6 +183,13 @@ def _lost_quorum_steps(spec: Spec, observed: Observed) -> list:
             hint="see the errors above; a manager's log is /var/lib/docker/swarm/raft",
         )
     chosen = max(readable, key=lambda label: (observed.raft[label], -order.get(label, len(order))))
+    return force_steps(spec, observed, chosen, observed.raft[chosen].describe())
+
+
+def force_steps(spec: Spec, observed: Observed, chosen: str, raft: str) -> list:
+    """A new cluster forced on `chosen` (whose raft state is `raft`): the managers that do
+    not answer shut down first (one alive behind a partition would hold the old swarm), and
+    `chosen` unlocked first when autolock locked it. `recover` and `restore` both end so."""
     inst = observed.instance(chosen)
     assert inst is not None
     roles = node_roles(spec, observed.instances)
@@ -185,11 +200,10 @@ def _lost_quorum_steps(spec: Spec, observed: Observed) -> list:
         and i.label not in observed.reports
         and i.status == "running"
     ]
-    if managing[chosen].state == "locked":
+    local = observed.local.get(chosen)
+    if local is not None and local.state == "locked":
         steps.append(UnlockSwarm(chosen))
-    steps.append(
-        ForceNewCluster(chosen, advertise_address(spec, inst), observed.raft[chosen].describe())
-    )
+    steps.append(ForceNewCluster(chosen, advertise_address(spec, inst), raft))
     return steps
 
 
@@ -235,14 +249,25 @@ def plan_recover(spec: Spec, observed: Observed) -> tuple:
         return (AwaitNodes(waiting, observed.swarm.manager),)
     leaving = _left_out(observed)
     steps: list = [LeaveSwarm(label) for label in leaving]
+    known = {e.id for e in observed.swarm.nodes}
+    reconnecting = []
     for label, why in unhealthy(spec, observed):
         inst = observed.instance(label)
         if label in leaving or inst is None or inst.rebuild_since is not None:
             continue  # rejoins as it is; made again by `up`; marked already
         local = observed.local.get(label)
-        if label in observed.reports and local is not None and local.state == "inactive":
-            continue  # it answers and is in no swarm (it left its old one): `up` joins it
+        if label in observed.reports and local is not None:
+            # It answers: never rebuilt. In no swarm (it left its old one), `up` joins it;
+            # in this one by its own view, it is reconnecting to the new leader (a worker
+            # backs off between tries, and the leader may give up on it first).
+            if local.state == "inactive":
+                continue
+            if local.state in ("active", "pending") and local.node_id in known:
+                reconnecting.append(label)
+                continue
         steps.append(MarkRebuild(label, inst.id, inst.tags, why))
+    if reconnecting:
+        steps.append(AwaitNodes(tuple(reconnecting), observed.swarm.manager, until="ready"))
     return tuple(steps)
 
 

@@ -13,12 +13,13 @@ import contextlib
 import gzip
 import logging
 import os
+import shlex
 import shutil
 import socket
 import tempfile
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from tenacity import (
@@ -34,7 +35,7 @@ from swarmboot.raft import RaftStatus, raft_status
 from swarmboot.remote import Remote, RemoteError, shutdown_write
 from swarmboot.state import LocalSwarm, SwarmNode, SwarmState
 
-__all__ = ["DockerSwarm", "LocalSwarm", "ServiceTask", "SwarmDriver", "SwarmError"]
+__all__ = ["DockerSwarm", "Inventory", "LocalSwarm", "ServiceTask", "SwarmDriver", "SwarmError"]
 
 
 class SwarmError(SwarmbootError):
@@ -57,6 +58,21 @@ class ServiceTask:
         return self.desired in ("running", "ready")
 
 
+@dataclass(frozen=True)
+class Inventory:
+    """What a swarm's raft state holds, by name (a backup's manifest), and its unlock key
+    when autolock is on (a secret: never shown)."""
+
+    cluster_id: str
+    services: tuple[tuple[str, str], ...]  # (name, "replicated 2" or "global")
+    configs: tuple[str, ...]
+    secrets: tuple[str, ...]
+    networks: tuple[str, ...]  # the swarm's overlay networks but ingress
+    nodes: tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...]  # (hostname, role, labels)
+    autolock: bool
+    unlock_key: str | None = field(default=None, repr=False)
+
+
 class SwarmDriver(Protocol):
     def local(self, remote: Remote) -> LocalSwarm: ...
     def state(self, manager: Remote, label: str) -> SwarmState: ...
@@ -76,6 +92,9 @@ class SwarmDriver(Protocol):
     def raft_status(self, remote: Remote) -> RaftStatus | None: ...
     def force_new_cluster(self, remote: Remote, advertise: str) -> None: ...
     def unlock(self, remote: Remote, key: str) -> None: ...
+    def inventory(self, manager: Remote) -> Inventory: ...
+    def archive_swarm(self, remote: Remote) -> bytes: ...
+    def restore_swarm(self, remote: Remote, archive: bytes) -> None: ...
     def service_tasks(self, manager: Remote, service: str) -> tuple[ServiceTask, ...]: ...
     def remove_configs(self, manager: Remote, prefix: str, keep: set[str]) -> list[str]: ...
     def close(self) -> None: ...
@@ -90,6 +109,27 @@ _RAFT_READ = (
     "ls snap-v3-encrypted 2>/dev/null | tr '\\n' ' '; echo; "
     "w=$(ls wal-v3-encrypted 2>/dev/null | grep '[.]wal$' | sort | tail -n 1); echo \"$w\"; "
     '[ -z "$w" ] || gzip -1 -c "wal-v3-encrypted/$w" | base64 -w0'
+)
+# Where a node keeps what a backup or a restore makes (root's only), and the scripts that
+# stop the engine, archive or replace /var/lib/docker/swarm, and start the engine again:
+# started detached, they finish (and start the engine) whatever becomes of swarmboot. On
+# Debian, docker.socket would start the engine again at the first call: it stops too.
+_WORK = "/var/lib/swarmboot/swarm-backup"
+_STOP_ENGINE = (
+    "trap 'systemctl start docker.socket >/dev/null 2>&1; systemctl start docker; "
+    "echo $rc > status' EXIT; rc=1; systemctl stop docker.socket >/dev/null 2>&1; "
+    "systemctl stop docker || exit; "
+)
+_ARCHIVE = (
+    _STOP_ENGINE + "umask 077; rm -f swarm.tar.gz swarm.tar.gz.part; "
+    "tar -C /var/lib/docker -czf swarm.tar.gz.part swarm && mv swarm.tar.gz.part swarm.tar.gz "
+    "&& rc=0"
+)
+_RESTORE = (
+    _STOP_ENGINE + "rm -rf restoring && mkdir -m 700 restoring && "
+    "tar -C restoring -xzf restore.tar.gz && [ -d restoring/swarm ] && "
+    "rm -rf /var/lib/docker/swarm && mv restoring/swarm /var/lib/docker/swarm && "
+    "rm -rf restoring restore.tar.gz && rc=0"
 )
 # What the daemon answers when a join outlasts its own timeout and goes on in the background.
 _JOIN_GOES_ON = "will continue in the background"
@@ -628,6 +668,128 @@ class DockerSwarm:
     def unlock(self, remote: Remote, key: str) -> None:
         """Unlock a manager of a swarm with autolock on; the key is a secret."""
         self._call(remote, "docker swarm unlock", lambda c: c.swarm.unlock(key), secrets=(key,))
+
+    def inventory(self, manager: Remote) -> Inventory:
+        def read(client: Any) -> Inventory:
+            client.swarm.reload()
+            attrs = client.swarm.attrs
+            autolock = bool(
+                ((attrs.get("Spec") or {}).get("EncryptionConfig") or {}).get("AutoLockManagers")
+            )
+            services = []
+            for service in client.services.list():
+                mode = service.attrs["Spec"].get("Mode") or {}
+                replicas = (mode.get("Replicated") or {}).get("Replicas")
+                kind = "global" if replicas is None else f"replicated {replicas}"
+                services.append((service.name, kind))
+            return Inventory(
+                cluster_id=attrs.get("ID", ""),
+                services=tuple(sorted(services)),
+                configs=tuple(sorted(c.name for c in client.configs.list())),
+                secrets=tuple(sorted(x.name for x in client.secrets.list())),
+                networks=tuple(
+                    sorted(
+                        n.name
+                        for n in client.networks.list(filters={"driver": "overlay"})
+                        if n.name != "ingress"
+                    )
+                ),
+                nodes=tuple(
+                    sorted(
+                        (
+                            n.attrs["Description"]["Hostname"],
+                            n.attrs["Spec"].get("Role", "worker"),
+                            tuple(sorted((n.attrs["Spec"].get("Labels") or {}).items())),
+                        )
+                        for n in client.nodes.list()
+                    )
+                ),
+                autolock=autolock,
+                unlock_key=(client.api.get_unlock_key().get("UnlockKey") or None)
+                if autolock
+                else None,
+            )
+
+        return self._call(manager, "reading what the swarm holds", read)
+
+    def archive_swarm(self, remote: Remote) -> bytes:
+        """A consistent copy of the node's /var/lib/docker/swarm, as Docker documents it: the
+        engine stopped, the folder archived, the engine started again. It runs detached on
+        the node, so the engine is started again whatever becomes of this process."""
+        return self._detached(remote, _ARCHIVE, "archiving /var/lib/docker/swarm", fetch=True)
+
+    def restore_swarm(self, remote: Remote, archive: bytes) -> None:
+        """Put a backup's /var/lib/docker/swarm in place on a node in no swarm: the engine
+        stopped, the folder replaced, the engine started (the node then holds the old
+        swarm's state without its quorum: a new cluster is forced on it next)."""
+        encoded = base64.b64encode(archive)
+        remote.run(
+            f"mkdir -p {_WORK} && umask 077 && base64 -d > {_WORK}/restore.tar.gz",
+            stdin=encoded,
+            timeout=600,
+        )
+        self._detached(remote, _RESTORE, "restoring /var/lib/docker/swarm", fetch=False)
+
+        # Until the engine answers with the restored state: the node of the backup, in a
+        # swarm without a leader yet (pending, or active), or locked (autolock).
+        def restored() -> None:
+            try:
+                local = self.local(remote)
+            except SwarmError as exc:
+                raise _StillPending(str(exc)) from None
+            if local.state not in ("active", "pending", "locked"):
+                raise _StillPending(local.state)
+
+        try:
+            Retrying(
+                retry=retry_if_exception_type(_StillPending),
+                wait=wait_fixed(1.0),
+                stop=stop_after_delay(self.timeout),
+                reraise=True,
+            )(restored)
+        except _StillPending as exc:
+            raise SwarmError(
+                f"{remote.label}: its engine did not come back in the swarm after the restore "
+                f"({exc})",
+                hint="see `docker info` and /var/log on the node; `swarmboot restore` again",
+            ) from None
+
+    def _detached(self, remote: Remote, script: str, what: str, *, fetch: bool) -> bytes:
+        """Run `script` on the node detached from this session, wait for its status file,
+        and (with `fetch`) read back the archive it made."""
+        remote.run(
+            f"mkdir -p {_WORK} && cd {_WORK} && rm -f status && "
+            f"setsid bash -c {shlex.quote(script)} </dev/null >{_WORK}/log 2>&1 &",
+            timeout=60,
+        )
+
+        def status() -> str:
+            found = remote.run(f"cat {_WORK}/status 2>/dev/null || true", timeout=60).strip()
+            if not found:
+                raise _StillPending(what)
+            return found
+
+        try:
+            code = Retrying(
+                retry=retry_if_exception_type(_StillPending),
+                wait=wait_fixed(1.0),
+                stop=stop_after_delay(self.timeout * 5),
+                reraise=True,
+            )(status)
+        except _StillPending:
+            raise SwarmError(f"{remote.label}: {what} did not end in time") from None
+        if code != "0":
+            log_tail = remote.run(f"tail -n 5 {_WORK}/log || true", timeout=60)
+            raise SwarmError(
+                f"{remote.label}: {what} failed (exit {code}): {log_tail.strip()}",
+                hint=f"see {_WORK}/log on the node",
+            )
+        if not fetch:
+            return b""
+        encoded = remote.run(
+            f"base64 -w0 {_WORK}/swarm.tar.gz && rm -f {_WORK}/swarm.tar.gz", timeout=600
+        )
+        return base64.b64decode(encoded.strip())
 
     def service_tasks(self, manager: Remote, service: str) -> tuple[ServiceTask, ...]:
         import docker.errors

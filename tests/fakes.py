@@ -24,7 +24,7 @@ from swarmboot.raft import RaftStatus
 from swarmboot.remote import HostKeyMismatch, RemoteError, Unreachable
 from swarmboot.sim.backend import Machine, MachineError
 from swarmboot.state import SwarmNode, SwarmState
-from swarmboot.swarm import LocalSwarm, ServiceTask, SwarmError
+from swarmboot.swarm import Inventory, LocalSwarm, ServiceTask, SwarmError
 
 
 def _fingerprint_of_private(b64: str) -> str:
@@ -92,6 +92,15 @@ class FakeFleet:
         # for this many reads of the swarm, until it has heard from each (ready, or down).
         self.settle_reads = 2
         self.unheard_reads = 0
+        # Nodes slow to reconnect to a new leader (their agent backs off): down to it for
+        # this many more reads of the swarm once it has heard from the others.
+        self.reconnect_reads: dict[str, int] = {}
+        # The swarm's secrets by name, its autolock, and the archives of raft state taken
+        # from its managers (each a copy of the swarm as it was), by the bytes handed out.
+        self.secrets: set[str] = set()
+        self.autolock = False
+        self.archives: dict[bytes, tuple[str, dict[str, FakeNode], dict[str, bool]]] = {}
+        self.engine_stops: list[str] = []
         self.calls: list[tuple[str, str]] = []
 
     def __call__(self, config) -> FakeFleet:
@@ -260,9 +269,17 @@ class FakeSwarm:
             unheard = self.fleet.unheard_reads > 0
             self.fleet.unheard_reads = max(0, self.fleet.unheard_reads - 1)
 
+            slow = {} if unheard else self.fleet.reconnect_reads
+            for name in list(slow):
+                slow[name] -= 1
+                if slow[name] < 0:
+                    del slow[name]
+
             def state_of(n: FakeNode) -> str:
                 if unheard and n is not node:
                     return "unknown"
+                if n.machine.label in slow:
+                    return "down"
                 # One a forced new cluster left out sends no heartbeat to its leader.
                 return "down" if n.down or n.left or n.forced_out else "ready"
 
@@ -283,6 +300,9 @@ class FakeSwarm:
                 )
                 for n in self.fleet.swarm_nodes.values()
             )
+            members = [n for n in self.fleet.swarm_nodes.values() if n.manager and not n.forced_out]
+            leader = next((n.node_id for n in members if not n.down and not n.left), None)
+            nodes = tuple(replace(e, leader=e.id == leader) for e in nodes)
             return SwarmState(label, nodes, tuple(sorted(self.fleet.networks.items())))
 
     def _register(self, node: FakeNode) -> None:
@@ -439,16 +459,80 @@ class FakeSwarm:
         """As `docker swarm init --force-new-cluster`: the node is the whole of raft; the
         other managers' entries stay, without a manager status."""
         node = self._n(remote)
-        if not node.manager or node.swarm != "active" or node.locked:
+        if not node.manager or node.swarm not in ("active", "pending") or node.locked:
             raise SwarmError(f"{remote.label}: not a manager of a swarm it can force")
         with self.fleet.lock:
             for other in self.fleet.swarm_nodes.values():
                 if other is not node and other.manager:
                     other.forced_out = True
             node.forced_out = False
+            node.swarm = "active"
             node.advertise = advertise
             self.fleet.unheard_reads = self.fleet.settle_reads
             self.fleet.calls.append(("force-new-cluster", node.machine.label))
+
+    def inventory(self, manager: FakeRemote) -> Inventory:
+        self._manager(manager)
+        with self.fleet.lock:
+            return Inventory(
+                cluster_id="fakeswarm",
+                services=tuple(sorted((name, "replicated 2") for name in self.fleet.tasks)),
+                configs=tuple(sorted(self.fleet.configs)),
+                secrets=tuple(sorted(self.fleet.secrets)),
+                networks=tuple(sorted(self.fleet.networks)),
+                nodes=tuple(
+                    sorted(
+                        (
+                            n.machine.label,
+                            "manager" if n.manager else "worker",
+                            tuple(sorted(n.labels.items())),
+                        )
+                        for n in self.fleet.swarm_nodes.values()
+                    )
+                ),
+                autolock=self.fleet.autolock,
+                unlock_key=self.fleet.unlock_key if self.fleet.autolock else None,
+            )
+
+    def archive_swarm(self, remote: FakeRemote) -> bytes:
+        """As the engine stopped, the folder copied, the engine started: a copy of the
+        swarm as this manager holds it."""
+        node = self._n(remote)
+        if not node.manager or node.swarm != "active":
+            raise SwarmError(f"{remote.label}: holds no manager's raft state")
+        with self.fleet.lock:
+            token = f"fake-raft-archive-{len(self.fleet.archives) + 1}".encode()
+            entries = {
+                i: replace(n, labels=dict(n.labels)) for i, n in self.fleet.swarm_nodes.items()
+            }
+            self.fleet.archives[token] = (node.node_id, entries, dict(self.fleet.networks))
+            self.fleet.engine_stops.append(node.machine.label)
+        return token
+
+    def restore_swarm(self, remote: FakeRemote, archive: bytes) -> None:
+        """The archive's raft state on this node: it becomes the archived manager (its id),
+        the nodes that still answer in that swarm are its members again, the rest are
+        entries of nodes that do not answer; locked if the swarm has autolock."""
+        node = self._n(remote)
+        if node.swarm != "inactive":
+            raise SwarmError(f"{remote.label}: in a swarm already")
+        source, entries, networks = self.fleet.archives[archive]
+        with self.fleet.lock:
+            live = {n.node_id: n for n in self.fleet.nodes.values() if n.swarm == "active"}
+            self.fleet.swarm_nodes.clear()
+            for node_id, entry in entries.items():
+                if node_id == source:
+                    # Without a quorum (its old managers are gone) it stays pending.
+                    node.node_id, node.swarm, node.manager = source, "pending", True
+                    node.labels, node.advertise = dict(entry.labels), entry.advertise
+                    node.forced_out, node.locked = False, self.fleet.autolock
+                    self.fleet.swarm_nodes[node_id] = node
+                elif node_id in live and not live[node_id].down:
+                    self.fleet.swarm_nodes[node_id] = live[node_id]
+                else:
+                    self.fleet.swarm_nodes[node_id] = replace(entry, down=True)
+            self.fleet.networks = dict(networks)
+            self.fleet.calls.append(("restore", node.machine.label))
 
     def unlock(self, remote: FakeRemote, key: str) -> None:
         node = self._n(remote)

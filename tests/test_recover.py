@@ -128,6 +128,25 @@ def test_the_manager_whose_raft_log_goes_furthest_is_chosen_and_the_others_rejoi
     assert ("leave", "five-gb-lon-manager-1") in fleet.calls
 
 
+def test_a_live_node_slow_to_reconnect_is_waited_for_not_rebuilt(world):
+    """After the force, the leader may give up on a live worker before its agent, backing
+    off, tries again: it is down for a while. It answers, so it is waited for: rebuilding
+    it would take the gb-lon load balancer down for nothing."""
+    server, fleet = world
+    up(make_context(server, fleet))
+    _lose(fleet, EU)
+    fleet.reconnect_reads = {"itframe-gb-lon-lb-1": 3}
+    ctx = make_context(server, fleet)
+    recover(ctx, observe_recovery(ctx))
+    _assert_converged(ctx, fleet)
+    said = "\n".join(ctx.reporter.lines)
+    assert (
+        "Wait until itframe-gb-lon-lb-1 (alive, reconnecting) is ready in the swarm again" in said
+    )
+    assert "Mark itframe-gb-lon-lb-1" not in said
+    assert said.count("Rebuild itframe-") == 5  # eu-central's, and no other
+
+
 def test_recover_cut_short_after_the_force_carries_on_with_no_duplicate(world):
     """Killed between rounds (after the new cluster was forced, and again after the lost
     nodes were marked): each run starts from what the cloud and the swarm say."""

@@ -5,14 +5,18 @@ its step carries, and labels a node by the swarm id its step carries or its join
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from tenacity import RetryError, Retrying, retry_if_result
 
 from swarmboot import facts
 from swarmboot.apply.run import Replan, Run
+from swarmboot.backup import Backup, BackupSwarm, RestoreSwarm, manifest, seal
 from swarmboot.clock import stop_after
 from swarmboot.cluster import advertise_address
 from swarmboot.errors import SwarmbootError
@@ -207,7 +211,68 @@ def _unlock(run: Run, step: UnlockSwarm) -> None:
     run.report(step.describe())
 
 
+def _backup(run: Run, step: BackupSwarm) -> None:
+    """Read what the swarm holds, archive the manager's raft state (its engine stopped and
+    started again on the node), wait until it is back in raft, and write the sealed file."""
+    ctx = run.ctx
+    if ctx.backup_key is None:
+        raise SwarmbootError("no backup passphrase was given", hint="set SWARMBOOT_BACKUP_KEY")
+    via = _via(run, step.via)
+    inventory = ctx.swarm.inventory(via)
+    entry = ctx.swarm.state(via, step.via).node(step.label)
+    if entry is None:
+        raise Replan(f"{step.label} is not in the swarm since it was planned")
+    archive = ctx.swarm.archive_swarm(ctx.remote(run.instance(step.label)))
+
+    def back() -> bool:
+        entry = ctx.swarm.state(via, step.via).node(step.label)
+        return entry is not None and entry.state == "ready" and entry.reachable_manager
+
+    try:
+        Retrying(
+            retry=retry_if_result(lambda ok: not ok),
+            wait=lambda state: min(ctx.settings.poll_interval, 2.0),
+            stop=stop_after(ctx.clock, ctx.settings.heard_timeout),
+            sleep=ctx.clock.sleep,
+        )(back)
+    except RetryError:
+        ctx.reporter.failed(
+            f"{step.label} was not back in raft {ctx.settings.heard_timeout:.0f} s after the "
+            "copy; `swarmboot status` shows it"
+        )
+    sealed = seal(
+        Backup(
+            manifest(ctx.spec, step.label, entry.id, inventory, archive),
+            archive,
+            inventory.unlock_key,
+        ),
+        ctx.backup_key,
+    )
+    out = Path(step.out)
+    part = out.with_name(out.name + ".part")
+    fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as file:
+        file.write(sealed)
+    os.replace(part, out)
+    run.report(step.describe())
+
+
+def _restore(run: Run, step: RestoreSwarm) -> None:
+    ctx = run.ctx
+    archive = ctx.restore_archive
+    if archive is None or hashlib.sha256(archive).hexdigest() != step.archive_sha256:
+        raise Replan("the backup this restore was planned with is not the one at hand")
+    remote = ctx.remote(run.instance(step.label))
+    state = ctx.swarm.local(remote).state
+    if state != "inactive":
+        raise Replan(f"{step.label} is {state} in a swarm since it was planned")
+    ctx.swarm.restore_swarm(remote, archive)
+    run.report(step.describe())
+
+
 RUNNERS: dict[type, Callable[[Run, Any], None]] = {
+    BackupSwarm: _backup,
+    RestoreSwarm: _restore,
     ForceNewCluster: _force_new_cluster,
     UnlockSwarm: _unlock,
     SyncMembers: _sync_members,

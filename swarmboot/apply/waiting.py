@@ -13,6 +13,7 @@ from swarmboot.apply.cloud_steps import busy
 from swarmboot.apply.run import NotReadyError, Replan, Run
 from swarmboot.clock import stop_after
 from swarmboot.cloud import CloudError
+from swarmboot.errors import SwarmbootError
 from swarmboot.membership import cluster_linodes, listing
 from swarmboot.nodestatus import StatusError, parse_status
 from swarmboot.plan import Boot, NotReady, WaitReady
@@ -165,14 +166,17 @@ def not_ready(run: Run, step: NotReady) -> None:
 
 def await_nodes(run: Run, step: AwaitNodes) -> None:
     """Poll the swarm through the leader until none of the step's nodes is `unknown` to it
-    (up to settings.heard_timeout); the round ends either way, and the next one plans from
-    what the leader then says of each."""
+    (`until="heard"`), or every one is ready (`until="ready"`), up to settings.heard_timeout.
+    Not heard from in time: the round ends and the next plans again. Not ready in time: a
+    node that answers and will not reconnect is named, with the fix."""
     ctx = run.ctx
     manager = ctx.remote(run.instance(step.via))
 
-    def unheard() -> set[str]:
+    def left() -> set[str]:
         swarm = ctx.swarm.state(manager, step.via)
         ready = {e.hostname for e in swarm.nodes if e.state == "ready"}
+        if step.until == "ready":
+            return set(step.labels) - ready
         return {
             e.hostname
             for e in swarm.nodes
@@ -185,10 +189,17 @@ def await_nodes(run: Run, step: AwaitNodes) -> None:
             wait=lambda state: min(ctx.settings.poll_interval, 2.0),
             sleep=ctx.clock.sleep,
             retry=retry_if_result(bool),
-        )(unheard)
-    except RetryError:
+        )(left)
+    except RetryError as exc:
+        names = ", ".join(sorted(exc.last_attempt.result()))
+        if step.until == "ready":
+            raise SwarmbootError(
+                f"{names} answer but have not reconnected to the swarm after "
+                f"{ctx.settings.heard_timeout:.0f} s",
+                hint="`swarmboot node rebuild SPEC LABEL` replaces such a node; `swarmboot "
+                "recover` again waits once more",
+            ) from None
         raise Replan(
-            f"the leader had not heard from all of {', '.join(step.labels)} after "
-            f"{ctx.settings.heard_timeout:.0f} s"
+            f"the leader had not heard from {names} after {ctx.settings.heard_timeout:.0f} s"
         ) from None
     run.report(step.describe())

@@ -1,12 +1,17 @@
-"""`swarmboot recover SPEC`: the swarm brought back after a datacenter went down."""
+"""`swarmboot recover | backup | restore SPEC`: the swarm brought back after a datacenter
+(or every manager) went down, and its raft state kept off the cluster."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
-from swarmboot.cli._common import Ctx, JsonOpt, command, state_of
+from swarmboot.cli._common import Ctx, JsonOpt, command, print_json, state_of
 from swarmboot.cli._factory import ApiUrlOpt, SpecArg, SshKeyOpt, TimeoutOpt, make_context
 from swarmboot.cli.cluster import YesOpt, confirm, show
+from swarmboot.errors import SwarmbootError
 
 
 @command
@@ -52,3 +57,105 @@ def recover_cmd(
         )
     else:
         reporter.ok(f"{name}: a manager leads and every node is Ready: nothing to recover")
+
+
+KeyFileOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--key-file",
+        metavar="FILE",
+        dir_okay=False,
+        help="A file holding the backup passphrase (default: SWARMBOOT_BACKUP_KEY; never "
+        "give the passphrase itself on the command line).",
+    ),
+]
+
+
+@command
+def backup_cmd(
+    ctx: Ctx,
+    spec: SpecArg,
+    out: Annotated[
+        Path,
+        typer.Option("--out", metavar="FILE", dir_okay=False, help="Where to write the backup."),
+    ],
+    key_file: KeyFileOpt = None,
+    api_url: ApiUrlOpt = None,
+    ssh_key: SshKeyOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Back up the swarm's raft state (services, configs, secrets, networks, nodes).
+
+    On a manager that does not lead, and only while the others keep the quorum: its engine
+    is stopped, /var/lib/docker/swarm archived and the engine started again (Docker's
+    documented procedure). The file is sealed (AES-256-GCM) with a passphrase from
+    SWARMBOOT_BACKUP_KEY or --key-file; it holds the unlock key when autolock is on."""
+    from swarmboot.backup import backup, backup_key, describe_manifest, open_backup
+    from swarmboot.cluster import observe
+
+    passphrase = backup_key(key_file)
+    reporter = state_of(ctx).reporter
+    context = make_context(spec, api_url, ssh_key, reporter)
+    try:
+        backup(context, observe(context), out, passphrase)
+    finally:
+        context.close()
+    written = open_backup(out.read_bytes(), passphrase, str(out))
+    if as_json:
+        print_json({"file": str(out), "manifest": written.manifest})
+        return
+    for line in describe_manifest(written.manifest):
+        typer.echo(line)
+    reporter.ok(f"backed up to {out} ({out.stat().st_size} bytes)")
+
+
+@command
+def restore_cmd(
+    ctx: Ctx,
+    spec: SpecArg,
+    file: Annotated[
+        Path, typer.Argument(metavar="FILE", dir_okay=False, help="A `swarmboot backup` file.")
+    ],
+    key_file: KeyFileOpt = None,
+    api_url: ApiUrlOpt = None,
+    ssh_key: SshKeyOpt = None,
+    timeout: TimeoutOpt = 1200.0,
+    yes: YesOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Make the swarm again from a backup, after every manager was lost.
+
+    The backup's raft state goes on the manager it was taken from (rebuilt first when it is
+    dead), a new cluster is forced there (unlocked with the backup's key if autolock is on),
+    and the other lost nodes are rebuilt and joined as `recover` does. Asks first."""
+    from swarmboot.backup import backup_key, describe_manifest, open_backup, restore
+    from swarmboot.status import summary
+
+    passphrase = backup_key(key_file)
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        raise SwarmbootError(
+            f"{file}: cannot read it ({exc.strerror})", hint="give a `swarmboot backup` file"
+        ) from None
+    found = open_backup(data, passphrase, str(file))
+    reporter = state_of(ctx).reporter
+    context = make_context(spec, api_url, ssh_key, reporter, timeout=timeout)
+    for line in describe_manifest(found.manifest):
+        typer.echo(line, err=as_json)
+
+    def ask() -> None:
+        confirm(
+            f"restore {context.spec.cluster.name}'s swarm from {file} and rebuild its lost nodes",
+            yes,
+        )
+
+    try:
+        result = restore(context, found, confirm=ask)
+    finally:
+        context.close()
+    show(summary(context.spec, result.observed), as_json)
+    reporter.ok(
+        f"{context.spec.cluster.name} restored: {len(result.steps_run)} change(s) in "
+        f"{result.seconds:.0f} s"
+    )

@@ -288,12 +288,17 @@ class LabSim:
 
 
 def swarmboot(
-    sim: LabSim, *args: str, check: bool = True, timeout: float = 900
+    sim: LabSim,
+    *args: str,
+    check: bool = True,
+    timeout: float = 900,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess:
-    """swarmboot's command line against the lab's API, as a user runs it."""
+    """swarmboot's command line against the lab's API, as a user runs it (`env`: more of
+    its environment, such as a secret it reads)."""
     done = subprocess.run(
         [EXE, *args, "--api-url", sim.url],
-        env=sim.client_env(),
+        env={**sim.client_env(), **(env or {})},
         capture_output=True,
         text=True,
         timeout=timeout,
