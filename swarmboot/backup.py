@@ -183,9 +183,7 @@ def open_backup(data: bytes, passphrase: bytes, source: str) -> Backup:
     )
 
 
-def manifest(
-    spec: Spec, label: str, node_id: str, inventory: Inventory, archive: bytes
-) -> dict:
+def manifest(spec: Spec, label: str, node_id: str, inventory: Inventory, archive: bytes) -> dict:
     """What a backup holds, by name (nothing secret): shown by `restore` before it acts.
     `node_id`: the swarm node id of the manager it was taken from, which the node it is
     restored on takes."""
