@@ -49,6 +49,8 @@ _KEY_TYPES = (
 # A public key line as authorized_keys takes it, without options: the type, the key and a
 # comment of printable characters but commas (the StackScript's data lists keys with them).
 _KEY = re.compile(r"(?P<type>[a-z0-9@.-]+) (?P<blob>[A-Za-z0-9+/]+={0,3})( [ -+\--~]*)?")
+# A [firewall.public] key: PORT/tcp, PORT/udp or FIRST-LAST/tcp, in ASCII digits.
+_PORT_KEY = re.compile(r"([0-9]{1,5})(-([0-9]{1,5}))?/(tcp|udp)")
 # A Linode region id ("eu-central", "gb-lon", "in-bom-2").
 _REGION = re.compile(r"[a-z]{2,}(-[a-z0-9]+){1,3}")
 # A URL path (and query) HAProxy's `option httpchk` takes as one word: no quotes, `#`,
@@ -170,9 +172,11 @@ def _check_sources(value: tuple[str, ...]) -> tuple[str, ...]:
 
 def _port_range(key: str) -> str | None:
     """Why a [firewall.public] key is not PORT/tcp, PORT/udp or FIRST-LAST/tcp, or None."""
-    match = re.fullmatch(r"(\d{1,5})(-(\d{1,5}))?/(tcp|udp)", key)
+    # [0-9], not \d: Python's \d and int() also take fullwidth and Arabic-Indic digits.
+    match = _PORT_KEY.fullmatch(key)
     if not match:
-        return f"{key!r} is not PORT/tcp, PORT/udp or FIRST-LAST/tcp"
+        digits = "" if key.isascii() else " in the digits 0-9"
+        return f"{key!r} is not PORT/tcp, PORT/udp or FIRST-LAST/tcp{digits}"
     first, last = int(match.group(1)), int(match.group(3) or match.group(1))
     if not 1 <= first <= 65535 or not 1 <= last <= 65535:
         return f"{key!r}: ports are 1 to 65535"

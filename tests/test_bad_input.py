@@ -205,6 +205,13 @@ CASES = [
         says="SPEC: firewall.public: '0/tcp': ports are 1 to 65535",
     ),
     Case(
+        "port-other-digits",
+        "a public port in digits other than 0-9 (fullwidth, Arabic-Indic)",
+        ("plan", "SPEC"),
+        spec=_with(EXAMPLE, '"443/tcp" =', '"\uff14\uff14\uff13/tcp" ='),
+        says="SPEC: firewall.public: '\uff14\uff14\uff13/tcp' is not PORT/tcp, PORT/udp or FIRST-LAST/tcp in the digits 0-9",
+    ),
+    Case(
         "scope-id",
         "an IPv6 source with a scope id",
         ("plan", "SPEC"),

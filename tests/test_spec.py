@@ -101,6 +101,15 @@ def test_encryption_is_explicit_when_opted_out():
             "s.toml: firewall.public: 'http' is not PORT/tcp",
         ),
         (
+            MINIMAL + '[firewall.public]\n"\uff14\uff14\uff13/tcp" = ["0.0.0.0/0"]\n',
+            "s.toml: firewall.public: '\uff14\uff14\uff13/tcp' is not PORT/tcp, PORT/udp or "
+            "FIRST-LAST/tcp in the digits 0-9",
+        ),
+        (
+            MINIMAL + '[firewall.public]\n"\u0664\u0664\u0663/tcp" = ["0.0.0.0/0"]\n',
+            "s.toml: firewall.public: '\u0664\u0664\u0663/tcp' is not PORT/tcp",
+        ),
+        (
             MINIMAL.replace('name = "demo"', 'name = "demo"\nadvertise = "ipv6"'),
             "s.toml: cluster.advertise: must be 'auto', 'private' or 'public'",
         ),
