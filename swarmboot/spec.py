@@ -123,6 +123,18 @@ class Cluster(_Strict):
     # Refuse a spec whose managers would lose their raft quorum with any one region.
     survive_region_loss: bool = False
 
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        # Linode refuses a label with two hyphens (or underscores, or periods) in a row; the
+        # pattern already keeps out underscores and periods.
+        if "--" in value:
+            raise ValueError(
+                f"{value!r} has two hyphens in a row, which Linode refuses in a label (it "
+                "starts every node's label); use one hyphen"
+            )
+        return value
+
     @field_validator("advertise", mode="before")
     @classmethod
     def _advertise(cls, value: object) -> object:

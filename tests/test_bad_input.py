@@ -176,6 +176,13 @@ CASES = [
         says="SPEC: cluster.name: must be a lowercase name starting with a letter: letters, digits and hyphens, at most 24 (it starts every node's label)",
     ),
     Case(
+        "name-double-hyphen",
+        "a cluster name with two hyphens in a row",
+        ("plan", "SPEC"),
+        spec=ONE_MANAGER.replace('name = "solo"', 'name = "so--lo"'),
+        says="SPEC: cluster.name: 'so--lo' has two hyphens in a row, which Linode refuses in a label (it starts every node's label); use one hyphen",
+    ),
+    Case(
         "untagged-clash",
         "a cluster whose labels are taken by untagged Linodes",
         ("up", "SPEC"),

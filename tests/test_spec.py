@@ -71,6 +71,11 @@ def test_encryption_is_explicit_when_opted_out():
             "s.toml: cluster.name: must be a lowercase name starting with a letter",
         ),
         (
+            MINIMAL.replace('"demo"', '"de--mo"'),
+            "s.toml: cluster.name: 'de--mo' has two hyphens in a row, which Linode refuses in a "
+            "label (it starts every node's label); use one hyphen",
+        ),
+        (
             MINIMAL.replace('"manager"', '"boss"'),
             "s.toml: regions.eu-central.pools[0].role: must be 'manager', 'worker' or 'lb'",
         ),
