@@ -89,6 +89,13 @@ class Pool(_Strict):
                 raise ValueError(f"{key!r} is set by swarmboot; choose another label name")
             if not _LABEL_KEY.fullmatch(key):
                 raise ValueError(f"{key!r} is not a label name (lowercase letters, digits, . _ -)")
+        for key, text in value.items():
+            if not text.isprintable():
+                raise ValueError(
+                    f"the value of {key!r}, {text!r}, has a control character (a newline, tab "
+                    "or terminal escape): Docker takes any string, but one in a label is never "
+                    "meant and plan would print it raw; give printable text"
+                )
         return value
 
 

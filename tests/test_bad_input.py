@@ -321,6 +321,15 @@ CASES = [
         says="SPEC: regions.eu-central.pools[0].labels: 'disk\\n' is not a label name (lowercase letters, digits, . _ -)",
     ),
     Case(
+        "label-value-control",
+        "a node label value with a newline or terminal escape",
+        ("plan", "SPEC"),
+        spec=ONE_MANAGER.replace(
+            "count = 1 }", 'count = 1, labels = { disk = "ssd\\nrole=manager" } }'
+        ),
+        says="SPEC: regions.eu-central.pools[0].labels: the value of 'disk', 'ssd\\nrole=manager', has a control character (a newline, tab or terminal escape): Docker takes any string, but one in a label is never meant and plan would print it raw; give printable text",
+    ),
+    Case(
         "region-loss",
         "managers that one region's loss would leave without quorum, with survive_region_loss",
         ("plan", "SPEC"),

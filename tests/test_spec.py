@@ -99,6 +99,16 @@ def test_encryption_is_explicit_when_opted_out():
             MINIMAL.replace("count = 1 }", 'count = 1, labels = { zone = "x" } }'),
             "s.toml: regions.eu-central.pools[0].labels: 'zone' is set by swarmboot",
         ),
+        (
+            MINIMAL.replace("count = 1 }", 'count = 1, labels = { disk = "ssd\\nrole=x" } }'),
+            "s.toml: regions.eu-central.pools[0].labels: the value of 'disk', 'ssd\\nrole=x', "
+            "has a control character (a newline, tab or terminal escape)",
+        ),
+        (
+            MINIMAL.replace("count = 1 }", 'count = 1, labels = { disk = "\\u001b[2Jssd" } }'),
+            "s.toml: regions.eu-central.pools[0].labels: the value of 'disk', '\\x1b[2Jssd', "
+            "has a control character",
+        ),
         (MINIMAL + '[network]\nsubnet = "10.0.0.0/33"\n', "s.toml: network.subnet: "),
         (MINIMAL + '[firewall]\nssh_from = ["nowhere"]\n', "s.toml: firewall.ssh_from: "),
         (
