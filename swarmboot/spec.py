@@ -56,6 +56,18 @@ _REGION = re.compile(r"[a-z]{2,}(-[a-z0-9]+){1,3}")
 # A URL path (and query) HAProxy's `option httpchk` takes as one word: no quotes, `#`,
 # backslash, `$` or spaces.
 _HEALTH_PATH = r"^/[A-Za-z0-9._~!&()*+,;=:@%/?-]{0,200}$"
+# A Docker image reference, NAME[:TAG][@DIGEST], as Docker's own grammar has it
+# (distribution/reference): an optional registry host[:port]/, then lowercase path components,
+# a tag of at most 128 word characters, . and -, and a digest algorithm:hex of 32+ digits.
+_PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_HOST_COMPONENT = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?"
+_IMAGE = re.compile(
+    rf"(?P<name>(?:(?:{_HOST_COMPONENT}(?:\.{_HOST_COMPONENT})*|\[[a-fA-F0-9:]+\])(?::[0-9]+)?/)?"
+    rf"{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*)"
+    r"(?::\w[\w.-]{0,127})?"
+    r"(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?",
+    re.ASCII,
+)
 # Every Linode and Cloud Firewall of a cluster carries this tag with the cluster's name.
 CLUSTER_TAG = "swarmboot:"
 RESERVED_LABELS = frozenset({"zone", "region", "role", "cluster"})
@@ -247,6 +259,17 @@ class Lb(_Strict):
     # host: each node's own address (the default: traffic stays in its datacenter). ingress:
     # the routing mesh, which needs IPVS and spreads traffic over every zone.
     publish_mode: Literal["host", "ingress"] = "host"
+
+    @field_validator("image")
+    @classmethod
+    def _image(cls, value: str) -> str:
+        match = _IMAGE.fullmatch(value) if len(value) <= 1024 else None
+        if match is None or len(match["name"]) > 255:
+            raise ValueError(
+                f"{value!r} is not a Docker image reference: NAME[:TAG][@DIGEST] in Docker's "
+                "grammar, like haproxy:2.8 or registry.example.com/ops/haproxy:2.8"
+            )
+        return value
 
 
 @dataclass(frozen=True)

@@ -286,6 +286,13 @@ CASES = [
         says="SPEC: lb.health_path: must be an HTTP path starting with / of letters, digits and -._~!&()*+,;=:@%/? (no quotes, #, backslash, $ or spaces: HAProxy's health check sends it as one word)",
     ),
     Case(
+        "lb-image-not-a-reference",
+        "a load balancer image that is not a Docker image reference",
+        ("plan", "SPEC"),
+        spec=_with(EXAMPLE, 'image = "haproxy:2.8"', 'image = "haproxy:2.8;reboot"'),
+        says="SPEC: lb.image: 'haproxy:2.8;reboot' is not a Docker image reference: NAME[:TAG][@DIGEST] in Docker's grammar, like haproxy:2.8 or registry.example.com/ops/haproxy:2.8",
+    ),
+    Case(
         "region-newline",
         "a region key with a newline",
         ("lb", "render", "SPEC", "--out", "DIR/lb"),

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from swarmboot.errors import ExitCode
@@ -133,6 +135,48 @@ def test_encryption_is_explicit_when_opted_out():
 def test_bad_specs_name_the_key_and_the_fix(text, expected):
     (problem,) = problems(text)
     assert problem.startswith(expected), problem
+
+
+LB = '[lb]\nservice = "app"\nport = 8080\n[firewall.public]\n"80/tcp" = ["0.0.0.0/0"]\n'
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        "haproxy",
+        "haproxy:2.8-alpine",
+        "docker.io/library/haproxy:2.8",
+        "registry.example.com:5000/ops/haproxy:2.8",
+        "swarmboot-lab/haproxy:1",
+        "[::1]:5000/haproxy",
+        "haproxy:2.8@sha256:" + "0" * 64,
+    ],
+)
+def test_lb_image_takes_a_docker_image_reference(image):
+    assert parse_spec(MINIMAL + LB.replace("port = 8080", f"port = 8080\nimage = {image!r}"))
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        "haproxy:2.8\n",
+        "haproxy:2.8$(reboot)",
+        "haproxy:2.8 --privileged",
+        "haproxy:2.8'x",
+        "HAProxy:2.8",
+        "haproxy:",
+        "haproxy@sha256:abc",
+        "haproxy:" + "a" * 129,
+        "",
+    ],
+)
+def test_lb_image_refuses_what_is_not_a_docker_image_reference(image):
+    text = MINIMAL + LB.replace("port = 8080", f"port = 8080\nimage = {json.dumps(image)}")
+    (problem,) = problems(text)
+    assert problem == (
+        f"s.toml: lb.image: {image!r} is not a Docker image reference: NAME[:TAG][@DIGEST] in "
+        "Docker's grammar, like haproxy:2.8 or registry.example.com/ops/haproxy:2.8"
+    )
 
 
 def test_every_problem_is_gathered_at_once():
