@@ -68,6 +68,8 @@ _IMAGE = re.compile(
     r"(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?",
     re.ASCII,
 )
+# The deepest a spec may nest arrays and tables (its own deepest is 6: regions.X.pools[n].labels).
+_MAX_DEPTH = 32
 # Every Linode and Cloud Firewall of a cluster carries this tag with the cluster's name.
 CLUSTER_TAG = "swarmboot:"
 RESERVED_LABELS = frozenset({"zone", "region", "role", "cluster"})
@@ -532,11 +534,34 @@ def admin_keys(spec: Spec, base: Path) -> tuple[str, ...]:
     return tuple(keys)
 
 
+def _depth(value: object) -> int:
+    """How many arrays and tables deep a TOML document goes (without recursion)."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth + 1)
+            stack.extend(
+                (v, depth + 1) for v in (item.values() if isinstance(item, dict) else item)
+            )
+    return deepest
+
+
 def parse_spec(text: str, source: str = "swarm.toml", base: Path = Path(".")) -> Spec:
+    too_deep = SpecError(
+        [
+            f"{source}: nested too deeply (arrays or tables more than {_MAX_DEPTH} levels within "
+            "each other); a spec is a few levels deep: check that this is the spec"
+        ]
+    )
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SpecError([f"{source}: not valid TOML: {exc}; fix the syntax"]) from None
+    except RecursionError:  # tomllib parses nested arrays and tables by recursion
+        raise too_deep from None
+    if _depth(raw) > _MAX_DEPTH:  # nor would the JSON the spec is validated as take it
+        raise too_deep
     try:
         # Validated as JSON, strictly: a count is an integer, not "1", 1.0 or true (TOML's
         # dates become strings, which no field takes).

@@ -94,6 +94,13 @@ CASES = [
         says="SPEC: not valid TOML: Expected ']' at the end of a table declaration (at line 1, column 9); fix the syntax",
     ),
     Case(
+        "nested-too-deeply",
+        "a spec nested thousands of arrays deep",
+        ("plan", "SPEC"),
+        spec="x = " + "[" * 5000 + "]" * 5000,
+        says="SPEC: nested too deeply (arrays or tables more than 32 levels within each other); a spec is a few levels deep: check that this is the spec",
+    ),
+    Case(
         "unknown-key",
         "a key the spec does not have",
         ("plan", "SPEC"),

@@ -179,6 +179,22 @@ def test_lb_image_refuses_what_is_not_a_docker_image_reference(image):
     )
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "x = " + "[" * 5000 + "]" * 5000,  # past tomllib's recursion
+        "x = " + "[" * 300 + "]" * 300,  # past the JSON parser's limit of pydantic
+        MINIMAL.replace('name = "demo"', 'name = "demo"\nadmin_ssh_keys = ' + "[" * 40 + "]" * 40),
+    ],
+    ids=["5000", "300", "40"],
+)
+def test_a_spec_nested_too_deeply_is_one_line(text):
+    assert problems(text) == (
+        "s.toml: nested too deeply (arrays or tables more than 32 levels within each other); a "
+        "spec is a few levels deep: check that this is the spec",
+    )
+
+
 def test_every_problem_is_gathered_at_once():
     text = MINIMAL.replace('"demo"', '"Demo"').replace('"manager"', '"boss"') + "[x]\n"
     assert len(problems(text)) == 3
