@@ -186,6 +186,15 @@ class Network(_Strict):
     require_esp: bool = True
     subnet: str | None = None
 
+    @field_validator("encrypted", mode="before")
+    @classmethod
+    def _encrypted(cls, value: object) -> object:
+        # One problem, one line: the union would fail twice ("must be 'auto'", "must be true
+        # or false").
+        if value != "auto" and not isinstance(value, bool):
+            raise ValueError('must be "auto", true or false (true and false without quotes)')
+        return value
+
     @field_validator("subnet")
     @classmethod
     def _subnet(cls, value: str | None) -> str | None:

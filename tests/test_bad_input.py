@@ -321,6 +321,13 @@ CASES = [
         says="SPEC: regions.eu-central.pools[0].count: must be a whole number, without quotes (like 3)",
     ),
     Case(
+        "encrypted-string",
+        "network.encrypted in quotes",
+        ("plan", "SPEC"),
+        spec=_with(EXAMPLE, 'encrypted = "auto"', 'encrypted = "true"'),
+        says='SPEC: network.encrypted: must be "auto", true or false (true and false without quotes)',
+    ),
+    Case(
         "flag-string",
         "true or false in quotes",
         ("plan", "SPEC"),

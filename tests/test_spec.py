@@ -195,6 +195,13 @@ def test_a_spec_nested_too_deeply_is_one_line(text):
     )
 
 
+@pytest.mark.parametrize("value", ['"true"', '"false"', "1", '"Auto"'])
+def test_network_encrypted_is_one_problem_naming_its_three_values(value):
+    assert problems(MINIMAL + f"[network]\nencrypted = {value}\n") == (
+        's.toml: network.encrypted: must be "auto", true or false (true and false without quotes)',
+    )
+
+
 def test_every_problem_is_gathered_at_once():
     text = MINIMAL.replace('"demo"', '"Demo"').replace('"manager"', '"boss"') + "[x]\n"
     assert len(problems(text)) == 3
