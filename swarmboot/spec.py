@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from swarmboot.errors import ExitCode, SwarmbootError
+from swarmboot.files import FileTooLarge, NotAFile, read_capped
 from swarmboot.quorum import region_warnings
 
 __all__ = ["Cluster", "Lb", "NodePlan", "Pool", "Region", "Spec", "SpecError", "load_spec"]
@@ -68,6 +69,10 @@ _IMAGE = re.compile(
     r"(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?",
     re.ASCII,
 )
+# The largest spec read (a spec is a few KiB), and the largest admin key file: a node's
+# StackScript data carries at most 65,535 characters, so a larger file could never be used.
+_SPEC_MAX = 1024 * 1024
+_KEY_FILE_MAX = 256 * 1024
 # The deepest a spec may nest arrays and tables (its own deepest is 6: regions.X.pools[n].labels).
 _MAX_DEPTH = 32
 # Every Linode and Cloud Firewall of a cluster carries this tag with the cluster's name.
@@ -462,7 +467,19 @@ def _semantic_problems(spec: Spec, source: str, base: Path) -> list[str]:
         if not path.is_absolute():
             path = base / path
         try:
-            keys = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+            keys = _key_file_lines(path)
+        except NotAFile as exc:
+            problems.append(
+                f"{where}: {path} is {exc.kind}, not a regular file; give an OpenSSH public "
+                "key file (the .pub) or the key itself"
+            )
+            continue
+        except FileTooLarge:
+            problems.append(
+                f"{where}: {path} is larger than {_KEY_FILE_MAX // 1024} KiB: not an OpenSSH "
+                "public key file (a node's StackScript data takes at most 65535 characters)"
+            )
+            continue
         except OSError as exc:
             problems.append(
                 f"{where}: cannot read {path}: {exc.strerror}; give an OpenSSH public key or "
@@ -537,10 +554,15 @@ def admin_keys(spec: Spec, base: Path) -> tuple[str, ...]:
             keys.append(entry)
             continue
         path = Path(entry).expanduser()
-        path = path if path.is_absolute() else base / path
-        text = path.read_text(encoding="utf-8")
-        keys += [line.strip() for line in text.splitlines() if line.strip()]
+        keys += _key_file_lines(path if path.is_absolute() else base / path)
     return tuple(keys)
+
+
+def _key_file_lines(path: Path) -> list[str]:
+    """The lines of an admin key file that are not blank: NotAFile, FileTooLarge, OSError or
+    UnicodeDecodeError when it cannot be one (/dev/zero, a FIFO, a directory, a huge file)."""
+    text = read_capped(path, _KEY_FILE_MAX).decode("utf-8")
+    return [line.strip() for line in text.splitlines() if line.strip()]
 
 
 def _depth(value: object) -> int:
@@ -596,7 +618,15 @@ def parse_spec(text: str, source: str = "swarm.toml", base: Path = Path(".")) ->
 
 def load_spec(path: Path) -> Spec:
     try:
-        text = path.read_text(encoding="utf-8")
+        # Capped, and a pipe is read too (`plan <(envsubst < spec.toml)`), but not forever:
+        # /dev/zero as the spec is refused at 1 MiB.
+        text = read_capped(path, _SPEC_MAX, regular_only=False).decode("utf-8")
+    except NotAFile as exc:
+        raise SpecError([f"{path}: cannot read the spec: it is {exc.kind}"]) from None
+    except FileTooLarge:
+        raise SpecError(
+            [f"{path}: larger than 1 MiB, which no spec is; check that this is the spec"]
+        ) from None
     except OSError as exc:
         raise SpecError([f"{path}: cannot read the spec: {exc.strerror}"]) from None
     except UnicodeDecodeError as exc:

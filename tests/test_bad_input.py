@@ -279,6 +279,27 @@ CASES = [
         says="SPEC: cluster.admin_ssh_keys[0]: DIR/ops.pub is not UTF-8 text: not an OpenSSH public key file (the .pub, not the private key)",
     ),
     Case(
+        "admin-key-file-dev-zero",
+        "an admin key file that is a device (/dev/zero), a FIFO or a directory",
+        ("plan", "SPEC"),
+        spec=_with(EXAMPLE, "admin_ssh_keys = []", 'admin_ssh_keys = ["/dev/zero"]'),
+        says="SPEC: cluster.admin_ssh_keys[0]: /dev/zero is a character device, not a regular file; give an OpenSSH public key file (the .pub) or the key itself",
+    ),
+    Case(
+        "admin-key-file-huge",
+        "an admin key file larger than 256 KiB",
+        ("plan", "SPEC"),
+        spec=_with(EXAMPLE, "admin_ssh_keys = []", 'admin_ssh_keys = ["ops.pub"]'),
+        files={"ops.pub": "ssh-ed25519 " + "A" * 300_000 + "\n"},
+        says="SPEC: cluster.admin_ssh_keys[0]: DIR/ops.pub is larger than 256 KiB: not an OpenSSH public key file (a node's StackScript data takes at most 65535 characters)",
+    ),
+    Case(
+        "spec-dev-zero",
+        "a spec that never ends (/dev/zero)",
+        ("plan", "/dev/zero"),
+        says="/dev/zero: larger than 1 MiB, which no spec is; check that this is the spec",
+    ),
+    Case(
         "spec-not-utf8",
         "a spec that is not UTF-8 text",
         ("plan", "SPEC"),

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import pytest
 
@@ -234,6 +236,35 @@ def test_an_unreadable_or_private_key_file_is_named(tmp_path):
     )
     assert private.startswith("s.toml: cluster.admin_ssh_keys[1]: ")
     assert "is not an OpenSSH public key file (the .pub, not the private key)" in private
+
+
+def test_an_admin_key_file_is_a_small_regular_file(tmp_path):
+    os.mkfifo(tmp_path / "fifo.pub")
+    (tmp_path / "dir.pub").mkdir()
+    (tmp_path / "huge.pub").write_text(KEY + "\n" + "x" * (256 * 1024))
+    entries = ["/dev/zero", "fifo.pub", "dir.pub", "huge.pub"]
+    text = MINIMAL.replace('name = "demo"', f'name = "demo"\nadmin_ssh_keys = {entries!r}')
+    zero, fifo, directory, huge = problems(text.replace("'", '"'), base=tmp_path)
+    assert zero == (
+        "s.toml: cluster.admin_ssh_keys[0]: /dev/zero is a character device, not a regular "
+        "file; give an OpenSSH public key file (the .pub) or the key itself"
+    )
+    assert fifo.startswith(f"s.toml: cluster.admin_ssh_keys[1]: {tmp_path}/fifo.pub is a FIFO,")
+    assert directory.startswith(
+        f"s.toml: cluster.admin_ssh_keys[2]: {tmp_path}/dir.pub is a directory,"
+    )
+    assert huge == (
+        f"s.toml: cluster.admin_ssh_keys[3]: {tmp_path}/huge.pub is larger than 256 KiB: not "
+        "an OpenSSH public key file (a node's StackScript data takes at most 65535 characters)"
+    )
+
+
+def test_a_spec_is_read_capped(tmp_path):
+    with pytest.raises(SpecError) as info:
+        load_spec(Path("/dev/zero"))
+    assert info.value.problems == (
+        "/dev/zero: larger than 1 MiB, which no spec is; check that this is the spec",
+    )
 
 
 def test_a_spec_that_cannot_be_read(tmp_path):

@@ -100,6 +100,7 @@ CASES = [
     C("spec-directory", "a directory as the spec", ("plan", "DIR")),
     C("spec-empty-path", "an empty spec path", ("plan", ""), frozenset({2, 4})),
     C("spec-not-toml", "a file of secrets as the spec", ("plan", "DIR/secret.txt"), SPEC_BAD),
+    C("spec-dev-zero", "/dev/zero as the spec", ("plan", "/dev/zero"), SPEC_BAD),
     C("ssh-key-directory", "a directory as --ssh-key", ("plan", "SPEC", "--ssh-key", "DIR")),
     C(
         "ssh-key-missing",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,9 @@ CATEGORY = "spec"
 TITLE = "hostile spec values (plan SPEC)"
 
 Check = Callable[[Path], "str | None"]  # the spec's path -> why it is not harmless, or None
+
+
+FIFO = "<a FIFO>"  # as a file's content: the file is made a FIFO (os.mkfifo), nothing written
 
 
 @dataclass(frozen=True)
@@ -261,6 +265,17 @@ _ADMIN = [
         _admin(q([_key(1) + "\n" + _key(2)])),
     ),
     ("key-file-directory", "an admin key 'file' that is a directory", _admin(q(["."]))),
+    ("key-file-dev-zero", "/dev/zero as an admin key file", _admin(q(["/dev/zero"]))),
+    (
+        "key-file-fifo",
+        "an admin key 'file' that is a FIFO nobody writes to",
+        _admin(q(["ops.pub"]), (("ops.pub", FIFO),)),
+    ),
+    (
+        "key-file-huge",
+        "an admin key file of 64 MiB",
+        _admin(q(["ops.pub"]), (("ops.pub", b"ssh-ed25519 " + b"A" * (64 * 1024 * 1024)),)),
+    ),
     ("key-file-missing", "an admin key file that does not exist", _admin(q(["missing.pub"]))),
     (
         "key-file-private",
@@ -546,7 +561,9 @@ def run(world: CliWorld) -> list[Outcome]:
         where.mkdir(parents=True)
         spec = where / "spec.toml"
         for path, content in [(spec, case.spec)] + [(where / n, c) for n, c in case.files]:
-            if isinstance(content, bytes):
+            if content is FIFO:
+                os.mkfifo(path)
+            elif isinstance(content, bytes):
                 path.write_bytes(content)
             else:
                 path.write_text(content, encoding="utf-8")
