@@ -391,10 +391,20 @@ def _message(error: dict) -> str:
             "must be an HTTP path starting with / of letters, digits and -._~!&()*+,;=:@%/? "
             "(no quotes, #, backslash, $ or spaces: HAProxy's health check sends it as one word)"
         )
-    if kind == "string_pattern_mismatch" and error["loc"][-1] == "name":
+    if kind == "string_pattern_mismatch" and tuple(error["loc"]) == ("cluster", "name"):
         return (
             "must be a lowercase name starting with a letter: letters, digits and "
             "hyphens, at most 24 (it starts every node's label)"
+        )
+    if kind == "string_pattern_mismatch" and tuple(error["loc"]) == ("network", "name"):
+        return (
+            "must be a Docker network name: a letter or digit first, then letters, digits "
+            "and _ . -, at most 63"
+        )
+    if kind == "string_pattern_mismatch" and tuple(error["loc"]) == ("lb", "service"):
+        return (
+            "must be a swarm service name: a letter or digit first, then letters, digits "
+            "and _ . -, at most 41"
         )
     return str(error["msg"]).removeprefix("Value error, ")
 

@@ -113,6 +113,11 @@ def test_encryption_is_explicit_when_opted_out():
             "s.toml: regions.eu-central.pools[0].labels: the value of 'disk', '\\x1b[2Jssd', "
             "has a control character",
         ),
+        (
+            MINIMAL + '[network]\nname = "solo\\n"\n',
+            "s.toml: network.name: must be a Docker network name: a letter or digit first, then "
+            "letters, digits and _ . -, at most 63",
+        ),
         (MINIMAL + '[network]\nsubnet = "10.0.0.0/33"\n', "s.toml: network.subnet: "),
         (MINIMAL + '[firewall]\nssh_from = ["nowhere"]\n', "s.toml: firewall.ssh_from: "),
         (
