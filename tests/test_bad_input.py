@@ -152,6 +152,20 @@ CASES = [
         says="the Linode API at URL refused the token from SWARMBOOT_SIM_TOKEN (401 Invalid Token); check the token, or make a new one with read/write access to Linodes, StackScripts and Firewalls",
     ),
     Case(
+        "api-url-two-hosts",
+        "an API URL two URL parsers read as different hosts (the token would go to the other)",
+        ("plan", "SPEC", "--api-url", "http://127.0.0.2:8765\\@127.0.0.1:8765/v4"),
+        exit=1,
+        says="--api-url has a user part (user@ or user:password@ before the host), which can hide the host the token goes to; give the address without it, as https://api.linode.com/v4",
+    ),
+    Case(
+        "api-url-backslash",
+        "an API URL with a backslash",
+        ("plan", "SPEC", "--api-url", "https://api.linode.com\\.example.com/v4"),
+        exit=1,
+        says="--api-url 'https://api.linode.com\\\\.example.com/v4' has a backslash, which parsers of web addresses read differently; give it as https://api.linode.com/v4 or http://127.0.0.1:8765/v4",
+    ),
+    Case(
         "unreadable-key",
         "an SSH key that cannot be read",
         ("plan", "SPEC", "--ssh-key", "DIR/missing_ed25519"),
