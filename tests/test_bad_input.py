@@ -180,6 +180,14 @@ CASES = [
         says='SPEC: cluster.advertise: \'2001:db8::10\' is IPv6: swarm\'s memberlist cannot advertise it ("too many colons in address"); use "auto", "public" or "private" (the node\'s IPv4)',
     ),
     Case(
+        "token-as-argument",
+        "a token given as an argument (of any command: it is not repeated)",
+        ("stackscript", "udfs", "DIR/node.sh", "$LINODE_TOKEN"),
+        exit=2,
+        files={"node.sh": "#!/bin/bash\n"},
+        says="swarmboot stackscript udfs takes SCRIPT and was given more arguments, not repeated here (one may be a secret); remove them, and put a token in LINODE_TOKEN, never on the command line (see swarmboot stackscript udfs -h)",
+    ),
+    Case(
         "broken-udf-header",
         "a StackScript whose UDF header is broken",
         ("stackscript", "udfs", "DIR/broken.sh"),
