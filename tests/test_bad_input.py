@@ -198,6 +198,14 @@ CASES = [
         says="DIR/broken.sh:2: UDF tag is not closed with '/>' on the same line",
     ),
     Case(
+        "udfs-not-utf8",
+        "a StackScript that is not UTF-8 text",
+        ("stackscript", "udfs", "DIR/binary.sh"),
+        exit=1,
+        files={"binary.sh": b'\xff\xfe#!/bin/bash\n# <UDF name="x" label="x" />\n'},
+        says="DIR/binary.sh: not UTF-8 text (byte 0); Linode takes a StackScript as UTF-8 text",
+    ),
+    Case(
         "label-rejected",
         "a cluster name that would make labels Linode rejects",
         ("plan", "SPEC"),
