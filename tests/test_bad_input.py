@@ -206,6 +206,22 @@ CASES = [
         says="DIR/binary.sh: not UTF-8 text (byte 0); Linode takes a StackScript as UTF-8 text",
     ),
     Case(
+        "sim-state-not-json",
+        "a simulator state file that is not one",
+        ("sim", "--port", "0", "--state", "DIR/state.json"),
+        exit=1,
+        files={"state.json": "{not json"},
+        says="DIR/state.json: not JSON (Expecting property name enclosed in double quotes at line 1); give --state a file the simulator wrote, or a path that does not exist yet (it starts empty and writes it)",
+    ),
+    Case(
+        "sim-validate-spec-not-json",
+        "a file given to the simulator as Linode's OpenAPI spec that is not JSON",
+        ("sim", "--port", "0", "--validate-spec", "DIR/secret.txt"),
+        exit=1,
+        files={"secret.txt": "root:$6$SECRETHASH:19000:0:99999:7:::\n"},
+        says="DIR/secret.txt: not JSON (Expecting value at line 1); --validate-spec takes Linode's OpenAPI spec (.json or .json.gz)",
+    ),
+    Case(
         "label-rejected",
         "a cluster name that would make labels Linode rejects",
         ("plan", "SPEC"),
