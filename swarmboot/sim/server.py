@@ -177,19 +177,23 @@ class SimServer:
 
     def _configure(self, path: str, body: Any) -> tuple[int, Any]:
         sim = self.sim
+        if body is None:  # no body: the defaults
+            body = {}
+        if not isinstance(body, dict):  # [] would have been read as no settings: the defaults
+            return 400, {"errors": [{"reason": "Request body must be a JSON object"}]}
         try:
             if path == "/_sim/faults":
-                faults = FaultConfig.model_validate(body or {})
+                faults = FaultConfig.model_validate(body)
                 with sim.lock:
                     sim.config = sim.config.model_copy(update={"faults": faults})
                     sim.faults = Faults(faults, sim.clock())
                 return 200, faults.model_dump()
             if path == "/_sim/timings":
-                timings = Timings.model_validate(body or {})
+                timings = Timings.model_validate(body)
                 with sim.lock:
                     sim.config = sim.config.model_copy(update={"timings": timings})
                 return 200, timings.model_dump()
-            limits = RateLimits.model_validate(body or {})
+            limits = RateLimits.model_validate(body)
             with sim.lock:
                 sim.config = sim.config.model_copy(update={"rate_limits": limits})
                 sim.limiter = RateLimiter(limits, sim.clock)

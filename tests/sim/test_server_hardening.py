@@ -94,6 +94,14 @@ def _head(method: str, path: str, *extra: str, token: str | None = TOKEN) -> str
             "Invalid Content-Length",
         ),
         (
+            "a JSON array for the admin API's object",
+            "/_sim/faults",
+            ["Content-Length: 2"],
+            b"[]",
+            400,
+            "Request body must be a JSON object",
+        ),
+        (
             "a body without a length",
             "/v4/linode/instances",
             ["Transfer-Encoding: chunked"],
@@ -127,6 +135,14 @@ def test_a_bad_request_is_answered_as_the_api_would(
 def test_a_non_numeric_since_is_a_400(sim):
     status, answer, _ = _exchange(sim, _head("GET", "/_sim/requests?since=abc"))
     assert status == 400 and answer["errors"][0]["field"] == "since"
+
+
+@pytest.mark.parametrize("path", ["/_sim/faults", "/_sim/timings", "/_sim/rate-limits"])
+def test_the_admin_settings_take_an_object_only(sim, admin, path):
+    before = admin.set_timings(scale=0.5)
+    status, answer, _ = _exchange(sim, _head("PUT", path, "Content-Length: 2"), b"[]")
+    assert (status, answer["errors"][0]["reason"]) == (400, "Request body must be a JSON object")
+    assert admin.set_timings(**before) == before  # unchanged, not reset to the defaults
 
 
 def test_the_token_is_checked_before_a_body_is_read(sim):
