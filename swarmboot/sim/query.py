@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from swarmboot.sim.errors import bad_request
+from swarmboot.sim.inputs import load_json
 
 __all__ = [
     "DEFAULT_PAGE_SIZE",
@@ -154,10 +155,7 @@ def parse_filter(header: str | None, filterable: frozenset[str]) -> Query:
     """Parse an X-Filter header against the collection's filterable fields."""
     if header is None or not header.strip():
         return Query(predicate=lambda item: True)
-    try:
-        raw = json.loads(header)
-    except json.JSONDecodeError:
-        raise bad_request("Invalid JSON", "X-Filter") from None
+    raw = load_json(header, "X-Filter")  # not too deeply nested for the recursion below
     ordering: dict[str, Any] = {}
     predicate = _object_predicate(raw, filterable, ordering)
     order_by = ordering.get("+order_by")

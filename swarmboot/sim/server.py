@@ -31,6 +31,7 @@ from swarmboot.sim.config import Timings
 from swarmboot.sim.engine import Simulator
 from swarmboot.sim.errors import ApiError, Problem
 from swarmboot.sim.faults import FaultConfig, Faults
+from swarmboot.sim.inputs import load_json
 from swarmboot.sim.ratelimit import RateLimiter, RateLimits
 
 __all__ = ["SimServer", "SpecCheck"]
@@ -351,10 +352,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             if not verdict.allowed:
                 sim.count("rate_limited")
                 raise ApiError(429, (Problem("Too Many Requests"),), verdict.headers())
-            try:
-                body = json.loads(raw) if raw else None
-            except ValueError:  # not JSON, or not UTF-8
-                raise ApiError(400, (Problem("Invalid JSON"),)) from None
+            body = load_json(raw) if raw else None
             request = routes.Request(method, path, params, headers, body, args)
             answer = route.handler(sim, request)
             status = 200
@@ -392,12 +390,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return
         try:
             raw = self._read_body()
-            body = json.loads(raw) if raw else None
+            body = load_json(raw) if raw else None
         except ApiError as exc:
             self._send(exc.status, exc.body(), exc.headers)
-            return
-        except ValueError:  # not JSON, or not UTF-8
-            self._send(400, {"errors": [{"reason": "Invalid JSON"}]})
             return
         status, answer = self.server_app.admin(method, path, params, body)
         self._send(status, answer)

@@ -94,6 +94,14 @@ def _head(method: str, path: str, *extra: str, token: str | None = TOKEN) -> str
             "Invalid Content-Length",
         ),
         (
+            "a body nested 100,000 levels deep",
+            "/v4/linode/instances",
+            [f"Content-Length: {200_000}"],
+            b"[" * 100_000 + b"]" * 100_000,
+            400,
+            "Invalid JSON: nested more than 64 levels deep",
+        ),
+        (
             "a JSON array for the admin API's object",
             "/_sim/faults",
             ["Content-Length: 2"],
@@ -143,6 +151,16 @@ def test_the_admin_settings_take_an_object_only(sim, admin, path):
     status, answer, _ = _exchange(sim, _head("PUT", path, "Content-Length: 2"), b"[]")
     assert (status, answer["errors"][0]["reason"]) == (400, "Request body must be a JSON object")
     assert admin.set_timings(**before) == before  # unchanged, not reset to the defaults
+
+
+def test_a_deeply_nested_filter_is_a_400(sim, capfd):
+    deep = "X-Filter: " + "[" * 30_000 + "]" * 30_000
+    status, answer, _ = _exchange(sim, _head("GET", "/v4/linode/instances", deep))
+    assert (status, answer["errors"][0]) == (
+        400,
+        {"reason": "Invalid JSON: nested more than 64 levels deep", "field": "X-Filter"},
+    )
+    assert "Traceback" not in capfd.readouterr().err
 
 
 def test_the_token_is_checked_before_a_body_is_read(sim):
