@@ -16,6 +16,7 @@ import hmac
 import http.server
 import json
 import logging
+import re
 import socket
 import sys
 import threading
@@ -53,6 +54,10 @@ SpecCheck = Callable[
 
 class _Drop(Exception):
     """Close the connection without an answer."""
+
+
+# A number as HTTP and the admin API write it: ASCII digits ("²" and "٣" pass str.isdigit()).
+_NUMBER = re.compile(r"[0-9]+")
 
 
 class SimServer:
@@ -130,7 +135,8 @@ class SimServer:
                 }
         if (method, path) == ("GET", "/_sim/requests"):
             since_text = params.get("since", "0")
-            if not since_text.isdigit():
+            # Not "²" or "٣" (str.isdigit() takes them), nor past int()'s 4300 digits.
+            if not _NUMBER.fullmatch(since_text) or len(since_text) > 18:
                 return 400, {"errors": [{"reason": "since must be a number", "field": "since"}]}
             since = int(since_text)
             with self._lock:
@@ -270,23 +276,51 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             token.strip().encode(), expected.encode()
         )
 
-    def _read_body(self) -> bytes:
-        """The request's body, read only now (after the token check); ApiError for one that
-        will not be read, and the connection is then closed (its framing is not known)."""
-        value = self.headers.get("Content-Length")
-        if value is None:
-            if self.headers.get("Transfer-Encoding"):
-                self.close_connection = True
-                raise ApiError(411, (Problem("Length Required"),))
-            return b""
-        if not value.strip().isdigit():  # not a number, or negative
+    def _content_length(self) -> int | None:
+        """The body's length as the request frames it (RFC 9112, 6.3); ApiError for framing
+        that cannot be trusted, and the connection is then closed."""
+        values = self.headers.get_all("Content-Length") or []
+        if self.headers.get("Transfer-Encoding"):
+            self.close_connection = True
+            if values:  # both: a request smuggler's framing
+                raise ApiError(400, (Problem("Invalid Content-Length with Transfer-Encoding"),))
+            raise ApiError(411, (Problem("Length Required"),))
+        if not values:
+            return None
+        # Repeated or listed, a length counts only if every copy is the same.
+        lengths = {part.strip() for value in values for part in value.split(",")}
+        if len(lengths) != 1:
+            self.close_connection = True
+            raise ApiError(400, (Problem("Invalid Content-Length: two different lengths"),))
+        value = lengths.pop()
+        if not _NUMBER.fullmatch(value):  # a word, negative, or not ASCII digits ("²")
             self.close_connection = True
             raise ApiError(400, (Problem("Invalid Content-Length"),))
-        length = int(value)
-        if length > MAX_BODY:
+        if len(value) > 12 or int(value) > MAX_BODY:
             self.close_connection = True
             raise ApiError(413, (Problem(f"Request body larger than {MAX_BODY} bytes"),))
-        return self.rfile.read(length) if length else b""
+        return int(value)
+
+    def _read_body(self) -> bytes:
+        """The request's body, read only now (after the token check); ApiError for one that
+        will not be read, and the connection is then closed (its framing is not known). A
+        client that stops sending mid-body gets 408 once the socket's timeout passes; one that
+        hangs up is let go."""
+        length = self._content_length()
+        if not length:
+            return b""
+        try:
+            data = self.rfile.read(length)
+        except TimeoutError:
+            self.close_connection = True  # the socket cannot be read again
+            raise ApiError(408, (Problem("Request Timeout"),)) from None
+        except ConnectionError:
+            self.close_connection = True
+            raise _Drop from None
+        if len(data) < length:  # the client hung up mid-body
+            self.close_connection = True
+            raise _Drop
+        return data
 
     def _leave_unread_body(self) -> None:
         """An answer before the body was read: the body is never read, the connection ends."""
@@ -391,10 +425,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         try:
             raw = self._read_body()
             body = load_json(raw) if raw else None
-        except ApiError as exc:
-            self._send(exc.status, exc.body(), exc.headers)
+            status, answer = self.server_app.admin(method, path, params, body)
+        except _Drop:
+            self._drop()
             return
-        status, answer = self.server_app.admin(method, path, params, body)
+        except ApiError as exc:
+            status, answer = exc.status, exc.body()
+        except Exception:  # answered, not a dropped connection
+            log.exception("simulator error on %s %s", method, path)
+            status, answer = 500, {"errors": [{"reason": "Internal Server Error"}]}
         self._send(status, answer)
 
     def _check(

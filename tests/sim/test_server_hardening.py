@@ -23,7 +23,8 @@ def _exchange(server: SimServer, head: str, body: bytes = b"", *, close: bool = 
     timeout = 10.0
     host, port = server.httpd.server_address[:2]
     with socket.create_connection((host, port), timeout=timeout) as conn:
-        conn.sendall(head.replace("\n", "\r\n").encode() + b"\r\n" + body)
+        # Latin-1, as http.server reads a head: "\u00b2" goes as the one byte 0xb2.
+        conn.sendall(head.replace("\n", "\r\n").encode("latin-1") + b"\r\n" + body)
         data = b""
         while b"\r\n\r\n" not in data:
             chunk = conn.recv(65536)
@@ -94,6 +95,38 @@ def _head(method: str, path: str, *extra: str, token: str | None = TOKEN) -> str
             "Invalid Content-Length",
         ),
         (
+            "a length in other digits than 0-9",
+            "/v4/linode/instances",
+            ["Content-Length: \u00b2"],
+            b"{}",
+            400,
+            "Invalid Content-Length",
+        ),
+        (
+            "two different lengths",
+            "/v4/linode/stackscripts",
+            ["Content-Length: 2", "Content-Length: 42"],
+            b"{}" + b" " * 40,
+            400,
+            "Invalid Content-Length: two different lengths",
+        ),
+        (
+            "a length of 5000 digits",
+            "/v4/linode/instances",
+            ["Content-Length: " + "9" * 5000],
+            b"",
+            413,
+            f"Request body larger than {MAX_BODY} bytes",
+        ),
+        (
+            "a length and a transfer encoding",
+            "/v4/linode/instances",
+            ["Content-Length: 2", "Transfer-Encoding: chunked"],
+            b"{}",
+            400,
+            "Invalid Content-Length with Transfer-Encoding",
+        ),
+        (
             "a body nested 100,000 levels deep",
             "/v4/linode/instances",
             [f"Content-Length: {200_000}"],
@@ -140,9 +173,11 @@ def test_a_bad_request_is_answered_as_the_api_would(
     assert "Traceback" not in capfd.readouterr().err
 
 
-def test_a_non_numeric_since_is_a_400(sim):
-    status, answer, _ = _exchange(sim, _head("GET", "/_sim/requests?since=abc"))
+@pytest.mark.parametrize("since", ["abc", "%C2%B2", "%D9%A3", "9" * 5000])
+def test_a_non_numeric_since_is_a_400(sim, capfd, since):
+    status, answer, _ = _exchange(sim, _head("GET", f"/_sim/requests?since={since}"))
     assert status == 400 and answer["errors"][0]["field"] == "since"
+    assert "Traceback" not in capfd.readouterr().err
 
 
 @pytest.mark.parametrize("path", ["/_sim/faults", "/_sim/timings", "/_sim/rate-limits"])
@@ -175,6 +210,28 @@ def test_the_token_is_checked_before_a_body_is_read(sim):
     # An unknown route is not read either.
     status, _, closed = _exchange(sim, _head("POST", "/v4/nowhere", big), close=True)
     assert (status, closed) == (404, True)
+
+
+def test_a_body_that_stops_coming_is_answered_408_without_a_traceback(spec_check, capfd):
+    server = SimServer(Simulator(SimConfig(port=0, token=TOKEN, timings=Timings(scale=0.001))))
+    server.httpd.RequestHandlerClass.timeout = 0.3
+    server.start()
+    try:
+        host, port = server.httpd.server_address[:2]
+        with socket.create_connection((host, port), timeout=10) as conn:
+            head = _head("POST", "/v4/networking/firewalls", "Content-Length: 100")
+            conn.sendall(head.replace("\n", "\r\n").encode() + b'\r\n{"label":"')
+            data = b""
+            while chunk := conn.recv(65536):  # until the server hangs up
+                data += chunk
+        assert data.startswith(b"HTTP/1.1 408 ")
+        assert b'"Request Timeout"' in data
+        # Recorded as answered; nothing was made.
+        assert [r["status"] for r in server.requests] == [408]
+        assert server.sim.world.firewalls == {}
+    finally:
+        server.stop()
+    assert "Traceback" not in capfd.readouterr().err
 
 
 def test_an_idle_connection_is_closed(spec_check):
