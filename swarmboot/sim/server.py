@@ -348,8 +348,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         path = url.path[len(prefix) :]
         route, args, path_known = routes.match(method, path)
         template = route.template if route else path
-        status = 500
         raw: bytes | None = None
+        reply: tuple[int, Any, dict[str, str]] | None = None
         try:
             if route is None:
                 raise ApiError(
@@ -389,29 +389,28 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             body = load_json(raw) if raw else None
             request = routes.Request(method, path, params, headers, body, args)
             answer = route.handler(sim, request)
-            status = 200
             if (method, template) == (
                 "POST",
                 "/linode/instances",
             ) and sim.faults.lose_create_response(answer.get("label", ""), sim.clock()):
                 raise _Drop
-            self._check(method, url.path, params, headers, body, status, answer)
-            self._send(status, answer, verdict.headers())
+            self._check(method, url.path, params, headers, body, 200, answer)
+            reply = (200, answer, verdict.headers())
         except _Drop:
-            status = 0
             self._drop()
         except ApiError as exc:
-            status = exc.status
             if raw is None:
                 self._leave_unread_body()
             self._check(method, url.path, params, headers, None, exc.status, exc.body())
-            self._send(exc.status, exc.body(), exc.headers)
+            reply = (exc.status, exc.body(), exc.headers)
         except Exception:
             log.exception("simulator error on %s %s", method, url.path)
-            status = 500
-            self._send(500, {"errors": [{"reason": "Internal Server Error"}]})
-        finally:
-            app.record(method, template, status, started)
+            reply = (500, {"errors": [{"reason": "Internal Server Error"}]}, {})
+        # Recorded before it is answered: a client that reads the log once it has its answer
+        # finds its request there.
+        app.record(method, template, reply[0] if reply else 0, started)
+        if reply is not None:
+            self._send(*reply)
 
     def _admin(self, method: str, path: str, params: dict[str, str]) -> None:
         if path == "/_sim/health":

@@ -234,6 +234,14 @@ def test_a_body_that_stops_coming_is_answered_408_without_a_traceback(spec_check
     assert "Traceback" not in capfd.readouterr().err
 
 
+def test_the_log_has_a_request_before_its_answer(sim, admin):
+    # It was written after the answer: a client reading it at once could miss its request.
+    for _ in range(200):
+        seq = admin.requests()[-1]["seq"] if admin.requests() else 0
+        _exchange(sim, _head("GET", "/v4/regions"))
+        assert [r["route"] for r in admin.requests(since=seq)] == ["/regions"]
+
+
 def test_an_idle_connection_is_closed(spec_check):
     server = SimServer(Simulator(SimConfig(port=0, token=TOKEN, timings=Timings(scale=0.001))))
     server.httpd.RequestHandlerClass.timeout = 0.3
