@@ -12,7 +12,8 @@ from swarmboot.sim.errors import ApiError, Problem, bad_request
 __all__ = ["MAX_JSON_DEPTH", "Body", "check_label", "load_json"]
 
 # Linode labels: a letter first; letters, digits, -, _ and .; never two of those in a row.
-_LABEL = re.compile(r"^[a-zA-Z]((?!--|__|\.\.)[a-zA-Z0-9-_.])+$")
+# Matched whole (fullmatch): `$` would let a trailing newline through.
+_LABEL = re.compile(r"[a-zA-Z]((?!--|__|\.\.)[a-zA-Z0-9-_.])+")
 # The deepest JSON a request may nest (Linode's own bodies and filters go a few levels).
 MAX_JSON_DEPTH = 64
 # A JSON string, escapes and all: its brackets are not the document's.
@@ -52,7 +53,7 @@ def check_label(value: Any, field: str, *, low: int, high: int) -> str:
         raise bad_request("Label must be a string", field)
     if not low <= len(value) <= high:
         raise bad_request(f"Label must be between {low} and {high} characters", field)
-    if not _LABEL.match(value):
+    if not _LABEL.fullmatch(value):
         raise bad_request(
             "Label must begin with a letter and may only contain letters, "
             "numbers, dashes, underscores and periods; it cannot have two "

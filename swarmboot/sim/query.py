@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +35,7 @@ MIN_PAGE_SIZE = 25
 MAX_PAGE_SIZE = 500
 DEFAULT_PAGE_SIZE = 100
 
+_INTEGER = re.compile(r"-?[0-9]{1,18}")
 _COMPARISONS = ("+gt", "+gte", "+lt", "+lte")
 _FIELD_OPERATORS = frozenset({*_COMPARISONS, "+contains", "+neq"})
 
@@ -199,10 +201,10 @@ def parse_paging(params: Mapping[str, str]) -> tuple[int, int]:
         raw = params.get(name)
         if raw is None or raw == "":
             return default
-        try:
-            return int(raw)
-        except ValueError:
-            raise bad_request("Must be an integer", name) from None
+        # ASCII digits: int() also reads "٣", " 3 " and "3_0".
+        if not _INTEGER.fullmatch(raw):
+            raise bad_request("Must be an integer", name)
+        return int(raw)
 
     page = number("page", 1)
     page_size = number("page_size", DEFAULT_PAGE_SIZE)

@@ -198,6 +198,14 @@ def test_a_deeply_nested_filter_is_a_400(sim, capfd):
     assert "Traceback" not in capfd.readouterr().err
 
 
+@pytest.mark.parametrize(
+    "query", ["page=%D9%A3", "page=3_0", "page=+3", "page_size=%EF%BC%92%EF%BC%95"]
+)
+def test_paging_takes_ascii_digits(sim, query):
+    status, answer, _ = _exchange(sim, _head("GET", f"/v4/linode/instances?{query}"))
+    assert (status, answer["errors"][0]["reason"]) == (400, "Must be an integer")
+
+
 def test_the_token_is_checked_before_a_body_is_read(sim):
     # 200 MiB announced, none sent: the answer comes at once, and the connection ends.
     started = time.monotonic()
@@ -255,3 +263,23 @@ def test_an_idle_connection_is_closed(spec_check):
             assert time.monotonic() - started < 5.0
     finally:
         server.stop()
+
+
+def test_a_firewall_protocol_in_other_digits_is_a_400(api, capfd):
+    rules = {"inbound_policy": "DROP", "outbound_policy": "ACCEPT"}
+    for protocol in ("\u00b2", "\u0665\u0660", "9" * 5000):
+        rule = {"action": "ACCEPT", "protocol": protocol, "addresses": {"ipv4": ["0.0.0.0/0"]}}
+        answer = api(
+            "POST",
+            "/networking/firewalls",
+            {"label": "sweep-fw", "rules": {**rules, "inbound": [rule]}},
+        )
+        assert answer.status_code == 400, protocol
+    assert "Traceback" not in capfd.readouterr().err
+
+
+@pytest.mark.parametrize("label", ["sweep\n", "sweep--x"])
+def test_a_label_with_a_trailing_newline_or_two_hyphens_is_a_400(api, label):
+    rules = {"inbound": [], "inbound_policy": "DROP", "outbound_policy": "ACCEPT"}
+    answer = api("POST", "/networking/firewalls", {"label": label, "rules": rules})
+    assert answer.status_code == 400 and answer.json()["errors"][0]["field"] == "label"
