@@ -18,7 +18,7 @@ VMTEST_LIMIT ?= 2700
 SHELL_SCRIPTS := stackscripts/*.sh tests/debian/enter-root.sh tests/debian/systemctl-shim .ci/run examples/demo.sh tests/vm/guest-check.sh tests/vm/guest-first-boot.sh \
   swarmboot/lab/files/node-init.sh swarmboot/lab/files/systemctl swarmboot/lab/files/grub-probe
 
-.PHONY: help venv host-deps vm-deps vmtest vmtest-full test test-fast demo sim bench drills drills-lab stackscripts lint format docs clean
+.PHONY: help venv host-deps vm-deps vmtest vmtest-full test test-fast demo sim bench drills drills-lab security stackscripts lint format docs clean
 
 help:
 	@echo "make demo          form the example swarm for real in the lab, show it, tear it down (KEEP=1 keeps it)"
@@ -30,6 +30,7 @@ help:
 	@echo "make bench         measure the simulator and up (requests/s, memory, wall time)"
 	@echo "make drills        DRILLS (200) seeded fault drills: up, node rebuild, down killed and run again"
 	@echo "make drills-lab    LAB_DRILLS (5) of them on real swarm nodes in the lab (as root)"
+	@echo "make security      the security sweep: hostile specs, command lines, API requests, host keys, trust"
 	@echo "make stackscripts  render templates/ into stackscripts/"
 	@echo "make lint          ruff, shellcheck and the freshness of stackscripts/ and docs/"
 	@echo "make docs          regenerate docs/cli.md from the commands' --help"
@@ -98,6 +99,11 @@ drills: venv
 
 drills-lab: venv host-deps
 	$(BIN)/python -m tests.drills.lab_drill $(LAB_DRILLS)
+
+# Hostile inputs against swarmboot, per category: how many were tried, refused properly,
+# accepted as valid (and why harmless), and each one NOT refused; exit 1 if any was not.
+security: venv
+	$(BIN)/python -m tests.security.sweep
 
 stackscripts: venv
 	$(BIN)/swarmboot render

@@ -13,7 +13,10 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
+
+from urllib3.exceptions import LocationParseError
+from urllib3.util import parse_url
 
 from swarmboot.errors import ExitCode, SwarmbootError
 
@@ -63,16 +66,55 @@ def _cli_config_token(home: Path) -> tuple[str, str] | None:
     return None
 
 
+_URL_EXAMPLE = "give it as https://api.linode.com/v4 or http://127.0.0.1:8765/v4"
+
+
+def _check_url(url: str) -> SplitResult:
+    """The API URL's parts, once it is sure that the token goes where they say: the URL is
+    read here with urllib's parser but sent by requests with urllib3's, so a URL they read
+    differently (`http://127.0.0.2\\@127.0.0.1/v4`: urllib says 127.0.0.1, urllib3 connects
+    to 127.0.0.2) would pass the checks and send the token elsewhere."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # an unclosed [ of an IPv6 address
+        raise SwarmbootError(f"--api-url {url!r} is not a URL", hint=_URL_EXAMPLE) from None
+    if "@" in parts.netloc:  # the URL is not repeated: its user part may be a password
+        raise SwarmbootError(
+            "--api-url has a user part (user@ or user:password@ before the host), which "
+            "can hide the host the token goes to",
+            hint="give the address without it, as https://api.linode.com/v4",
+        )
+    odd = next((c for c in url if c == "\\" or not c.isascii() or not c.isprintable()), None)
+    if odd is not None or " " in url:
+        what = "a space" if odd is None else "a backslash" if odd == "\\" else f"{odd!r}"
+        raise SwarmbootError(
+            f"--api-url {url!r} has {what}, which parsers of web addresses read differently",
+            hint=_URL_EXAMPLE + ("" if url.isascii() else " (a host in other scripts as xn--...)"),
+        )
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise SwarmbootError(f"--api-url {url!r} is not an http(s) URL", hint=_URL_EXAMPLE)
+    try:
+        ours = (parts.scheme, parts.hostname, parts.port)
+        theirs = parse_url(url)
+    except (ValueError, LocationParseError):  # a port that is not 0 to 65535
+        raise SwarmbootError(
+            f"--api-url {url!r} has a port that is not a number up to 65535", hint=_URL_EXAMPLE
+        ) from None
+    host = (theirs.host or "").removeprefix("[").removesuffix("]").lower()
+    if ours != (theirs.scheme, host, theirs.port):
+        raise SwarmbootError(
+            f"--api-url {url!r} names {parts.hostname} to one parser and {host or 'no host'} "
+            "to the one that sends the token",
+            hint=_URL_EXAMPLE,
+        )
+    return parts
+
+
 def find_target(
     api_url: str | None = None, env: Mapping[str, str] = os.environ, home: Path | None = None
 ) -> Target:
     url = (api_url or env.get("SWARMBOOT_API_URL") or DEFAULT_API_URL).rstrip("/")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise SwarmbootError(
-            f"--api-url {url!r} is not an http(s) URL",
-            hint="give it as https://api.linode.com/v4 or http://127.0.0.1:8765/v4",
-        )
+    parts = _check_url(url)
     if parts.scheme == "http" and parts.hostname not in ("127.0.0.1", "localhost", "::1"):
         raise SwarmbootError(
             f"--api-url {url!r} would send the token unencrypted",

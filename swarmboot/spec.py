@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from swarmboot.errors import ExitCode, SwarmbootError
+from swarmboot.files import FileTooLarge, NotAFile, read_capped
 from swarmboot.quorum import region_warnings
 
 __all__ = ["Cluster", "Lb", "NodePlan", "Pool", "Region", "Spec", "SpecError", "load_spec"]
@@ -49,11 +50,31 @@ _KEY_TYPES = (
 # A public key line as authorized_keys takes it, without options: the type, the key and a
 # comment of printable characters but commas (the StackScript's data lists keys with them).
 _KEY = re.compile(r"(?P<type>[a-z0-9@.-]+) (?P<blob>[A-Za-z0-9+/]+={0,3})( [ -+\--~]*)?")
+# A [firewall.public] key: PORT/tcp, PORT/udp or FIRST-LAST/tcp, in ASCII digits.
+_PORT_KEY = re.compile(r"([0-9]{1,5})(-([0-9]{1,5}))?/(tcp|udp)")
 # A Linode region id ("eu-central", "gb-lon", "in-bom-2").
 _REGION = re.compile(r"[a-z]{2,}(-[a-z0-9]+){1,3}")
 # A URL path (and query) HAProxy's `option httpchk` takes as one word: no quotes, `#`,
 # backslash, `$` or spaces.
 _HEALTH_PATH = r"^/[A-Za-z0-9._~!&()*+,;=:@%/?-]{0,200}$"
+# A Docker image reference, NAME[:TAG][@DIGEST], as Docker's own grammar has it
+# (distribution/reference): an optional registry host[:port]/, then lowercase path components,
+# a tag of at most 128 word characters, . and -, and a digest algorithm:hex of 32+ digits.
+_PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_HOST_COMPONENT = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?"
+_IMAGE = re.compile(
+    rf"(?P<name>(?:(?:{_HOST_COMPONENT}(?:\.{_HOST_COMPONENT})*|\[[a-fA-F0-9:]+\])(?::[0-9]+)?/)?"
+    rf"{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*)"
+    r"(?::\w[\w.-]{0,127})?"
+    r"(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?",
+    re.ASCII,
+)
+# The largest spec read (a spec is a few KiB), and the largest admin key file: a node's
+# StackScript data carries at most 65,535 characters, so a larger file could never be used.
+_SPEC_MAX = 1024 * 1024
+_KEY_FILE_MAX = 256 * 1024
+# The deepest a spec may nest arrays and tables (its own deepest is 6: regions.X.pools[n].labels).
+_MAX_DEPTH = 32
 # Every Linode and Cloud Firewall of a cluster carries this tag with the cluster's name.
 CLUSTER_TAG = "swarmboot:"
 RESERVED_LABELS = frozenset({"zone", "region", "role", "cluster"})
@@ -87,6 +108,13 @@ class Pool(_Strict):
                 raise ValueError(f"{key!r} is set by swarmboot; choose another label name")
             if not _LABEL_KEY.fullmatch(key):
                 raise ValueError(f"{key!r} is not a label name (lowercase letters, digits, . _ -)")
+        for key, text in value.items():
+            if not text.isprintable():
+                raise ValueError(
+                    f"the value of {key!r}, {text!r}, has a control character (a newline, tab "
+                    "or terminal escape): Docker takes any string, but one in a label is never "
+                    "meant and plan would print it raw; give printable text"
+                )
         return value
 
 
@@ -125,6 +153,18 @@ class Cluster(_Strict):
     # host, flexible takes it and reports the group non-compliant; none makes no group.
     manager_placement: Literal["strict", "flexible", "none"] = "strict"
 
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        # Linode refuses a label with two hyphens (or underscores, or periods) in a row; the
+        # pattern already keeps out underscores and periods.
+        if "--" in value:
+            raise ValueError(
+                f"{value!r} has two hyphens in a row, which Linode refuses in a label (it "
+                "starts every node's label); use one hyphen"
+            )
+        return value
+
     @field_validator("advertise", mode="before")
     @classmethod
     def _advertise(cls, value: object) -> object:
@@ -155,6 +195,15 @@ class Network(_Strict):
     require_esp: bool = True
     subnet: str | None = None
 
+    @field_validator("encrypted", mode="before")
+    @classmethod
+    def _encrypted(cls, value: object) -> object:
+        # One problem, one line: the union would fail twice ("must be 'auto'", "must be true
+        # or false").
+        if value != "auto" and not isinstance(value, bool):
+            raise ValueError('must be "auto", true or false (true and false without quotes)')
+        return value
+
     @field_validator("subnet")
     @classmethod
     def _subnet(cls, value: str | None) -> str | None:
@@ -174,9 +223,11 @@ def _check_sources(value: tuple[str, ...]) -> tuple[str, ...]:
 
 def _port_range(key: str) -> str | None:
     """Why a [firewall.public] key is not PORT/tcp, PORT/udp or FIRST-LAST/tcp, or None."""
-    match = re.fullmatch(r"(\d{1,5})(-(\d{1,5}))?/(tcp|udp)", key)
+    # [0-9], not \d: Python's \d and int() also take fullwidth and Arabic-Indic digits.
+    match = _PORT_KEY.fullmatch(key)
     if not match:
-        return f"{key!r} is not PORT/tcp, PORT/udp or FIRST-LAST/tcp"
+        digits = "" if key.isascii() else " in the digits 0-9"
+        return f"{key!r} is not PORT/tcp, PORT/udp or FIRST-LAST/tcp{digits}"
     first, last = int(match.group(1)), int(match.group(3) or match.group(1))
     if not 1 <= first <= 65535 or not 1 <= last <= 65535:
         return f"{key!r}: ports are 1 to 65535"
@@ -228,6 +279,17 @@ class Lb(_Strict):
     # host: each node's own address (the default: traffic stays in its datacenter). ingress:
     # the routing mesh, which needs IPVS and spreads traffic over every zone.
     publish_mode: Literal["host", "ingress"] = "host"
+
+    @field_validator("image")
+    @classmethod
+    def _image(cls, value: str) -> str:
+        match = _IMAGE.fullmatch(value) if len(value) <= 1024 else None
+        if match is None or len(match["name"]) > 255:
+            raise ValueError(
+                f"{value!r} is not a Docker image reference: NAME[:TAG][@DIGEST] in Docker's "
+                "grammar, like haproxy:2.8 or registry.example.com/ops/haproxy:2.8"
+            )
+        return value
 
 
 @dataclass(frozen=True)
@@ -333,10 +395,20 @@ def _message(error: dict) -> str:
             "must be an HTTP path starting with / of letters, digits and -._~!&()*+,;=:@%/? "
             "(no quotes, #, backslash, $ or spaces: HAProxy's health check sends it as one word)"
         )
-    if kind == "string_pattern_mismatch" and error["loc"][-1] == "name":
+    if kind == "string_pattern_mismatch" and tuple(error["loc"]) == ("cluster", "name"):
         return (
             "must be a lowercase name starting with a letter: letters, digits and "
             "hyphens, at most 24 (it starts every node's label)"
+        )
+    if kind == "string_pattern_mismatch" and tuple(error["loc"]) == ("network", "name"):
+        return (
+            "must be a Docker network name: a letter or digit first, then letters, digits "
+            "and _ . -, at most 63"
+        )
+    if kind == "string_pattern_mismatch" and tuple(error["loc"]) == ("lb", "service"):
+        return (
+            "must be a swarm service name: a letter or digit first, then letters, digits "
+            "and _ . -, at most 41"
         )
     return str(error["msg"]).removeprefix("Value error, ")
 
@@ -409,7 +481,19 @@ def _semantic_problems(spec: Spec, source: str, base: Path) -> list[str]:
         if not path.is_absolute():
             path = base / path
         try:
-            keys = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+            keys = _key_file_lines(path)
+        except NotAFile as exc:
+            problems.append(
+                f"{where}: {path} is {exc.kind}, not a regular file; give an OpenSSH public "
+                "key file (the .pub) or the key itself"
+            )
+            continue
+        except FileTooLarge:
+            problems.append(
+                f"{where}: {path} is larger than {_KEY_FILE_MAX // 1024} KiB: not an OpenSSH "
+                "public key file (a node's StackScript data takes at most 65535 characters)"
+            )
+            continue
         except OSError as exc:
             problems.append(
                 f"{where}: cannot read {path}: {exc.strerror}; give an OpenSSH public key or "
@@ -484,17 +568,45 @@ def admin_keys(spec: Spec, base: Path) -> tuple[str, ...]:
             keys.append(entry)
             continue
         path = Path(entry).expanduser()
-        path = path if path.is_absolute() else base / path
-        text = path.read_text(encoding="utf-8")
-        keys += [line.strip() for line in text.splitlines() if line.strip()]
+        keys += _key_file_lines(path if path.is_absolute() else base / path)
     return tuple(keys)
 
 
+def _key_file_lines(path: Path) -> list[str]:
+    """The lines of an admin key file that are not blank: NotAFile, FileTooLarge, OSError or
+    UnicodeDecodeError when it cannot be one (/dev/zero, a FIFO, a directory, a huge file)."""
+    text = read_capped(path, _KEY_FILE_MAX).decode("utf-8")
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def _depth(value: object) -> int:
+    """How many arrays and tables deep a TOML document goes (without recursion)."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth + 1)
+            stack.extend(
+                (v, depth + 1) for v in (item.values() if isinstance(item, dict) else item)
+            )
+    return deepest
+
+
 def parse_spec(text: str, source: str = "swarm.toml", base: Path = Path(".")) -> Spec:
+    too_deep = SpecError(
+        [
+            f"{source}: nested too deeply (arrays or tables more than {_MAX_DEPTH} levels within "
+            "each other); a spec is a few levels deep: check that this is the spec"
+        ]
+    )
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SpecError([f"{source}: not valid TOML: {exc}; fix the syntax"]) from None
+    except RecursionError:  # tomllib parses nested arrays and tables by recursion
+        raise too_deep from None
+    if _depth(raw) > _MAX_DEPTH:  # nor would the JSON the spec is validated as take it
+        raise too_deep
     try:
         # Validated as JSON, strictly: a count is an integer, not "1", 1.0 or true (TOML's
         # dates become strings, which no field takes).
@@ -520,7 +632,15 @@ def parse_spec(text: str, source: str = "swarm.toml", base: Path = Path(".")) ->
 
 def load_spec(path: Path) -> Spec:
     try:
-        text = path.read_text(encoding="utf-8")
+        # Capped, and a pipe is read too (`plan <(envsubst < spec.toml)`), but not forever:
+        # /dev/zero as the spec is refused at 1 MiB.
+        text = read_capped(path, _SPEC_MAX, regular_only=False).decode("utf-8")
+    except NotAFile as exc:
+        raise SpecError([f"{path}: cannot read the spec: it is {exc.kind}"]) from None
+    except FileTooLarge:
+        raise SpecError(
+            [f"{path}: larger than 1 MiB, which no spec is; check that this is the spec"]
+        ) from None
     except OSError as exc:
         raise SpecError([f"{path}: cannot read the spec: {exc.strerror}"]) from None
     except UnicodeDecodeError as exc:

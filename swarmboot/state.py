@@ -67,8 +67,10 @@ class Instance:
     def rebuild_since(self) -> int | None:
         """The event id of the rebuild this Linode is marked for, None if it is not."""
         for tag in self.tags:
-            if tag.startswith(REBUILD_TAG) and tag.removeprefix(REBUILD_TAG).isdigit():
-                return int(tag.removeprefix(REBUILD_TAG))
+            since = tag.removeprefix(REBUILD_TAG)
+            # ASCII digits: a tag is anyone's to write, and "²" passes str.isdigit() but not int().
+            if tag.startswith(REBUILD_TAG) and since.isascii() and since.isdigit():
+                return int(since)
         return None
 
     @property

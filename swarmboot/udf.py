@@ -16,12 +16,23 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from swarmboot.errors import UdfError
+from swarmboot.files import FileTooLarge, NotAFile, read_capped
 
-__all__ = ["MAX_DATA_CHARS", "Udf", "check_data", "parse_udfs", "validate_data"]
+__all__ = [
+    "MAX_DATA_CHARS",
+    "MAX_SCRIPT_BYTES",
+    "Udf",
+    "check_data",
+    "parse_udfs",
+    "read_script",
+    "validate_data",
+]
 
 MAX_DATA_CHARS = 65_535
+MAX_SCRIPT_BYTES = 1024 * 1024  # the largest StackScript file read (a real one is a few KiB)
 
 _ATTRIBUTES = frozenset({"name", "label", "default", "example", "oneof", "manyof"})
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -82,6 +93,26 @@ class Udf:
         if self.manyof:
             out["manyof"] = ",".join(self.manyof)
         return out
+
+
+def read_script(path: Path) -> str:
+    """A StackScript file's text; UdfError for one that is not UTF-8 text, is larger than
+    MAX_SCRIPT_BYTES or is not a file (a pipe is read)."""
+    try:
+        raw = read_capped(path, MAX_SCRIPT_BYTES, regular_only=False)
+    except NotAFile as exc:
+        raise UdfError(f"it is {exc.kind}; give a StackScript file", source=str(path)) from None
+    except FileTooLarge:
+        raise UdfError(
+            "larger than 1 MiB, which no StackScript is; give a StackScript file", source=str(path)
+        ) from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UdfError(
+            f"not UTF-8 text (byte {exc.start}); Linode takes a StackScript as UTF-8 text",
+            source=str(path),
+        ) from None
 
 
 def parse_udfs(script: str, source: str = "<script>") -> tuple[Udf, ...]:

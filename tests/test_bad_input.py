@@ -108,6 +108,13 @@ CASES = [
         says="SPEC: not valid TOML: Expected ']' at the end of a table declaration (at line 1, column 9); fix the syntax",
     ),
     Case(
+        "nested-too-deeply",
+        "a spec nested thousands of arrays deep",
+        ("plan", "SPEC"),
+        spec="x = " + "[" * 5000 + "]" * 5000,
+        says="SPEC: nested too deeply (arrays or tables more than 32 levels within each other); a spec is a few levels deep: check that this is the spec",
+    ),
+    Case(
         "unknown-key",
         "a key the spec does not have",
         ("plan", "SPEC"),
@@ -159,6 +166,20 @@ CASES = [
         says="the Linode API at URL refused the token from SWARMBOOT_SIM_TOKEN (401 Invalid Token); check the token, or make a new one with read/write access to Linodes, StackScripts and Firewalls",
     ),
     Case(
+        "api-url-two-hosts",
+        "an API URL two URL parsers read as different hosts (the token would go to the other)",
+        ("plan", "SPEC", "--api-url", "http://127.0.0.2:8765\\@127.0.0.1:8765/v4"),
+        exit=1,
+        says="--api-url has a user part (user@ or user:password@ before the host), which can hide the host the token goes to; give the address without it, as https://api.linode.com/v4",
+    ),
+    Case(
+        "api-url-backslash",
+        "an API URL with a backslash",
+        ("plan", "SPEC", "--api-url", "https://api.linode.com\\.example.com/v4"),
+        exit=1,
+        says="--api-url 'https://api.linode.com\\\\.example.com/v4' has a backslash, which parsers of web addresses read differently; give it as https://api.linode.com/v4 or http://127.0.0.1:8765/v4",
+    ),
+    Case(
         "unreadable-key",
         "an SSH key that cannot be read",
         ("plan", "SPEC", "--ssh-key", "DIR/missing_ed25519"),
@@ -173,6 +194,14 @@ CASES = [
         says='SPEC: cluster.advertise: \'2001:db8::10\' is IPv6: swarm\'s memberlist cannot advertise it ("too many colons in address"); use "auto", "public" or "private" (the node\'s IPv4)',
     ),
     Case(
+        "token-as-argument",
+        "a token given as an argument (of any command: it is not repeated)",
+        ("stackscript", "udfs", "DIR/node.sh", "$LINODE_TOKEN"),
+        exit=2,
+        files={"node.sh": "#!/bin/bash\n"},
+        says="swarmboot stackscript udfs takes SCRIPT and was given more arguments, not repeated here (one may be a secret); remove them, and put a token in LINODE_TOKEN, never on the command line (see swarmboot stackscript udfs -h)",
+    ),
+    Case(
         "broken-udf-header",
         "a StackScript whose UDF header is broken",
         ("stackscript", "udfs", "DIR/broken.sh"),
@@ -183,11 +212,42 @@ CASES = [
         says="DIR/broken.sh:2: UDF tag is not closed with '/>' on the same line",
     ),
     Case(
+        "udfs-not-utf8",
+        "a StackScript that is not UTF-8 text",
+        ("stackscript", "udfs", "DIR/binary.sh"),
+        exit=1,
+        files={"binary.sh": b'\xff\xfe#!/bin/bash\n# <UDF name="x" label="x" />\n'},
+        says="DIR/binary.sh: not UTF-8 text (byte 0); Linode takes a StackScript as UTF-8 text",
+    ),
+    Case(
+        "sim-state-not-json",
+        "a simulator state file that is not one",
+        ("sim", "--port", "0", "--state", "DIR/state.json"),
+        exit=1,
+        files={"state.json": "{not json"},
+        says="DIR/state.json: not JSON (Expecting property name enclosed in double quotes at line 1); give --state a file the simulator wrote, or a path that does not exist yet (it starts empty and writes it)",
+    ),
+    Case(
+        "sim-validate-spec-not-json",
+        "a file given to the simulator as Linode's OpenAPI spec that is not JSON",
+        ("sim", "--port", "0", "--validate-spec", "DIR/secret.txt"),
+        exit=1,
+        files={"secret.txt": "root:$6$SECRETHASH:19000:0:99999:7:::\n"},
+        says="DIR/secret.txt: not JSON (Expecting value at line 1); --validate-spec takes Linode's OpenAPI spec (.json or .json.gz)",
+    ),
+    Case(
         "label-rejected",
         "a cluster name that would make labels Linode rejects",
         ("plan", "SPEC"),
         spec=ONE_MANAGER.replace('name = "solo"', 'name = "Solo_1"'),
         says="SPEC: cluster.name: must be a lowercase name starting with a letter: letters, digits and hyphens, at most 24 (it starts every node's label)",
+    ),
+    Case(
+        "name-double-hyphen",
+        "a cluster name with two hyphens in a row",
+        ("plan", "SPEC"),
+        spec=ONE_MANAGER.replace('name = "solo"', 'name = "so--lo"'),
+        says="SPEC: cluster.name: 'so--lo' has two hyphens in a row, which Linode refuses in a label (it starts every node's label); use one hyphen",
     ),
     Case(
         "untagged-clash",
@@ -217,6 +277,13 @@ CASES = [
         ("plan", "SPEC"),
         spec=_with(EXAMPLE, '"443/tcp" =', '"0/tcp" ='),
         says="SPEC: firewall.public: '0/tcp': ports are 1 to 65535",
+    ),
+    Case(
+        "port-other-digits",
+        "a public port in digits other than 0-9 (fullwidth, Arabic-Indic)",
+        ("plan", "SPEC"),
+        spec=_with(EXAMPLE, '"443/tcp" =', '"\uff14\uff14\uff13/tcp" ='),
+        says="SPEC: firewall.public: '\uff14\uff14\uff13/tcp' is not PORT/tcp, PORT/udp or FIRST-LAST/tcp in the digits 0-9",
     ),
     Case(
         "scope-id",
@@ -272,6 +339,27 @@ CASES = [
         says="SPEC: cluster.admin_ssh_keys[0]: DIR/ops.pub is not UTF-8 text: not an OpenSSH public key file (the .pub, not the private key)",
     ),
     Case(
+        "admin-key-file-dev-zero",
+        "an admin key file that is a device (/dev/zero), a FIFO or a directory",
+        ("plan", "SPEC"),
+        spec=_with(EXAMPLE, "admin_ssh_keys = []", 'admin_ssh_keys = ["/dev/zero"]'),
+        says="SPEC: cluster.admin_ssh_keys[0]: /dev/zero is a character device, not a regular file; give an OpenSSH public key file (the .pub) or the key itself",
+    ),
+    Case(
+        "admin-key-file-huge",
+        "an admin key file larger than 256 KiB",
+        ("plan", "SPEC"),
+        spec=_with(EXAMPLE, "admin_ssh_keys = []", 'admin_ssh_keys = ["ops.pub"]'),
+        files={"ops.pub": "ssh-ed25519 " + "A" * 300_000 + "\n"},
+        says="SPEC: cluster.admin_ssh_keys[0]: DIR/ops.pub is larger than 256 KiB: not an OpenSSH public key file (a node's StackScript data takes at most 65535 characters)",
+    ),
+    Case(
+        "spec-dev-zero",
+        "a spec that never ends (/dev/zero)",
+        ("plan", "/dev/zero"),
+        says="/dev/zero: larger than 1 MiB, which no spec is; check that this is the spec",
+    ),
+    Case(
         "spec-not-utf8",
         "a spec that is not UTF-8 text",
         ("plan", "SPEC"),
@@ -284,6 +372,13 @@ CASES = [
         ("plan", "SPEC"),
         spec=_with(EXAMPLE, 'health_path = "/healthz"', 'health_path = "/a\\"b#c"'),
         says="SPEC: lb.health_path: must be an HTTP path starting with / of letters, digits and -._~!&()*+,;=:@%/? (no quotes, #, backslash, $ or spaces: HAProxy's health check sends it as one word)",
+    ),
+    Case(
+        "lb-image-not-a-reference",
+        "a load balancer image that is not a Docker image reference",
+        ("plan", "SPEC"),
+        spec=_with(EXAMPLE, 'image = "haproxy:2.8"', 'image = "haproxy:2.8;reboot"'),
+        says="SPEC: lb.image: 'haproxy:2.8;reboot' is not a Docker image reference: NAME[:TAG][@DIGEST] in Docker's grammar, like haproxy:2.8 or registry.example.com/ops/haproxy:2.8",
     ),
     Case(
         "region-newline",
@@ -307,6 +402,13 @@ CASES = [
         says="SPEC: regions.eu-central.pools[0].count: must be a whole number, without quotes (like 3)",
     ),
     Case(
+        "encrypted-string",
+        "network.encrypted in quotes",
+        ("plan", "SPEC"),
+        spec=_with(EXAMPLE, 'encrypted = "auto"', 'encrypted = "true"'),
+        says='SPEC: network.encrypted: must be "auto", true or false (true and false without quotes)',
+    ),
+    Case(
         "flag-string",
         "true or false in quotes",
         ("plan", "SPEC"),
@@ -319,6 +421,15 @@ CASES = [
         ("plan", "SPEC"),
         spec=ONE_MANAGER.replace("count = 1 }", 'count = 1, labels = { "disk\\n" = "ssd" } }'),
         says="SPEC: regions.eu-central.pools[0].labels: 'disk\\n' is not a label name (lowercase letters, digits, . _ -)",
+    ),
+    Case(
+        "label-value-control",
+        "a node label value with a newline or terminal escape",
+        ("plan", "SPEC"),
+        spec=ONE_MANAGER.replace(
+            "count = 1 }", 'count = 1, labels = { disk = "ssd\\nrole=manager" } }'
+        ),
+        says="SPEC: regions.eu-central.pools[0].labels: the value of 'disk', 'ssd\\nrole=manager', has a control character (a newline, tab or terminal escape): Docker takes any string, but one in a label is never meant and plan would print it raw; give printable text",
     ),
     Case(
         "region-loss",

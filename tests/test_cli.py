@@ -152,6 +152,31 @@ def test_stackscript_udfs_missing_file_is_a_usage_error(tmp_path, monkeypatch):
     assert "does not exist" in result.output
 
 
+@pytest.mark.parametrize(
+    ("args", "takes"),
+    [
+        (("plan", "SPEC", "tok-3f9a"), "swarmboot plan takes SPEC"),
+        (
+            ("node", "rebuild", "SPEC", "LABEL", "x", "tok-3f9a"),
+            "swarmboot node rebuild takes SPEC and LABEL",
+        ),
+        (("stackscript", "list", "tok-3f9a"), "swarmboot stackscript list takes no arguments"),
+        (("plan", "SPEC", "--", "tok-3f9a"), "swarmboot plan takes SPEC"),
+    ],
+)
+def test_an_unexpected_argument_is_not_repeated(args, takes):
+    # The likeliest one is a token pasted after the command.
+    result = run(*args)
+    assert result.exit_code == 2
+    assert "tok-3f9a" not in result.output
+    command = takes.split(" takes ")[0]
+    assert result.output == (
+        f"Error: {takes} and was given more arguments, not repeated here (one may be a secret); "
+        "remove them, and put a token in LINODE_TOKEN, never on the command line "
+        f"(see {command} -h)\n"
+    )
+
+
 def test_console_script_runs_without_a_traceback(tmp_path):
     exe = Path(sys.executable).parent / "swarmboot"
     done = subprocess.run(

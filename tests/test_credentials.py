@@ -47,6 +47,48 @@ def test_url_from_the_environment_and_http_only_for_loopback(tmp_path):
         find_target("ftp://x/v4", env=env, home=tmp_path)
 
 
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        (
+            "http://127.0.0.2:1\\@127.0.0.1:2/v4",
+            "--api-url has a user part (user@ or user:password@ before the host), which can "
+            "hide the host the token goes to; give the address without it, as "
+            "https://api.linode.com/v4",
+        ),
+        ("https://user:secret@api.linode.com/v4", "--api-url has a user part"),
+        ("http://127.0.0.1%2f@127.0.0.2/v4", "--api-url has a user part"),
+        (
+            "https://api.linode.com\\.example.com/v4",
+            "--api-url 'https://api.linode.com\\\\.example.com/v4' has a backslash, which "
+            "parsers of web addresses read differently; give it as https://api.linode.com/v4 or "
+            "http://127.0.0.1:8765/v4",
+        ),
+        ("http://127.0.0.1:8765/v4\nX-Injected: 1", "--api-url 'http://127.0.0.1:8765/v4\\nX"),
+        (
+            "https://\u0430pi.linode.com/v4",
+            "--api-url 'https://\u0430pi.linode.com/v4' has '\u0430'",
+        ),
+        ("http://127.0.0.1:99999/v4", "--api-url 'http://127.0.0.1:99999/v4' has a port that"),
+        ("http://[::1/v4", "--api-url 'http://[::1/v4' is not a URL"),
+    ],
+)
+def test_an_api_url_the_parsers_could_read_differently_is_refused(tmp_path, url, says):
+    env = {"LINODE_TOKEN": "t"}
+    with pytest.raises(SwarmbootError) as info:
+        find_target(url, env=env, home=tmp_path)
+    assert str(info.value).startswith(says), str(info.value)
+    assert "secret" not in str(info.value)
+    with pytest.raises(SwarmbootError):  # from the environment too
+        find_target(None, env={**env, "SWARMBOOT_API_URL": url}, home=tmp_path)
+
+
+def test_loopback_urls_the_parsers_agree_on(tmp_path):
+    env = {"SWARMBOOT_SIM_TOKEN": "sim"}
+    for url in ("http://[::1]:8765/v4", "http://LOCALHOST:8765/v4", "http://127.0.0.1:8765/v4"):
+        assert find_target(url, env=env, home=tmp_path).is_local
+
+
 def test_no_token_names_every_place(tmp_path):
     with pytest.raises(NoTokenError) as info:
         find_target(None, env={}, home=Path(tmp_path))

@@ -14,7 +14,7 @@ from swarmboot.membership import cluster_addresses
 from swarmboot.plan import QuorumError, plan
 from swarmboot.rebuild import UnknownNode, rebuild, repair, unhealthy
 from swarmboot.sim.admin import SimAdmin
-from swarmboot.state import REBUILD_TAG
+from swarmboot.state import REBUILD_TAG, Instance
 
 from .world import EXAMPLE, TOKEN, make_context
 
@@ -316,3 +316,12 @@ def test_a_root_password_given_is_set_on_new_and_rebuilt_linodes_and_never_said(
     rebuild(ctx, "solo-eu-central-worker-1")
     assert {n.machine.root_pass for n in fleet.nodes.values()} == {"known-Root-pass-1"}
     assert "known-Root-pass-1" not in "\n".join(ctx.reporter.lines)
+
+
+@pytest.mark.parametrize(("tag", "since"), [("12", 12), ("\u00b2", None), ("\u0663", None)])
+def test_a_rebuild_mark_is_read_in_ascii_digits_only(tag, since):
+    # A tag is anyone's to write: "²" passes str.isdigit() but int() refuses it.
+    inst = Instance(
+        1, "x", "eu-central", "g6-nanode-1", "running", (REBUILD_TAG + tag,), None, None
+    )
+    assert inst.rebuild_since == since

@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
+
 import pytest
 
 from swarmboot.errors import ExitCode
@@ -71,6 +75,11 @@ def test_encryption_is_explicit_when_opted_out():
             "s.toml: cluster.name: must be a lowercase name starting with a letter",
         ),
         (
+            MINIMAL.replace('"demo"', '"de--mo"'),
+            "s.toml: cluster.name: 'de--mo' has two hyphens in a row, which Linode refuses in a "
+            "label (it starts every node's label); use one hyphen",
+        ),
+        (
             MINIMAL.replace('"manager"', '"boss"'),
             "s.toml: regions.eu-central.pools[0].role: must be 'manager', 'worker' or 'lb'",
         ),
@@ -94,11 +103,35 @@ def test_encryption_is_explicit_when_opted_out():
             MINIMAL.replace("count = 1 }", 'count = 1, labels = { zone = "x" } }'),
             "s.toml: regions.eu-central.pools[0].labels: 'zone' is set by swarmboot",
         ),
+        (
+            MINIMAL.replace("count = 1 }", 'count = 1, labels = { disk = "ssd\\nrole=x" } }'),
+            "s.toml: regions.eu-central.pools[0].labels: the value of 'disk', 'ssd\\nrole=x', "
+            "has a control character (a newline, tab or terminal escape)",
+        ),
+        (
+            MINIMAL.replace("count = 1 }", 'count = 1, labels = { disk = "\\u001b[2Jssd" } }'),
+            "s.toml: regions.eu-central.pools[0].labels: the value of 'disk', '\\x1b[2Jssd', "
+            "has a control character",
+        ),
+        (
+            MINIMAL + '[network]\nname = "solo\\n"\n',
+            "s.toml: network.name: must be a Docker network name: a letter or digit first, then "
+            "letters, digits and _ . -, at most 63",
+        ),
         (MINIMAL + '[network]\nsubnet = "10.0.0.0/33"\n', "s.toml: network.subnet: "),
         (MINIMAL + '[firewall]\nssh_from = ["nowhere"]\n', "s.toml: firewall.ssh_from: "),
         (
             MINIMAL + '[firewall.public]\n"http" = ["0.0.0.0/0"]\n',
             "s.toml: firewall.public: 'http' is not PORT/tcp",
+        ),
+        (
+            MINIMAL + '[firewall.public]\n"\uff14\uff14\uff13/tcp" = ["0.0.0.0/0"]\n',
+            "s.toml: firewall.public: '\uff14\uff14\uff13/tcp' is not PORT/tcp, PORT/udp or "
+            "FIRST-LAST/tcp in the digits 0-9",
+        ),
+        (
+            MINIMAL + '[firewall.public]\n"\u0664\u0664\u0663/tcp" = ["0.0.0.0/0"]\n',
+            "s.toml: firewall.public: '\u0664\u0664\u0663/tcp' is not PORT/tcp",
         ),
         (
             MINIMAL.replace('name = "demo"', 'name = "demo"\nadvertise = "ipv6"'),
@@ -109,6 +142,71 @@ def test_encryption_is_explicit_when_opted_out():
 def test_bad_specs_name_the_key_and_the_fix(text, expected):
     (problem,) = problems(text)
     assert problem.startswith(expected), problem
+
+
+LB = '[lb]\nservice = "app"\nport = 8080\n[firewall.public]\n"80/tcp" = ["0.0.0.0/0"]\n'
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        "haproxy",
+        "haproxy:2.8-alpine",
+        "docker.io/library/haproxy:2.8",
+        "registry.example.com:5000/ops/haproxy:2.8",
+        "swarmboot-lab/haproxy:1",
+        "[::1]:5000/haproxy",
+        "haproxy:2.8@sha256:" + "0" * 64,
+    ],
+)
+def test_lb_image_takes_a_docker_image_reference(image):
+    assert parse_spec(MINIMAL + LB.replace("port = 8080", f"port = 8080\nimage = {image!r}"))
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        "haproxy:2.8\n",
+        "haproxy:2.8$(reboot)",
+        "haproxy:2.8 --privileged",
+        "haproxy:2.8'x",
+        "HAProxy:2.8",
+        "haproxy:",
+        "haproxy@sha256:abc",
+        "haproxy:" + "a" * 129,
+        "",
+    ],
+)
+def test_lb_image_refuses_what_is_not_a_docker_image_reference(image):
+    text = MINIMAL + LB.replace("port = 8080", f"port = 8080\nimage = {json.dumps(image)}")
+    (problem,) = problems(text)
+    assert problem == (
+        f"s.toml: lb.image: {image!r} is not a Docker image reference: NAME[:TAG][@DIGEST] in "
+        "Docker's grammar, like haproxy:2.8 or registry.example.com/ops/haproxy:2.8"
+    )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "x = " + "[" * 5000 + "]" * 5000,  # past tomllib's recursion
+        "x = " + "[" * 300 + "]" * 300,  # past the JSON parser's limit of pydantic
+        MINIMAL.replace('name = "demo"', 'name = "demo"\nadmin_ssh_keys = ' + "[" * 40 + "]" * 40),
+    ],
+    ids=["5000", "300", "40"],
+)
+def test_a_spec_nested_too_deeply_is_one_line(text):
+    assert problems(text) == (
+        "s.toml: nested too deeply (arrays or tables more than 32 levels within each other); a "
+        "spec is a few levels deep: check that this is the spec",
+    )
+
+
+@pytest.mark.parametrize("value", ['"true"', '"false"', "1", '"Auto"'])
+def test_network_encrypted_is_one_problem_naming_its_three_values(value):
+    assert problems(MINIMAL + f"[network]\nencrypted = {value}\n") == (
+        's.toml: network.encrypted: must be "auto", true or false (true and false without quotes)',
+    )
 
 
 def test_every_problem_is_gathered_at_once():
@@ -143,6 +241,35 @@ def test_an_unreadable_or_private_key_file_is_named(tmp_path):
     )
     assert private.startswith("s.toml: cluster.admin_ssh_keys[1]: ")
     assert "is not an OpenSSH public key file (the .pub, not the private key)" in private
+
+
+def test_an_admin_key_file_is_a_small_regular_file(tmp_path):
+    os.mkfifo(tmp_path / "fifo.pub")
+    (tmp_path / "dir.pub").mkdir()
+    (tmp_path / "huge.pub").write_text(KEY + "\n" + "x" * (256 * 1024))
+    entries = ["/dev/zero", "fifo.pub", "dir.pub", "huge.pub"]
+    text = MINIMAL.replace('name = "demo"', f'name = "demo"\nadmin_ssh_keys = {entries!r}')
+    zero, fifo, directory, huge = problems(text.replace("'", '"'), base=tmp_path)
+    assert zero == (
+        "s.toml: cluster.admin_ssh_keys[0]: /dev/zero is a character device, not a regular "
+        "file; give an OpenSSH public key file (the .pub) or the key itself"
+    )
+    assert fifo.startswith(f"s.toml: cluster.admin_ssh_keys[1]: {tmp_path}/fifo.pub is a FIFO,")
+    assert directory.startswith(
+        f"s.toml: cluster.admin_ssh_keys[2]: {tmp_path}/dir.pub is a directory,"
+    )
+    assert huge == (
+        f"s.toml: cluster.admin_ssh_keys[3]: {tmp_path}/huge.pub is larger than 256 KiB: not "
+        "an OpenSSH public key file (a node's StackScript data takes at most 65535 characters)"
+    )
+
+
+def test_a_spec_is_read_capped(tmp_path):
+    with pytest.raises(SpecError) as info:
+        load_spec(Path("/dev/zero"))
+    assert info.value.problems == (
+        "/dev/zero: larger than 1 MiB, which no spec is; check that this is the spec",
+    )
 
 
 def test_a_spec_that_cannot_be_read(tmp_path):

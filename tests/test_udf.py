@@ -1,9 +1,18 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from swarmboot.errors import UdfError
-from swarmboot.udf import MAX_DATA_CHARS, Udf, check_data, parse_udfs, validate_data
+from swarmboot.udf import (
+    MAX_DATA_CHARS,
+    Udf,
+    check_data,
+    parse_udfs,
+    read_script,
+    validate_data,
+)
 
 HEADER = """#!/bin/bash
 # <UDF name="hostname" label="Hostname" example="node-1" />
@@ -118,3 +127,18 @@ def test_rendered_scripts_declare_the_node_fields(rendered):
         assert by_name["swarm_role"].oneof == ("manager", "worker", "lb")
         assert by_name["docker_source"].oneof == ("docker", "debian")
         assert [u.name for u in script.udfs if u.required] == ["hostname", "zone"]
+
+
+def test_a_script_file_that_is_not_utf8_is_named(tmp_path):
+    script = tmp_path / "binary.sh"
+    script.write_bytes(b'\xff\xfe#!/bin/bash\n# <UDF name="x" label="x" />\n')
+    with pytest.raises(UdfError) as info:
+        read_script(script)
+    assert str(info.value) == (
+        f"{script}: not UTF-8 text (byte 0); Linode takes a StackScript as UTF-8 text"
+    )
+
+
+def test_a_script_file_is_read_capped():
+    with pytest.raises(UdfError, match="larger than 1 MiB, which no StackScript is"):
+        read_script(Path("/dev/zero"))

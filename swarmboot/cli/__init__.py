@@ -3,17 +3,60 @@
 from __future__ import annotations
 
 import logging
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from swarmboot import __version__
 from swarmboot.cli import cluster, lb, node, recovery, render, sim, stackscript
 from swarmboot.cli._common import State
+from swarmboot.errors import ExitCode
 
 __all__ = ["app", "main"]
 
+
+class _Swarmboot(TyperGroup):
+    """The root command, which says an unexpected argument is there without repeating it.
+
+    Typer's usage error repeats extra arguments ("Got unexpected extra argument (…)"), and the
+    likeliest one is a token pasted after the command: the usage error of every command,
+    however deep, passes through here and is said in one line that names no value.
+    """
+
+    def invoke(self, ctx: typer.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            message = getattr(exc, "message", None)
+            where = getattr(exc, "ctx", None)
+            if not (
+                isinstance(message, str)
+                and message.startswith("Got unexpected extra argument")
+                and getattr(exc, "exit_code", None) == ExitCode.USAGE
+                and where is not None
+            ):
+                raise
+            typer.echo(f"Error: {_extra_arguments(where)}", err=True)
+            raise typer.Exit(ExitCode.USAGE) from None
+
+
+def _extra_arguments(ctx: typer.Context) -> str:
+    names = [
+        p.metavar or (p.name or "").upper()
+        for p in ctx.command.params
+        if p.param_type_name == "argument"
+    ]
+    takes = " and ".join(names) if names else "no arguments"
+    return (
+        f"{ctx.command_path} takes {takes} and was given more arguments, not repeated here "
+        "(one may be a secret); remove them, and put a token in LINODE_TOKEN, never on the "
+        f"command line (see {ctx.command_path} -h)"
+    )
+
+
 app = typer.Typer(
+    cls=_Swarmboot,
     name="swarmboot",
     help="Turn a small cluster spec into a running Docker Swarm on Linode.",
     no_args_is_help=True,

@@ -13,6 +13,7 @@ import typer
 
 from swarmboot.cli._common import Ctx, command, state_of
 from swarmboot.errors import SwarmbootError
+from swarmboot.files import FileTooLarge, NotAFile, read_capped
 
 TOKEN_VARIABLES = ("SWARMBOOT_SIM_TOKEN", "LINODE_TOKEN", "LINODE_CLI_TOKEN")
 
@@ -26,6 +27,22 @@ def _token() -> str:
         "the simulator needs the token its clients will send",
         hint=f"set one of {', '.join(TOKEN_VARIABLES)} (any value; never on the command line)",
     )
+
+
+def _json_file(path: Path, what: str) -> object:
+    """A small JSON file's content; SwarmbootError naming the file and what is wrong."""
+    try:
+        return json.loads(read_capped(path, 1024 * 1024).decode("utf-8"))
+    except NotAFile as exc:
+        raise SwarmbootError(f"{path}: it is {exc.kind}", hint=what) from None
+    except FileTooLarge:
+        raise SwarmbootError(f"{path}: larger than 1 MiB", hint=what) from None
+    except UnicodeDecodeError as exc:
+        raise SwarmbootError(f"{path}: not UTF-8 text (byte {exc.start})", hint=what) from None
+    except json.JSONDecodeError as exc:
+        raise SwarmbootError(
+            f"{path}: not JSON ({exc.msg} at line {exc.lineno})", hint=what
+        ) from None
 
 
 def _ranges(values: list[str], option: str) -> dict[str, str]:
@@ -119,7 +136,7 @@ def sim_cmd(
     from pydantic import ValidationError
 
     from swarmboot.sim.config import DEFAULT_PUBLIC_RANGES, SimConfig
-    from swarmboot.sim.engine import Simulator
+    from swarmboot.sim.engine import Simulator, StateFileError
     from swarmboot.sim.faults import FaultConfig
     from swarmboot.sim.ratelimit import RateLimits
     from swarmboot.sim.server import SimServer
@@ -133,7 +150,9 @@ def sim_cmd(
             )
         backend = "swarmboot.lab.backend:LabBackend"
     try:
-        fault_config = FaultConfig.model_validate(json.loads(faults.read_text()) if faults else {})
+        fault_config = FaultConfig.model_validate(
+            _json_file(faults, "--faults takes a JSON object of fault settings") if faults else {}
+        )
         config = SimConfig(
             port=port,
             token=_token(),
@@ -151,15 +170,24 @@ def sim_cmd(
         where = ".".join(str(p) for p in first["loc"])
         reason = str(first["msg"]).removeprefix("Value error, ")
         raise SwarmbootError(f"simulator settings: {where}: {reason}") from None
-    except json.JSONDecodeError as exc:
-        raise SwarmbootError(f"{faults}: not JSON ({exc.msg} at line {exc.lineno})") from None
     spec_check = None
     if validate_spec is not None:
-        from swarmboot.sim.speccheck import load_spec_check
+        from swarmboot.sim.speccheck import SpecCheckError, load_spec_check
 
-        spec_check = load_spec_check(validate_spec)
+        try:
+            spec_check = load_spec_check(validate_spec)
+        except SpecCheckError as exc:
+            raise SwarmbootError(
+                str(exc), hint="--validate-spec takes Linode's OpenAPI spec (.json or .json.gz)"
+            ) from None
     try:
         server = SimServer(Simulator(config), spec_check)
+    except StateFileError as exc:
+        raise SwarmbootError(
+            str(exc),
+            hint="give --state a file the simulator wrote, or a path that does not exist yet "
+            "(it starts empty and writes it)",
+        ) from None
     except ValueError as exc:  # a backend that cannot be loaded
         raise SwarmbootError(str(exc), hint="name it as package.module:factory") from None
     except OSError as exc:

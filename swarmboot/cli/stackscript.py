@@ -31,7 +31,7 @@ def udfs_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """List a StackScript's UDFs as Linode parses them; a broken header names its line."""
-    fields = udf.parse_udfs(script.read_text(encoding="utf-8"), source=str(script))
+    fields = udf.parse_udfs(udf.read_script(script), source=str(script))
     if as_json:
         print_json([f.to_api() for f in fields])
         return

@@ -20,8 +20,10 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
+from swarmboot.files import FileTooLarge, NotAFile, read_capped
 from swarmboot.sim.backend import (
     Machine,
     MachineBackend,
@@ -36,7 +38,15 @@ from swarmboot.sim.model import Config, Event, Instance, World, timestamp
 from swarmboot.sim.network import AddressBook
 from swarmboot.sim.ratelimit import RateLimiter
 
-__all__ = ["Simulator", "begin_boot", "machine_of"]
+__all__ = ["MAX_STATE_BYTES", "Simulator", "StateFileError", "begin_boot", "machine_of"]
+
+# The largest state file read (a few KiB per Linode).
+MAX_STATE_BYTES = 256 * 1024 * 1024
+
+
+class StateFileError(Exception):
+    """The state file cannot be loaded: the message names it and what is wrong."""
+
 
 log = logging.getLogger("swarmboot.sim")
 
@@ -241,16 +251,33 @@ class Simulator:
     # --- the state file --------------------------------------------------------------------
 
     def _load(self, path: os.PathLike[str]) -> None:
-        with open(path, encoding="utf-8") as handle:
-            raw = json.load(handle)
-        self.world = World.from_json(raw["world"])
+        try:
+            raw = json.loads(read_capped(Path(path), MAX_STATE_BYTES).decode("utf-8"))
+            self.world = World.from_json(raw["world"])
+            jobs = [
+                (due, next(self._seq), kind, iid, generation, event_id)
+                for due, kind, iid, generation, event_id in raw.get("jobs", [])
+            ]
+        except UnicodeDecodeError as exc:
+            raise StateFileError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+        except json.JSONDecodeError as exc:
+            raise StateFileError(f"{path}: not JSON ({exc.msg} at line {exc.lineno})") from None
+        except NotAFile as exc:
+            raise StateFileError(f"{path}: it is {exc.kind}") from None
+        except FileTooLarge:
+            raise StateFileError(f"{path}: larger than {MAX_STATE_BYTES >> 20} MiB") from None
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            # The parts the records are made of are missing or of the wrong kind.
+            what = exc.strerror if isinstance(exc, OSError) and exc.strerror else None
+            raise StateFileError(
+                f"{path}: " + (what or f"not a simulator state ({type(exc).__name__}: {exc})")
+            ) from None
         self.addresses.mark(
             a
             for inst in self.world.instances.values()
             for a in (inst.ipv4_public, inst.ipv4_private)
         )
-        for due, kind, iid, generation, event_id in raw.get("jobs", []):
-            self._jobs.append((due, next(self._seq), kind, iid, generation, event_id))
+        self._jobs.extend(jobs)
         heapq.heapify(self._jobs)
         # Machines of running instances come back, as after a host restart.
         for inst in self.world.instances.values():

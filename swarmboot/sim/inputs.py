@@ -2,16 +2,50 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from typing import Any
 
 from swarmboot.sim.errors import ApiError, Problem, bad_request
 
-__all__ = ["Body", "check_label"]
+__all__ = ["MAX_JSON_DEPTH", "Body", "check_label", "load_json"]
 
 # Linode labels: a letter first; letters, digits, -, _ and .; never two of those in a row.
-_LABEL = re.compile(r"^[a-zA-Z]((?!--|__|\.\.)[a-zA-Z0-9-_.])+$")
+# Matched whole (fullmatch): `$` would let a trailing newline through.
+_LABEL = re.compile(r"[a-zA-Z]((?!--|__|\.\.)[a-zA-Z0-9-_.])+")
+# The deepest JSON a request may nest (Linode's own bodies and filters go a few levels).
+MAX_JSON_DEPTH = 64
+# A JSON string, escapes and all: its brackets are not the document's.
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_BRACKET = re.compile(r"[\[{\]}]")
+
+
+def _nested_too_deeply(text: str) -> bool:
+    if text.count("[") + text.count("{") <= MAX_JSON_DEPTH:
+        return False
+    depth = 0
+    for match in _BRACKET.finditer(_STRING.sub("", text)):
+        depth += 1 if match.group() in "[{" else -1
+        if depth > MAX_JSON_DEPTH:
+            return True
+    return False
+
+
+def load_json(raw: bytes | str, field: str | None = None) -> Any:
+    """A request's JSON (a body, an X-Filter header): 400 Invalid JSON for one that is not
+    UTF-8, not JSON, or nested more than MAX_JSON_DEPTH levels deep, which is checked before it
+    is parsed (Python's parser recurses: 100,000 levels are a RecursionError)."""
+    try:
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+    except UnicodeDecodeError:
+        raise bad_request("Invalid JSON", field) from None
+    if _nested_too_deeply(text):
+        raise bad_request(f"Invalid JSON: nested more than {MAX_JSON_DEPTH} levels deep", field)
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        raise bad_request("Invalid JSON", field) from None
 
 
 def check_label(value: Any, field: str, *, low: int, high: int) -> str:
@@ -19,7 +53,7 @@ def check_label(value: Any, field: str, *, low: int, high: int) -> str:
         raise bad_request("Label must be a string", field)
     if not low <= len(value) <= high:
         raise bad_request(f"Label must be between {low} and {high} characters", field)
-    if not _LABEL.match(value):
+    if not _LABEL.fullmatch(value):
         raise bad_request(
             "Label must begin with a letter and may only contain letters, "
             "numbers, dashes, underscores and periods; it cannot have two "

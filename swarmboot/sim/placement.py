@@ -60,7 +60,7 @@ POLICIES = ("strict", "flexible")
 CAPABILITY = "Placement Group"
 
 # A letter or digit at each end; letters, digits, -, _ and . between.
-_LABEL = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$")
+_LABEL = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?")  # fullmatch: no trailing \n
 _GROUP_FIELDS = frozenset({"label", "region", "placement_group_type", "placement_group_policy"})
 # `compliant_only` is not in the spec's bodies, but linode_api4 sends it (a known difference).
 _ASSIGN_FIELDS = frozenset({"linodes", "compliant_only"})
@@ -182,7 +182,7 @@ def _limits(region: str) -> Mapping[str, int | None]:
 def _label(world: World, value: Any, own_id: int | None = None) -> str:
     if not isinstance(value, str) or not value:
         raise bad_request("label is required", "label")
-    if not _LABEL.match(value):
+    if not _LABEL.fullmatch(value):
         raise bad_request(
             "Label must begin and end with a letter or digit and may only contain letters, "
             "digits, dashes, underscores and periods",

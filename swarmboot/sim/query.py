@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from swarmboot.sim.errors import bad_request
+from swarmboot.sim.inputs import load_json
 
 __all__ = [
     "DEFAULT_PAGE_SIZE",
@@ -33,6 +35,7 @@ MIN_PAGE_SIZE = 25
 MAX_PAGE_SIZE = 500
 DEFAULT_PAGE_SIZE = 100
 
+_INTEGER = re.compile(r"-?[0-9]{1,18}")
 _COMPARISONS = ("+gt", "+gte", "+lt", "+lte")
 _FIELD_OPERATORS = frozenset({*_COMPARISONS, "+contains", "+neq"})
 
@@ -154,10 +157,7 @@ def parse_filter(header: str | None, filterable: frozenset[str]) -> Query:
     """Parse an X-Filter header against the collection's filterable fields."""
     if header is None or not header.strip():
         return Query(predicate=lambda item: True)
-    try:
-        raw = json.loads(header)
-    except json.JSONDecodeError:
-        raise bad_request("Invalid JSON", "X-Filter") from None
+    raw = load_json(header, "X-Filter")  # not too deeply nested for the recursion below
     ordering: dict[str, Any] = {}
     predicate = _object_predicate(raw, filterable, ordering)
     order_by = ordering.get("+order_by")
@@ -201,10 +201,10 @@ def parse_paging(params: Mapping[str, str]) -> tuple[int, int]:
         raw = params.get(name)
         if raw is None or raw == "":
             return default
-        try:
-            return int(raw)
-        except ValueError:
-            raise bad_request("Must be an integer", name) from None
+        # ASCII digits: int() also reads "٣", " 3 " and "3_0".
+        if not _INTEGER.fullmatch(raw):
+            raise bad_request("Must be an integer", name)
+        return int(raw)
 
     page = number("page", 1)
     page_size = number("page_size", DEFAULT_PAGE_SIZE)

@@ -214,7 +214,13 @@ def _check_rules(raw: Any, field: str) -> dict[str, Any]:
             if rule.str("action", required=True) not in _POLICIES:
                 raise bad_request("Must be ACCEPT or DROP", f"{where}.action")
             protocol = rule.str("protocol", required=True) or ""
-            numbered = protocol.isdigit() and 0 <= int(protocol) <= 255
+            # ASCII digits: "²" passes str.isdigit() but not int() (a 500); Arabic-Indic both.
+            numbered = (
+                protocol.isascii()
+                and protocol.isdigit()
+                and len(protocol.lstrip("0")) <= 3
+                and int(protocol) <= 255
+            )
             if protocol not in _PROTOCOLS and not numbered:
                 raise bad_request(
                     f"Must be one of {', '.join(_PROTOCOLS)} or an IP protocol number",

@@ -16,6 +16,7 @@ import hmac
 import http.server
 import json
 import logging
+import re
 import socket
 import sys
 import threading
@@ -31,6 +32,7 @@ from swarmboot.sim.config import Timings
 from swarmboot.sim.engine import Simulator
 from swarmboot.sim.errors import ApiError, Problem
 from swarmboot.sim.faults import FaultConfig, Faults
+from swarmboot.sim.inputs import load_json
 from swarmboot.sim.ratelimit import RateLimiter, RateLimits
 
 __all__ = ["SimServer", "SpecCheck"]
@@ -52,6 +54,10 @@ SpecCheck = Callable[
 
 class _Drop(Exception):
     """Close the connection without an answer."""
+
+
+# A number as HTTP and the admin API write it: ASCII digits ("²" and "٣" pass str.isdigit()).
+_NUMBER = re.compile(r"[0-9]+")
 
 
 class SimServer:
@@ -129,7 +135,8 @@ class SimServer:
                 }
         if (method, path) == ("GET", "/_sim/requests"):
             since_text = params.get("since", "0")
-            if not since_text.isdigit():
+            # Not "²" or "٣" (str.isdigit() takes them), nor past int()'s 4300 digits.
+            if not _NUMBER.fullmatch(since_text) or len(since_text) > 18:
                 return 400, {"errors": [{"reason": "since must be a number", "field": "since"}]}
             since = int(since_text)
             with self._lock:
@@ -177,19 +184,23 @@ class SimServer:
 
     def _configure(self, path: str, body: Any) -> tuple[int, Any]:
         sim = self.sim
+        if body is None:  # no body: the defaults
+            body = {}
+        if not isinstance(body, dict):  # [] would have been read as no settings: the defaults
+            return 400, {"errors": [{"reason": "Request body must be a JSON object"}]}
         try:
             if path == "/_sim/faults":
-                faults = FaultConfig.model_validate(body or {})
+                faults = FaultConfig.model_validate(body)
                 with sim.lock:
                     sim.config = sim.config.model_copy(update={"faults": faults})
                     sim.faults = Faults(faults, sim.clock())
                 return 200, faults.model_dump()
             if path == "/_sim/timings":
-                timings = Timings.model_validate(body or {})
+                timings = Timings.model_validate(body)
                 with sim.lock:
                     sim.config = sim.config.model_copy(update={"timings": timings})
                 return 200, timings.model_dump()
-            limits = RateLimits.model_validate(body or {})
+            limits = RateLimits.model_validate(body)
             with sim.lock:
                 sim.config = sim.config.model_copy(update={"rate_limits": limits})
                 sim.limiter = RateLimiter(limits, sim.clock)
@@ -265,23 +276,51 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             token.strip().encode(), expected.encode()
         )
 
-    def _read_body(self) -> bytes:
-        """The request's body, read only now (after the token check); ApiError for one that
-        will not be read, and the connection is then closed (its framing is not known)."""
-        value = self.headers.get("Content-Length")
-        if value is None:
-            if self.headers.get("Transfer-Encoding"):
-                self.close_connection = True
-                raise ApiError(411, (Problem("Length Required"),))
-            return b""
-        if not value.strip().isdigit():  # not a number, or negative
+    def _content_length(self) -> int | None:
+        """The body's length as the request frames it (RFC 9112, 6.3); ApiError for framing
+        that cannot be trusted, and the connection is then closed."""
+        values = self.headers.get_all("Content-Length") or []
+        if self.headers.get("Transfer-Encoding"):
+            self.close_connection = True
+            if values:  # both: a request smuggler's framing
+                raise ApiError(400, (Problem("Invalid Content-Length with Transfer-Encoding"),))
+            raise ApiError(411, (Problem("Length Required"),))
+        if not values:
+            return None
+        # Repeated or listed, a length counts only if every copy is the same.
+        lengths = {part.strip() for value in values for part in value.split(",")}
+        if len(lengths) != 1:
+            self.close_connection = True
+            raise ApiError(400, (Problem("Invalid Content-Length: two different lengths"),))
+        value = lengths.pop()
+        if not _NUMBER.fullmatch(value):  # a word, negative, or not ASCII digits ("²")
             self.close_connection = True
             raise ApiError(400, (Problem("Invalid Content-Length"),))
-        length = int(value)
-        if length > MAX_BODY:
+        if len(value) > 12 or int(value) > MAX_BODY:
             self.close_connection = True
             raise ApiError(413, (Problem(f"Request body larger than {MAX_BODY} bytes"),))
-        return self.rfile.read(length) if length else b""
+        return int(value)
+
+    def _read_body(self) -> bytes:
+        """The request's body, read only now (after the token check); ApiError for one that
+        will not be read, and the connection is then closed (its framing is not known). A
+        client that stops sending mid-body gets 408 once the socket's timeout passes; one that
+        hangs up is let go."""
+        length = self._content_length()
+        if not length:
+            return b""
+        try:
+            data = self.rfile.read(length)
+        except TimeoutError:
+            self.close_connection = True  # the socket cannot be read again
+            raise ApiError(408, (Problem("Request Timeout"),)) from None
+        except ConnectionError:
+            self.close_connection = True
+            raise _Drop from None
+        if len(data) < length:  # the client hung up mid-body
+            self.close_connection = True
+            raise _Drop
+        return data
 
     def _leave_unread_body(self) -> None:
         """An answer before the body was read: the body is never read, the connection ends."""
@@ -309,8 +348,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         path = url.path[len(prefix) :]
         route, args, path_known = routes.match(method, path)
         template = route.template if route else path
-        status = 500
         raw: bytes | None = None
+        reply: tuple[int, Any, dict[str, str]] | None = None
         try:
             if route is None:
                 raise ApiError(
@@ -347,35 +386,31 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             if not verdict.allowed:
                 sim.count("rate_limited")
                 raise ApiError(429, (Problem("Too Many Requests"),), verdict.headers())
-            try:
-                body = json.loads(raw) if raw else None
-            except ValueError:  # not JSON, or not UTF-8
-                raise ApiError(400, (Problem("Invalid JSON"),)) from None
+            body = load_json(raw) if raw else None
             request = routes.Request(method, path, params, headers, body, args)
             answer = route.handler(sim, request)
-            status = 200
             if (method, template) == (
                 "POST",
                 "/linode/instances",
             ) and sim.faults.lose_create_response(answer.get("label", ""), sim.clock()):
                 raise _Drop
-            self._check(method, url.path, params, headers, body, status, answer)
-            self._send(status, answer, verdict.headers())
+            self._check(method, url.path, params, headers, body, 200, answer)
+            reply = (200, answer, verdict.headers())
         except _Drop:
-            status = 0
             self._drop()
         except ApiError as exc:
-            status = exc.status
             if raw is None:
                 self._leave_unread_body()
             self._check(method, url.path, params, headers, None, exc.status, exc.body())
-            self._send(exc.status, exc.body(), exc.headers)
+            reply = (exc.status, exc.body(), exc.headers)
         except Exception:
             log.exception("simulator error on %s %s", method, url.path)
-            status = 500
-            self._send(500, {"errors": [{"reason": "Internal Server Error"}]})
-        finally:
-            app.record(method, template, status, started)
+            reply = (500, {"errors": [{"reason": "Internal Server Error"}]}, {})
+        # Recorded before it is answered: a client that reads the log once it has its answer
+        # finds its request there.
+        app.record(method, template, reply[0] if reply else 0, started)
+        if reply is not None:
+            self._send(*reply)
 
     def _admin(self, method: str, path: str, params: dict[str, str]) -> None:
         if path == "/_sim/health":
@@ -388,14 +423,16 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return
         try:
             raw = self._read_body()
-            body = json.loads(raw) if raw else None
+            body = load_json(raw) if raw else None
+            status, answer = self.server_app.admin(method, path, params, body)
+        except _Drop:
+            self._drop()
+            return
         except ApiError as exc:
-            self._send(exc.status, exc.body(), exc.headers)
-            return
-        except ValueError:  # not JSON, or not UTF-8
-            self._send(400, {"errors": [{"reason": "Invalid JSON"}]})
-            return
-        status, answer = self.server_app.admin(method, path, params, body)
+            status, answer = exc.status, exc.body()
+        except Exception:  # answered, not a dropped connection
+            log.exception("simulator error on %s %s", method, path)
+            status, answer = 500, {"errors": [{"reason": "Internal Server Error"}]}
         self._send(status, answer)
 
     def _check(

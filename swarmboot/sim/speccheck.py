@@ -22,7 +22,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["KNOWN_DIFFERENCES", "SPEC_CORRECTIONS", "correct_spec", "load_spec_check"]
+__all__ = [
+    "KNOWN_DIFFERENCES",
+    "SPEC_CORRECTIONS",
+    "SpecCheckError",
+    "correct_spec",
+    "load_spec_check",
+]
 
 HOST_URL = "https://api.linode.com"
 
@@ -266,20 +272,48 @@ def _describe(error: Exception) -> str:
     return f"{type(error).__name__}: {str(error)[:300]}"
 
 
-def load_spec_check(spec_path: Path):
-    from openapi_core import Config, OpenAPI
-    from openapi_core.datatypes import RequestParameters
-    from werkzeug.datastructures import Headers, ImmutableMultiDict
+class SpecCheckError(Exception):
+    """The OpenAPI spec cannot be loaded: the message names the file and what is wrong."""
 
+
+def _read_spec(spec_path: Path) -> dict[str, Any]:
     opener = gzip.open if spec_path.suffix == ".gz" else open
-    with opener(spec_path, "rt", encoding="utf-8") as handle:
-        spec = correct_spec(json.load(handle))
+    try:
+        with opener(spec_path, "rt", encoding="utf-8") as handle:
+            raw = json.load(handle)
+    except UnicodeDecodeError as exc:
+        raise SpecCheckError(f"{spec_path}: not UTF-8 text (byte {exc.start})") from None
+    except json.JSONDecodeError as exc:  # its message names where, not what is there
+        raise SpecCheckError(f"{spec_path}: not JSON ({exc.msg} at line {exc.lineno})") from None
+    except (OSError, EOFError) as exc:  # unreadable, or not gzip after all
+        raise SpecCheckError(f"{spec_path}: {exc.strerror or exc}") from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("paths"), dict):
+        raise SpecCheckError(f"{spec_path}: not an OpenAPI spec (no paths)")
+    return raw
+
+
+def load_spec_check(spec_path: Path):
+    """The check of traffic against the OpenAPI spec at `spec_path` (JSON, or gzipped JSON);
+    SpecCheckError for a file that is not one, or without openapi-core installed."""
+    try:
+        from openapi_core import Config, OpenAPI
+        from openapi_core.datatypes import RequestParameters
+        from werkzeug.datastructures import Headers, ImmutableMultiDict
+    except ImportError:
+        raise SpecCheckError("checking against the OpenAPI spec needs openapi-core") from None
+
+    raw = _read_spec(spec_path)
     config = Config(
         extra_format_validators={
             "date-time": lambda value: not isinstance(value, str) or bool(_LINODE_TIME.match(value))
         }
     )
-    api = OpenAPI.from_dict(spec, config=config)
+    try:
+        api = OpenAPI.from_dict(correct_spec(raw), config=config)
+    except Exception as exc:  # openapi-core's and the corrections' errors alike
+        raise SpecCheckError(
+            f"{spec_path}: not an OpenAPI spec openapi-core takes ({type(exc).__name__})"
+        ) from None
 
     class _Request:
         host_url = HOST_URL

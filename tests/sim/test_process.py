@@ -142,6 +142,44 @@ def test_bad_settings_are_refused(args, message):
     assert "Traceback" not in done.stderr
 
 
+@pytest.mark.parametrize(
+    ("option", "content", "says"),
+    [
+        (
+            "--state",
+            "{not json",
+            "F: not JSON (Expecting property name enclosed in double quotes at line 1); give "
+            "--state a file the simulator wrote, or a path that does not exist yet (it starts "
+            "empty and writes it)",
+        ),
+        ("--state", '{"world": 1}', "F: not a simulator state (TypeError: "),
+        ("--state", b"\xff", "F: not UTF-8 text (byte 0); give --state a file"),
+        (
+            "--validate-spec",
+            "root:$6$SECRETHASH:19000:0:99999:7:::\n",
+            "F: not JSON (Expecting value at line 1); --validate-spec takes Linode's OpenAPI "
+            "spec (.json or .json.gz)",
+        ),
+        ("--validate-spec", "{}", "F: not an OpenAPI spec (no paths); --validate-spec takes"),
+        ("--faults", b"\xff", "F: not UTF-8 text (byte 0); --faults takes a JSON object"),
+    ],
+)
+def test_a_file_that_is_not_what_its_option_takes_is_named(tmp_path, option, content, says):
+    given = tmp_path / "given.json"
+    given.write_bytes(content if isinstance(content, bytes) else content.encode())
+    env = {**os.environ, "SWARMBOOT_SIM_TOKEN": TOKEN}
+    done = subprocess.run(
+        [EXE, "sim", "--port", "0", option, str(given)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    assert done.returncode == 1
+    assert done.stderr.startswith("Error: " + says.replace("F", str(given), 1)), done.stderr
+    assert len(done.stderr.splitlines()) == 1 and "SECRETHASH" not in done.stderr
+
+
 def test_a_backend_plugs_in_by_name(tmp_path, monkeypatch):
     log = tmp_path / "calls.jsonl"
     monkeypatch.setenv("SWARMBOOT_TEST_BACKEND_LOG", str(log))

@@ -23,7 +23,8 @@ def _exchange(server: SimServer, head: str, body: bytes = b"", *, close: bool = 
     timeout = 10.0
     host, port = server.httpd.server_address[:2]
     with socket.create_connection((host, port), timeout=timeout) as conn:
-        conn.sendall(head.replace("\n", "\r\n").encode() + b"\r\n" + body)
+        # Latin-1, as http.server reads a head: "\u00b2" goes as the one byte 0xb2.
+        conn.sendall(head.replace("\n", "\r\n").encode("latin-1") + b"\r\n" + body)
         data = b""
         while b"\r\n\r\n" not in data:
             chunk = conn.recv(65536)
@@ -94,6 +95,54 @@ def _head(method: str, path: str, *extra: str, token: str | None = TOKEN) -> str
             "Invalid Content-Length",
         ),
         (
+            "a length in other digits than 0-9",
+            "/v4/linode/instances",
+            ["Content-Length: \u00b2"],
+            b"{}",
+            400,
+            "Invalid Content-Length",
+        ),
+        (
+            "two different lengths",
+            "/v4/linode/stackscripts",
+            ["Content-Length: 2", "Content-Length: 42"],
+            b"{}" + b" " * 40,
+            400,
+            "Invalid Content-Length: two different lengths",
+        ),
+        (
+            "a length of 5000 digits",
+            "/v4/linode/instances",
+            ["Content-Length: " + "9" * 5000],
+            b"",
+            413,
+            f"Request body larger than {MAX_BODY} bytes",
+        ),
+        (
+            "a length and a transfer encoding",
+            "/v4/linode/instances",
+            ["Content-Length: 2", "Transfer-Encoding: chunked"],
+            b"{}",
+            400,
+            "Invalid Content-Length with Transfer-Encoding",
+        ),
+        (
+            "a body nested 100,000 levels deep",
+            "/v4/linode/instances",
+            [f"Content-Length: {200_000}"],
+            b"[" * 100_000 + b"]" * 100_000,
+            400,
+            "Invalid JSON: nested more than 64 levels deep",
+        ),
+        (
+            "a JSON array for the admin API's object",
+            "/_sim/faults",
+            ["Content-Length: 2"],
+            b"[]",
+            400,
+            "Request body must be a JSON object",
+        ),
+        (
             "a body without a length",
             "/v4/linode/instances",
             ["Transfer-Encoding: chunked"],
@@ -124,9 +173,37 @@ def test_a_bad_request_is_answered_as_the_api_would(
     assert "Traceback" not in capfd.readouterr().err
 
 
-def test_a_non_numeric_since_is_a_400(sim):
-    status, answer, _ = _exchange(sim, _head("GET", "/_sim/requests?since=abc"))
+@pytest.mark.parametrize("since", ["abc", "%C2%B2", "%D9%A3", "9" * 5000])
+def test_a_non_numeric_since_is_a_400(sim, capfd, since):
+    status, answer, _ = _exchange(sim, _head("GET", f"/_sim/requests?since={since}"))
     assert status == 400 and answer["errors"][0]["field"] == "since"
+    assert "Traceback" not in capfd.readouterr().err
+
+
+@pytest.mark.parametrize("path", ["/_sim/faults", "/_sim/timings", "/_sim/rate-limits"])
+def test_the_admin_settings_take_an_object_only(sim, admin, path):
+    before = admin.set_timings(scale=0.5)
+    status, answer, _ = _exchange(sim, _head("PUT", path, "Content-Length: 2"), b"[]")
+    assert (status, answer["errors"][0]["reason"]) == (400, "Request body must be a JSON object")
+    assert admin.set_timings(**before) == before  # unchanged, not reset to the defaults
+
+
+def test_a_deeply_nested_filter_is_a_400(sim, capfd):
+    deep = "X-Filter: " + "[" * 30_000 + "]" * 30_000
+    status, answer, _ = _exchange(sim, _head("GET", "/v4/linode/instances", deep))
+    assert (status, answer["errors"][0]) == (
+        400,
+        {"reason": "Invalid JSON: nested more than 64 levels deep", "field": "X-Filter"},
+    )
+    assert "Traceback" not in capfd.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "query", ["page=%D9%A3", "page=3_0", "page=+3", "page_size=%EF%BC%92%EF%BC%95"]
+)
+def test_paging_takes_ascii_digits(sim, query):
+    status, answer, _ = _exchange(sim, _head("GET", f"/v4/linode/instances?{query}"))
+    assert (status, answer["errors"][0]["reason"]) == (400, "Must be an integer")
 
 
 def test_the_token_is_checked_before_a_body_is_read(sim):
@@ -143,6 +220,36 @@ def test_the_token_is_checked_before_a_body_is_read(sim):
     assert (status, closed) == (404, True)
 
 
+def test_a_body_that_stops_coming_is_answered_408_without_a_traceback(spec_check, capfd):
+    server = SimServer(Simulator(SimConfig(port=0, token=TOKEN, timings=Timings(scale=0.001))))
+    server.httpd.RequestHandlerClass.timeout = 0.3
+    server.start()
+    try:
+        host, port = server.httpd.server_address[:2]
+        with socket.create_connection((host, port), timeout=10) as conn:
+            head = _head("POST", "/v4/networking/firewalls", "Content-Length: 100")
+            conn.sendall(head.replace("\n", "\r\n").encode() + b'\r\n{"label":"')
+            data = b""
+            while chunk := conn.recv(65536):  # until the server hangs up
+                data += chunk
+        assert data.startswith(b"HTTP/1.1 408 ")
+        assert b'"Request Timeout"' in data
+        # Recorded as answered; nothing was made.
+        assert [r["status"] for r in server.requests] == [408]
+        assert server.sim.world.firewalls == {}
+    finally:
+        server.stop()
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_the_log_has_a_request_before_its_answer(sim, admin):
+    # It was written after the answer: a client reading it at once could miss its request.
+    for _ in range(200):
+        seq = admin.requests()[-1]["seq"] if admin.requests() else 0
+        _exchange(sim, _head("GET", "/v4/regions"))
+        assert [r["route"] for r in admin.requests(since=seq)] == ["/regions"]
+
+
 def test_an_idle_connection_is_closed(spec_check):
     server = SimServer(Simulator(SimConfig(port=0, token=TOKEN, timings=Timings(scale=0.001))))
     server.httpd.RequestHandlerClass.timeout = 0.3
@@ -156,3 +263,23 @@ def test_an_idle_connection_is_closed(spec_check):
             assert time.monotonic() - started < 5.0
     finally:
         server.stop()
+
+
+def test_a_firewall_protocol_in_other_digits_is_a_400(api, capfd):
+    rules = {"inbound_policy": "DROP", "outbound_policy": "ACCEPT"}
+    for protocol in ("\u00b2", "\u0665\u0660", "9" * 5000):
+        rule = {"action": "ACCEPT", "protocol": protocol, "addresses": {"ipv4": ["0.0.0.0/0"]}}
+        answer = api(
+            "POST",
+            "/networking/firewalls",
+            {"label": "sweep-fw", "rules": {**rules, "inbound": [rule]}},
+        )
+        assert answer.status_code == 400, protocol
+    assert "Traceback" not in capfd.readouterr().err
+
+
+@pytest.mark.parametrize("label", ["sweep\n", "sweep--x"])
+def test_a_label_with_a_trailing_newline_or_two_hyphens_is_a_400(api, label):
+    rules = {"inbound": [], "inbound_policy": "DROP", "outbound_policy": "ACCEPT"}
+    answer = api("POST", "/networking/firewalls", {"label": label, "rules": rules})
+    assert answer.status_code == 400 and answer.json()["errors"][0]["field"] == "label"
