@@ -495,17 +495,22 @@ class DockerSwarm:
                 )
 
         try:
-            Retrying(
-                retry=retry_if_exception_type(_StillPending),
-                wait=wait_fixed(1.0),
-                stop=stop_after_delay(self.timeout),
-                reraise=True,
-            )(check)
+            self._poll(check)
         except _StillPending:
             raise SwarmError(
                 f"{remote.label}: still joining the swarm after {self.timeout:.0f} s",
                 hint="the managers may be overloaded; `swarmboot up` looks again",
             ) from None
+
+    def _poll(self, check: Callable[[], Any], *, seconds: float | None = None) -> Any:
+        """`check` every second until it stops raising `_StillPending` (its result), for up
+        to `seconds` (the driver's timeout); the last `_StillPending` is raised after."""
+        return Retrying(
+            retry=retry_if_exception_type(_StillPending),
+            wait=wait_fixed(1.0),
+            stop=stop_after_delay(self.timeout if seconds is None else seconds),
+            reraise=True,
+        )(check)
 
     def _update(self, manager: Remote, node_id: str, what: str, change) -> None:
         def update(client: Any) -> None:
@@ -741,12 +746,7 @@ class DockerSwarm:
                 raise _StillPending(local.state)
 
         try:
-            Retrying(
-                retry=retry_if_exception_type(_StillPending),
-                wait=wait_fixed(1.0),
-                stop=stop_after_delay(self.timeout),
-                reraise=True,
-            )(restored)
+            self._poll(restored)
         except _StillPending as exc:
             raise SwarmError(
                 f"{remote.label}: its engine did not come back in the swarm after the restore "
@@ -770,12 +770,7 @@ class DockerSwarm:
             return found
 
         try:
-            code = Retrying(
-                retry=retry_if_exception_type(_StillPending),
-                wait=wait_fixed(1.0),
-                stop=stop_after_delay(self.timeout * 5),
-                reraise=True,
-            )(status)
+            code = self._poll(status, seconds=self.timeout * 5)
         except _StillPending:
             raise SwarmError(f"{remote.label}: {what} did not end in time") from None
         if code != "0":

@@ -9,13 +9,16 @@ only wait out a timeout and are drilled on the records-only simulator), then:
 1. `up` of examples/itframe-lab.toml, killed after a random delay within a whole run
    (so in its cloud steps, its waits or its swarm steps), then run again until it exits 0;
 2. `node rebuild` of a node drawn from the seed, killed the same way, run again until 0;
-3. `down --yes`, killed the same way, run again until 0.
+3. every node of eu-central killed at once (two of the three managers: the quorum is lost),
+   then `recover --yes`, killed the same way, run again until 0;
+4. `down --yes`, killed the same way, run again until 0.
 
-After 1 and 2: every Linode of the spec exactly once (no duplicate, none leaked), running,
-pinned, no rebuild mark left; on a manager (OpenSSH with the pinned keys, the docker CLI)
-exactly one swarm entry per node (none stale), each Ready and Active with its labels, three
-managers reachable; after 2 exactly one rebuild call answered, the node on its own Linode
-with a new pinned key. After 3: no Linode and no lab node left. The lab is one `swarmboot sim
+After 1, 2 and 3: every Linode of the spec exactly once (no duplicate, none leaked),
+running, pinned, no rebuild mark left; on a manager (OpenSSH with the pinned keys, the docker
+CLI) exactly one swarm entry per node (none stale), each Ready and Active with its labels,
+three managers reachable; after 2 exactly one rebuild call answered, the node on its own
+Linode with a new pinned key; after 3 exactly one rebuild call for each lost node, none for
+the others. After 4: no Linode and no lab node left. The lab is one `swarmboot sim
 --lab` for all drills; at the end the host is checked to be as it was.
 
 As root: `python -m tests.drills.lab_drill [N] [FIRST_SEED]` (`make drills-lab`, N = 5).
@@ -45,7 +48,8 @@ from tests.lab.lab import EXE, REPO, LabSim, host_snapshot, linodes, on_node, pi
 SPEC = REPO / "examples" / "itframe-lab.toml"
 ATTEMPTS = 5
 # A whole run's length in the lab (seconds), within which each kill is drawn.
-KILL_WITHIN = {"up": 30.0, "node": 40.0, "down": 2.5}
+KILL_WITHIN = {"up": 30.0, "node": 40.0, "recover": 60.0, "down": 2.5}
+LOST = "eu-central"
 REBUILD = ("POST", "/linode/instances/{linodeId}/rebuild", 200)
 
 
@@ -54,11 +58,14 @@ class LabTally(Tally):
     """The records-only drills' counts, and the swarm entries the lab can see."""
 
     stale_entries: int = 0
+    recovers: int = 0
     seconds: list[float] = field(default_factory=list)
 
     def line(self) -> str:
         return "lab " + super().line().replace(
-            ", rebuilds", f", stale swarm entries {self.stale_entries}, rebuilds"
+            ", rebuilds",
+            f", stale swarm entries {self.stale_entries}, regions recovered {self.recovers}, "
+            "rebuilds",
         )
 
 
@@ -120,6 +127,7 @@ class LabDrills:
             if (now[1] != pin) != (name == label):
                 problems.append(f"{name}: pinned key {pin} -> {now[1]}")
         problems += self._check_whole(tally)
+        problems += self._lose_a_region(seed, rng, tally)
         self._converge(seed, rng, ["down", spec, "--yes"], tally)
         self.lab.admin.set_faults()
         left = [i.label for i in linodes(self.lab)]
@@ -135,6 +143,32 @@ class LabDrills:
         else:
             tally.converged += 1
         tally.seconds.append(time.monotonic() - started)
+
+    def _lose_a_region(self, seed: int, rng: random.Random, tally: LabTally) -> list[str]:
+        """Every node of LOST killed at once, then `recover` until it ends well: each lost
+        node rebuilt once, on its own Linode, the others untouched."""
+        problems: list[str] = []
+        found = self._quiet(lambda: {i.label: (i.id, _pin(i)) for i in linodes(self.lab)})
+        lost = {label for label in found if f"-{LOST}-" in label}
+        for label in sorted(lost):
+            self.lab.kill_node(found[label][0])
+        self._requests_since()
+        self._converge(seed, rng, ["recover", str(SPEC), "--yes"], tally)
+        tally.recovers += 1
+        calls = sum(
+            1 for r in self._requests_since() if (r["method"], r["route"], r["status"]) == REBUILD
+        )
+        tally.rebuild_calls += calls
+        if calls != len(lost):
+            problems.append(f"recover made {calls} rebuild calls for {len(lost)} lost nodes")
+        after = self._quiet(lambda: {i.label: (i.id, _pin(i)) for i in linodes(self.lab)})
+        for name, (linode_id, pin) in found.items():
+            now = after.get(name, (None, None))
+            if now[0] != linode_id:
+                problems.append(f"{name} is Linode {now[0]}, was {linode_id}")
+            if (now[1] != pin) != (name in lost):
+                problems.append(f"{name}: pinned key {pin} -> {now[1]}")
+        return problems + self._check_whole(tally)
 
     def _converge(self, seed: int, rng: random.Random, args: list[str], tally: LabTally) -> None:
         """Under the seed's faults: run, SIGKILL after a random delay, run again until 0.
