@@ -35,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -111,7 +112,19 @@ class LabDrills:
         label = rng.choice(sorted(self.wanted))
         before = self._quiet(lambda: {i.label: (i.id, _pin(i)) for i in linodes(self.lab)})
         self._requests_since()
-        self._converge(seed, rng, ["node", "rebuild", spec, label, "--yes"], tally)
+        pin = before[label][1]
+
+        def rebuilt() -> bool:
+            """The rebuild finished (a new pin, no mark) though its run was killed: an
+            operator who looks first does not ask for another."""
+            found = self._quiet(lambda: {i.label: i for i in linodes(self.lab)}).get(label)
+            return (
+                found is not None
+                and _pin(found) != pin
+                and not any(t.startswith("rebuild:") for t in found.tags)
+            )
+
+        self._converge(seed, rng, ["node", "rebuild", spec, label, "--yes"], tally, rebuilt)
         tally.rebuilds += 1
         calls = sum(
             1 for r in self._requests_since() if (r["method"], r["route"], r["status"]) == REBUILD
@@ -170,10 +183,18 @@ class LabDrills:
                 problems.append(f"{name}: pinned key {pin} -> {now[1]}")
         return problems + self._check_whole(tally)
 
-    def _converge(self, seed: int, rng: random.Random, args: list[str], tally: LabTally) -> None:
+    def _converge(
+        self,
+        seed: int,
+        rng: random.Random,
+        args: list[str],
+        tally: LabTally,
+        finished: Callable[[], bool] | None = None,
+    ) -> None:
         """Under the seed's faults: run, SIGKILL after a random delay, run again until 0.
-        A first run that ends well before its kill is not run again (a second `node
-        rebuild` would rightly rebuild the node again)."""
+        A first run that ends well before its kill, or whose work `finished` says is done
+        though the kill came before it exited, is not run again (a second `node rebuild`
+        would rightly rebuild the node again)."""
         self.lab.admin.set_faults(**lab_faults(seed * 10 + len(args)))
         proc = self._start(args)
         delay = rng.uniform(0.0, KILL_WITHIN[args[0]])
@@ -186,6 +207,12 @@ class LabDrills:
             _verbose(f"  {args[0]} killed after {delay:.1f} s")
         _, err = proc.communicate(timeout=60)
         tally.runs += 1
+        if proc.returncode != 0 and finished is not None:
+            self.lab.admin.set_faults()
+            if finished():
+                _verbose(f"  {args[0]} was killed once its work was done")
+                return
+            self.lab.admin.set_faults(**lab_faults(seed * 10 + len(args)))
         if proc.returncode == 0:
             _verbose(f"  {args[0]} -> 0 before its kill: {(err.strip().splitlines() or [''])[-1]}")
             self.lab.admin.set_faults()
