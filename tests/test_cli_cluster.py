@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 
 import pytest
 from typer.testing import CliRunner
@@ -121,6 +122,49 @@ def test_plan_then_up_without_machines_then_down(sim, monkeypatch):
     assert run("down", EXAMPLE, "--yes").stderr.strip().endswith("itframe: nothing to delete")
     scripts = json.loads(run("stackscript", "list", "--json").stdout)
     assert [s["label"] for s in scripts] == ["swarmboot-debian12-swarm-node"]  # left alone
+
+
+def test_up_json_reports_what_it_changed_and_a_second_up_nothing(sim):
+    first = run("up", EXAMPLE, "--timeout", "5", "--json")
+    assert first.exit_code == 6  # the records-only simulator's Linodes have no machines
+    printed = json.loads(first.stdout)
+    # The status as before, its keys where they were; what changed beside it.
+    assert list(printed) == [
+        "cluster",
+        "regions",
+        "network",
+        "managers",
+        "nodes",
+        "lb",
+        "placement",
+        "not_members",
+        "changed",
+    ]
+    changed = printed["changed"]
+    assert all(set(c) == {"kind", "name", "id"} for c in changed)
+    created = sorted(c["name"] for c in changed if c["kind"] == "linode_created")
+    assert created == sorted(n["node"] for n in printed["nodes"])
+    assert all(isinstance(c["id"], int) for c in changed if c["kind"] == "linode_created")
+    assert [c["name"] for c in changed if c["kind"] == "firewall_created"] == [
+        "itframe-nodes",
+        "itframe-lb",
+    ]
+    assert Counter(c["kind"] for c in changed) == {
+        "stackscript_published": 1,
+        "firewall_created": 2,
+        "placement_group_created": 1,
+        "linode_created": 9,
+        "linode_booted": 9,
+        "firewall_updated": 2,  # once the Linodes' addresses are known
+    }
+
+    # Without --json, one line at the end says it (before the error, here).
+    second = run("up", EXAMPLE, "--timeout", "5")
+    assert second.exit_code == 6
+    assert second.stderr.splitlines()[-2:-1] == ["   nothing changed"]
+    assert second.stderr.splitlines()[-1].startswith("Error: 9 node(s) not joined: ")
+    third = run("up", EXAMPLE, "--timeout", "5", "--json")
+    assert json.loads(third.stdout)["changed"] == []
 
 
 def test_no_token_is_one_line_with_exit_5(sim, monkeypatch):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -17,6 +17,12 @@ from swarmboot.cli._factory import (
     make_context,
 )
 from swarmboot.errors import SwarmbootError
+
+if TYPE_CHECKING:
+    from swarmboot.apply import Change, UpResult
+    from swarmboot.recover import RecoverResult
+    from swarmboot.report import Reporter
+    from swarmboot.spec import Spec
 
 PruneOpt = Annotated[
     bool,
@@ -182,9 +188,10 @@ def up_cmd(
     """Make the cluster what the spec says: create, boot, wait, join, label, secure.
 
     A raised count adds nodes; a lowered one leaves the surplus nodes alone (and says so)
-    unless --prune is given."""
+    unless --prune is given. Says what it changed (Linodes created, nodes joined, firewalls
+    updated, …) in one line; --json prints the status with the list under `changed`, each
+    change's kind, name and id (empty when nothing changed)."""
     from swarmboot.apply import NotReadyError, up
-    from swarmboot.status import summary
 
     reporter = state_of(ctx).reporter
     context = make_context(spec, api_url, ssh_key, reporter, timeout=timeout)
@@ -194,16 +201,18 @@ def up_cmd(
         except NotReadyError as exc:
             result = getattr(exc, "result", None)
             if result is not None:
-                show(summary(context.spec, result.observed), as_json)
+                show_result(context.spec, result, as_json)
+                say_changes(reporter, result.changes, as_json)
             raise
     finally:
         context.close()
-    show(summary(context.spec, result.observed), as_json)
+    show_result(context.spec, result, as_json)
     _region_losses(context.spec, reporter)
     reporter.ok(
         f"{context.spec.cluster.name} is up: {len(result.observed.instances)} nodes, "
-        f"{len(result.steps_run)} change(s) in {result.seconds:.0f} s"
+        f"{len(result.changes)} change(s) in {result.seconds:.0f} s"
     )
+    say_changes(reporter, result.changes, as_json)
 
 
 @command
@@ -253,6 +262,25 @@ def show(data: dict[str, Any], as_json: bool) -> None:
         print_json(data)
     else:
         _print_table(data)
+
+
+def show_result(spec: Spec, result: UpResult | RecoverResult, as_json: bool) -> None:
+    """The status after a run that changes the cluster (`up`, `recover`, `restore`): the
+    table, or the status as JSON with what the run changed under "changed" (an empty list
+    when it changed nothing)."""
+    from swarmboot.apply import changes_data
+    from swarmboot.status import summary
+
+    data = summary(spec, result.observed)
+    show({**data, "changed": changes_data(result.changes)} if as_json else data, as_json)
+
+
+def say_changes(reporter: Reporter, changes: list[Change], as_json: bool) -> None:
+    """What a run changed, in one line on stderr (`--json` has it under "changed")."""
+    from swarmboot.apply import changes_line
+
+    if not as_json:
+        reporter.info(changes_line(changes))
 
 
 @command
