@@ -20,6 +20,7 @@ from swarmboot.errors import SwarmbootError
 
 if TYPE_CHECKING:
     from swarmboot.apply import Change, UpResult
+    from swarmboot.cluster import Context
     from swarmboot.recover import RecoverResult
     from swarmboot.report import Reporter
     from swarmboot.spec import Spec
@@ -108,6 +109,27 @@ def _placement_line(row: dict[str, Any]) -> str:
     return line
 
 
+def _key_for_up(context: Context, reporter: Reporter) -> None:
+    """For a cluster not made yet, on stderr: the SSH key `up` would install on its nodes
+    and log in with (where it comes from, and its fingerprint), or that `up` will need one
+    and how to give it."""
+    import base64
+
+    from swarmboot.keys import KEY_HINT, fingerprint
+
+    if not context.identity_public:
+        reporter.warn(
+            "`swarmboot up` will need an SSH key to install on the nodes and log in with: "
+            + KEY_HINT
+        )
+        return
+    key = fingerprint(base64.b64decode(context.identity_public.split()[1]))
+    reporter.info(
+        f"`swarmboot up` would install and log in with the SSH key from "
+        f"{context.identity_source} ({key})"
+    )
+
+
 def _region_losses(spec: Any, reporter: Any) -> None:
     """Which one region's loss the managers survive, for a spec over several regions."""
     from swarmboot.quorum import region_report
@@ -133,7 +155,9 @@ def plan_cmd(
 ) -> None:
     """Print what `up` would do, from the cloud and the swarm as they are now. Changes nothing.
 
-    With --down, what `down` would delete (from the cloud alone: no node is contacted)."""
+    A cluster not made yet needs no SSH key: `plan` names the key `up` would install and
+    log in with, or says that `up` will need one. With --down, what `down` would delete
+    (from the cloud alone: no node is contacted)."""
     from swarmboot.cluster import observe, observe_cloud
     from swarmboot.down import left_alone, plan_down
     from swarmboot.plan import plan, step_data
@@ -142,7 +166,7 @@ def plan_cmd(
     if down:
         context = make_cloud_context(spec, api_url, ssh_key, reporter)
     else:
-        context = make_context(spec, api_url, ssh_key, reporter)
+        context = make_context(spec, api_url, ssh_key, reporter, need_key=False)
     alone: tuple[str, ...] = ()
     try:
         if down:
@@ -150,11 +174,14 @@ def plan_cmd(
             steps: tuple = plan_down(context.spec, observed, stackscripts=stackscripts)
             alone = left_alone(context.spec, observed)
         else:
-            steps = plan(context.spec, observe(context), context.script, prune=prune)
+            observed = observe(context)
+            steps = plan(context.spec, observed, context.script, prune=prune)
     finally:
         context.close()
     for line in alone:  # on stderr: also with --json
         reporter.info(line)
+    if not down and not observed.instances:
+        _key_for_up(context, reporter)
     if as_json:
         print_json([step_data(s) for s in steps])
         return
