@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from swarmboot.cluster import Context
 from swarmboot.errors import SwarmbootError
@@ -40,6 +41,9 @@ from swarmboot.recover import MarkRebuild, force_steps, quorum_lost
 from swarmboot.spec import Spec
 from swarmboot.state import Observed
 from swarmboot.swarm import Inventory
+
+if TYPE_CHECKING:
+    from swarmboot.apply.changes import Change
 
 __all__ = [
     "BACKUP_KEY_ENV",
@@ -410,6 +414,7 @@ def restore(
     ctx.restore_archive = found.archive
     started = ctx.clock.monotonic()
     done: list[str] = []
+    changes: list[Change] = []
     observed = observe_recovery(ctx)
     for _ in range(rounds):
         steps = plan_restore(
@@ -420,7 +425,7 @@ def restore(
         if confirm is not None:
             confirm()
             confirm = None
-        done += run_steps(ctx, observed, steps)
+        done += run_steps(ctx, observed, steps, changes=changes)
         observed = observe_recovery(ctx)
     else:
         raise SwarmbootError(
@@ -432,5 +437,6 @@ def restore(
         confirm()
     result = recover(ctx, observed)
     result.steps_run[:0] = done
+    result.changes[:0] = changes
     result.seconds = ctx.clock.monotonic() - started
     return result

@@ -67,6 +67,9 @@ class Context:
     identity_public: str
     # The marks of the identity in use: which Linodes swarmboot made (see swarmboot.marks).
     marks: MemberMarks
+    # Where the identity came from (a key file's path, or the SSH agent); empty: none was
+    # found, and `marks` are `NoMarks` (`plan` of a cluster not made yet needs none).
+    identity_source: str = ""
     admin_keys: tuple[str, ...] = ()
     settings: Settings = field(default_factory=Settings)
     # Root's password on new and rebuilt Linodes; None: a random one each (a secret either way).

@@ -13,7 +13,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from swarmboot.errors import SwarmbootError
 
-__all__ = ["HostKey", "Identity", "fingerprint", "load_identity", "new_host_key"]
+__all__ = [
+    "KEY_HINT",
+    "HostKey",
+    "Identity",
+    "NoIdentity",
+    "fingerprint",
+    "load_identity",
+    "new_host_key",
+]
 
 
 def fingerprint(public_blob: bytes) -> str:
@@ -67,12 +75,23 @@ class Identity:
         return f"{self.pkey.get_name()} {self.pkey.get_base64()} swarmboot"  # type: ignore[attr-defined]
 
 
+class NoIdentity(SwarmbootError):
+    """No SSH key was given or found anywhere swarmboot looks."""
+
+
 _DEFAULT_KEYS = ("id_ed25519", "id_ecdsa", "id_rsa")
+# How to give swarmboot a key, in the order it looks.
+KEY_HINT = (
+    "pass --ssh-key FILE (a private key), set SWARMBOOT_SSH_KEY, "
+    "load a key into ssh-agent, or create ~/.ssh/id_ed25519"
+)
 
 
 def load_identity(path: Path | None, env: dict[str, str] | None = None) -> Identity:
-    """The private key at `path` (or SWARMBOOT_SSH_KEY), else the SSH agent's first key, else
-    ~/.ssh/id_ed25519, id_ecdsa or id_rsa. Keys with a passphrase need the agent."""
+    """The one rule for the key swarmboot installs on the nodes and logs in with: the
+    private key at `path` (or SWARMBOOT_SSH_KEY), else the SSH agent's first key, else
+    ~/.ssh/id_ed25519, id_ecdsa or id_rsa. Keys with a passphrase need the agent. None
+    given or found: `NoIdentity`; one named or found that cannot be used: another error."""
     import paramiko
 
     env = dict(os.environ) if env is None else env
@@ -89,11 +108,7 @@ def load_identity(path: Path | None, env: dict[str, str] | None = None) -> Ident
         candidate = Path.home() / ".ssh" / name
         if candidate.is_file():
             return Identity(_load(candidate), str(candidate))
-    raise SwarmbootError(
-        "no SSH key to log in to the nodes with",
-        hint="pass --ssh-key FILE (a private key), set SWARMBOOT_SSH_KEY, "
-        "load a key into ssh-agent, or create ~/.ssh/id_ed25519",
-    )
+    raise NoIdentity("no SSH key to log in to the nodes with", hint=KEY_HINT)
 
 
 def _load(path: Path) -> object:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from swarmboot.errors import SwarmbootError
 
-__all__ = ["MARK_TAG", "MemberMarks", "marked_tags", "member_marks"]
+__all__ = ["MARK_TAG", "MemberMarks", "NoMarks", "marked_tags", "member_marks"]
 
 MARK_TAG = "sbm:"
 # What the identity signs to give the key: fixed, so that the same identity gives the same key,
@@ -43,6 +43,24 @@ class MemberMarks:
     def valid(self, cluster: str, label: str, fingerprint: str | None, tags: Iterable[str]) -> bool:
         wanted = self.mark(cluster, label, fingerprint)
         return any(hmac.compare_digest(t, wanted) for t in tags if t.startswith(MARK_TAG))
+
+
+@dataclass(frozen=True)
+class NoMarks(MemberMarks):
+    """The marks when no SSH identity was found (`plan` of a cluster not made yet): any
+    question about a Linode's mark needs the identity, and raises `missing`, the error that
+    says how to give one. A listing with none of the cluster's Linodes asks none."""
+
+    key: bytes = field(default=b"", repr=False)
+    missing: SwarmbootError = field(
+        default_factory=lambda: SwarmbootError("no SSH identity"), repr=False
+    )
+
+    def mark(self, cluster: str, label: str, fingerprint: str | None) -> str:
+        raise self.missing
+
+    def valid(self, cluster: str, label: str, fingerprint: str | None, tags: Iterable[str]) -> bool:
+        raise self.missing
 
 
 def marked_tags(tags: Iterable[str], mark: str) -> tuple[str, ...]:

@@ -28,8 +28,8 @@ quorum and every node plans nothing: a second `recover` does nothing.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
-from typing import Literal
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Literal
 
 from swarmboot.cluster import Context, advertise_address, observe
 from swarmboot.errors import SwarmbootError
@@ -41,6 +41,9 @@ from swarmboot.routes import NotRoutable
 from swarmboot.spec import Spec
 from swarmboot.state import LocalSwarm, Observed
 from swarmboot.swarm import SwarmError
+
+if TYPE_CHECKING:
+    from swarmboot.apply.changes import Change
 
 __all__ = [
     "AwaitNodes",
@@ -297,6 +300,7 @@ class RecoverResult:
     observed: Observed
     steps_run: list[str]
     seconds: float
+    changes: list[Change] = field(default_factory=list)  # what it changed; none if whole
 
 
 def recover(
@@ -309,6 +313,7 @@ def recover(
 
     started = ctx.clock.monotonic()
     done: list[str] = []
+    changes: list[Change] = []
     for _ in range(rounds):
         steps = plan_recover(ctx.spec, observed)
         if not steps:
@@ -322,7 +327,7 @@ def recover(
         if confirm is not None:
             confirm()
             confirm = None
-        done += run_steps(ctx, observed, steps)
+        done += run_steps(ctx, observed, steps, changes=changes)
         observed = observe_recovery(ctx)
     else:
         raise SwarmbootError(
@@ -330,4 +335,9 @@ def recover(
             hint="run `swarmboot recover` again; `swarmboot status` shows each node",
         )
     result = up(ctx, observed=observed)
-    return RecoverResult(result.observed, done + result.steps_run, ctx.clock.monotonic() - started)
+    return RecoverResult(
+        result.observed,
+        done + result.steps_run,
+        ctx.clock.monotonic() - started,
+        changes + result.changes,
+    )

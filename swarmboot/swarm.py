@@ -79,15 +79,17 @@ class SwarmDriver(Protocol):
     def init(self, remote: Remote, advertise: str) -> None: ...
     def join_tokens(self, manager: Remote) -> tuple[str, str]: ...
     def join(self, remote: Remote, manager_address: str, token: str, advertise: str) -> None: ...
-    def promote(self, manager: Remote, node_id: str) -> None: ...
-    def demote(self, manager: Remote, node_id: str) -> None: ...
-    def drain(self, manager: Remote, node_id: str) -> None: ...
+    # Those that change a node's entry or a network say whether they changed anything
+    # (False: it was so already).
+    def promote(self, manager: Remote, node_id: str) -> bool: ...
+    def demote(self, manager: Remote, node_id: str) -> bool: ...
+    def drain(self, manager: Remote, node_id: str) -> bool: ...
     def drained(self, manager: Remote, node_id: str) -> bool: ...
-    def set_labels(self, manager: Remote, node_id: str, labels: dict[str, str]) -> None: ...
-    def remove(self, manager: Remote, node_id: str) -> None: ...
+    def set_labels(self, manager: Remote, node_id: str, labels: dict[str, str]) -> bool: ...
+    def remove(self, manager: Remote, node_id: str) -> bool: ...
     def ensure_network(
         self, manager: Remote, name: str, encrypted: bool, subnet: str | None = None
-    ) -> None: ...
+    ) -> bool: ...
     def leave(self, remote: Remote) -> None: ...
     def raft_status(self, remote: Remote) -> RaftStatus | None: ...
     def force_new_cluster(self, remote: Remote, advertise: str) -> None: ...
@@ -512,27 +514,31 @@ class DockerSwarm:
             reraise=True,
         )(check)
 
-    def _update(self, manager: Remote, node_id: str, what: str, change) -> None:
-        def update(client: Any) -> None:
+    def _update(self, manager: Remote, node_id: str, what: str, change) -> bool:
+        """Change a node's spec; whether it differs from what it was."""
+
+        def update(client: Any) -> bool:
             node = client.nodes.get(node_id)
-            spec = dict(node.attrs["Spec"])
+            before = dict(node.attrs["Spec"])
+            spec = dict(before)
             change(spec)
             node.update(spec)
+            return spec != before
 
-        self._call(manager, what, update)
+        return self._call(manager, what, update)
 
-    def promote(self, manager: Remote, node_id: str) -> None:
-        self._update(
+    def promote(self, manager: Remote, node_id: str) -> bool:
+        return self._update(
             manager, node_id, "promoting a node", lambda spec: spec.__setitem__("Role", "manager")
         )
 
-    def demote(self, manager: Remote, node_id: str) -> None:
-        self._update(
+    def demote(self, manager: Remote, node_id: str) -> bool:
+        return self._update(
             manager, node_id, "demoting a node", lambda spec: spec.__setitem__("Role", "worker")
         )
 
-    def drain(self, manager: Remote, node_id: str) -> None:
-        self._update(
+    def drain(self, manager: Remote, node_id: str) -> bool:
+        return self._update(
             manager,
             node_id,
             "draining a node",
@@ -563,20 +569,20 @@ class DockerSwarm:
 
         return self._call(manager, "looking at a drained node's tasks", check)
 
-    def set_labels(self, manager: Remote, node_id: str, labels: dict[str, str]) -> None:
-        self._update(
+    def set_labels(self, manager: Remote, node_id: str, labels: dict[str, str]) -> bool:
+        return self._update(
             manager,
             node_id,
             "labelling a node",
             lambda spec: spec.__setitem__("Labels", {**(spec.get("Labels") or {}), **labels}),
         )
 
-    def remove(self, manager: Remote, node_id: str) -> None:
+    def remove(self, manager: Remote, node_id: str) -> bool:
         """Remove a node's entry; a manager is demoted first (raft will not lose a member
-        otherwise). An entry that is gone already is fine."""
+        otherwise). An entry that is gone already is fine (False)."""
         import docker.errors
 
-        def once(client: Any) -> None:
+        def once(client: Any) -> bool:
             try:
                 node = client.nodes.get(node_id)
                 # A manager entry without a manager status is not in raft (left behind by
@@ -586,30 +592,32 @@ class DockerSwarm:
                     node.update(dict(node.attrs["Spec"], Role="worker"))
                 client.api.remove_node(node_id, force=True)
             except docker.errors.NotFound:
-                return
+                return False
+            return True
 
-        def remove(client: Any) -> None:
+        def remove(client: Any) -> bool:
             # Raft lets a demoted member go a moment later: until then the removal is refused
             # ("must be demoted to worker before removal"); while the managers elect a new
             # leader (the demoted one may have led) the daemon answers 503. Each try starts
             # again from what the swarm has, so trying again is safe.
-            Retrying(
+            return Retrying(
                 retry=retry_if_exception(_raft_busy),
                 wait=wait_fixed(1.0),
                 stop=stop_after_delay(60),
                 reraise=True,
             )(once, client)
 
-        self._call(manager, "removing a node", remove)
+        return self._call(manager, "removing a node", remove)
 
     def ensure_network(
         self, manager: Remote, name: str, encrypted: bool, subnet: str | None = None
-    ) -> None:
+    ) -> bool:
+        """Create the overlay network unless it is there (False)."""
         import docker.types
 
-        def ensure(client: Any) -> None:
+        def ensure(client: Any) -> bool:
             if client.networks.list(names=[name], filters={"driver": "overlay"}):
-                return
+                return False
             ipam = None
             if subnet:
                 ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=subnet)])
@@ -621,8 +629,9 @@ class DockerSwarm:
                 options={"encrypted": ""} if encrypted else None,
                 ipam=ipam,
             )
+            return True
 
-        self._call(manager, f"creating the overlay network {name}", ensure)
+        return self._call(manager, f"creating the overlay network {name}", ensure)
 
     def leave(self, remote: Remote) -> None:
         self._call(remote, "docker swarm leave", lambda c: c.swarm.leave(force=True))

@@ -368,26 +368,32 @@ class FakeSwarm:
             self._register(node)
             self.joins.append(node.machine.label)
 
-    def promote(self, manager: FakeRemote, node_id: str) -> None:
+    def promote(self, manager: FakeRemote, node_id: str) -> bool:
         self._n(manager)
+        was = self.fleet.swarm_nodes[node_id].manager
         self.fleet.swarm_nodes[node_id].manager = True
+        return not was
 
-    def demote(self, manager: FakeRemote, node_id: str) -> None:
+    def demote(self, manager: FakeRemote, node_id: str) -> bool:
         self._n(manager)
         if self.fleet.swarm_nodes[node_id].forced_out:
             raise SwarmError(
                 f"{manager.label}: demoting a node: rpc error: code = NotFound desc = can't "
                 "find manager in raft memberlist"
             )
+        was = self.fleet.swarm_nodes[node_id].manager
         if sum(n.manager for n in self.fleet.swarm_nodes.values()) == 1:
             raise SwarmError(f"{manager.label}: cannot demote the last manager of the swarm")
         self.fleet.swarm_nodes[node_id].manager = False
         self.fleet.calls.append(("demote", self.fleet.swarm_nodes[node_id].machine.label))
+        return was
 
-    def drain(self, manager: FakeRemote, node_id: str) -> None:
+    def drain(self, manager: FakeRemote, node_id: str) -> bool:
         self._n(manager)
+        was = self.fleet.swarm_nodes[node_id].availability
         self.fleet.swarm_nodes[node_id].availability = "drain"
         self.fleet.calls.append(("drain", self.fleet.swarm_nodes[node_id].machine.label))
+        return was != "drain"
 
     def drained(self, manager: FakeRemote, node_id: str) -> bool:
         self._n(manager)
@@ -396,11 +402,14 @@ class FakeSwarm:
             self.fleet.drain_looks[node_id] = looks
             return looks >= self.fleet.drain_polls
 
-    def set_labels(self, manager: FakeRemote, node_id: str, labels: dict[str, str]) -> None:
+    def set_labels(self, manager: FakeRemote, node_id: str, labels: dict[str, str]) -> bool:
         self._n(manager)
-        self.fleet.swarm_nodes[node_id].labels.update(labels)
+        held = self.fleet.swarm_nodes[node_id].labels
+        before = dict(held)
+        held.update(labels)
+        return held != before
 
-    def remove(self, manager: FakeRemote, node_id: str) -> None:
+    def remove(self, manager: FakeRemote, node_id: str) -> bool:
         self._n(manager)
         with self.fleet.lock:
             node = self.fleet.swarm_nodes.get(node_id)
@@ -409,12 +418,15 @@ class FakeSwarm:
             self.fleet.swarm_nodes.pop(node_id, None)
             if node is not None:
                 self.fleet.calls.append(("remove", node.machine.label))
+            return node is not None
 
     def ensure_network(
         self, manager: FakeRemote, name: str, encrypted: bool, subnet: str | None = None
-    ) -> None:
+    ) -> bool:
         self._n(manager)
+        made = name not in self.fleet.networks
         self.fleet.networks.setdefault(name, encrypted)
+        return made
 
     def _manager(self, manager: FakeRemote) -> None:
         if not self._n(manager).manager:

@@ -6,8 +6,12 @@ no packet is sent to their addresses (the simulator's safety net).
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
+from collections import Counter
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -121,6 +125,107 @@ def test_plan_then_up_without_machines_then_down(sim, monkeypatch):
     assert run("down", EXAMPLE, "--yes").stderr.strip().endswith("itframe: nothing to delete")
     scripts = json.loads(run("stackscript", "list", "--json").stdout)
     assert [s["label"] for s in scripts] == ["swarmboot-debian12-swarm-node"]  # left alone
+
+
+def test_up_json_reports_what_it_changed_and_a_second_up_nothing(sim):
+    first = run("up", EXAMPLE, "--timeout", "5", "--json")
+    assert first.exit_code == 6  # the records-only simulator's Linodes have no machines
+    printed = json.loads(first.stdout)
+    # The status as before, its keys where they were; what changed beside it.
+    assert list(printed) == [
+        "cluster",
+        "regions",
+        "network",
+        "managers",
+        "nodes",
+        "lb",
+        "placement",
+        "not_members",
+        "changed",
+    ]
+    changed = printed["changed"]
+    assert all(set(c) == {"kind", "name", "id"} for c in changed)
+    created = sorted(c["name"] for c in changed if c["kind"] == "linode_created")
+    assert created == sorted(n["node"] for n in printed["nodes"])
+    assert all(isinstance(c["id"], int) for c in changed if c["kind"] == "linode_created")
+    assert [c["name"] for c in changed if c["kind"] == "firewall_created"] == [
+        "itframe-nodes",
+        "itframe-lb",
+    ]
+    assert Counter(c["kind"] for c in changed) == {
+        "stackscript_published": 1,
+        "firewall_created": 2,
+        "placement_group_created": 1,
+        "linode_created": 9,
+        "linode_booted": 9,
+        "firewall_updated": 2,  # once the Linodes' addresses are known
+    }
+
+    # Without --json, one line at the end says it (before the error, here).
+    second = run("up", EXAMPLE, "--timeout", "5")
+    assert second.exit_code == 6
+    assert second.stderr.splitlines()[-2:-1] == ["   nothing changed"]
+    assert second.stderr.splitlines()[-1].startswith("Error: 9 node(s) not joined: ")
+    third = run("up", EXAMPLE, "--timeout", "5", "--json")
+    assert json.loads(third.stdout)["changed"] == []
+
+
+def _fingerprint(key: str) -> str:
+    from cryptography.hazmat.primitives import serialization
+
+    private = serialization.load_ssh_private_key(Path(key).read_bytes(), password=None)
+    blob = private.public_key().public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+    )
+    digest = hashlib.sha256(base64.b64decode(blob.split()[1])).digest()
+    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
+
+
+def test_plan_of_a_cluster_not_made_yet_needs_no_ssh_key(sim, monkeypatch):
+    key = os.environ["SWARMBOOT_SSH_KEY"]
+    # With a key: the one `up` would install and log in with, where it is, its fingerprint.
+    keyed = run("plan", EXAMPLE)
+    assert keyed.exit_code == 0, keyed.output
+    assert keyed.stderr.splitlines()[0] == (
+        f"   `swarmboot up` would install and log in with the SSH key from {key} "
+        f"({_fingerprint(key)})"
+    )
+    # None anywhere (no option, no SWARMBOOT_SSH_KEY, no agent, no ~/.ssh key): the same
+    # plan, and how to give `up` one.
+    monkeypatch.delenv("SWARMBOOT_SSH_KEY")
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    keyless = run("plan", EXAMPLE)
+    assert keyless.exit_code == 0, keyless.output
+    assert keyless.stdout == keyed.stdout
+    assert keyless.stderr.splitlines()[0] == (
+        " ! `swarmboot up` will need an SSH key to install on the nodes and log in with: "
+        "pass --ssh-key FILE (a private key), set SWARMBOOT_SSH_KEY, load a key into "
+        "ssh-agent, or create ~/.ssh/id_ed25519"
+    )
+    assert keyless.stderr.splitlines()[-1] == " ✓ itframe: 49 step(s) to converge"
+    as_json = run("plan", EXAMPLE, "--json")
+    assert as_json.exit_code == 0 and len(json.loads(as_json.stdout)) == 49
+    # `up` needs one before it changes anything.
+    refused = run("up", EXAMPLE)
+    assert refused.exit_code == 1
+    assert refused.stderr.startswith("Error: no SSH key to log in to the nodes with; pass ")
+    writes = [r for r in SimAdmin(sim.url, TOKEN).requests() if r["method"] != "GET"]
+    assert writes == []
+    # Once the cluster has a Linode, `plan` needs the key as every command does.
+    monkeypatch.setenv("SWARMBOOT_SSH_KEY", key)
+    assert run("up", EXAMPLE, "--timeout", "5").exit_code == 6
+    monkeypatch.delenv("SWARMBOOT_SSH_KEY")
+    existing = run("plan", EXAMPLE)
+    assert (existing.exit_code, existing.stdout) == (1, "")
+    assert existing.stderr == (
+        "Error: no SSH key to log in to the nodes with; pass --ssh-key FILE (a private key), "
+        "set SWARMBOOT_SSH_KEY, load a key into ssh-agent, or create ~/.ssh/id_ed25519\n"
+    )
+    # With the key, a cluster that exists is planned as before: no line about the key.
+    monkeypatch.setenv("SWARMBOOT_SSH_KEY", key)
+    again = run("plan", EXAMPLE)
+    assert again.exit_code == 0, again.output
+    assert "SSH key" not in again.stderr
 
 
 def test_no_token_is_one_line_with_exit_5(sim, monkeypatch):

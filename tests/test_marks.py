@@ -13,7 +13,8 @@ import paramiko
 import pytest
 
 from swarmboot.errors import SwarmbootError
-from swarmboot.marks import MARK_TAG, MemberMarks, marked_tags, member_marks
+from swarmboot.keys import NoIdentity, load_identity
+from swarmboot.marks import MARK_TAG, MemberMarks, NoMarks, marked_tags, member_marks
 
 FP = "SHA256:" + "A" * 43
 
@@ -94,3 +95,23 @@ def test_a_key_in_the_agent_makes_the_marks_its_file_makes(tmp_path):
     finally:
         agent.terminate()
         agent.wait(timeout=10)
+
+
+def test_without_an_identity_any_question_about_a_mark_says_how_to_give_one(tmp_path, monkeypatch):
+    """`plan` of a cluster not made yet runs without a key: the first Linode of the cluster
+    whose mark it would check stops it with the error every command gives."""
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.ssh key
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)  # no agent
+    with pytest.raises(NoIdentity) as missing:
+        load_identity(None, {})  # no SWARMBOOT_SSH_KEY
+    marks = NoMarks(missing=missing.value)
+    for ask in (
+        lambda: marks.valid("c", "c-eu-central-manager-1", FP, (MARK_TAG + "x",)),
+        lambda: marks.mark("c", "c-eu-central-manager-1", FP),
+    ):
+        with pytest.raises(NoIdentity) as raised:
+            ask()
+        assert str(raised.value) == (
+            "no SSH key to log in to the nodes with; pass --ssh-key FILE (a private key), set "
+            "SWARMBOOT_SSH_KEY, load a key into ssh-agent, or create ~/.ssh/id_ed25519"
+        )

@@ -43,6 +43,8 @@ def _publish(run: Run, step: PublishStackScript) -> None:
     ctx = run.ctx
     run.script_id = run.call("publish", lambda: publish_one(ctx.cloud, step, ctx.script))
     run.report(step.describe())
+    kind = "stackscript_published" if step.action == "create" else "stackscript_updated"
+    run.changed(kind, step.label, run.script_id)
 
 
 def _ensure_firewall(run: Run, step: EnsureCloudFirewall) -> None:
@@ -52,6 +54,7 @@ def _ensure_firewall(run: Run, step: EnsureCloudFirewall) -> None:
     )
     run.firewall_ids[step.label] = made.id
     run.report(step.describe())
+    run.changed("firewall_created", step.label, made.id)
 
 
 def _sync_firewall(run: Run, step: SyncCloudFirewall) -> None:
@@ -68,6 +71,7 @@ def _sync_firewall(run: Run, step: SyncCloudFirewall) -> None:
             raise Replan(f"Cloud Firewall {step.label} is gone") from None
         raise
     run.report(step.describe())
+    run.changed("firewall_updated", step.label, firewall_id)
 
 
 def _ensure_placement_group(run: Run, step: EnsurePlacementGroup) -> None:
@@ -79,6 +83,7 @@ def _ensure_placement_group(run: Run, step: EnsurePlacementGroup) -> None:
     )
     run.placement_group_ids[step.label] = made.id
     run.report(step.describe())
+    run.changed("placement_group_created", step.label, made.id)
 
 
 def _placement_group_id(run: Run, label: str) -> int:
@@ -113,6 +118,8 @@ def _assign_placement_group(run: Run, step: AssignPlacementGroup) -> None:
             ) from None
         raise
     run.report(step.describe())
+    for label, linode_id in zip(step.labels, step.linode_ids, strict=True):
+        run.changed("linode_placed", label, linode_id)
 
 
 def _root_password(ctx: Context) -> str:
@@ -164,6 +171,7 @@ def create(run: Run, step: CreateInstance) -> Instance:
     inst = run.call("create", attempt)
     run.instances[inst.label] = inst
     run.report(step.describe())
+    run.changed("linode_created", inst.label, inst.id)
     return inst
 
 
@@ -187,6 +195,7 @@ def _set_kernel(run: Run, step: SetKernel) -> None:
         )
     if config[1] != facts.GRUB_KERNEL:
         run.call("kernel", lambda: ctx.cloud.set_kernel(inst.id, config[0], facts.GRUB_KERNEL))
+        run.changed("kernel_set", inst.label, inst.id)
     run.instances[inst.label] = replace(inst, config=(config[0], facts.GRUB_KERNEL))
     run.report(step.describe())
 
@@ -229,6 +238,7 @@ def _rebuild(run: Run, step: RebuildInstance) -> None:
     ctx.forget(step.label)
     run.instances[step.label] = replace(inst, tags=tags, status="rebuilding", config=None)
     run.report(step.describe())
+    run.changed("linode_rebuilt", step.label, inst.id)
 
 
 def _delete(run: Run, step: DeleteInstance) -> None:
@@ -236,21 +246,25 @@ def _delete(run: Run, step: DeleteInstance) -> None:
     run.ctx.forget(step.label)
     run.call("delete", lambda: run.ctx.cloud.delete_instance(step.linode_id))
     run.report(step.describe())
+    run.changed("linode_deleted", step.label, step.linode_id)
 
 
 def _delete_firewall(run: Run, step: DeleteCloudFirewall) -> None:
     run.call("delete", lambda: run.ctx.cloud.delete_firewall(step.firewall_id))
     run.report(step.describe())
+    run.changed("firewall_deleted", step.label, step.firewall_id)
 
 
 def _delete_placement_group(run: Run, step: DeletePlacementGroup) -> None:
     run.call("delete", lambda: run.ctx.cloud.delete_placement_group(step.group_id))
     run.report(step.describe())
+    run.changed("placement_group_deleted", step.label, step.group_id)
 
 
 def _delete_script(run: Run, step: DeleteStackScript) -> None:
     run.call("delete", lambda: run.ctx.cloud.delete_stackscript(step.script_id))
     run.report(step.describe())
+    run.changed("stackscript_deleted", step.label, step.script_id)
 
 
 def _clear_mark(run: Run, step: ClearRebuildMark) -> None:
@@ -259,11 +273,14 @@ def _clear_mark(run: Run, step: ClearRebuildMark) -> None:
     run.call("tags", lambda: run.ctx.cloud.set_tags(inst.id, tags))
     run.instances[step.label] = replace(inst, tags=tags)
     run.report(step.describe())
+    if tags != inst.tags:
+        run.changed("rebuild_finished", step.label, inst.id)
 
 
 def _mark(run: Run, step: MarkInstance) -> None:
     run.call("tags", lambda: run.ctx.cloud.set_tags(step.linode_id, step.tags))
     run.report(step.describe())
+    run.changed("linode_marked", step.label, step.linode_id)
 
 
 def _mark_rebuild(run: Run, step: MarkRebuild) -> None:
@@ -273,6 +290,7 @@ def _mark_rebuild(run: Run, step: MarkRebuild) -> None:
     since = run.call("events", ctx.cloud.last_event_id)
     run.call("tags", lambda: ctx.cloud.set_tags(step.linode_id, (*step.tags, rebuild_tag(since))))
     run.report(step.describe())
+    run.changed("rebuild_marked", step.label, step.linode_id)
 
 
 def _fence(run: Run, step: FenceNode) -> None:
@@ -287,6 +305,7 @@ def _fence(run: Run, step: FenceNode) -> None:
         )
         return
     run.report(step.describe())
+    run.changed("linode_shut_down", step.label, step.linode_id)
 
 
 RUNNERS: dict[type, Callable[[Run, Any], None]] = {

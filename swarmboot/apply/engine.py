@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from swarmboot.apply import cloud_steps, swarm_steps
+from swarmboot.apply.changes import Change
 from swarmboot.apply.run import NotReadyError, Replan, Run
 from swarmboot.apply.waiting import await_nodes, bring_up, not_ready
 from swarmboot.cluster import Context, observe
@@ -80,6 +81,7 @@ class UpResult:
     steps_run: list[str] = field(default_factory=list)
     not_ready: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
+    changes: list[Change] = field(default_factory=list)  # what it changed; none if converged
 
 
 def _run_steps(run: Run, steps: tuple[Step, ...]) -> None:
@@ -122,10 +124,21 @@ def _run_step(run: Run, step: Step) -> None:
         _RUNNERS[type(step)](run, step)
 
 
-def run_steps(ctx: Context, observed: Observed, steps: tuple[Step, ...]) -> list[str]:
-    """Carry out planned steps on the world as observed; what was done."""
+def run_steps(
+    ctx: Context,
+    observed: Observed,
+    steps: tuple[Step, ...],
+    *,
+    changes: list[Change] | None = None,
+) -> list[str]:
+    """Carry out planned steps on the world as observed; what was done. What they changed
+    is added to `changes` when it is given."""
     run = Run(ctx, observed)
-    _run_steps(run, steps)
+    try:
+        _run_steps(run, steps)
+    finally:
+        if changes is not None:
+            changes.extend(run.changes)
     return run.done
 
 
@@ -182,7 +195,9 @@ def up(
                 f"to do: {'; '.join(left[:3])}",
                 hint="rerun `swarmboot up`; if it persists, `swarmboot plan` shows what is left",
             )
-    result = UpResult(run.observed, run.done, run.not_ready, ctx.clock.monotonic() - started)
+    result = UpResult(
+        run.observed, run.done, run.not_ready, ctx.clock.monotonic() - started, run.changes
+    )
     for line in noncompliance(ctx.spec, run.observed):
         ctx.reporter.warn(line)
     kept = surplus(ctx.spec, run.observed)

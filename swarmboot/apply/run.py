@@ -16,6 +16,7 @@ from typing import Any
 
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
+from swarmboot.apply.changes import Change
 from swarmboot.clock import Clock
 from swarmboot.cloud import CloudError
 from swarmboot.cluster import Context
@@ -67,7 +68,8 @@ class CreateLimiter:
 
 
 class Run:
-    """One `up` (or one plan run): the ids, fresh instances and join tokens it learned."""
+    """One `up` (or one plan run): the ids, fresh instances and join tokens it learned, and
+    what it changed."""
 
     def __init__(self, ctx: Context, observed: Observed) -> None:
         self.ctx = ctx
@@ -79,6 +81,7 @@ class Run:
         self.tokens: tuple[str, str] | None = None  # secrets: kept in memory only
         self.limiter = CreateLimiter(*ctx.settings.create_limit, ctx.clock)
         self.done: list[str] = []
+        self.changes: list[Change] = []  # what the runners changed, as they changed it
         self.not_ready: dict[str, str] = {}
         self.join_failures: collections.Counter[str] = collections.Counter()
         self.unjoined: set[str] = set()  # workers whose join failed in this round
@@ -87,6 +90,11 @@ class Run:
     def report(self, text: str) -> None:
         self.done.append(text)
         self.ctx.reporter.ok(text)
+
+    def changed(self, kind: str, name: str, id: int | str | None = None) -> None:
+        """Record a change the runner made (see swarmboot.apply.changes); only once it is
+        made, and only when there was something to change."""
+        self.changes.append(Change(kind, name, id))
 
     def call(self, what: str, fn: Callable[[], Any]) -> Any:
         """A cloud call, retried when it failed on the way (no answer, 5xx, 429 after the

@@ -61,8 +61,11 @@ def _sync_members(run: Run, step: SyncMembers) -> None:
         remote.put_file(facts.MEMBERS_FILE, content)
         remote.run("nft -f /etc/nftables.conf")
 
-    ctx.parallel(sync, [label for label in step.labels if label not in run.not_ready])
+    labels = [label for label in step.labels if label not in run.not_ready]
+    ctx.parallel(sync, labels)
     run.report(step.describe())
+    for label in labels:
+        run.changed("member_set_updated", label)
 
 
 def _init(run: Run, step: InitSwarm) -> None:
@@ -77,6 +80,7 @@ def _init(run: Run, step: InitSwarm) -> None:
     ctx.swarm.init(remote, advertise_address(ctx.spec, inst))
     run.joined[step.label] = ctx.swarm.local(remote).node_id
     run.report(step.describe())
+    run.changed("swarm_initialised", step.label, run.joined[step.label])
 
 
 def _tokens(run: Run, manager: Remote) -> tuple[str, str]:
@@ -106,10 +110,14 @@ def _join(run: Run, label: str, via: str, as_manager: bool, leave_first: bool) -
 
 def _join_manager(run: Run, step: JoinManager) -> None:
     if step.promote is not None:
-        run.ctx.swarm.promote(_via(run, step.via), step.promote)
-    else:
-        _join(run, step.label, step.via, as_manager=True, leave_first=step.leave_first)
+        promoted = run.ctx.swarm.promote(_via(run, step.via), step.promote)
+        run.report(step.describe())
+        if promoted:
+            run.changed("node_promoted", step.label, step.promote)
+        return
+    _join(run, step.label, step.via, as_manager=True, leave_first=step.leave_first)
     run.report(step.describe())
+    run.changed("node_joined", step.label, run.joined[step.label])
 
 
 def _join_workers(run: Run, step: JoinWorkers) -> None:
@@ -136,9 +144,13 @@ def _join_workers(run: Run, step: JoinWorkers) -> None:
             run.ctx.reporter.failed(f"{label}: {run.not_ready[label]}")
         else:
             run.ctx.reporter.failed(f"{label}: its join failed, tried again next round: {why}")
-    joined = len(labels) - len(failed)
+    joined = [label for label in labels if label not in failed]
     if joined:
-        run.report(step.describe() if not failed else f"Join {joined} of {len(labels)} workers")
+        run.report(
+            step.describe() if not failed else f"Join {len(joined)} of {len(labels)} workers"
+        )
+    for label in joined:
+        run.changed("node_joined", label, run.joined[label])
 
 
 def _label(run: Run, step: LabelNode) -> None:
@@ -147,20 +159,24 @@ def _label(run: Run, step: LabelNode) -> None:
     node_id = step.node_id or run.joined.get(step.label)
     if node_id is None:
         raise Replan(f"{step.label} was to join before its labels, and did not")
-    run.ctx.swarm.set_labels(_via(run, step.via), node_id, dict(step.labels))
+    labelled = run.ctx.swarm.set_labels(_via(run, step.via), node_id, dict(step.labels))
     run.report(step.describe())
+    if labelled:
+        run.changed("node_labelled", step.label, node_id)
 
 
 def _remove_stale(run: Run, step: RemoveStaleNode) -> None:
-    run.ctx.swarm.remove(_via(run, step.via), step.node_id)
+    removed = run.ctx.swarm.remove(_via(run, step.via), step.node_id)
     run.report(step.describe())
+    if removed:
+        run.changed("node_removed", step.hostname, step.node_id)
 
 
 def _drain(run: Run, step: DrainNode) -> None:
     """Drain the node and wait (up to settings.drain_timeout) until its tasks have moved."""
     ctx = run.ctx
     manager = _via(run, step.via)
-    ctx.swarm.drain(manager, step.node_id)
+    drained = ctx.swarm.drain(manager, step.node_id)
     try:
         Retrying(
             retry=retry_if_result(lambda moved: not moved),
@@ -174,11 +190,15 @@ def _drain(run: Run, step: DrainNode) -> None:
             " going on"
         )
     run.report(step.describe())
+    if drained:
+        run.changed("node_drained", step.label, step.node_id)
 
 
 def _demote(run: Run, step: DemoteNode) -> None:
-    run.ctx.swarm.demote(_via(run, step.via), step.node_id)
+    demoted = run.ctx.swarm.demote(_via(run, step.via), step.node_id)
     run.report(step.describe())
+    if demoted:
+        run.changed("node_demoted", step.label, step.node_id)
 
 
 def _leave(run: Run, step: LeaveSwarm) -> None:
@@ -187,17 +207,23 @@ def _leave(run: Run, step: LeaveSwarm) -> None:
     except (RemoteError, SwarmError) as exc:
         # Its entry is removed from a manager next, whether it left or not.
         log.info("%s did not leave the swarm itself: %s", step.label, exc)
+        run.report(step.describe())
+        return
     run.report(step.describe())
+    run.changed("node_left", step.label)
 
 
 def _network(run: Run, step: EnsureNetwork) -> None:
-    run.ctx.swarm.ensure_network(_via(run, step.via), step.name, step.encrypted, step.subnet)
+    made = run.ctx.swarm.ensure_network(_via(run, step.via), step.name, step.encrypted, step.subnet)
     run.report(step.describe())
+    if made:
+        run.changed("network_created", step.name)
 
 
 def _force_new_cluster(run: Run, step: ForceNewCluster) -> None:
     run.ctx.swarm.force_new_cluster(run.ctx.remote(run.instance(step.label)), step.advertise)
     run.report(step.describe())
+    run.changed("swarm_forced_new", step.label)
 
 
 def _unlock(run: Run, step: UnlockSwarm) -> None:
@@ -209,6 +235,7 @@ def _unlock(run: Run, step: UnlockSwarm) -> None:
         )
     run.ctx.swarm.unlock(run.ctx.remote(run.instance(step.label)), key)
     run.report(step.describe())
+    run.changed("node_unlocked", step.label)
 
 
 def _backup(run: Run, step: BackupSwarm) -> None:
@@ -268,6 +295,7 @@ def _restore(run: Run, step: RestoreSwarm) -> None:
         raise Replan(f"{step.label} is {state} in a swarm since it was planned")
     ctx.swarm.restore_swarm(remote, archive)
     run.report(step.describe())
+    run.changed("swarm_restored", step.label)
 
 
 RUNNERS: dict[type, Callable[[Run, Any], None]] = {

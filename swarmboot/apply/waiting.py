@@ -84,6 +84,7 @@ def bring_up(run: Run, boots: list[Boot], wait: WaitReady | None) -> None:
                         raise
                     to_boot.discard(label)
                     run.report(f"Boot {label}")
+                    run.changed("linode_booted", label, inst.id)
                 why[label] = f"Linode status {inst.status}"
                 continue
             if inst.status == "offline":

@@ -90,19 +90,26 @@ def make_context(
     reporter: Reporter,
     *,
     timeout: float = 1200.0,
+    need_key: bool = True,
 ):
-    """Every adapter `up` needs, for a spec checked by `preflight`."""
+    """Every adapter `up` needs, for a spec checked by `preflight`.
+
+    Without `need_key` (`plan`), finding no SSH key anywhere is not an error yet: the
+    context then contacts no node and knows no mark (`NoMarks`), so observing a cluster that
+    has a Linode stops with the error every other command gives at once, and a cluster not
+    made yet is planned from the cloud alone. A key that is named or found but cannot be used
+    is an error either way."""
     from swarmboot.cluster import Context, Settings
     from swarmboot.credentials import root_password, unlock_key
-    from swarmboot.keys import load_identity
-    from swarmboot.marks import member_marks
+    from swarmboot.keys import NoIdentity, load_identity
+    from swarmboot.marks import NoMarks, member_marks
     from swarmboot.preflight import (
         check_catalogue,
         check_node_data,
         placement_warning,
         stackscript_for,
     )
-    from swarmboot.remote import ParamikoConnector
+    from swarmboot.remote import NoConnector, ParamikoConnector
     from swarmboot.routes import records_only, require_local_route
     from swarmboot.sim.admin import SimAdmin
     from swarmboot.spec import admin_keys, load_spec
@@ -117,7 +124,27 @@ def make_context(
     warning = placement_warning(lacking)
     if warning:
         reporter.warn(warning)
-    identity = load_identity(ssh_key)
+    try:
+        identity = load_identity(ssh_key)
+    except NoIdentity as missing:
+        if need_key:
+            raise
+        reporter.detail(
+            f"API {cloud.target.api_url}, token from {cloud.target.source}, no SSH key found"
+        )
+        return Context(
+            spec=spec,
+            spec_path=spec_path,
+            cloud=cloud,
+            connector=NoConnector(),
+            swarm=DockerSwarm(),
+            reporter=reporter,
+            script=script,
+            identity_public="",
+            marks=NoMarks(missing=missing),
+            admin_keys=keys,
+            placement_unsupported=lacking,
+        )
     reporter.detail(
         f"API {cloud.target.api_url}, token from {cloud.target.source}, "
         f"SSH key from {identity.source}"
@@ -137,6 +164,7 @@ def make_context(
         reporter=reporter,
         script=script,
         identity_public=identity.public_line,
+        identity_source=identity.source,
         marks=member_marks(identity.pkey, identity.source),
         admin_keys=keys,
         settings=Settings(ready_timeout=timeout, poll_interval=_poll_interval()),
@@ -175,5 +203,6 @@ def make_cloud_context(
         reporter=reporter,
         script=stackscript_for(spec, spec_path),
         identity_public=identity.public_line,
+        identity_source=identity.source,
         marks=member_marks(identity.pkey, identity.source),
     )

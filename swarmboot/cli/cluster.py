@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -17,6 +17,13 @@ from swarmboot.cli._factory import (
     make_context,
 )
 from swarmboot.errors import SwarmbootError
+
+if TYPE_CHECKING:
+    from swarmboot.apply import Change, UpResult
+    from swarmboot.cluster import Context
+    from swarmboot.recover import RecoverResult
+    from swarmboot.report import Reporter
+    from swarmboot.spec import Spec
 
 PruneOpt = Annotated[
     bool,
@@ -102,6 +109,27 @@ def _placement_line(row: dict[str, Any]) -> str:
     return line
 
 
+def _key_for_up(context: Context, reporter: Reporter) -> None:
+    """For a cluster not made yet, on stderr: the SSH key `up` would install on its nodes
+    and log in with (where it comes from, and its fingerprint), or that `up` will need one
+    and how to give it."""
+    import base64
+
+    from swarmboot.keys import KEY_HINT, fingerprint
+
+    if not context.identity_public:
+        reporter.warn(
+            "`swarmboot up` will need an SSH key to install on the nodes and log in with: "
+            + KEY_HINT
+        )
+        return
+    key = fingerprint(base64.b64decode(context.identity_public.split()[1]))
+    reporter.info(
+        f"`swarmboot up` would install and log in with the SSH key from "
+        f"{context.identity_source} ({key})"
+    )
+
+
 def _region_losses(spec: Any, reporter: Any) -> None:
     """Which one region's loss the managers survive, for a spec over several regions."""
     from swarmboot.quorum import region_report
@@ -127,7 +155,9 @@ def plan_cmd(
 ) -> None:
     """Print what `up` would do, from the cloud and the swarm as they are now. Changes nothing.
 
-    With --down, what `down` would delete (from the cloud alone: no node is contacted)."""
+    A cluster not made yet needs no SSH key: `plan` names the key `up` would install and
+    log in with, or says that `up` will need one. With --down, what `down` would delete
+    (from the cloud alone: no node is contacted)."""
     from swarmboot.cluster import observe, observe_cloud
     from swarmboot.down import left_alone, plan_down
     from swarmboot.plan import plan, step_data
@@ -136,7 +166,7 @@ def plan_cmd(
     if down:
         context = make_cloud_context(spec, api_url, ssh_key, reporter)
     else:
-        context = make_context(spec, api_url, ssh_key, reporter)
+        context = make_context(spec, api_url, ssh_key, reporter, need_key=False)
     alone: tuple[str, ...] = ()
     try:
         if down:
@@ -144,11 +174,14 @@ def plan_cmd(
             steps: tuple = plan_down(context.spec, observed, stackscripts=stackscripts)
             alone = left_alone(context.spec, observed)
         else:
-            steps = plan(context.spec, observe(context), context.script, prune=prune)
+            observed = observe(context)
+            steps = plan(context.spec, observed, context.script, prune=prune)
     finally:
         context.close()
     for line in alone:  # on stderr: also with --json
         reporter.info(line)
+    if not down and not observed.instances:
+        _key_for_up(context, reporter)
     if as_json:
         print_json([step_data(s) for s in steps])
         return
@@ -182,9 +215,10 @@ def up_cmd(
     """Make the cluster what the spec says: create, boot, wait, join, label, secure.
 
     A raised count adds nodes; a lowered one leaves the surplus nodes alone (and says so)
-    unless --prune is given."""
+    unless --prune is given. Says what it changed (Linodes created, nodes joined, firewalls
+    updated, …) in one line; --json prints the status with the list under `changed`, each
+    change's kind, name and id (empty when nothing changed)."""
     from swarmboot.apply import NotReadyError, up
-    from swarmboot.status import summary
 
     reporter = state_of(ctx).reporter
     context = make_context(spec, api_url, ssh_key, reporter, timeout=timeout)
@@ -194,16 +228,18 @@ def up_cmd(
         except NotReadyError as exc:
             result = getattr(exc, "result", None)
             if result is not None:
-                show(summary(context.spec, result.observed), as_json)
+                show_result(context.spec, result, as_json)
+                say_changes(reporter, result.changes, as_json)
             raise
     finally:
         context.close()
-    show(summary(context.spec, result.observed), as_json)
+    show_result(context.spec, result, as_json)
     _region_losses(context.spec, reporter)
     reporter.ok(
         f"{context.spec.cluster.name} is up: {len(result.observed.instances)} nodes, "
-        f"{len(result.steps_run)} change(s) in {result.seconds:.0f} s"
+        f"{len(result.changes)} change(s) in {result.seconds:.0f} s"
     )
+    say_changes(reporter, result.changes, as_json)
 
 
 @command
@@ -253,6 +289,25 @@ def show(data: dict[str, Any], as_json: bool) -> None:
         print_json(data)
     else:
         _print_table(data)
+
+
+def show_result(spec: Spec, result: UpResult | RecoverResult, as_json: bool) -> None:
+    """The status after a run that changes the cluster (`up`, `recover`, `restore`): the
+    table, or the status as JSON with what the run changed under "changed" (an empty list
+    when it changed nothing)."""
+    from swarmboot.apply import changes_data
+    from swarmboot.status import summary
+
+    data = summary(spec, result.observed)
+    show({**data, "changed": changes_data(result.changes)} if as_json else data, as_json)
+
+
+def say_changes(reporter: Reporter, changes: list[Change], as_json: bool) -> None:
+    """What a run changed, in one line on stderr (`--json` has it under "changed")."""
+    from swarmboot.apply import changes_line
+
+    if not as_json:
+        reporter.info(changes_line(changes))
 
 
 @command

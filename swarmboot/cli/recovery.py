@@ -10,7 +10,7 @@ import typer
 
 from swarmboot.cli._common import Ctx, JsonOpt, command, print_json, state_of
 from swarmboot.cli._factory import ApiUrlOpt, SpecArg, SshKeyOpt, TimeoutOpt, make_context
-from swarmboot.cli.cluster import YesOpt, confirm, show
+from swarmboot.cli.cluster import YesOpt, confirm, say_changes, show_result
 from swarmboot.errors import SwarmbootError
 
 
@@ -31,9 +31,9 @@ def recover_cmd(
     answer are shut down first); then every node that is gone, stopped or not Ready is
     rebuilt and joined again with its labels, managers one at a time. Services, configs,
     secrets, networks and node labels stay. Asks first (--yes for scripts); run it again
-    after a crash: it carries on. With the quorum kept, it rebuilds the lost nodes."""
+    after a crash: it carries on. With the quorum kept, it rebuilds the lost nodes. Says
+    what it changed, as `up` does (--json: under `changed`)."""
     from swarmboot.recover import intent, observe_recovery, recover
-    from swarmboot.status import summary
 
     reporter = state_of(ctx).reporter
     context = make_context(spec, api_url, ssh_key, reporter, timeout=timeout)
@@ -50,13 +50,12 @@ def recover_cmd(
         result = recover(context, observed, confirm=ask if lines else None)
     finally:
         context.close()
-    show(summary(context.spec, result.observed), as_json)
+    show_result(context.spec, result, as_json)
     if result.steps_run:
-        reporter.ok(
-            f"{name} recovered: {len(result.steps_run)} change(s) in {result.seconds:.0f} s"
-        )
+        reporter.ok(f"{name} recovered: {len(result.changes)} change(s) in {result.seconds:.0f} s")
     else:
         reporter.ok(f"{name}: a manager leads and every node is Ready: nothing to recover")
+    say_changes(reporter, result.changes, as_json)
 
 
 KeyFileOpt = Annotated[
@@ -129,7 +128,6 @@ def restore_cmd(
     dead), a new cluster is forced there (unlocked with the backup's key if autolock is on),
     and the other lost nodes are rebuilt and joined as `recover` does. Asks first."""
     from swarmboot.backup import backup_key, describe_manifest, open_backup, restore
-    from swarmboot.status import summary
 
     passphrase = backup_key(key_file)
     try:
@@ -154,8 +152,9 @@ def restore_cmd(
         result = restore(context, found, confirm=ask)
     finally:
         context.close()
-    show(summary(context.spec, result.observed), as_json)
+    show_result(context.spec, result, as_json)
     reporter.ok(
-        f"{context.spec.cluster.name} restored: {len(result.steps_run)} change(s) in "
+        f"{context.spec.cluster.name} restored: {len(result.changes)} change(s) in "
         f"{result.seconds:.0f} s"
     )
+    say_changes(reporter, result.changes, as_json)
