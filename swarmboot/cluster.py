@@ -39,6 +39,7 @@ from swarmboot.remote import Connector, HostKeyMismatch, Remote, RemoteError
 from swarmboot.report import Reporter
 from swarmboot.routes import NotRoutable
 from swarmboot.spec import Spec
+from swarmboot.stacks import RegistryAuth
 from swarmboot.state import Instance, LocalSwarm, Observed, SwarmState
 from swarmboot.swarm import SwarmDriver, SwarmError
 
@@ -79,6 +80,8 @@ class Context:
     # `backup`'s passphrase, and the archive `restore` puts on a node (secrets both).
     backup_key: bytes | None = field(default=None, repr=False)
     restore_archive: bytes | None = field(default=None, repr=False)
+    # The registry logins `deploy` hands to the swarm (secrets: never shown).
+    registry_auth: RegistryAuth | None = field(default=None, repr=False)
     # The spec's regions whose catalogue entry lacks placement groups (`preflight`).
     placement_unsupported: frozenset[str] = frozenset()
     clock: Clock = field(default_factory=SystemClock)

@@ -62,6 +62,8 @@ __all__ = [
 
 DIGEST_LABEL = "swarmboot.deploy"  # as swarmboot.stacks reads it
 CLUSTER_LABEL = "swarmboot.cluster"
+# The version a file without one is given (the newest Debian 12's docker CLI reads).
+DEFAULT_VERSION = "3.8"
 MAX_STACK_FILE = 1 << 20
 MAX_CONFIG = 500 * 1024  # swarm's limit on a config's size
 # A few hundred values make a large stack file; aliases can make billions of a small one.
@@ -570,10 +572,11 @@ class _Render:
         )
         sections["configs"], made = self.configs(sections["configs"])
         sections["secrets"] = self.secrets(sections["secrets"])
-        out: dict[str, Any] = {}
+        # Docker's CLI before 25 (Debian 12's 20.10) refuses a file without a version.
+        out: dict[str, Any] = {"version": doc.get("version", DEFAULT_VERSION)}
         for key in doc:
             if key == "version":
-                out[key] = doc[key]
+                continue
             elif key == "services":
                 out[key] = services
             elif key in sections:

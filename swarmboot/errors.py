@@ -22,6 +22,7 @@ class ExitCode:
     NO_TOKEN = 5  # no Linode API token was found, or the API refused it
     NOT_READY = 6  # a node did not become ready (stuck, failed probe, host key mismatch)
     UNSAFE = 7  # refused: removing a manager would lose the swarm's raft quorum (see --force)
+    DEPLOY_FAILED = 8  # `deploy`: a rollout failed (the services it updated were rolled back)
 
 
 class SwarmbootError(Exception):

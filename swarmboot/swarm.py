@@ -33,6 +33,7 @@ from tenacity import (
 from swarmboot.errors import SwarmbootError
 from swarmboot.raft import RaftStatus, raft_status
 from swarmboot.remote import Remote, RemoteError, shutdown_write
+from swarmboot.stacks import RegistryAuth, StackCalls, StackService, SwarmSecret
 from swarmboot.state import LocalSwarm, SwarmNode, SwarmState
 
 __all__ = ["DockerSwarm", "Inventory", "LocalSwarm", "ServiceTask", "SwarmDriver", "SwarmError"]
@@ -99,6 +100,23 @@ class SwarmDriver(Protocol):
     def restore_swarm(self, remote: Remote, archive: bytes) -> None: ...
     def service_tasks(self, manager: Remote, service: str) -> tuple[ServiceTask, ...]: ...
     def remove_configs(self, manager: Remote, prefix: str, keep: set[str]) -> list[str]: ...
+    def stack_services(self, manager: Remote, stack: str) -> tuple[StackService, ...]: ...
+    def deploy_stack(
+        self,
+        manager: Remote,
+        stack: str,
+        text: str,
+        *,
+        prune: bool = False,
+        auth: RegistryAuth | None = None,
+        resolve: str = "always",
+    ) -> None: ...
+    def rollback_service(self, manager: Remote, name: str) -> None: ...
+    def ensure_config(self, manager: Remote, name: str, content: bytes, labels: dict) -> bool: ...
+    def config_names(self, manager: Remote, prefix: str) -> frozenset[str]: ...
+    def secrets(self, manager: Remote, logical: str) -> tuple[SwarmSecret, ...]: ...
+    def create_secret(self, manager: Remote, name: str, value: bytes, labels: dict) -> None: ...
+    def remove_secrets(self, manager: Remote, names: list[str]) -> list[str]: ...
     def close(self) -> None: ...
 
 
@@ -283,7 +301,7 @@ class _Tunnel:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-class DockerSwarm:
+class DockerSwarm(StackCalls):
     def __init__(self, timeout: float = 120.0) -> None:
         self.timeout = timeout
         self._clients: dict[int, tuple[_Tunnel, Any]] = {}

@@ -26,6 +26,8 @@ from swarmboot.sim.backend import Machine, MachineError
 from swarmboot.state import SwarmNode, SwarmState
 from swarmboot.swarm import Inventory, LocalSwarm, ServiceTask, SwarmError
 
+from .fake_stacks import FakeStacks
+
 
 def _fingerprint_of_private(b64: str) -> str:
     key = serialization.load_ssh_private_key(base64.b64decode(b64), password=None)
@@ -233,7 +235,7 @@ class FakeConnector:
         return FakeRemote(self.fleet, node)
 
 
-class FakeSwarm:
+class FakeSwarm(FakeStacks):
     """Docker Swarm as a model: init, join with the right token, promote, labels, networks."""
 
     def __init__(self, fleet: FakeFleet) -> None:
@@ -450,7 +452,7 @@ class FakeSwarm:
                 if name.startswith(prefix) and name not in keep and name not in used
             )
             self.fleet.configs.difference_update(gone)
-            return gone
+        return gone + self.remove_stack_configs(prefix, keep)
 
     def leave(self, remote: FakeRemote) -> None:
         node = self._n(remote)

@@ -51,6 +51,13 @@ KINDS: dict[str, tuple[str, str, str]] = {
     "node_left": ("node", "nodes", "made to leave the swarm"),
     "node_removed": ("swarm entry", "swarm entries", "removed"),
     "network_created": ("overlay network", "overlay networks", "created"),
+    # The application (deploy, secret set)
+    "config_created": ("swarm config", "swarm configs", "created"),
+    "config_removed": ("swarm config", "swarm configs", "removed"),
+    "stack_deployed": ("stack", "stacks", "deployed"),
+    "service_rolled_back": ("service", "services", "rolled back"),
+    "secret_created": ("swarm secret", "swarm secrets", "created"),
+    "secret_removed": ("swarm secret", "swarm secrets", "removed"),
 }
 
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from swarmboot.apply import cloud_steps, swarm_steps
+from swarmboot.apply import cloud_steps, stack_steps, swarm_steps
 from swarmboot.apply.changes import Change
 from swarmboot.apply.run import NotReadyError, Replan, Run
 from swarmboot.apply.waiting import await_nodes, bring_up, not_ready
@@ -57,6 +57,7 @@ CLOUD_STEPS = (
 _RUNNERS: dict[type, Callable[[Run, Any], None]] = {
     **cloud_steps.RUNNERS,
     **swarm_steps.RUNNERS,
+    **stack_steps.RUNNERS,
     NotReady: not_ready,
     AwaitNodes: await_nodes,
 }

@@ -9,7 +9,7 @@ import typer
 from typer.core import TyperGroup
 
 from swarmboot import __version__
-from swarmboot.cli import cluster, lb, node, recovery, render, sim, stackscript
+from swarmboot.cli import cluster, deploy, lb, node, recovery, render, sim, stackscript
 from swarmboot.cli._common import State
 from swarmboot.errors import ExitCode
 
@@ -103,6 +103,8 @@ app.command("backup")(recovery.backup_cmd)
 app.command("restore")(recovery.restore_cmd)
 app.add_typer(node.app, name="node")
 app.add_typer(lb.app, name="lb")
+app.command("deploy")(deploy.deploy_cmd)
+app.add_typer(deploy.app, name="secret")
 app.command("down")(cluster.down_cmd)
 app.command("known-hosts")(cluster.known_hosts_cmd)
 app.command("adopt")(cluster.adopt_cmd)

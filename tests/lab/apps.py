@@ -19,10 +19,15 @@ from .lab import LabSim, linodes, on_node, pinned, swarmboot
 
 HAPROXY_IMAGE = "swarmboot-lab/haproxy:1"
 APP_IMAGE = "swarmboot-lab/app:1"
-# The application: busybox's httpd, answering / with its zone and task, and /healthz.
-APP_COMMAND = (
-    'sh -c \'mkdir -p /www && echo "$ZONE $(hostname)" > /www/index.html && '
-    "echo ok > /www/healthz && exec httpd -f -p 8080 -h /www'"
+# The application's next version (the same files, another image), and one whose every
+# container exits at once.
+APP_IMAGE_2 = "swarmboot-lab/app:2"
+APP_BROKEN = "swarmboot-lab/app:broken"
+APP_STACK = Path(__file__).parent / "data" / "app-stack.yml"
+_APP_IMAGES = (
+    (APP_IMAGE, ""),
+    (APP_IMAGE_2, "--change 'LABEL version=2' "),
+    (APP_BROKEN, "--change 'ENTRYPOINT [\"/bin/false\"]' "),
 )
 
 
@@ -49,36 +54,59 @@ def import_images(sim: LabSim, known: Path, key: Path, labels: list[str] | None 
     """HAProxy's image on the lb nodes and the application's on the workers (of `labels`,
     or all)."""
     haproxy = _rootfs("/usr/sbin/haproxy")
-    app = _rootfs("/bin/busybox", ("/bin/sh", "/bin/mkdir", "/bin/hostname", "/bin/httpd"))
+    app = _rootfs(
+        "/bin/busybox",
+        (
+            "/bin/sh",
+            "/bin/mkdir",
+            "/bin/hostname",
+            "/bin/httpd",
+            "/bin/wget",
+            "/bin/sleep",
+            "/bin/false",
+        ),
+    )
+    path = "--change 'ENV PATH=/usr/sbin:/usr/bin:/sbin:/bin' "
     for label, (address, _) in pinned(sim).items():
         if labels is not None and label not in labels:
             continue
-        for role, image, tarball in (
-            ("-lb-", HAPROXY_IMAGE, haproxy),
-            ("-worker-", APP_IMAGE, app),
-        ):
-            if role in label:
+        if "-lb-" in label:
+            on_node(
+                known,
+                key,
+                address,
+                f"docker import {path}- {HAPROXY_IMAGE} >/dev/null",
+                stdin=haproxy,
+            )
+        if "-worker-" in label:
+            for image, change in _APP_IMAGES:
                 on_node(
                     known,
                     key,
                     address,
-                    "docker import --change 'ENV PATH=/usr/sbin:/usr/bin:/sbin:/bin' - "
-                    f"{image} >/dev/null",
-                    stdin=tarball,
+                    f"docker import {path}{change}- {image} >/dev/null",
+                    stdin=app,
                 )
 
 
-def deploy_app(known: Path, key: Path, manager: str, zones: tuple[str, ...]) -> None:
-    """The application as one service per zone, two tasks each, on that zone's workers."""
-    for zone in zones:
-        on_node(
-            known,
-            key,
-            manager,
-            f"docker service create --detach=false --quiet --name app-{zone} --replicas 2 "
-            f"--network itframe --env ZONE={zone} --constraint node.labels.zone=={zone} "
-            f"--constraint node.labels.role==worker {APP_IMAGE} {APP_COMMAND}",
-        )
+def deploy_app(sim: LabSim, spec: Path, key: Path, image: str = APP_IMAGE, *, check=True):
+    """The application's stack (one service per zone, two tasks each, on that zone's
+    workers) deployed with `swarmboot deploy`, which waits for the rollout."""
+    return swarmboot(
+        sim,
+        "deploy",
+        str(spec),
+        str(APP_STACK),
+        "--ssh-key",
+        str(key),
+        "--resolve-image",
+        "never",
+        "--timeout",
+        "240",
+        "--json",
+        env={"APP_IMAGE": image},
+        check=check,
+    )
 
 
 def get(url: str, timeout: float = 5.0) -> str:

@@ -21,7 +21,17 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from .apps import answers, assert_whole, deploy_app, get, import_images, known_hosts
+from .apps import (
+    APP_BROKEN,
+    APP_IMAGE,
+    APP_IMAGE_2,
+    answers,
+    assert_whole,
+    deploy_app,
+    get,
+    import_images,
+    known_hosts,
+)
 from .lab import REPO, linodes, on_node, pinned, swarmboot
 
 pytestmark = pytest.mark.lab
@@ -43,7 +53,7 @@ def cluster(lab, key, tmp_path_factory):
     known.write_text(swarmboot(lab, "known-hosts", str(spec), "--ssh-key", str(key)).stdout)
     import_images(lab, known, key)
     manager = pinned(lab)["itframe-eu-central-manager-1"][0]
-    deploy_app(known, key, manager, ("eu-central", "gb-lon"))
+    deploy_app(lab, spec, key)
     return lab, spec, known, manager
 
 
@@ -112,6 +122,78 @@ def test_a_changed_configuration_rolls_onto_a_new_config_and_the_old_one_goes(cl
         "'{{range .Spec.TaskTemplate.ContainerSpec.Configs}}{{.ConfigName}}{{end}}'",
     )
     assert mounted.strip() in after
+
+
+def _images(known, key, manager: str) -> dict[str, str]:
+    listed = on_node(
+        known, key, manager, "docker service ls --format '{{.Name}} {{.Image}}' -f name=itframe_app"
+    )
+    return dict(line.split() for line in listed.splitlines())
+
+
+def test_deploy_rolls_a_new_image_with_every_zone_answering_and_rolls_back_a_broken_one(
+    cluster, key
+):
+    """The application's stack (deployed by the fixture with `swarmboot deploy`) updated
+    to a new image while both zones' load balancers are asked in a loop (start-first: no
+    request fails), then to an image whose containers exit at once (rolled back, exit 8,
+    the service and its task error named), then the same file again (nothing to change)."""
+    lab, spec, known, manager = cluster
+    swarmboot(lab, "lb", "deploy", str(spec), "--ssh-key", str(key))
+    lbs = {i.label: i.ipv4[0] for i in linodes(lab) if "-lb-" in i.label}
+    urls = {zone: f"http://{lbs[f'itframe-{zone}-lb-1']}:80/" for zone in (EU, "gb-lon")}
+    for url in urls.values():
+        _both_tasks(url)
+    assert set(_images(known, key, manager).values()) == {APP_IMAGE}
+    loads = {zone: Load(url) for zone, url in urls.items()}
+    for load in loads.values():
+        load.__enter__()
+    try:
+        time.sleep(3)
+        started = time.monotonic()
+        done = deploy_app(lab, spec, key, APP_IMAGE_2)
+        took = time.monotonic() - started
+        time.sleep(3)
+    finally:
+        for load in loads.values():
+            load.__exit__()
+    result = json.loads(done.stdout)
+    print(
+        f"\nlab: deploy of a new image in {took:.0f} s; requests during it: "
+        + ", ".join(f"{z} {ld.ok + ld.failed} ({ld.failed} failed)" for z, ld in loads.items())
+    )
+    assert "✓ app-eu-central 2/2 updated" in done.stderr, done.stderr
+    assert {k: v["state"] for k, v in result["services"].items()} == {
+        "app-eu-central": "converged",
+        "app-gb-lon": "converged",
+    }
+    assert [c["kind"] for c in result["changed"]] == ["stack_deployed"]
+    assert set(_images(known, key, manager).values()) == {APP_IMAGE_2}
+    for zone, load in loads.items():
+        assert load.zones == {zone}, load.zones  # each zone's own tasks, all along
+        assert load.ok > 50, load.ok
+        assert load.errors == [], (zone, load.errors[:10])
+
+    started = time.monotonic()
+    broken = deploy_app(lab, spec, key, APP_BROKEN, check=False)
+    took = time.monotonic() - started
+    print(f"lab: a broken image rolled back in {took:.0f} s")
+    assert broken.returncode == 8, broken.stderr
+    assert "the deploy of itframe failed" in broken.stderr
+    assert "task: non-zero exit (1)" in broken.stderr, broken.stderr
+    rolled = {
+        c["name"]
+        for c in json.loads(broken.stdout)["changed"]
+        if c["kind"] == "service_rolled_back"
+    }
+    assert rolled == {"itframe_app-eu-central", "itframe_app-gb-lon"}
+    assert set(_images(known, key, manager).values()) == {APP_IMAGE_2}  # back where it was
+    for zone, url in urls.items():
+        assert {a.split()[0] for a in answers(url, 6)} == {zone}
+
+    again = deploy_app(lab, spec, key, APP_IMAGE_2)
+    assert "nothing to change" in again.stderr, again.stderr
+    assert json.loads(again.stdout)["changed"] == []
 
 
 def test_an_ingress_publish_is_refused_where_the_kernel_lacks_ipvs(cluster, key):
@@ -237,7 +319,7 @@ def test_losing_eu_central_keeps_gb_lon_answering_and_recover_brings_it_back(
     assert load.errors == [], (load.errors[:10], load.events, done.stderr)
     assert load.zones == {"gb-lon"}  # answered by gb-lon's tasks only, all along
     assert load.ok > 100
-    assert replicas["app-eu-central"] == "2/2" and replicas["app-gb-lon"] == "2/2"
+    assert replicas["itframe_app-eu-central"] == replicas["itframe_app-gb-lon"] == "2/2"
     assert_whole(lab, spec, known, key, via="itframe-gb-lon-manager-1")
     again = swarmboot(lab, "recover", str(spec), "--ssh-key", str(key), "--yes")
     assert "nothing to recover" in again.stderr, again.stderr
@@ -272,8 +354,8 @@ def test_every_manager_lost_then_restored_from_a_backup(cluster, key, tmp_path):
     replicas = _wait_replicas(known, key, manager)
     print(f"\nlab: every manager lost, restored from a backup in {took:.0f} s: {replicas}")
     assert set(replicas) == {
-        "app-eu-central",
-        "app-gb-lon",
+        "itframe_app-eu-central",
+        "itframe_app-gb-lon",
         "itframe-lb_lb-eu-central",
         "itframe-lb_lb-gb-lon",
     }
