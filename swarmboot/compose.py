@@ -78,7 +78,7 @@ _CONFIG_KEY = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_.-]*[A-Za-z0-9])?")
 _VERSION = re.compile(r"3(?:\.[0-9]+)?")
 _SECTIONS = ("version", "services", "networks", "volumes", "configs", "secrets")
 _SECRET_HINT = (
-    "run `swarmboot secret set SPEC {key}` (the value from stdin), then write external: true"
+    "run `swarmboot secret set <spec> {key}` (the value from stdin), then write external: true"
 )
 _FILE_HINT = "put the file in the stack file's folder (or below it), named relative to that folder"
 

@@ -469,6 +469,59 @@ CASES = [
         spec=ONE_MANAGER,
         setup=_another_cluster,
         says="the StackScript swarmboot-debian12-swarm-node is shared: the clusters shop (1 Linode(s)) are on this account and may rebuild from it; run `swarmboot down` without --stackscripts, or take those clusters down first",
+    ),    Case(
+        "deploy-stack-missing",
+        "a stack file that does not exist",
+        ("deploy", "SPEC", "DIR/none.yml"),
+        says="DIR/none.yml: no such file; give the path of the Compose file",
+    ),
+    Case(
+        "deploy-unset-variable",
+        "a stack file naming a variable the environment lacks (CI forgot the image tag)",
+        ("deploy", "SPEC", "DIR/stack.yml"),
+        files={"stack.yml": "services:\n  app:\n    image: registry.example.com/app:${TAG}\n"},
+        env={"TAG": None},
+        says="DIR/stack.yml: services.app.image: the variable TAG is not set; set TAG in the environment, or give a default: ${TAG:-value}",
+    ),
+    Case(
+        "deploy-secret-from-file",
+        "a stack whose secret is a file (it would be read here and sent as a file)",
+        ("deploy", "SPEC", "DIR/stack.yml"),
+        files={
+            "stack.yml": "services:\n  app:\n    image: app:1\n    secrets: [db]\n"
+            "secrets:\n  db:\n    file: ./db.txt\n",
+            "db.txt": "s3cret\n",
+        },
+        says="DIR/stack.yml: secrets.db.file: swarmboot does not send secrets in a stack; run `swarmboot secret set <spec> db` (the value from stdin), then write external: true",
+    ),
+    Case(
+        "deploy-bad-stack-name",
+        "a --stack name docker would not take",
+        ("deploy", "SPEC", "DIR/stack.yml", "--stack", "My_Stack"),
+        files={"stack.yml": "services:\n  app:\n    image: app:1\n"},
+        says="--stack is not a valid stack name; use 1 to 40 lowercase letters, digits and '-', starting and ending with a letter or digit",
+    ),
+    Case(
+        "deploy-registry-password-alone",
+        "a registry password without its user",
+        ("deploy", "SPEC", "DIR/stack.yml"),
+        files={"stack.yml": "services:\n  app:\n    image: ghcr.io/example/app:1\n"},
+        env={"SWARMBOOT_REGISTRY_PASSWORD": "registry-secret-1f"},
+        says="SWARMBOOT_REGISTRY_PASSWORD is set without SWARMBOOT_REGISTRY_USER; set SWARMBOOT_REGISTRY_USER to the registry's user name",
+    ),
+    Case(
+        "secret-set-bad-name",
+        "a secret name swarm would not take",
+        ("secret", "set", "SPEC", "db/password", "--from-file", "DIR/v.txt"),
+        files={"v.txt": "x"},
+        says="secret name 'db/password' is not valid; use letters, digits, '-' and '_' (at most 48), starting with a letter or digit",
+    ),
+    Case(
+        "secret-set-empty",
+        "an empty secret value",
+        ("secret", "set", "SPEC", "db_password", "--from-file", "DIR/empty.txt"),
+        files={"empty.txt": ""},
+        says="DIR/empty.txt gave an empty value; give the secret's value",
     ),
 ]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -15,6 +16,13 @@ from swarmboot.cli._factory import ApiUrlOpt, SpecArg, SshKeyOpt, make_context
 from swarmboot.errors import SwarmbootError
 
 app = typer.Typer(help="The swarm secrets a stack reads, under versioned names.")
+
+
+class Resolve(StrEnum):
+    always = "always"
+    changed = "changed"
+    never = "never"
+
 
 StackFileArg = Annotated[
     Path,
@@ -46,14 +54,13 @@ def deploy_cmd(
         bool, typer.Option("--prune", help="Remove the stack's services the file no longer has.")
     ] = False,
     resolve_image: Annotated[
-        str,
+        Resolve,
         typer.Option(
             "--resolve-image",
-            metavar="always|changed|never",
             help="Whether the manager asks the registry for each image's digest (docker's "
             "option; `never` for images only the nodes hold).",
         ),
-    ] = "always",
+    ] = Resolve.always,
     api_url: ApiUrlOpt = None,
     ssh_key: SshKeyOpt = None,
     as_json: JsonOpt = False,
@@ -71,11 +78,6 @@ def deploy_cmd(
     from swarmboot.compose import StackError, stack_name_ok
     from swarmboot.deploy import deploy, prepare
 
-    if resolve_image not in ("always", "changed", "never"):
-        raise SwarmbootError(
-            f"--resolve-image {resolve_image!r} is not one of always, changed, never",
-            hint="see swarmboot deploy -h",
-        )
     if stack is not None and not stack_name_ok(stack):
         raise StackError(
             "--stack is not a valid stack name",
@@ -98,7 +100,7 @@ def deploy_cmd(
             timeout=timeout,
             prune=prune,
             registries=registries,
-            resolve=resolve_image,
+            resolve=resolve_image.value,
             observed=observed,
         )
     except SwarmbootError as exc:

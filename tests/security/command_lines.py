@@ -303,6 +303,41 @@ CASES = [
         ERROR,
         process=True,
     ),
+    C("deploy-missing-stack", "deploy without its STACK file", ("deploy", "SPEC")),
+    C(
+        "deploy-resolve-word",
+        "a --resolve-image docker does not have",
+        ("deploy", "SPEC", "DIR/secret.txt", "--resolve-image", "sometimes"),
+    ),
+    C(
+        "deploy-timeout-zero",
+        "deploy --timeout 0",
+        ("deploy", "SPEC", "DIR/x.yml", "--timeout", "0"),
+    ),
+    C(
+        "deploy-stack-is-secrets",
+        "a file of secrets as the stack file (never echoed)",
+        ("deploy", "SPEC", "DIR/secret.txt"),
+        SPEC_BAD,
+    ),
+    C(
+        "deploy-stack-dev-zero",
+        "/dev/zero as the stack file",
+        ("deploy", "SPEC", "/dev/zero"),
+        SPEC_BAD,
+    ),
+    C("deploy-stack-directory", "a directory as the stack file", ("deploy", "SPEC", "DIR")),
+    C(
+        "secret-value-as-argument",
+        "a secret's value given as an argument (it is not repeated)",
+        ("secret", "set", "SPEC", "db", "SECRETHASH-0d1f"),
+    ),
+    C(
+        "secret-from-file-missing",
+        "secret set --from-file of a file that does not exist",
+        ("secret", "set", "SPEC", "db", "--from-file", "DIR/none"),
+        ERROR,
+    ),
     C(
         "sim-no-token",
         "sim without a token in the environment",
