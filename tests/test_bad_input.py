@@ -469,7 +469,8 @@ CASES = [
         spec=ONE_MANAGER,
         setup=_another_cluster,
         says="the StackScript swarmboot-debian12-swarm-node is shared: the clusters shop (1 Linode(s)) are on this account and may rebuild from it; run `swarmboot down` without --stackscripts, or take those clusters down first",
-    ),    Case(
+    ),
+    Case(
         "deploy-stack-missing",
         "a stack file that does not exist",
         ("deploy", "SPEC", "DIR/none.yml"),
