@@ -159,11 +159,12 @@ def deploy_script(where: str, stack: str, *, prune: bool, auth: bool, resolve: s
     # A clean environment: the docker CLI fills a stack file's empty values (`KEY: ''`) from
     # its own, and the session's is not the user's.
     clean = "env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root"
+    # The file (values from the user's environment) and the login go as the command ends.
+    head = f"cd {q(where)} && trap 'rm -rf docker stack.yml' EXIT && trap 'exit 1' HUP INT TERM"
     if not auth:
-        return f"cd {q(where)} && {clean} docker stack deploy {flags}-c stack.yml {q(stack)}"
+        return f"{head} && {clean} docker stack deploy {flags}-c stack.yml {q(stack)}"
     return (
-        f"cd {q(where)} && trap 'rm -rf docker' EXIT && trap 'exit 1' HUP INT TERM && "
-        f"{clean} DOCKER_CONFIG={q(where)}/docker docker stack deploy {flags}"
+        f"{head} && {clean} DOCKER_CONFIG={q(where)}/docker docker stack deploy {flags}"
         f"--with-registry-auth -c stack.yml {q(stack)}"
     )
 

@@ -146,7 +146,7 @@ def test_the_managers_command_reads_the_login_from_a_file_it_removes_never_from_
     auth_cmd = deploy_script(
         "/root/.swarmboot/deploy/itframe", "itframe", prune=False, auth=True, resolve="always"
     )
-    assert "--with-registry-auth" in auth_cmd and "trap 'rm -rf docker' EXIT" in auth_cmd
+    assert "--with-registry-auth" in auth_cmd and "trap 'rm -rf docker stack.yml' EXIT" in auth_cmd
     assert "DOCKER_CONFIG=/root/.swarmboot/deploy/itframe/docker" in auth_cmd
     plain = deploy_script(
         "/root/.swarmboot/deploy/itframe", "itframe", prune=True, auth=False, resolve="never"

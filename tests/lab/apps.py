@@ -89,7 +89,15 @@ def import_images(sim: LabSim, known: Path, key: Path, labels: list[str] | None 
                 )
 
 
-def deploy_app(sim: LabSim, spec: Path, key: Path, image: str = APP_IMAGE, *, check=True):
+def deploy_app(
+    sim: LabSim,
+    spec: Path,
+    key: Path,
+    image: str = APP_IMAGE,
+    *,
+    check: bool = True,
+    env: dict[str, str] | None = None,
+):
     """The application's stack (one service per zone, two tasks each, on that zone's
     workers) deployed with `swarmboot deploy`, which waits for the rollout."""
     return swarmboot(
@@ -104,7 +112,7 @@ def deploy_app(sim: LabSim, spec: Path, key: Path, image: str = APP_IMAGE, *, ch
         "--timeout",
         "240",
         "--json",
-        env={"APP_IMAGE": image},
+        env={"APP_IMAGE": image, **(env or {})},
         check=check,
     )
 

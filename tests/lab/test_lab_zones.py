@@ -40,6 +40,7 @@ LAB_SPEC = REPO / "examples" / "itframe-lab.toml"
 EU = "eu-central"
 # The load's bounds: one request every 50 ms, for at most 15 minutes or 20,000 requests.
 INTERVAL, LIMIT_S, LIMIT_N = 0.05, 900.0, 20_000
+REGISTRY_SECRET = "lab-registry-password-7d2e"
 
 
 @pytest.fixture(scope="module")
@@ -151,7 +152,10 @@ def test_deploy_rolls_a_new_image_with_every_zone_answering_and_rolls_back_a_bro
     try:
         time.sleep(3)
         started = time.monotonic()
-        done = deploy_app(lab, spec, key, APP_IMAGE_2)
+        # With a registry login (no registry here: the images are on the nodes): it goes to
+        # the manager for this one docker stack deploy and nowhere else.
+        login = {"SWARMBOOT_REGISTRY_USER": "ci", "SWARMBOOT_REGISTRY_PASSWORD": REGISTRY_SECRET}
+        done = deploy_app(lab, spec, key, APP_IMAGE_2, env=login)
         took = time.monotonic() - started
         time.sleep(3)
     finally:
@@ -168,6 +172,9 @@ def test_deploy_rolls_a_new_image_with_every_zone_answering_and_rolls_back_a_bro
         "app-gb-lon": "converged",
     }
     assert [c["kind"] for c in result["changed"]] == ["stack_deployed"]
+    assert REGISTRY_SECRET not in done.stdout + done.stderr
+    left = on_node(known, key, manager, "ls -A /root/.swarmboot/deploy/itframe")
+    assert left.split() == [], left  # the file and the login's configuration are gone
     assert set(_images(known, key, manager).values()) == {APP_IMAGE_2}
     for zone, load in loads.items():
         assert load.zones == {zone}, load.zones  # each zone's own tasks, all along
