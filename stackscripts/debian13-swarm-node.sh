@@ -64,6 +64,7 @@ CHANGES=()
 VXLAN_OK=
 VXLAN_ERROR=
 ESP_OK=
+ESP_ERROR=
 DOCKER_OK=
 FIREWALL_OK=
 DOCKER_VERSION=
@@ -146,6 +147,7 @@ write_status() {
     printf '  "reboot_required": %s,\n' "$reboot_required"
     printf '  "vxlan_ok": %s,\n' "$(json_bool "$VXLAN_OK")"
     printf '  "esp_ok": %s,\n' "$(json_bool "$ESP_OK")"
+    printf '  "esp_error": %s,\n' "$(json_str_or_null "$ESP_ERROR")"
     printf '  "docker_ok": %s,\n' "$(json_bool "$DOCKER_OK")"
     printf '  "docker_version": %s,\n' "$(json_str_or_null "$DOCKER_VERSION")"
     printf '  "firewall_ok": %s,\n' "$(json_bool "$FIREWALL_OK")"
@@ -723,10 +725,26 @@ probe_vxlan() {
   fi
 }
 
+# A modprobe rule that keeps esp4 or esp6 from loading, as "FILE: RULE" (a mitigation for a
+# 2026 kernel vulnerability does exactly this: `install esp4 /bin/false` or `blacklist esp4`,
+# which also stops the kernel loading it on demand for an xfrm state).
+esp_blocked_by() {
+  local file rule
+  for file in /etc/modprobe.d/*.conf /run/modprobe.d/*.conf /usr/local/lib/modprobe.d/*.conf \
+    /usr/lib/modprobe.d/*.conf /lib/modprobe.d/*.conf; do
+    [[ -f $file ]] || continue
+    if rule=$(grep -m1 -E '^[[:space:]]*(blacklist|install)[[:space:]]+esp[46]([[:space:]]|$)' "$file"); then
+      printf '%s: %s' "$file" "$(printf '%s' "$rule" | tr -s '[:space:]' ' ' | sed 's/^ //; s/ $//')"
+      return 0
+    fi
+  done
+  return 1
+}
+
 # An encrypted overlay (--opt encrypted) needs IPsec ESP with AES-GCM; a kernel without it
 # accepts the network and then drops its traffic silently, so ask the kernel directly.
 probe_esp() {
-  local key spi=0x53574201 out
+  local key spi=0x53574201 out rule
   key=0x$(od -An -N20 -tx1 /dev/urandom | tr -d ' \n')
   ip xfrm state delete src 127.0.0.1 dst 127.0.0.1 proto esp spi "$spi" >/dev/null 2>&1 || true
   if out=$(ip xfrm state add src 127.0.0.1 dst 127.0.0.1 proto esp spi "$spi" mode transport \
@@ -736,7 +754,12 @@ probe_esp() {
     log "ESP probe passed"
   else
     ESP_OK=false
-    log "ESP probe failed: $out (an encrypted overlay network would drop its traffic here)"
+    if rule=$(esp_blocked_by); then
+      ESP_ERROR="esp4/esp6 are disabled by modprobe configuration ($rule), as a kernel vulnerability mitigation does"
+    else
+      ESP_ERROR="the kernel refused an IPsec ESP state: ${out:-no reason given}"
+    fi
+    log "ESP probe failed: $ESP_ERROR (an encrypted overlay network would drop its traffic here)"
   fi
 }
 

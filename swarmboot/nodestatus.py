@@ -40,6 +40,9 @@ class NodeStatus(BaseModel):
     reboot_required: bool
     vxlan_ok: bool | None = None
     esp_ok: bool | None = None
+    # Why ESP is missing, when it is: a modprobe rule that disables esp4/esp6 (named with its
+    # file), or what the kernel answered.
+    esp_error: str | None = None
     docker_ok: bool | None = None
     docker_version: str | None = None
     firewall_ok: bool | None = None
@@ -77,7 +80,10 @@ class NodeStatus(BaseModel):
         if self.vxlan_ok is not True:
             found.append("the vxlan probe did not pass")
         if require_esp and self.esp_ok is not True:
-            found.append("the kernel lacks IPsec ESP, which the encrypted overlay needs")
+            found.append(
+                "the kernel lacks IPsec ESP, which the encrypted overlay needs"
+                + (f": {self.esp_error}" if self.esp_error else "")
+            )
         if self.docker_ok is not True:
             found.append("Docker does not answer")
         if self.firewall_ok is not True:

@@ -440,13 +440,21 @@ def _check_strangers(spec: Spec, observed: Observed) -> None:
 def _check_encryption(spec: Spec, observed: Observed) -> None:
     lacking = esp_lacking(spec, observed)
     if lacking:
+        causes = sorted({observed.reports[label].esp_error or "" for label in lacking} - {""})
+        blocked = any("modprobe" in cause for cause in causes)
+        said = f" ({'; '.join(causes[:2])})" if causes else ""
         raise PlanError(
             f"the overlay network must be encrypted (the cluster spans regions), but "
-            f"{', '.join(lacking)} report a kernel without IPsec ESP: the encrypted traffic "
-            "would be dropped silently",
-            hint="boot them on a kernel with ESP, or opt out explicitly in the spec: "
-            "network.encrypted = false (no encryption) or network.require_esp = false (the "
-            "encrypted network anyway, its traffic lost on those nodes)",
+            f"{', '.join(lacking)} report a kernel without IPsec ESP{said}: the encrypted "
+            "traffic would be dropped silently",
+            hint=(
+                "that rule is a mitigation: lift it only once the kernel is fixed; meanwhile "
+                if blocked
+                else "boot them on a kernel with ESP, or "
+            )
+            + "opt out explicitly in the spec: network.encrypted = false (no encryption) or "
+            "network.require_esp = false (the encrypted network anyway, its traffic lost on "
+            "those nodes)",
         )
 
 

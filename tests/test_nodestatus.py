@@ -65,6 +65,17 @@ def test_esp_matters_only_for_an_encrypted_overlay():
     )
 
 
+def test_the_cause_of_a_missing_esp_is_named():
+    rule = (
+        "esp4/esp6 are disabled by modprobe configuration (/etc/modprobe.d/disable-esp.conf: "
+        "install esp4 /bin/false), as a kernel vulnerability mitigation does"
+    )
+    node = status(esp_ok=False, esp_error=rule)
+    assert node.problems(require_esp=True) == (
+        f"the kernel lacks IPsec ESP, which the encrypted overlay needs: {rule}",
+    )
+
+
 def test_running_and_failed_phases():
     assert status(phase="running", finished_at=None).problems(require_esp=False) == (
         "the StackScript is still running",

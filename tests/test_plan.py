@@ -61,6 +61,16 @@ DEFAULT = {
 }
 
 
+# What a node's ESP probe says when it fails (templates/partials/probes.sh.j2).
+ESP_ERRORS = {
+    "esp-missing": "the kernel refused an IPsec ESP state: RTNETLINK answers: Function not "
+    "implemented",
+    "esp-blocked": "esp4/esp6 are disabled by modprobe configuration "
+    "(/etc/modprobe.d/disable-esp.conf: install esp4 /bin/false), as a kernel vulnerability "
+    "mitigation does",
+}
+
+
 def report(label: str, node, kind: str) -> NodeStatus | None:
     if kind == "none":
         return None
@@ -75,7 +85,8 @@ def report(label: str, node, kind: str) -> NodeStatus | None:
         distro_kernel=kind != "wrong-kernel",
         reboot_required=kind == "wrong-kernel",
         vxlan_ok=True,
-        esp_ok=kind != "esp-missing",
+        esp_ok=kind not in ("esp-missing", "esp-blocked"),
+        esp_error=ESP_ERRORS.get(kind),
         docker_ok=True,
         firewall_ok=True,
         error="vxlan probe failed" if kind == "failed" else None,

@@ -105,6 +105,10 @@ def _kernel_can(netns: str, *command: str) -> bool:
     )
 
 
+# Where the drift run finds the modprobe rule that disables ESP.
+ESP_RULE_FILE = "etc/modprobe.d/disable-esp.conf"
+
+
 @dataclass
 class Provisioned:
     name: str
@@ -195,6 +199,12 @@ def _provision(name: str, workdir: Path) -> Provisioned:
         # Drift: a hand-edited daemon.json is put back and Docker restarted for it.
         daemon_json = node.root / "etc/docker/daemon.json"
         daemon_json.write_text('{"live-restore": true}\n')
+        # And the modprobe rule of Linode's 2026 mitigation, which keeps esp4/esp6 from
+        # loading: the ESP probe must name it (this kernel has no ESP either way).
+        (node.root / "etc/modprobe.d").mkdir(parents=True, exist_ok=True)
+        (node.root / ESP_RULE_FILE).write_text(
+            "# CVE mitigation\ninstall esp4 /bin/false\ninstall esp6 /bin/false\n"
+        )
         repair = node.run_script(script, fields)
         shim_log = (node.root / "var/log/systemctl-shim.log").read_text()
         vxlan = _kernel_can(
@@ -457,6 +467,25 @@ def test_second_run_changes_nothing(provisioned):
     )
     assert differences == []
     assert not any((provisioned.node.root / "var/lib/swarmboot/pending").iterdir())
+
+
+def test_the_esp_probe_names_a_modprobe_rule_that_disables_esp(provisioned):
+    """Without the rule, the kernel's own answer; with it (the drift run), the rule and its
+    file, and the refusal a node on it gets says so."""
+    first, repair = provisioned.first.status, provisioned.drift_repair.status
+    if provisioned.kernel_has_esp:
+        pytest.skip("this kernel has ESP loaded: the probe passes whatever modprobe says")
+    assert first["esp_ok"] is False and "modprobe" not in first["esp_error"]
+    assert first["esp_error"].startswith("the kernel refused an IPsec ESP state: ")
+    assert repair["esp_ok"] is False
+    assert repair["esp_error"] == (
+        f"esp4/esp6 are disabled by modprobe configuration (/{ESP_RULE_FILE}: install esp4 "
+        "/bin/false), as a kernel vulnerability mitigation does"
+    )
+    (problem,) = [
+        p for p in parse_status(json.dumps(repair)).problems(require_esp=True) if "ESP" in p
+    ]
+    assert problem.endswith(repair["esp_error"])
 
 
 def test_drift_is_repaired_and_docker_restarted_for_it(provisioned):
