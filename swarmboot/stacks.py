@@ -17,6 +17,8 @@ from __future__ import annotations
 import base64
 import json
 import shlex
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +43,10 @@ DIGEST_LABEL = "swarmboot.deploy"
 SECRET_LABEL = "swarmboot.secret"
 VERSION_LABEL = "swarmboot.version"
 HMAC_LABEL = "swarmboot.hmac"
+# What swarm answers an update based on a version of the service that is no longer its
+# newest; and how often a rollback is asked when it does.
+OUT_OF_SEQUENCE = "update out of sequence"
+ROLLBACK_TRIES = 5
 # Where a manager keeps a deploy's stack file while `docker stack deploy` reads it.
 REMOTE_DIR = "/root/.swarmboot/deploy"
 
@@ -173,6 +179,7 @@ class StackCalls:
     """The calls of `SwarmDriver` about stacks, for `DockerSwarm` (its `_call`)."""
 
     _call: Any
+    _sleep: Callable[[float], None] = staticmethod(time.sleep)
 
     def stack_services(self, manager: Remote, stack: str) -> tuple[StackService, ...]:
         def read(client: Any) -> tuple[StackService, ...]:
@@ -211,10 +218,18 @@ class StackCalls:
             raise _error(f"docker stack deploy of {stack} failed: {exc.message}") from None
 
     def rollback_service(self, manager: Remote, name: str) -> None:
-        try:
-            manager.run(f"docker service rollback --detach {shlex.quote(name)} >/dev/null")
-        except RemoteError as exc:
-            raise _error(f"docker service rollback {name} failed: {exc.message}") from None
+        """`docker service rollback`, asked again while swarm answers "update out of
+        sequence": the service changed between the CLI's read and its update (its own update
+        being paused or rolled back at that moment), which the next try reads."""
+        command = f"docker service rollback --detach {shlex.quote(name)} >/dev/null"
+        for attempt in range(1, ROLLBACK_TRIES + 1):
+            try:
+                manager.run(command)
+                return
+            except RemoteError as exc:
+                if OUT_OF_SEQUENCE not in exc.message or attempt == ROLLBACK_TRIES:
+                    raise _error(f"docker service rollback {name} failed: {exc.message}") from None
+            self._sleep(1.0)
 
     def ensure_config(self, manager: Remote, name: str, content: bytes, labels: dict) -> bool:
         """Make the swarm config `name` unless it exists; whether it was made."""

@@ -153,3 +153,42 @@ def test_the_managers_command_reads_the_login_from_a_file_it_removes_never_from_
     )
     assert "--with-registry-auth" not in plain and "--prune --resolve-image never" in plain
     assert SECRET not in RegistryAuth.login("ghcr.io", "ci", SECRET).registries()
+
+
+class _Manager:
+    """A manager whose `docker service rollback` first meets a service changing under it."""
+
+    label = "itframe-eu-central-manager-1"
+
+    def __init__(self, refusals: int) -> None:
+        self.refusals, self.commands = refusals, []
+
+    def run(self, command: str, *, stdin=None, timeout: float = 120.0) -> str:
+        from swarmboot.remote import RemoteError
+
+        self.commands.append(command)
+        if self.refusals:
+            self.refusals -= 1
+            raise RemoteError(
+                f"{self.label}: `{command}` exited with 1: Error response from daemon: rpc "
+                "error: code = Unknown desc = update out of sequence"
+            )
+        return ""
+
+
+def test_a_rollback_met_by_update_out_of_sequence_is_asked_again():
+    """Seen in the lab: the other service's rollback raced Docker pausing its update."""
+    from swarmboot.stacks import ROLLBACK_TRIES, StackCalls
+    from swarmboot.swarm import SwarmError
+
+    calls = StackCalls()
+    slept: list[float] = []
+    calls._sleep = slept.append  # type: ignore[method-assign]
+    manager = _Manager(refusals=2)
+    calls.rollback_service(manager, "itframe_app-gb-lon")
+    assert len(manager.commands) == 3 and slept == [1.0, 1.0]
+    stuck = _Manager(refusals=ROLLBACK_TRIES)
+    with pytest.raises(SwarmError) as failed:
+        calls.rollback_service(stuck, "itframe_app-gb-lon")
+    assert "update out of sequence" in str(failed.value)
+    assert len(stuck.commands) == ROLLBACK_TRIES

@@ -41,6 +41,7 @@ EU = "eu-central"
 # The load's bounds: one request every 50 ms, for at most 15 minutes or 20,000 requests.
 INTERVAL, LIMIT_S, LIMIT_N = 0.05, 900.0, 20_000
 REGISTRY_SECRET = "lab-registry-password-7d2e"
+SECRET_VALUE = "lab-app-token-3b9a"
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +134,7 @@ def _images(known, key, manager: str) -> dict[str, str]:
 
 
 def test_deploy_rolls_a_new_image_with_every_zone_answering_and_rolls_back_a_broken_one(
-    cluster, key
+    cluster, key, tmp_path
 ):
     """The application's stack (deployed by the fixture with `swarmboot deploy`) updated
     to a new image while both zones' load balancers are asked in a loop (start-first: no
@@ -201,6 +202,23 @@ def test_deploy_rolls_a_new_image_with_every_zone_answering_and_rolls_back_a_bro
     again = deploy_app(lab, spec, key, APP_IMAGE_2)
     assert "nothing to change" in again.stderr, again.stderr
     assert json.loads(again.stdout)["changed"] == []
+
+    # A secret, from a file (as from stdin), into a versioned swarm secret; the same value
+    # again makes nothing.
+    value = tmp_path / "token"
+    value.write_text(SECRET_VALUE)
+    args = ("secret", "set", str(spec), "app_token", "--from-file", str(value))
+    made = swarmboot(lab, *args, "--ssh-key", str(key))
+    same = swarmboot(lab, *args, "--ssh-key", str(key))
+    assert "nothing to change" in same.stderr, same.stderr
+    assert SECRET_VALUE not in made.stdout + made.stderr + same.stdout + same.stderr
+    listed = on_node(
+        known,
+        key,
+        manager,
+        "docker secret ls --filter label=swarmboot.secret=app_token --format '{{.Name}}'",
+    )
+    assert listed.split() == ["app_token.v1"], listed
 
 
 def test_an_ingress_publish_is_refused_where_the_kernel_lacks_ipvs(cluster, key):
