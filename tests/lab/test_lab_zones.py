@@ -363,7 +363,8 @@ def test_every_manager_lost_then_restored_from_a_backup(cluster, key, tmp_path):
     env = {"SWARMBOOT_BACKUP_KEY": passphrase}
     out = tmp_path / "itframe.backup"
     done = swarmboot(lab, "backup", str(spec), "--ssh-key", str(key), "--out", str(out), env=env)
-    assert "secrets (names only): db-password" in done.stdout, done.stdout
+    # The deploy test's versioned secret, and this one.
+    assert "secrets (names only): app_token.v1, db-password" in done.stdout, done.stdout
     assert passphrase not in done.stdout + done.stderr
     managers = {i.label: i.id for i in linodes(lab) if "-manager-" in i.label}
     for label, linode_id in managers.items():
