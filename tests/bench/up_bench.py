@@ -51,12 +51,14 @@ SCALE = 0.05
 # takes 23 s (docs/lab.md); downloading them on a Linode is taken to add the rest.
 SCRIPT_SECONDS = float(os.environ.get("BENCH_SCRIPT_SECONDS", "60"))
 TIMINGS = Timings(scale=SCALE)
+# Linode's published limits (swarmboot.sim.ratelimit), their windows scaled as the timings.
 LIMITS = RateLimits(
-    general=Limit(requests=800, window=120 * SCALE),
-    command=Limit(requests=400, window=60 * SCALE),
-    collection=Limit(requests=200, window=60 * SCALE),
-    linode_create=Limit(requests=10, window=30 * SCALE),
-    images_list=Limit(requests=20, window=60 * SCALE),
+    **{
+        name: Limit(requests=limit.requests, window=limit.window * SCALE)
+        for name, limit in RateLimits()
+        if isinstance(limit, Limit)
+    },
+    reset_decimals=3,
 )
 CREATES = LIMITS.linode_create
 TOKEN = "bench-token"
