@@ -18,9 +18,11 @@ from typing import Any, Protocol
 import requests
 
 from swarmboot import __version__
+from swarmboot.clock import Clock, SystemClock
 from swarmboot.credentials import NoTokenError, Target
 from swarmboot.errors import SwarmbootError
 from swarmboot.firewall import rules_key
+from swarmboot.pacing import ServerPacing, endpoint
 from swarmboot.state import (
     CloudFirewall,
     Instance,
@@ -177,11 +179,19 @@ def _script(data: dict[str, Any]) -> PublishedScript:
 
 class LinodeCloud:
     def __init__(
-        self, target: Target, *, timeout: float = 30.0, retry_interval: float = 1.0
+        self,
+        target: Target,
+        *,
+        timeout: float = 30.0,
+        retry_interval: float = 1.0,
+        clock: Clock | None = None,
     ) -> None:
         from linode_api4 import LinodeClient
 
         self.target = target
+        # Each request waits while the API's last answers say it would be refused (their
+        # X-RateLimit-* headers; see swarmboot.pacing), on the clock the waits use.
+        self.pacing = ServerPacing(clock or SystemClock())
         # The SDK retries 408, 429 (honouring Retry-After) and 502, and dropped connections;
         # 500, 503 and 504 are passing faults too. A retried create is safe: see
         # create_instance.
@@ -194,14 +204,22 @@ class LinodeCloud:
         )
         # The SDK sets no timeout: a hung connection would wait forever.
         self._timeout = timeout
-        self.client.session.request = self._with_timeout(self.client.session.request)
+        self.client.session.request = self._sending(self.client.session.request)
         self.requests = 0
 
-    def _with_timeout(self, request):
+    def _sending(self, request):
         def call(method, url, **kwargs):
             kwargs.setdefault("timeout", self._timeout)
+            key = endpoint(method, url)
+            self.pacing.before(key)
             self.requests += 1
-            return request(method, url, **kwargs)
+            try:
+                response = request(method, url, **kwargs)
+            except BaseException:
+                self.pacing.after(key, None, None)
+                raise
+            self.pacing.after(key, response.status_code, response.headers)
+            return response
 
         return call
 

@@ -50,7 +50,8 @@ __all__ = ["Context", "Settings", "advertise_address", "known_hosts", "observe",
 class Settings:
     poll_interval: float = 5.0  # seconds between list polls while waiting
     ready_timeout: float = 1200.0  # seconds a node may take to become ready
-    create_limit: tuple[int, float] = (10, 30.0)  # Linode's instance-create limit
+    # Linode's instance-create limit (20 per 15 s); the API's answers can only lower it.
+    create_limit: tuple[int, float] = (20, 15.0)
     workers: int = 8  # parallel creates, SSH sessions, joins
     drain_timeout: float = 300.0  # seconds a drained node's tasks may take to move
     heard_timeout: float = 180.0  # seconds a new leader may take to hear from every node
