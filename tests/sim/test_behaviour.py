@@ -169,6 +169,23 @@ def test_status_transitions_and_their_events(api, admin):
     assert events(api, linode["id"])[-1] == ("linode_delete", "notification")
 
 
+def test_an_event_in_progress_tells_how_far_it_has_come(api, admin):
+    admin.set_timings(scale=0.02)  # provisioning takes 0.7 s
+    linode = create(api, "progress")
+    time.sleep(0.35)
+    answer = api(
+        "GET",
+        "/account/events",
+        headers={"X-Filter": f'{{"entity.id": {linode["id"]}, "action": "linode_create"}}'},
+    )
+    (event,) = answer.json()["data"]
+    assert event["status"] == "started"
+    assert 30 <= event["percent_complete"] <= 80  # about half of it
+    wait(api, linode["id"], "offline")
+    done = api("GET", f"/account/events/{event['id']}").json()
+    assert (done["status"], done["percent_complete"]) == ("finished", 100)
+
+
 def test_unbooted_create_goes_offline_and_boots_on_request(api):
     linode = create(api, "quiet", image="linode/debian12", root_pass=ROOT_PASS)
     wait(api, linode["id"], "offline")
