@@ -31,8 +31,8 @@ __all__ = ["LIST_EVERY", "await_nodes", "bring_up", "not_ready"]
 # answering.
 LIST_EVERY = 4
 SCRIPT_LIST_EVERY = 24
-# A transition's end is looked for when its event's progress says it is due, but never
-# sooner than this part of the poll interval nor later than this many poll intervals.
+# A transition's end is looked for this part of the poll interval after its event's progress
+# says it is due, and never later than this many poll intervals.
 SOONEST, LATEST = 0.1, 6.0
 GONE = "its Linode is gone"
 # Events that change no Linode's status (a config profile or a tag saved).
@@ -128,7 +128,7 @@ class _Looks:
         if self.due is None:
             return interval
         # A little after it is due: progress is a whole percent, and the end takes a moment.
-        return min(max(self.due + SOONEST * interval, SOONEST * interval), LATEST * interval)
+        return min(self.due + SOONEST * interval, LATEST * interval)
 
 
 def bring_up(run: Run, boots: list[Boot], wait: WaitReady | None) -> None:
