@@ -1,7 +1,7 @@
 """The clock every wait and limit reads: the system's in a real run, a virtual one in tests.
 
 It reaches each operation through the `Context`, so waiting for nodes, for a drain and for
-Linode's create limit can be tested without waiting on the real clock."""
+Linode's rate limits can be tested without waiting on the real clock."""
 
 from __future__ import annotations
 
@@ -14,12 +14,16 @@ __all__ = ["Clock", "SystemClock", "stop_after"]
 
 class Clock(Protocol):
     def monotonic(self) -> float: ...
+    def wall(self) -> float: ...  # epoch seconds, to read the API's times against
     def sleep(self, seconds: float) -> None: ...
 
 
 class SystemClock:
     def monotonic(self) -> float:
         return time.monotonic()
+
+    def wall(self) -> float:
+        return time.time()
 
     def sleep(self, seconds: float) -> None:
         time.sleep(seconds)

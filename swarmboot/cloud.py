@@ -18,9 +18,11 @@ from typing import Any, Protocol
 import requests
 
 from swarmboot import __version__
+from swarmboot.clock import Clock, SystemClock
 from swarmboot.credentials import NoTokenError, Target
 from swarmboot.errors import SwarmbootError
 from swarmboot.firewall import rules_key
+from swarmboot.pacing import ServerPacing, endpoint
 from swarmboot.state import (
     CloudFirewall,
     Instance,
@@ -30,6 +32,7 @@ from swarmboot.state import (
 )
 
 __all__ = [
+    "AccountEvent",
     "CatalogueRegion",
     "CloudApi",
     "CloudError",
@@ -93,6 +96,18 @@ class CatalogueRegion:
 
 
 @dataclass(frozen=True)
+class AccountEvent:
+    """One event of the account about a Linode: what happened to it and how far it got."""
+
+    id: int
+    action: str  # linode_create, linode_boot, linode_shutdown, linode_delete, ...
+    linode_id: int
+    status: str  # started, finished, failed, scheduled, notification
+    percent: int | None = None  # percent_complete of a started event
+    message: str = ""
+
+
+@dataclass(frozen=True)
 class RebuildRequest:
     """A fresh disk for an existing Linode: same image and StackScript, a new host key."""
 
@@ -117,6 +132,7 @@ class CloudApi(Protocol):
     def set_tags(self, instance_id: int, tags: Iterable[str]) -> None: ...
     def rebuild_instance(self, instance_id: int, request: RebuildRequest) -> None: ...
     def last_event_id(self) -> int: ...
+    def linode_events(self, since: int) -> list[AccountEvent]: ...
     def rebuilt_since(self, instance_id: int, event_id: int) -> bool: ...
     def stackscripts(self) -> list[PublishedScript]: ...
     def stackscript_detail(self, script_id: int) -> dict[str, Any]: ...
@@ -132,7 +148,11 @@ class CloudApi(Protocol):
         self, label: str, rules: dict[str, Any], tags: Iterable[str]
     ) -> CloudFirewall: ...
     def update_firewall(
-        self, firewall_id: int, rules: dict[str, Any] | None, linode_ids: Iterable[int]
+        self,
+        firewall_id: int,
+        rules: dict[str, Any] | None,
+        linode_ids: Iterable[int],
+        attached: Iterable[int] | None = None,
     ) -> None: ...
     def delete_firewall(self, firewall_id: int) -> None: ...
     def placement_groups(self, labels: Iterable[str]) -> list[PlacementGroup]: ...
@@ -177,11 +197,19 @@ def _script(data: dict[str, Any]) -> PublishedScript:
 
 class LinodeCloud:
     def __init__(
-        self, target: Target, *, timeout: float = 30.0, retry_interval: float = 1.0
+        self,
+        target: Target,
+        *,
+        timeout: float = 30.0,
+        retry_interval: float = 1.0,
+        clock: Clock | None = None,
     ) -> None:
         from linode_api4 import LinodeClient
 
         self.target = target
+        # Each request waits while the API's last answers say it would be refused (their
+        # X-RateLimit-* headers; see swarmboot.pacing), on the clock the waits use.
+        self.pacing = ServerPacing(clock or SystemClock())
         # The SDK retries 408, 429 (honouring Retry-After) and 502, and dropped connections;
         # 500, 503 and 504 are passing faults too. A retried create is safe: see
         # create_instance.
@@ -194,14 +222,22 @@ class LinodeCloud:
         )
         # The SDK sets no timeout: a hung connection would wait forever.
         self._timeout = timeout
-        self.client.session.request = self._with_timeout(self.client.session.request)
+        self.client.session.request = self._sending(self.client.session.request)
         self.requests = 0
 
-    def _with_timeout(self, request):
+    def _sending(self, request):
         def call(method, url, **kwargs):
             kwargs.setdefault("timeout", self._timeout)
+            key = endpoint(method, url)
+            self.pacing.before(key)
             self.requests += 1
-            return request(method, url, **kwargs)
+            try:
+                response = request(method, url, **kwargs)
+            except BaseException:
+                self.pacing.after(key, None, None)
+                raise
+            self.pacing.after(key, response.status_code, response.headers)
+            return response
 
         return call
 
@@ -388,6 +424,30 @@ class LinodeCloud:
         found = self._call("get", "/account/events?page_size=25")["data"]
         return max((e["id"] for e in found), default=0)
 
+    def linode_events(self, since: int) -> list[AccountEvent]:
+        """The account's events about Linodes after event `since`, oldest first: one request
+        for every Linode (more only past 500 events)."""
+        found = self._list(
+            "/account/events",
+            filters={
+                "+and": [{"id": {"+gt": since}}, {"entity.type": "linode"}],
+                "+order_by": "id",
+                "+order": "asc",
+            },
+        )
+        return [
+            AccountEvent(
+                id=e["id"],
+                action=e["action"],
+                linode_id=e["entity"]["id"],
+                status=e["status"],
+                percent=e.get("percent_complete"),
+                message=e.get("message") or "",
+            )
+            for e in found
+            if e.get("entity")
+        ]
+
     def rebuilt_since(self, instance_id: int, event_id: int) -> bool:
         """Whether the Linode got a fresh disk (rebuilt or made) after event `event_id`."""
         found = self._call(
@@ -495,12 +555,31 @@ class LinodeCloud:
         return self._firewall(data)
 
     def update_firewall(
-        self, firewall_id: int, rules: dict[str, Any] | None, linode_ids: Iterable[int]
+        self,
+        firewall_id: int,
+        rules: dict[str, Any] | None,
+        linode_ids: Iterable[int],
+        attached: Iterable[int] | None = None,
     ) -> None:
-        """Replace the rules (unless None) and make `linode_ids` the Linodes behind it."""
+        """Replace the rules (unless None) and make `linode_ids` the Linodes behind it.
+        `attached`: the Linodes behind it as last listed (its `entities`); when none of them
+        is to go, the missing ones are added without reading its devices first."""
         if rules is not None:
             self._call("put", f"/networking/firewalls/{firewall_id}/rules", data=rules)
         wanted = set(linode_ids)
+        if attached is not None and set(attached) <= wanted:
+            try:
+                for linode_id in sorted(wanted - set(attached)):
+                    self._call(
+                        "post",
+                        f"/networking/firewalls/{firewall_id}/devices",
+                        data={"id": linode_id, "type": "linode"},
+                    )
+                return
+            except CloudError as exc:
+                if exc.status != 400:
+                    raise
+                # Its devices changed since they were listed: read them.
         devices = self._list(f"/networking/firewalls/{firewall_id}/devices")
         for device in devices:
             if device["entity"]["type"] == "linode" and device["entity"]["id"] not in wanted:

@@ -43,14 +43,25 @@ from swarmboot.stacks import RegistryAuth
 from swarmboot.state import Instance, LocalSwarm, Observed, SwarmState
 from swarmboot.swarm import SwarmDriver, SwarmError
 
-__all__ = ["Context", "Settings", "advertise_address", "known_hosts", "observe", "observe_cloud"]
+__all__ = [
+    "FIREWALLS",
+    "GROUPS",
+    "SCRIPTS",
+    "Context",
+    "Settings",
+    "advertise_address",
+    "known_hosts",
+    "observe",
+    "observe_cloud",
+]
 
 
 @dataclass(frozen=True)
 class Settings:
     poll_interval: float = 5.0  # seconds between list polls while waiting
     ready_timeout: float = 1200.0  # seconds a node may take to become ready
-    create_limit: tuple[int, float] = (10, 30.0)  # Linode's instance-create limit
+    # Linode's instance-create limit (20 per 15 s); the API's answers can only lower it.
+    create_limit: tuple[int, float] = (20, 15.0)
     workers: int = 8  # parallel creates, SSH sessions, joins
     drain_timeout: float = 300.0  # seconds a drained node's tasks may take to move
     heard_timeout: float = 180.0  # seconds a new leader may take to hear from every node
@@ -176,22 +187,48 @@ def _members(text: str) -> tuple[str, ...]:
     return ()
 
 
-def observe_cloud(ctx: Context, *, account: bool = False) -> Observed:
+# What `observe_cloud` lists besides the Linodes, each of which `keep` can stand in for.
+SCRIPTS, FIREWALLS, GROUPS = "stackscripts", "firewalls", "placement_groups"
+
+
+def observe_cloud(
+    ctx: Context,
+    *,
+    account: bool = False,
+    keep: Observed | None = None,
+    unchanged: frozenset[str] = frozenset(),
+) -> Observed:
     """The cloud alone, four listings: the cluster's Linodes (and strangers holding its
     labels), the StackScripts, the Cloud Firewalls holding its labels, and the placement
     groups holding its group labels (of the spec's regions and those its Linodes are in),
     with their members. No node is contacted. With `account`, every Linode of the account is
-    listed instead, to name the other clusters on it (who else may use the StackScript)."""
+    listed instead, to name the other clusters on it (who else may use the StackScript).
+    The lists named in `unchanged` (SCRIPTS, FIREWALLS, GROUPS) are taken from `keep`, an
+    earlier look that nothing since can have changed them from (the Linodes are always
+    listed)."""
     spec = ctx.spec
     found = ctx.cloud.instances() if account else ctx.cloud.instances(*listing(spec))
     prefix = listing(spec)[1]
     mine = [i for i in found if spec.tag in i.tags or i.label.startswith(prefix)]
-    firewalls = ctx.cloud.firewalls(cloud_firewall_labels(spec))
-    groups = ctx.cloud.placement_groups(group_labels(spec, {i.region for i in mine}))
+    regions = {i.region for i in mine}
+    if keep is not None and FIREWALLS in unchanged:
+        firewalls = [*keep.firewalls, *keep.foreign_firewalls]
+    else:
+        firewalls = ctx.cloud.firewalls(cloud_firewall_labels(spec))
+    # The groups listed are those of the spec's regions and of its Linodes' regions.
+    listed = {*spec.regions, *(i.region for i in keep.instances)} if keep else set()
+    if keep is not None and GROUPS in unchanged and regions <= listed:
+        groups = list(keep.placement_groups)
+    else:
+        groups = ctx.cloud.placement_groups(group_labels(spec, regions))
+    if keep is not None and SCRIPTS in unchanged:
+        scripts = keep.scripts
+    else:
+        scripts = tuple(ctx.cloud.stackscripts())
     return Observed(
         tuple(cluster_linodes(spec, mine, ctx.marks)),
         tuple(strangers(spec, mine)),
-        tuple(ctx.cloud.stackscripts()),
+        scripts,
         cluster_firewalls(spec, firewalls),
         foreign_firewalls=foreign_firewalls(spec, firewalls),
         outsiders=outsiders(spec, mine),
@@ -202,9 +239,16 @@ def observe_cloud(ctx: Context, *, account: bool = False) -> Observed:
     )
 
 
-def observe(ctx: Context, *, nodes: bool = True) -> Observed:
-    """Read the world. With `nodes`, also each running node and the swarm over SSH."""
-    cloud = observe_cloud(ctx)
+def observe(
+    ctx: Context,
+    *,
+    nodes: bool = True,
+    keep: Observed | None = None,
+    unchanged: frozenset[str] = frozenset(),
+) -> Observed:
+    """Read the world. With `nodes`, also each running node and the swarm over SSH. `keep`
+    and `unchanged`: lists of the cloud not read again (see `observe_cloud`)."""
+    cloud = observe_cloud(ctx, keep=keep, unchanged=unchanged)
     mine = list(cloud.instances)
     reports: dict[str, NodeStatus] = {}
     members: dict[str, tuple[str, ...]] = {}

@@ -51,23 +51,21 @@ def _diff(old: str, new: str, label: str) -> str:
     )
 
 
-def publish_one(cloud: CloudApi, step: PublishStackScript, script: LocalScript) -> int:
-    """Carry out one publish step (`up`'s and `stackscript publish`'s); the script's id.
-    The rendered file must still be the one planned."""
+def publish_one(cloud: CloudApi, step: PublishStackScript, script: LocalScript) -> PublishedScript:
+    """Carry out one publish step (`up`'s and `stackscript publish`'s); the script as the
+    API answered. The rendered file must still be the one planned."""
     if script.rev != step.rev:
         raise SwarmbootError(
             f"stackscripts/{step.file} changed since it was planned",
             hint="run the command again: it plans from the file as it is now",
         )
     if step.script_id is None:
-        made = cloud.create_stackscript(
+        return cloud.create_stackscript(
             step.label, script.text, script.images, script.description, script.rev
         )
-        return made.id
-    cloud.update_stackscript(
+    return cloud.update_stackscript(
         step.script_id, script.text, script.images, script.description, script.rev
     )
-    return step.script_id
 
 
 def publish(
@@ -98,5 +96,5 @@ def publish(
             diff = _diff(old, script.text, step.label)
             results.append(PublishResult(step.label, action, step.script_id, diff))
             continue
-        results.append(PublishResult(step.label, action, publish_one(cloud, step, script)))
+        results.append(PublishResult(step.label, action, publish_one(cloud, step, script).id))
     return results

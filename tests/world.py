@@ -38,7 +38,9 @@ def make_context(
     return Context(
         spec=spec,
         spec_path=EXAMPLE,
-        cloud=LinodeCloud(Target(server.url, TOKEN, "test"), retry_interval=0.02),
+        cloud=LinodeCloud(
+            Target(server.url, TOKEN, "test"), retry_interval=0.02, clock=clock or SystemClock()
+        ),
         connector=FakeConnector(fleet),
         swarm=FakeSwarm(fleet),
         reporter=RecordingReporter(),
@@ -51,7 +53,8 @@ def make_context(
             # count virtual seconds too); on the real clock, fast ones.
             poll_interval=settings.pop("poll_interval", 0.02 if clock is None else 5.0),
             ready_timeout=settings.pop("timeout", 10.0 if clock is None else 600.0),
-            create_limit=(10, 1.0),
+            # Linode's create limit; on the real clock, in a window of a second.
+            create_limit=(20, 1.0) if clock is None else Settings().create_limit,
             **settings,
         ),
     )

@@ -41,7 +41,8 @@ __all__ = ["RUNNERS", "create"]
 
 def _publish(run: Run, step: PublishStackScript) -> None:
     ctx = run.ctx
-    run.script_id = run.call("publish", lambda: publish_one(ctx.cloud, step, ctx.script))
+    run.published = run.call("publish", lambda: publish_one(ctx.cloud, step, ctx.script))
+    run.script_id = run.published.id
     run.report(step.describe())
     kind = "stackscript_published" if step.action == "create" else "stackscript_updated"
     run.changed(kind, step.label, run.script_id)
@@ -62,9 +63,12 @@ def _sync_firewall(run: Run, step: SyncCloudFirewall) -> None:
     if firewall_id is None or step.linode_ids is None:
         raise Replan(f"{step.describe()}: planned before its devices were known")
     rules = step.rules.api() if step.rules is not None else None
+    listed = run.observed.firewall(step.label)
+    attached = listed.linode_ids if listed is not None and listed.id == firewall_id else None
     try:
         run.call(
-            "firewall", lambda: run.ctx.cloud.update_firewall(firewall_id, rules, step.linode_ids)
+            "firewall",
+            lambda: run.ctx.cloud.update_firewall(firewall_id, rules, step.linode_ids, attached),
         )
     except CloudError as exc:
         if exc.status == 404:
@@ -161,14 +165,18 @@ def create(run: Run, step: CreateInstance) -> Instance:
         ),
     )
 
+    sent = [0.0]
+
     def attempt() -> Instance:
         slot = run.limiter.acquire()
+        sent[0] = ctx.clock.monotonic()
         try:
             return ctx.cloud.create_instance(request)
         finally:
             run.limiter.answered(slot)
 
     inst = run.call("create", attempt)
+    run.asked(inst.id, "linode_create", sent[0])
     run.instances[inst.label] = inst
     run.report(step.describe())
     run.changed("linode_created", inst.label, inst.id)
@@ -228,6 +236,7 @@ def _rebuild(run: Run, step: RebuildInstance) -> None:
         ),
         root_pass=_root_password(ctx),
     )
+    sent = ctx.clock.monotonic()
     Retrying(
         retry=retry_if_exception(busy),
         wait=lambda state: ctx.settings.poll_interval,
@@ -235,6 +244,7 @@ def _rebuild(run: Run, step: RebuildInstance) -> None:
         sleep=ctx.clock.sleep,
         reraise=True,
     )(lambda: run.call("rebuild", lambda: ctx.cloud.rebuild_instance(inst.id, request)))
+    run.asked(inst.id, "linode_rebuild", sent)
     ctx.forget(step.label)
     run.instances[step.label] = replace(inst, tags=tags, status="rebuilding", config=None)
     run.report(step.describe())

@@ -11,7 +11,8 @@ from swarmboot.apply import cloud_steps, stack_steps, swarm_steps
 from swarmboot.apply.changes import Change
 from swarmboot.apply.run import NotReadyError, Replan, Run
 from swarmboot.apply.waiting import await_nodes, bring_up, not_ready
-from swarmboot.cluster import Context, observe
+from swarmboot.cluster import FIREWALLS, GROUPS, SCRIPTS, Context, observe
+from swarmboot.down import DeleteCloudFirewall, DeletePlacementGroup, DeleteStackScript
 from swarmboot.errors import SwarmbootError
 from swarmboot.membership import surplus
 from swarmboot.placement import AssignPlacementGroup, EnsurePlacementGroup, noncompliance
@@ -19,6 +20,7 @@ from swarmboot.plan import (
     Boot,
     ClearRebuildMark,
     CreateInstance,
+    DeleteInstance,
     DemoteNode,
     DrainNode,
     EnsureCloudFirewall,
@@ -98,6 +100,12 @@ def _carry_out(run: Run, steps: tuple[Step, ...]) -> None:
     creates = [s for s in steps if isinstance(s, CreateInstance)]
     boots = [s for s in steps if isinstance(s, Boot)]
     wait = next((s for s in steps if isinstance(s, WaitReady)), None)
+    if run.event_mark is None and any(
+        isinstance(s, CreateInstance | RebuildInstance | Boot) for s in steps
+    ):
+        # The events after this one tell the waits how the Linodes made, rebuilt and
+        # booted fare.
+        run.event_mark = run.call("events", run.ctx.cloud.last_event_id)
     for step in steps:
         if isinstance(step, CreateInstance):
             if step is creates[0]:
@@ -143,8 +151,36 @@ def run_steps(
     return run.done
 
 
-def _refresh(run: Run) -> Observed:
-    observed = observe(run.ctx)
+def _changes(step: Step) -> frozenset[str]:
+    """The lists of the cloud besides the Linodes that a step can change (a Linode made or
+    deleted joins or leaves its firewall, and its placement group if it has one)."""
+    if isinstance(step, PublishStackScript | DeleteStackScript):
+        return frozenset({SCRIPTS})
+    if isinstance(step, EnsureCloudFirewall | SyncCloudFirewall | DeleteCloudFirewall):
+        return frozenset({FIREWALLS})
+    if isinstance(step, EnsurePlacementGroup | AssignPlacementGroup | DeletePlacementGroup):
+        return frozenset({GROUPS})
+    if isinstance(step, CreateInstance):
+        return frozenset({FIREWALLS, GROUPS} if step.placement_group else {FIREWALLS})
+    if isinstance(step, DeleteInstance):
+        return frozenset({FIREWALLS, GROUPS})
+    return frozenset()
+
+
+def _refresh(run: Run, steps: tuple[Step, ...] = ()) -> Observed:
+    """Look at the world again after a round of `steps`: the Linodes and the nodes always,
+    the StackScripts, firewalls and placement groups only if a step could have changed
+    them (else as the last look found them; a StackScript this run published, as the API
+    answered it)."""
+    changed = frozenset().union(*(_changes(s) for s in steps))
+    keep = run.observed
+    published = run.published
+    if published is not None and not any(isinstance(s, DeleteStackScript) for s in steps):
+        others = tuple(s for s in keep.scripts if s.id != published.id)
+        keep = replace(keep, scripts=(*others, published))
+        changed -= {SCRIPTS}
+    unchanged = frozenset({SCRIPTS, FIREWALLS, GROUPS}) - changed
+    observed = observe(run.ctx, keep=keep, unchanged=unchanged)
     # What waiting found out (a failed probe, no machine) stands until the next `up`.
     observed = replace(observed, failures={**observed.failures, **run.not_ready})
     run.observed = observed
@@ -182,8 +218,9 @@ def up(
         pending = tuple(s for s in steps if not isinstance(s, NotReady))
         if not pending:
             break
-        _run_steps(run, _this_round(pending))
-        _refresh(run)
+        this_round = _this_round(pending)
+        _run_steps(run, this_round)
+        _refresh(run, this_round)
     else:
         left = [
             s.describe()

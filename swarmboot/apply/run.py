@@ -21,7 +21,7 @@ from swarmboot.clock import Clock
 from swarmboot.cloud import CloudError
 from swarmboot.cluster import Context
 from swarmboot.errors import ExitCode, SwarmbootError
-from swarmboot.state import Instance, Observed
+from swarmboot.state import Instance, Observed, PublishedScript
 
 __all__ = ["CreateLimiter", "NotReadyError", "Replan", "Run"]
 
@@ -76,6 +76,7 @@ class Run:
         self.observed = observed
         self.instances: dict[str, Instance] = {i.label: i for i in observed.instances}
         self.script_id = next((s.id for s in observed.scripts if s.label == ctx.script.label), None)
+        self.published: PublishedScript | None = None  # the API's answer to this run's publish
         self.firewall_ids = {f.label: f.id for f in observed.firewalls}
         self.placement_group_ids = {g.label: g.id for g in observed.placement_groups}
         self.tokens: tuple[str, str] | None = None  # secrets: kept in memory only
@@ -86,6 +87,11 @@ class Run:
         self.join_failures: collections.Counter[str] = collections.Counter()
         self.unjoined: set[str] = set()  # workers whose join failed in this round
         self.joined: dict[str, str] = {}  # the swarm node id of each node joined in this run
+        # The newest account event before this run changed a Linode (None: not read yet),
+        # and the transition it asked each Linode for last, with when: the waits follow
+        # them through the events after the mark.
+        self.event_mark: int | None = None
+        self.transitions: dict[int, tuple[str, float]] = {}
 
     def report(self, text: str) -> None:
         self.done.append(text)
@@ -106,6 +112,12 @@ class Run:
             sleep=self.ctx.clock.sleep,
             reraise=True,
         )(fn)
+
+    def asked(self, linode_id: int, action: str, sent: float) -> None:
+        """A transition asked of a Linode at `sent`: the waits follow it by its events, if
+        they can be told apart from older ones (the mark was read before it)."""
+        if self.event_mark is not None:
+            self.transitions[linode_id] = (action, sent)
 
     def instance(self, label: str) -> Instance:
         """The Linode a step names, as this run knows it; gone since the plan: `Replan`."""

@@ -25,46 +25,150 @@ from swarmboot.state import Instance
 
 __all__ = ["LIST_EVERY", "await_nodes", "bring_up", "not_ready"]
 
-# While only StackScripts are waited for, the Linodes are listed on every LIST_EVERY-th poll.
+# While nodes that have not answered SSH yet are waited for, the Linodes are listed on every
+# LIST_EVERY-th poll (to notice one gone or shut down); once every node waited for has
+# answered, on every SCRIPT_LIST_EVERY-th poll, and at the next poll after one stops
+# answering.
 LIST_EVERY = 4
+SCRIPT_LIST_EVERY = 24
+# A transition's end is looked for this part of the poll interval after its event's progress
+# says it is due, and never later than this many poll intervals.
+SOONEST, LATEST = 0.1, 6.0
+GONE = "its Linode is gone"
+# Events that change no Linode's status (a config profile or a tag saved).
+_QUIET = frozenset({"linode_config_update", "linode_update"})
+
+
+# The status a Linode is left in when a transition this run asked for ends as asked (Linodes
+# are made and rebuilt unbooted); a boot that failed leaves it offline.
+_ENDS = {
+    ("linode_create", "finished"): "offline",
+    ("linode_rebuild", "finished"): "offline",
+    ("linode_boot", "finished"): "running",
+    ("linode_boot", "failed"): "offline",
+}
+
+
+class _Looks:
+    """When a poll must list the Linodes, and when the next poll is due.
+
+    The cloud is only asked about nodes in a transition it alone can tell the end of
+    (provisioning, booting, rebuilding): one request to the account's events since the
+    run's mark answers for all of them. While their transitions (started by this run) only
+    move on, nothing is listed and the next poll waits until the soonest of them is due by
+    its event's progress (`percent_complete` of the time since the request, a little
+    after). A transition that ended as asked gives its Linode's new status (`ended`);
+    anything else (an event this run did not cause: a shutdown, a deletion, a reboot) lists
+    the Linodes. A node whose transition this run did not start (it was found so) is listed
+    for at every poll."""
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+        self.since = run.event_mark
+        self.failed: dict[int, str] = {}  # linode id -> why its last boot failed
+        self.progress: dict[tuple[int, str], int] = {}  # (linode id, action) -> percent
+        self.ended: dict[int, str] = {}  # linode id -> its status, from its event
+        self.polls_since_list = LIST_EVERY
+        self.answered: set[str] = set()  # nodes that have answered SSH in this wait
+        self.broke = False  # a node that had answered SSH stopped answering
+        self.due: float | None = None  # seconds until the soonest transition ends
+
+    def must_list(self, in_transition: list[Instance], waited: list[Instance]) -> bool:
+        ctx = self.run.ctx
+        self.due = None
+        self.ended = {}
+        if self.broke:
+            return True
+        if not in_transition:
+            every = SCRIPT_LIST_EVERY if self.answered >= {i.label for i in waited} else LIST_EVERY
+            return self.polls_since_list >= every
+        started = self.run.transitions
+        if self.since is None or any(i.id not in started for i in in_transition):
+            return True
+        now = ctx.clock.monotonic()
+        events = self.run.call("events", lambda: ctx.cloud.linode_events(self.since))
+        ids = {i.id for i in waited}
+        ours = [e for e in events if e.linode_id in ids and e.action not in _QUIET]
+        still = [e.id for e in ours if e.status == "started"]
+        if events:
+            self.since = min(still) - 1 if still else events[-1].id
+        for event in ours:
+            asked = started.get(event.linode_id, ("", 0.0))[0]
+            if event.action != asked:
+                return True  # not this run's doing: look at the Linodes
+            if event.status == "started":
+                if event.percent is not None:
+                    self.progress[(event.linode_id, event.action)] = event.percent
+                continue
+            status = _ENDS.get((event.action, event.status))
+            if status is None:
+                return True
+            if event.status == "failed":
+                self.failed[event.linode_id] = event.message or "the boot failed"
+            self.ended[event.linode_id] = status
+        left = []
+        for inst in in_transition:
+            action, sent = started[inst.id]
+            percent = self.progress.get((inst.id, action))
+            if percent and inst.id not in self.ended:
+                elapsed = now - sent
+                left.append(elapsed * (100 - percent) / percent)
+        self.due = min(left) if left else None
+        return False
+
+    def listed(self) -> None:
+        self.polls_since_list = 1
+        self.broke = False
+
+    def not_listed(self) -> None:
+        self.polls_since_list += 1
+
+    def next_poll(self) -> float:
+        interval = self.run.ctx.settings.poll_interval
+        if self.due is None:
+            return interval
+        # A little after it is due: progress is a whole percent, and the end takes a moment.
+        return min(self.due + SOONEST * interval, LATEST * interval)
 
 
 def bring_up(run: Run, boots: list[Boot], wait: WaitReady | None) -> None:
     """Boot each Linode once it is offline (a new one provisions first) and wait until each
     node runs, answers SSH with its pinned host key and reports its StackScript done.
 
-    Polls come every `poll_interval`, so no step is noticed later than that. One list of the
-    cluster's Linodes serves every node of a poll. Once every node waited for runs, only
-    its StackScript is left to wait for: polls then read the nodes over SSH and list the
-    Linodes on every LIST_EVERY-th poll only (to notice one gone or shut down), so the
-    minutes a StackScript takes cost few API requests."""
+    One list of the cluster's Linodes serves every node of a poll, and it is made only when
+    something may have changed (see `_Looks`): while Linodes provision and boot, one request
+    for the account's events says whether any did and when the next is due; while only
+    StackScripts are left, polls read the nodes over SSH and list the Linodes seldom (to
+    notice one gone or shut down), at once when a node stops answering. So no step is
+    noticed much later than a poll interval, and the minutes of a boot cost few requests."""
     ctx = run.ctx
     to_boot = {s.label for s in boots}
     to_wait = set(wait.labels) if wait else set()
     why: dict[str, str] = {label: "waiting" for label in to_boot | to_wait}
-    polls_since_list = [LIST_EVERY]
-
-    def must_list() -> bool:
-        if to_boot or polls_since_list[0] >= LIST_EVERY:
-            return True
-        return any(
-            label not in run.instances or run.instances[label].status != "running"
-            for label in to_wait
-        )
+    looks = _Looks(run)
 
     def poll() -> bool:
-        if must_list():
-            polls_since_list[0] = 1
+        waited = [run.instances[label] for label in to_boot | to_wait if label in run.instances]
+        in_transition = [i for i in waited if i.label in to_boot or i.status != "running"]
+        fresh = len(waited) < len(to_boot | to_wait) or looks.must_list(in_transition, waited)
+        if fresh:
+            looks.listed()
             found = ctx.cloud.instances(*listing(ctx.spec))
             listed = {i.label: i for i in cluster_linodes(ctx.spec, found, ctx.marks)}
         else:
-            polls_since_list[0] += 1
-            listed = {label: run.instances[label] for label in to_wait}
+            # Nothing listed: the Linodes as last seen, with the ends their events told.
+            looks.not_listed()
+            listed = {
+                label: replace(inst, status=looks.ended.get(inst.id, inst.status))
+                for label in to_boot | to_wait
+                if why.get(label) != GONE and (inst := run.instances[label])
+            }
         probes = []
         for label in sorted(to_boot | to_wait):
             inst = listed.get(label)
             if inst is None:
-                why[label] = "its Linode is gone"
+                if fresh:
+                    why[label] = GONE  # until a list finds it again
                 continue
             known = run.instances.get(label)
             run.instances[label] = replace(inst, config=known.config if known else None)
@@ -82,6 +186,10 @@ def bring_up(run: Run, boots: list[Boot], wait: WaitReady | None) -> None:
                         if busy(exc):
                             continue
                         raise
+                    run.asked(inst.id, "linode_boot", ctx.clock.monotonic())
+                    run.instances[label] = replace(run.instances[label], status="booting")
+                    looks.failed.pop(inst.id, None)
+                    looks.progress.pop((inst.id, "linode_boot"), None)
                     to_boot.discard(label)
                     run.report(f"Boot {label}")
                     run.changed("linode_booted", label, inst.id)
@@ -90,7 +198,9 @@ def bring_up(run: Run, boots: list[Boot], wait: WaitReady | None) -> None:
             if inst.status == "offline":
                 # It was booted (or running) before: a failed boot says why; otherwise it was
                 # shut down and is booted again.
-                failure = run.call("events", lambda i=inst: ctx.cloud.boot_failure(i.id))
+                failure = looks.failed.get(inst.id) or run.call(
+                    "events", lambda i=inst: ctx.cloud.boot_failure(i.id)
+                )
                 if failure is not None:
                     to_wait.discard(label)
                     run.not_ready[label] = f"its boot failed: {failure}"
@@ -113,11 +223,15 @@ def bring_up(run: Run, boots: list[Boot], wait: WaitReady | None) -> None:
                 ctx.reporter.failed(f"{inst.label}: {detail}")
             else:
                 why[inst.label] = detail
+            if kind != "no-ssh":
+                looks.answered.add(inst.label)
+            elif inst.label in looks.answered:
+                looks.broke = True  # it answered before: is its Linode still there?
         return bool(to_boot or to_wait)
 
     retrying = Retrying(
         stop=stop_after(ctx.clock, ctx.settings.ready_timeout),
-        wait=lambda state: ctx.settings.poll_interval,
+        wait=lambda state: looks.next_poll(),
         sleep=ctx.clock.sleep,
         retry=retry_if_result(bool),
     )
@@ -136,7 +250,8 @@ def bring_up(run: Run, boots: list[Boot], wait: WaitReady | None) -> None:
 
 
 def _probe(run: Run, inst: Instance) -> tuple[str, str]:
-    """("ready", summary), ("failed", reason) or ("waiting", why) for a running node."""
+    """("ready", summary), ("failed", reason), ("waiting", why) or ("no-ssh", why) for a
+    running node."""
     ctx = run.ctx
     try:
         remote = ctx.remote(inst)
@@ -150,7 +265,7 @@ def _probe(run: Run, inst: Instance) -> tuple[str, str]:
         return "waiting", exc.message
     except RemoteError as exc:
         ctx.forget(inst.label)
-        return "waiting", f"no SSH yet ({exc.message.split(': ', 1)[-1]})"
+        return "no-ssh", f"no SSH yet ({exc.message.split(': ', 1)[-1]})"
     if text is None:
         return "waiting", "the StackScript has not started"
     try:

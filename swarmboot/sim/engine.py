@@ -126,6 +126,8 @@ class Simulator:
     # --- time ------------------------------------------------------------------------------
 
     def schedule(self, delay: float, kind: str, inst: Instance, event: Event | None) -> None:
+        if event is not None and event.status == "started":
+            event.due_at = self.clock() + delay
         job = (
             self.clock() + delay,
             next(self._seq),

@@ -283,8 +283,19 @@ class Event:
     read: bool = False
     seen: bool = False
     started_at: float = 0.0  # epoch, to work out the duration
+    due_at: float | None = None  # epoch when a started event is due to end
 
-    def to_api(self) -> dict[str, Any]:
+    def progress(self, now: float | None) -> int | None:
+        """percent_complete at `now`: a started event moves on with the time it has taken
+        of the time it takes (at most 99 until it ends), as Linode's progress does."""
+        if self.status != "started" or self.due_at is None or now is None:
+            return self.percent_complete
+        span = self.due_at - self.started_at
+        if span <= 0:
+            return 99
+        return max(0, min(99, int(100 * (now - self.started_at) / span)))
+
+    def to_api(self, now: float | None = None) -> dict[str, Any]:
         return {
             "id": self.id,
             "action": self.action,
@@ -292,7 +303,7 @@ class Event:
             "entity": dict(self.entity) if self.entity else None,
             "status": self.status,
             "username": self.username,
-            "percent_complete": self.percent_complete,
+            "percent_complete": self.progress(now),
             "duration": self.duration,
             "message": self.message,
             "secondary_entity": self.secondary_entity,

@@ -193,12 +193,13 @@ def _event(sim: Simulator, request: Request) -> Any:
     event = sim.world.events.get(request.id("eventId"))
     if event is None:
         raise not_found()
-    return event.to_api()
+    return event.to_api(sim.clock())
 
 
 def _events(sim: Simulator, request: Request) -> list[dict[str, Any]]:
     # Newest first, as the API lists them.
-    return [e.to_api() for e in sorted(sim.world.events.values(), key=lambda e: -e.id)]
+    now = sim.clock()
+    return [e.to_api(now) for e in sorted(sim.world.events.values(), key=lambda e: -e.id)]
 
 
 def _empty(fn: Callable[[Simulator, Request], Any]) -> Handler:

@@ -150,8 +150,8 @@ def main() -> None:
             ("GET events, action filter", _rate(host, port, events)),
         ]
         # What a 50-node `up` asks of it at its busiest: its creates are capped by Linode's
-        # limit (10 per 30 s), its waits poll one list per second, the rest is a few calls
-        # per node. Four requests a second is a generous peak.
+        # limit (20 per 15 s), its waits ask for the events every 0.5 s at most, the rest
+        # is a few calls per node. Four requests a second is a generous peak.
         need = 4.0
         print(f"swarmboot sim, one core, {CLIENTS} keep-alive clients, {SECONDS:.0f} s each")
         print(f"{'what':34} {'requests/s':>11} {'x a 50-node peak':>17}")

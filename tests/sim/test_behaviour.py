@@ -7,6 +7,8 @@ import time
 
 import requests
 
+from swarmboot.sim.ratelimit import RateLimits
+
 from ..conftest import STACKSCRIPTS
 
 ROOT_PASS = "correct-Horse-battery-42"
@@ -67,10 +69,71 @@ def test_the_general_limits_count_every_request(api, admin):
 
 
 def test_a_window_resets(api, admin):
-    admin.set_rate_limits(command={"requests": 2, "window": 0.3})
+    admin.set_rate_limits(general={"requests": 2, "window": 0.3})
     assert [api("GET", "/profile").status_code for _ in range(3)] == [200, 200, 429]
     time.sleep(0.35)
     assert api("GET", "/profile").status_code == 200
+
+
+def test_the_defaults_are_linodes_published_limits():
+    # https://techdocs.akamai.com/linode-api/reference/rate-limits (2026): no per-command limit.
+    limits = RateLimits()
+    assert (limits.linode_create.requests, limits.linode_create.window) == (20, 15)
+    assert (limits.general.requests, limits.general.window) == (1600, 60)
+    assert (limits.collection.requests, limits.collection.window) == (200, 60)
+    assert (limits.images_list.requests, limits.images_list.window) == (20, 60)
+    assert (limits.stackscripts_list.requests, limits.stackscripts_list.window) == (60, 60)
+    assert "command" not in RateLimits.model_fields
+
+
+def test_every_answer_carries_the_headers_of_its_binding_limit(api, admin):
+    admin.set_rate_limits()
+    before = int(time.time())
+    made = api(
+        "POST",
+        "/linode/instances",
+        {"type": "g6-nanode-1", "region": "eu-central", "label": "h-1", "booted": False},
+    )
+    assert made.status_code == 200
+    # A create is bound by its own limit: 20 per 15 s, this one the first of the window.
+    assert made.headers["X-RateLimit-Limit"] == "20"
+    assert made.headers["X-RateLimit-Remaining"] == "19"
+    assert before + 15 <= int(made.headers["X-RateLimit-Reset"]) <= int(time.time()) + 16
+    assert "Retry-After" not in made.headers
+    answers = {
+        "/images": "20",  # images: 20 a minute
+        "/linode/stackscripts": "60",  # StackScripts: 60 a minute
+        "/linode/instances": "200",  # any other paginated collection: 200 a minute
+        "/profile": "1600",  # everything: 1600 a minute
+    }
+    for sent, (path, limit) in enumerate(answers.items(), start=2):
+        got = api("GET", path)
+        assert got.status_code == 200, path
+        assert got.headers["X-RateLimit-Limit"] == limit, path
+        # Each its own first; all of them count against the 1600.
+        left = 1600 - sent if limit == "1600" else int(limit) - 1
+        assert int(got.headers["X-RateLimit-Remaining"]) == left, path
+    # Once the general budget has fewer left than a collection's, it is the one named.
+    admin.set_rate_limits(general={"requests": 3, "window": 60})
+    got = [api("GET", "/linode/instances").headers for _ in range(3)]
+    assert [(h["X-RateLimit-Limit"], h["X-RateLimit-Remaining"]) for h in got] == [
+        ("3", "2"),
+        ("3", "1"),
+        ("3", "0"),
+    ]
+    assert api("GET", "/linode/instances").status_code == 429
+
+
+def test_the_reset_keeps_fractions_when_asked_for_sub_second_windows(api, admin):
+    admin.set_rate_limits(linode_create={"requests": 2, "window": 0.75}, reset_decimals=3)
+    made = api(
+        "POST",
+        "/linode/instances",
+        {"type": "g6-nanode-1", "region": "eu-central", "label": "f-1", "booted": False},
+    )
+    reset = made.headers["X-RateLimit-Reset"]
+    assert len(reset.split(".")[1]) == 3
+    assert time.time() < float(reset) <= time.time() + 0.75
 
 
 def test_status_transitions_and_their_events(api, admin):
@@ -104,6 +167,23 @@ def test_status_transitions_and_their_events(api, admin):
     assert finished["percent_complete"] == 100 and finished["duration"] > 0
     api("DELETE", f"/linode/instances/{linode['id']}")
     assert events(api, linode["id"])[-1] == ("linode_delete", "notification")
+
+
+def test_an_event_in_progress_tells_how_far_it_has_come(api, admin):
+    admin.set_timings(scale=0.02)  # provisioning takes 0.7 s
+    linode = create(api, "progress")
+    time.sleep(0.35)
+    answer = api(
+        "GET",
+        "/account/events",
+        headers={"X-Filter": f'{{"entity.id": {linode["id"]}, "action": "linode_create"}}'},
+    )
+    (event,) = answer.json()["data"]
+    assert event["status"] == "started"
+    assert 30 <= event["percent_complete"] <= 80  # about half of it
+    wait(api, linode["id"], "offline")
+    done = api("GET", f"/account/events/{event['id']}").json()
+    assert (done["status"], done["percent_complete"]) == ("finished", 100)
 
 
 def test_unbooted_create_goes_offline_and_boots_on_request(api):
