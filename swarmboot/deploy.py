@@ -350,11 +350,15 @@ def observe_stack(
 class DeployResult:
     stack: str
     digest: str
-    changed: bool
     services: dict[str, Verdict]
     steps_run: list[str]
     seconds: float
     changes: list = field(default_factory=list)  # swarmboot.apply.changes.Change
+
+    @property
+    def changed(self) -> bool:
+        """Whether the deploy changed a service: sent the stack, or rolled one back."""
+        return any(c.kind in ("stack_deployed", "service_rolled_back") for c in self.changes)
 
     def data(self) -> dict:
         from swarmboot.apply.changes import changes_data
@@ -425,7 +429,6 @@ def deploy(
     result = DeployResult(
         rendered.stack,
         rendered.digest,
-        any(c.kind in ("stack_deployed", "service_rolled_back") for c in changes),
         found,
         done,
         ctx.clock.monotonic() - started,

@@ -203,12 +203,15 @@ class StackCalls:
         resolve: str = "always",
     ) -> None:
         where = f"{REMOTE_DIR}/{stack}"
+        docker_dir = shlex.quote(f"{where}/docker")
         try:
-            manager.run(f"mkdir -p -m 0700 {REMOTE_DIR} {shlex.quote(where)}")
+            # The folders, and a login's left by a deploy killed on the way gone: one call.
+            manager.run(
+                f"mkdir -p -m 0700 {REMOTE_DIR} {shlex.quote(where)} && rm -rf {docker_dir}"
+                + (f" && mkdir -m 0700 {docker_dir}" if auth is not None else "")
+            )
             manager.put_file(f"{where}/stack.yml", text, mode=0o600)
             if auth is not None:
-                docker_dir = shlex.quote(f"{where}/docker")
-                manager.run(f"rm -rf {docker_dir} && mkdir -m 0700 {docker_dir}")
                 manager.put_file(f"{where}/docker/config.json", auth.config_json(), mode=0o600)
             script = deploy_script(
                 where, stack, prune=prune, auth=auth is not None, resolve=resolve

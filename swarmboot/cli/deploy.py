@@ -90,9 +90,12 @@ def deploy_cmd(
     try:
         from swarmboot.cluster import observe
 
-        prepare(context, None, stack_file, name, os.environ)  # the file checked first
+        # The file checked before anything is contacted; rendered again only when it has
+        # secrets, whose newest versions the manager knows.
+        rendered = prepare(context, None, stack_file, name, os.environ)
         observed = observe(context)
-        rendered = prepare(context, observed, stack_file, name, os.environ)
+        if rendered.secrets:
+            rendered = prepare(context, observed, stack_file, name, os.environ)
         registries = context.registry_auth.registries() if context.registry_auth else ()
         result = deploy(
             context,
