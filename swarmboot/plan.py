@@ -49,6 +49,7 @@ __all__ = [
     "QuorumError",
     "RebuildInstance",
     "RemoveStaleNode",
+    "SetHeartbeat",
     "SetKernel",
     "Step",
     "SyncCloudFirewall",
@@ -205,10 +206,24 @@ class SyncCloudFirewall:
 @dataclass(frozen=True)
 class InitSwarm:
     label: str  # the swarm's first manager
+    heartbeat: int  # the dispatcher's heartbeat, in seconds
     leave_first: bool = False  # it leaves a swarm of its own (or an ended join) first
 
     def describe(self) -> str:
         return f"Initialise the swarm on {self.label}"
+
+
+@dataclass(frozen=True)
+class SetHeartbeat:
+    """Set the swarm's dispatcher heartbeat through the manager `via` (`was`: what the
+    swarm has now)."""
+
+    seconds: int
+    was: int
+    via: str
+
+    def describe(self) -> str:
+        return f"Set the swarm's heartbeat to {self.seconds} s (it is {self.was} s)"
 
 
 @dataclass(frozen=True)
@@ -352,6 +367,7 @@ Step = (
     | RemoveStaleNode
     | LabelNode
     | EnsureNetwork
+    | SetHeartbeat
     | DrainNode
     | DemoteNode
     | LeaveSwarm
@@ -677,6 +693,7 @@ def _joins(
     failed: dict[str, str],
     ready: dict[str, SwarmNode],
     via: str,
+    heartbeat: int,
 ) -> tuple[list[Step], set[str]]:
     """(The steps that make the nodes members with their roles, the nodes that join.)
 
@@ -708,7 +725,7 @@ def _joins(
         failed[label] = reason
 
     if swarm is None:
-        steps.append(InitSwarm(via, leave_first=bool(must_leave(via))))
+        steps.append(InitSwarm(via, heartbeat, leave_first=bool(must_leave(via))))
         joining.add(via)
     for node in managers:
         if node.label in joining:
@@ -770,7 +787,7 @@ def _swarm_steps(
             )
         via = managers[0].label
     assert via is not None
-    steps, joining = _joins(observed, nodes, managers, failed, ready, via)
+    steps, joining = _joins(observed, nodes, managers, failed, ready, via, spec.cluster.heartbeat)
     if swarm is not None:
         wanted = {n.label for n in nodes}
         for entry in swarm.nodes:
@@ -792,6 +809,8 @@ def _swarm_steps(
             node_id = entry.id if entry is not None else None  # None: it joins first
             steps.append(LabelNode(node.label, want, node_id, via))
 
+    if swarm is not None and swarm.heartbeat not in (None, spec.cluster.heartbeat):
+        steps.append(SetHeartbeat(spec.cluster.heartbeat, swarm.heartbeat, via))
     networks = dict(swarm.networks) if swarm else {}
     if spec.network_name not in networks:
         steps.append(EnsureNetwork(spec.network_name, spec.encrypted, spec.network.subnet, via))

@@ -166,6 +166,7 @@ class SwarmState:
     manager: str  # label of the manager it was read from
     nodes: tuple[SwarmNode, ...]
     networks: tuple[tuple[str, bool], ...] = ()  # (overlay name, encrypted)
+    heartbeat: int | None = None  # the dispatcher's heartbeat in seconds (None: not read)
 
     def node(self, hostname: str) -> SwarmNode | None:
         found = [n for n in self.nodes if n.hostname == hostname]

@@ -75,6 +75,7 @@ class FakeFleet:
         self.behaviour: dict[str, str] = {}
         self.swarm_nodes: dict[str, FakeNode] = {}  # by node id
         self.networks: dict[str, bool] = {}
+        self.heartbeat: int | None = None  # the swarm's dispatcher heartbeat, in seconds
         # Services' tasks by service name, and the swarm's config names (a test sets them).
         self.tasks: dict[str, tuple[ServiceTask, ...]] = {}
         self.configs: set[str] = set()
@@ -305,7 +306,9 @@ class FakeSwarm(FakeStacks):
             members = [n for n in self.fleet.swarm_nodes.values() if n.manager and not n.forced_out]
             leader = next((n.node_id for n in members if not n.down and not n.left), None)
             nodes = tuple(replace(e, leader=e.id == leader) for e in nodes)
-            return SwarmState(label, nodes, tuple(sorted(self.fleet.networks.items())))
+            return SwarmState(
+                label, nodes, tuple(sorted(self.fleet.networks.items())), self.fleet.heartbeat
+            )
 
     def _register(self, node: FakeNode) -> None:
         """A node's earlier entries stay behind as Down copies, as Docker keeps them."""
@@ -315,10 +318,11 @@ class FakeSwarm(FakeStacks):
         node.left = False
         self.fleet.swarm_nodes[node.node_id] = node
 
-    def init(self, remote: FakeRemote, advertise: str) -> None:
+    def init(self, remote: FakeRemote, advertise: str, heartbeat: int) -> None:
         node = self._n(remote)
         with self.fleet.lock:
             self.fleet.swarm_nodes.clear()  # a new swarm: nobody else is in it
+            self.fleet.heartbeat = heartbeat
             node.node_id, node.swarm, node.manager, node.advertise = (
                 f"node-{node.machine.label}",
                 "active",
@@ -429,6 +433,13 @@ class FakeSwarm(FakeStacks):
         made = name not in self.fleet.networks
         self.fleet.networks.setdefault(name, encrypted)
         return made
+
+    def set_heartbeat(self, manager: FakeRemote, seconds: int) -> bool:
+        self._manager(manager)
+        with self.fleet.lock:
+            changed = self.fleet.heartbeat != seconds
+            self.fleet.heartbeat = seconds
+        return changed
 
     def _manager(self, manager: FakeRemote) -> None:
         if not self._n(manager).manager:

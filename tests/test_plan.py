@@ -194,7 +194,8 @@ def build(spec: Spec, world: dict) -> Observed:
             )
         network = world.get("network", "encrypted" if spec.encrypted else "plain")
         networks = () if network == "absent" else ((spec.network_name, network == "encrypted"),)
-        swarm = SwarmState(nodes[0].label, tuple(entries), networks)
+        heartbeat = world.get("heartbeat", spec.cluster.heartbeat)
+        swarm = SwarmState(nodes[0].label, tuple(entries), networks, heartbeat)
     scripts = {
         "current": (PublishedScript(7, SCRIPT.label, SCRIPT.rev, SCRIPT.images),),
         "stale": (PublishedScript(7, SCRIPT.label, "old", SCRIPT.images),),

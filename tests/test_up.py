@@ -39,6 +39,7 @@ def test_up_forms_the_example_cluster(world):
             node.role,
         )
     assert swarm.networks == (("itframe", True),)  # encrypted: the cluster spans regions
+    assert swarm.heartbeat == fleet.heartbeat == 20  # given at the swarm's init
     # Every node advertises its public IPv4 (two regions) and lets the others in.
     addresses = sorted(i.ipv4_public for i in result.observed.instances)
     for inst in result.observed.instances:
@@ -71,6 +72,18 @@ def test_a_second_up_changes_nothing(world):
     assert creates(server) == 9
     new = SimAdmin(server.url, TOKEN).requests()[requests_before:]
     assert {r["method"] for r in new} == {"GET"}  # it only looked
+
+
+def test_a_swarm_with_another_heartbeat_is_set_to_the_specs_once(world):
+    """One made with Docker's default (or changed by hand) is set back to the spec's."""
+    server, fleet = world
+    up(make_context(server, fleet))
+    fleet.heartbeat = 5
+    again = up(make_context(server, fleet))
+    assert again.steps_run == ["Set the swarm's heartbeat to 20 s (it is 5 s)"]
+    assert [(c.kind, c.name) for c in again.changes] == [("heartbeat_set", "20")]
+    assert fleet.heartbeat == 20
+    assert up(make_context(server, fleet)).steps_run == []
 
 
 def test_a_node_whose_stackscript_failed_is_named_and_left_out(world):
