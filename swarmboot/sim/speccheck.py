@@ -292,9 +292,9 @@ def _read_spec(spec_path: Path) -> dict[str, Any]:
     return raw
 
 
-def load_spec_check(spec_path: Path):
-    """The check of traffic against the OpenAPI spec at `spec_path` (JSON, or gzipped JSON);
-    SpecCheckError for a file that is not one, or without openapi-core installed."""
+def _load_one(spec_path: Path):
+    """The check against one spec: it answers whether the spec has the operation, and the
+    problems it finds."""
     try:
         from openapi_core import Config, OpenAPI
         from openapi_core.datatypes import RequestParameters
@@ -303,6 +303,7 @@ def load_spec_check(spec_path: Path):
         raise SpecCheckError("checking against the OpenAPI spec needs openapi-core") from None
 
     raw = _read_spec(spec_path)
+    version = str(raw.get("info", {}).get("version", spec_path.name))
     config = Config(
         extra_format_validators={
             "date-time": lambda value: not isinstance(value, str) or bool(_LINODE_TIME.match(value))
@@ -347,19 +348,54 @@ def load_spec_check(spec_path: Path):
         status: int,
         response_headers: dict[str, str],
         answer: Any,
-    ) -> list[str]:
+    ) -> tuple[bool, list[str]]:
         request = _Request(method, path, params, headers, body)
         problems = []
-        if 200 <= status < 300:
-            problems += [
-                f"request {method} {path}: {_describe(e)}" for e in api.iter_request_errors(request)
-            ]
         response = _Response(status, response_headers, _to_spec_spelling(path, answer))
         for error in api.iter_response_errors(request, response):
-            unknown = type(error).__name__ in ("PathNotFound", "OperationNotFound")
-            if unknown and status in (404, 405):
-                continue  # the answer to a path or method the spec does not have
+            if type(error).__name__ in ("PathNotFound", "OperationNotFound"):
+                return False, []
             problems.append(f"response {status} to {method} {path}: {_describe(error)}")
+        if 200 <= status < 300:
+            problems[:0] = [
+                f"request {method} {path}: {_describe(e)}" for e in api.iter_request_errors(request)
+            ]
+        return True, problems
+
+    check.version = version  # type: ignore[attr-defined]
+    return check
+
+
+def load_spec_check(*spec_paths: Path):
+    """The check of traffic against the OpenAPI specs at `spec_paths` (JSON, or gzipped
+    JSON): each exchange is checked against every spec that has its operation, each problem
+    named with the spec's version when there are several; an answer to an operation that no
+    spec has is a problem, unless it is a 404 or 405. SpecCheckError for a file that is not
+    a spec, or without openapi-core installed."""
+    if not spec_paths:
+        raise SpecCheckError("no OpenAPI spec given")
+    checks = [_load_one(Path(p)) for p in spec_paths]
+    tagged = len(checks) > 1
+
+    def check(
+        method: str,
+        path: str,
+        params: dict[str, str],
+        headers: dict[str, str],
+        body: Any,
+        status: int,
+        response_headers: dict[str, str],
+        answer: Any,
+    ) -> list[str]:
+        problems: list[str] = []
+        known = False
+        for one in checks:
+            has, found = one(method, path, params, headers, body, status, response_headers, answer)
+            known = known or has
+            problems += [f"[{one.version}] {p}" if tagged else p for p in found]
+        if not known and status not in (404, 405):
+            problems.append(f"response {status} to {method} {path}: no spec has this operation")
         return problems
 
+    check.versions = tuple(one.version for one in checks)  # type: ignore[attr-defined]
     return check
