@@ -18,9 +18,10 @@ document, keeping only what the view holds:
 - each 200 response as linode-cli displays it: the fields it names, typed where they lie in
   nested objects; a top-level field with a list anywhere below it left untyped (linode-cli
   keeps how many lists lie above a field, not where, and resets the count inside a list's
-  items); all nullable and none required (linode-cli keeps neither); objects open;
-  paginated envelopes as the spec gives them; a nested list (`x-linode-cli-nested-list`) as
-  a list of its items; the body of a response shown as rows (`x-linode-cli-rows`) untyped;
+  items); filterable ones marked `x-linode-filterable`; all nullable and none required
+  (linode-cli keeps neither); objects open; paginated envelopes as the spec gives them; a
+  nested list (`x-linode-cli-nested-list`) as a list of its items; the body of a response
+  shown as rows (`x-linode-cli-rows`) untyped;
 - nothing else: no enums, lengths, patterns, ranges, examples, error bodies (a `default`
   error response in the API's documented form is added to every operation), no components.
 
@@ -171,6 +172,8 @@ def _response_item(attrs: list[Any], strip: str = "") -> dict[str, Any]:
             node = _child(node, part, closed=False)
         schema = _leaf(attr.datatype, attr.item_type, None)
         schema["nullable"] = True
+        if attr.filterable:
+            schema["x-linode-filterable"] = True
         node["properties"][leaf] = schema
     return root
 
