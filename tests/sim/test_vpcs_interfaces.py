@@ -214,3 +214,27 @@ def test_a_firewall_changes_at_any_time_and_a_subnet_in_use_stays(client, api, s
     assert api("DELETE", f"/vpcs/{vpc.id}").status_code == 400
     api("DELETE", f"/linode/instances/{linode.id}")
     assert api("DELETE", f"/vpcs/{vpc.id}/subnets/{subnet.id}").status_code == 200
+
+
+def test_a_deleted_firewall_leaves_its_interfaces(client, api):
+    fw = client.networking.firewall_create(
+        "gone",
+        rules={
+            "inbound_policy": "DROP",
+            "outbound_policy": "ACCEPT",
+            "inbound": [],
+            "outbound": [],
+        },
+    )
+    linode = _linode(
+        client,
+        "node-6",
+        interfaces=[
+            LinodeInterfaceOptions(firewall_id=fw.id, public=LinodeInterfacePublicOptions())
+        ],
+    )
+    (iface,) = client.load(Instance, linode.id).linode_interfaces
+    fw.delete()
+    shown = api("GET", f"/linode/instances/{linode.id}/interfaces/{iface.id}").json()
+    assert shown["firewall_id"] is None
+    assert list(iface.firewalls()) == []
