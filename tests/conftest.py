@@ -67,10 +67,15 @@ def rendered() -> dict[str, render.RenderedScript]:
 
 @pytest.fixture(scope="session")
 def spec_check():
-    """Linode's OpenAPI spec, to check every exchange with the simulator against."""
+    """Linode's OpenAPI specs, to check every exchange with the simulator against: 4.189.0
+    as published, and 4.229.1 as linode-cli 5.69.0 keeps it (tests/data/README.md)."""
     from swarmboot.sim.speccheck import load_spec_check
 
-    return load_spec_check(REPO / "tests" / "data" / "linode-openapi-4.189.0.json.gz")
+    data = REPO / "tests" / "data"
+    return load_spec_check(
+        data / "linode-openapi-4.189.0.json.gz",
+        data / "linode-openapi-4.229.1-linode-cli-5.69.0.json.gz",
+    )
 
 
 def _world(spec_check, clock=None) -> Iterator[tuple]:

@@ -12,7 +12,7 @@ import binascii
 from typing import Any
 
 from swarmboot import udf
-from swarmboot.sim import catalog, placement, resources
+from swarmboot.sim import catalog, interfaces, placement, resources
 from swarmboot.sim.engine import Simulator, begin_boot, machine_of
 from swarmboot.sim.errors import ApiError, Problem, bad_request
 from swarmboot.sim.inputs import Body, check_label
@@ -51,6 +51,7 @@ _CREATE_FIELDS = frozenset(
         "backup_id",
         "swap_size",
         "interfaces",
+        "interface_generation",
         "placement_group",
     }
 )
@@ -219,6 +220,25 @@ def create(sim: Simulator, raw: Any) -> Instance:
     private_ip = body.bool("private_ip", default=False)
     swap = body.int("swap_size", default=_SWAP_MB)
     joins = body.dict("placement_group")
+    generation = body.str("interface_generation", default="legacy_config")
+    if generation not in interfaces.GENERATIONS:
+        raise bad_request(
+            f"Must be one of {', '.join(interfaces.GENERATIONS)}", "interface_generation"
+        )
+    wanted_interfaces = body.raw.get("interfaces") or []
+    if not isinstance(wanted_interfaces, list):
+        raise bad_request("Must be a list of interfaces", "interfaces")
+    if generation == "linode":
+        if firewall_id is not None:
+            raise bad_request(
+                "A Linode with Linode interfaces takes its firewalls per interface "
+                "(interfaces[].firewall_id)",
+                "firewall_id",
+            )
+        # Made without any, it gets a public interface that is its default route.
+        wanted_interfaces = wanted_interfaces or [
+            {"public": {}, "default_route": {"ipv4": True, "ipv6": True}}
+        ]
     with sim.lock:
         if label is None:
             label = f"linode{sim.world.next_ids['linode']}"
@@ -280,7 +300,15 @@ def create(sim: Simulator, raw: Any) -> Instance:
             stackscript_data=deployment["stackscript_data"],
             user_data=deployment["user_data"],
             placement_group_id=group.id if group is not None else None,
+            interface_generation=generation or "legacy_config",
         )
+        if generation == "linode":
+            try:
+                for n, item in enumerate(wanted_interfaces):
+                    interfaces.create(sim.world, inst, item, now, f"interfaces[{n}].")
+            except ApiError:
+                sim.addresses.release(public, private)
+                raise
         _lay_disks(sim, inst, deployment["image"], swap)
         sim.world.instances[iid] = inst
         if deployment["script"] is not None:

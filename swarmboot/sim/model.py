@@ -23,8 +23,11 @@ __all__ = [
     "Event",
     "Firewall",
     "Instance",
+    "LinodeInterface",
     "PlacementGroup",
     "StackScript",
+    "Subnet",
+    "Vpc",
     "World",
     "timestamp",
 ]
@@ -107,6 +110,10 @@ class Instance:
     generation: int = 0
     # The placement group the Linode belongs to (its one record of membership).
     placement_group_id: int | None = None
+    # Where its interfaces live: its config profiles (`legacy_config`) or itself (`linode`).
+    interface_generation: str = "legacy_config"
+    interfaces: dict[int, LinodeInterface] = field(default_factory=dict)
+    network_helper: bool = True
 
     def to_api(self, group: PlacementGroup | None) -> dict[str, Any]:
         """The Linode as the API shows it; `group` is its placement group's record."""
@@ -131,6 +138,7 @@ class Instance:
             "has_user_data": self.user_data is not None,
             "lke_cluster_id": None,
             "placement_group": group.summary() if group is not None else None,
+            "interface_generation": self.interface_generation,
             "capabilities": [],
             "specs": {
                 "disk": spec.get("disk", 0),
@@ -153,6 +161,94 @@ class Instance:
                 "schedule": {"day": None, "window": None},
             },
         }
+
+
+@dataclass
+class LinodeInterface:
+    """A Linode interface (the `linode` generation): it belongs to the Linode, not to a
+    config profile. Exactly one of its kinds is set: `public`, `vpc` (with the VPC and
+    subnet and its address there) or `vlan`."""
+
+    id: int
+    kind: str
+    mac_address: str
+    created: str
+    updated: str
+    version: int = 1
+    firewall_id: int | None = None
+    default_ipv4: bool = False
+    default_ipv6: bool = False
+    vpc_id: int | None = None
+    subnet_id: int | None = None
+    vpc_address: str | None = None
+    nat_1_1: str | None = None
+    vlan_label: str | None = None
+    ipam_address: str | None = None
+
+    def to_api(self, inst: Instance) -> dict[str, Any]:
+        public = vpc = vlan = None
+        if self.kind == "public":
+            public = {
+                "ipv4": {
+                    "addresses": [{"address": inst.ipv4_public, "primary": True}],
+                    "shared": [],
+                },
+                "ipv6": {
+                    "slaac": [{"address": inst.ipv6.split("/")[0], "prefix": 64}],
+                    "shared": [],
+                    "ranges": [],
+                },
+            }
+        elif self.kind == "vpc":
+            vpc = {
+                "vpc_id": self.vpc_id,
+                "subnet_id": self.subnet_id,
+                "ipv4": {
+                    "addresses": [
+                        {
+                            "address": self.vpc_address,
+                            "primary": True,
+                            "nat_1_1_address": self.nat_1_1,
+                        }
+                    ],
+                    "ranges": [],
+                },
+            }
+        else:
+            vlan = {"vlan_label": self.vlan_label, "ipam_address": self.ipam_address}
+        return {
+            "id": self.id,
+            "mac_address": self.mac_address,
+            "created": self.created,
+            "updated": self.updated,
+            "version": self.version,
+            "firewall_id": self.firewall_id,
+            "default_route": {"ipv4": self.default_ipv4, "ipv6": self.default_ipv6},
+            "public": public,
+            "vpc": vpc,
+            "vlan": vlan,
+            "rdma_vpc": None,
+        }
+
+
+@dataclass
+class Subnet:
+    id: int
+    label: str
+    ipv4: str
+    created: str
+    updated: str
+
+
+@dataclass
+class Vpc:
+    id: int
+    label: str
+    region: str
+    description: str
+    created: str
+    updated: str
+    subnets: dict[int, Subnet] = field(default_factory=dict)
 
 
 @dataclass
@@ -328,6 +424,9 @@ class World:
             "device": 800001,
             "event": 90000001,
             "placement_group": 528001,
+            "vpc": 3001,
+            "subnet": 4001,
+            "interface": 5001,
         }
     )
     instances: dict[int, Instance] = field(default_factory=dict)
@@ -335,6 +434,7 @@ class World:
     firewalls: dict[int, Firewall] = field(default_factory=dict)
     events: dict[int, Event] = field(default_factory=dict)
     placement_groups: dict[int, PlacementGroup] = field(default_factory=dict)
+    vpcs: dict[int, Vpc] = field(default_factory=dict)
 
     def new_id(self, kind: str) -> int:
         value = self.next_ids[kind]
@@ -350,7 +450,15 @@ class World:
             d = dict(d)
             d["disks"] = {int(k): Disk(**v) for k, v in d["disks"].items()}
             d["configs"] = {int(k): Config(**v) for k, v in d["configs"].items()}
+            d["interfaces"] = {
+                int(k): LinodeInterface(**v) for k, v in d.get("interfaces", {}).items()
+            }
             return Instance(**d)
+
+        def vpc(d: dict[str, Any]) -> Vpc:
+            d = dict(d)
+            d["subnets"] = {int(k): Subnet(**v) for k, v in d["subnets"].items()}
+            return Vpc(**d)
 
         def firewall(d: dict[str, Any]) -> Firewall:
             d = dict(d)
@@ -367,4 +475,5 @@ class World:
             placement_groups={
                 int(k): PlacementGroup(**v) for k, v in raw.get("placement_groups", {}).items()
             },
+            vpcs={int(k): vpc(v) for k, v in raw.get("vpcs", {}).items()},
         )

@@ -308,6 +308,10 @@ def delete_firewall(sim: Simulator, firewall_id: int) -> None:
     with sim.lock:
         fw = _firewall(sim, firewall_id)
         del sim.world.firewalls[firewall_id]
+        for inst in sim.world.instances.values():  # Linode interfaces lose it too
+            for iface in inst.interfaces.values():
+                if iface.firewall_id == firewall_id:
+                    iface.firewall_id = None
         sim.event("firewall_delete", _firewall_entity(fw), "notification")
 
 

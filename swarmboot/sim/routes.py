@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from swarmboot.sim import catalog, instances, placement, resources
+from swarmboot.sim import catalog, instances, interfaces, placement, resources, vpcs
 from swarmboot.sim.engine import Simulator
 from swarmboot.sim.errors import not_found
 from swarmboot.sim.model import Instance, PlacementGroup
@@ -51,6 +51,13 @@ FILTERABLE: dict[str, frozenset[str]] = {
     "/networking/firewalls/{firewallId}/devices": frozenset({"created", "id", "updated"}),
     "/placement/groups": frozenset({"label", "placement_group_type", "region"}),
     "/account/events": frozenset({"action", "created", "entity.id", "entity.type", "id", "read"}),
+    "/linode/instances/{linodeId}/interfaces/{interfaceId}/firewalls": frozenset(
+        {"created", "id", "label", "tags", "updated"}
+    ),
+    "/vpcs": frozenset({"created", "id", "label", "region", "updated"}),
+    "/vpcs/ips": frozenset({"active", "config_id", "linode_id", "region", "vpc_id"}),
+    "/vpcs/{vpcId}/ips": frozenset({"active", "config_id", "linode_id", "region", "vpc_id"}),
+    "/vpcs/{vpcId}/subnets": frozenset({"created", "id", "label", "updated"}),
     "/tags": frozenset(),
 }
 
@@ -200,6 +207,45 @@ def _events(sim: Simulator, request: Request) -> list[dict[str, Any]]:
     # Newest first, as the API lists them.
     now = sim.clock()
     return [e.to_api(now) for e in sorted(sim.world.events.values(), key=lambda e: -e.id)]
+
+
+def _vpc(sim: Simulator, request: Request) -> dict[str, Any]:
+    return vpcs.vpc_api(sim.world, vpcs.vpc(sim.world, request.id("vpcId")))
+
+
+def _subnet(sim: Simulator, request: Request) -> dict[str, Any]:
+    sub = vpcs.subnet(sim.world, request.id("vpcId"), request.id("vpcSubnetId"))
+    return vpcs.subnet_api(sim.world, sub)
+
+
+def _interface(sim: Simulator, request: Request) -> dict[str, Any]:
+    inst = _instance(sim, request)
+    interfaces.interface(inst, request.id("interfaceId"))  # a legacy Linode has none
+    return inst.interfaces[request.id("interfaceId")].to_api(inst)
+
+
+def _interface_firewalls(sim: Simulator, request: Request) -> list[dict[str, Any]]:
+    iface = interfaces.interface(_instance(sim, request), request.id("interfaceId"))
+    found = sim.world.firewalls.get(iface.firewall_id or 0)
+    return [found.to_api()] if found is not None else []
+
+
+def _interfaces(sim: Simulator, request: Request) -> dict[str, Any]:
+    inst = _instance(sim, request)
+    if inst.interface_generation != "linode":
+        interfaces.settings_api(inst)  # refused as the API refuses it
+    return {"interfaces": [i.to_api(inst) for i in inst.interfaces.values()]}
+
+
+def _new_interface(sim: Simulator, request: Request) -> dict[str, Any]:
+    inst = _instance(sim, request)
+    return interfaces.create(sim.world, inst, request.body, sim.now()).to_api(inst)
+
+
+def _changed_interface(sim: Simulator, request: Request) -> dict[str, Any]:
+    inst = _instance(sim, request)
+    iface = interfaces.update(sim.world, inst, request.id("interfaceId"), request.body, sim.now())
+    return iface.to_api(inst)
 
 
 def _empty(fn: Callable[[Simulator, Request], Any]) -> Handler:
@@ -439,6 +485,116 @@ _TABLE: list[tuple[str, str, Handler]] = [
         "/placement/groups/{groupId}/unassign",
         _changing(
             lambda sim, r: _group_api(sim, placement.unassign(sim.world, r.id("groupId"), r.body))
+        ),
+    ),
+    (
+        "GET",
+        "/linode/instances/{linodeId}/interfaces/settings",
+        _locked(lambda sim, r: interfaces.settings_api(_instance(sim, r))),
+    ),
+    (
+        "PUT",
+        "/linode/instances/{linodeId}/interfaces/settings",
+        _changing(lambda sim, r: interfaces.update_settings(_instance(sim, r), r.body)),
+    ),
+    ("GET", "/linode/instances/{linodeId}/interfaces", _locked(_interfaces)),
+    ("POST", "/linode/instances/{linodeId}/interfaces", _changing(_new_interface)),
+    ("GET", "/linode/instances/{linodeId}/interfaces/{interfaceId}", _locked(_interface)),
+    (
+        "GET",
+        "/linode/instances/{linodeId}/interfaces/{interfaceId}/firewalls",
+        _listing(
+            "/linode/instances/{linodeId}/interfaces/{interfaceId}/firewalls",
+            _locked(_interface_firewalls),
+        ),
+    ),
+    ("PUT", "/linode/instances/{linodeId}/interfaces/{interfaceId}", _changing(_changed_interface)),
+    (
+        "DELETE",
+        "/linode/instances/{linodeId}/interfaces/{interfaceId}",
+        _empty(_changing(lambda sim, r: interfaces.delete(_instance(sim, r), r.id("interfaceId")))),
+    ),
+    (
+        "GET",
+        "/vpcs",
+        _listing(
+            "/vpcs",
+            _locked(lambda sim, r: [vpcs.vpc_api(sim.world, v) for v in sim.world.vpcs.values()]),
+        ),
+    ),
+    (
+        "POST",
+        "/vpcs",
+        _changing(
+            lambda sim, r: vpcs.vpc_api(sim.world, vpcs.create_vpc(sim.world, r.body, sim.now()))
+        ),
+    ),
+    ("GET", "/vpcs/ips", _listing("/vpcs/ips", _locked(lambda sim, r: vpcs.ips(sim.world)))),
+    ("GET", "/vpcs/{vpcId}", _locked(_vpc)),
+    (
+        "PUT",
+        "/vpcs/{vpcId}",
+        _changing(
+            lambda sim, r: vpcs.vpc_api(
+                sim.world, vpcs.update_vpc(sim.world, r.id("vpcId"), r.body, sim.now())
+            )
+        ),
+    ),
+    (
+        "DELETE",
+        "/vpcs/{vpcId}",
+        _empty(_changing(lambda sim, r: vpcs.delete_vpc(sim.world, r.id("vpcId")))),
+    ),
+    (
+        "GET",
+        "/vpcs/{vpcId}/ips",
+        _listing(
+            "/vpcs/{vpcId}/ips",
+            _locked(lambda sim, r: vpcs.ips(sim.world, vpcs.vpc(sim.world, r.id("vpcId")).id)),
+        ),
+    ),
+    (
+        "GET",
+        "/vpcs/{vpcId}/subnets",
+        _listing(
+            "/vpcs/{vpcId}/subnets",
+            _locked(
+                lambda sim, r: [
+                    vpcs.subnet_api(sim.world, s)
+                    for s in vpcs.vpc(sim.world, r.id("vpcId")).subnets.values()
+                ]
+            ),
+        ),
+    ),
+    (
+        "POST",
+        "/vpcs/{vpcId}/subnets",
+        _changing(
+            lambda sim, r: vpcs.subnet_api(
+                sim.world, vpcs.create_subnet(sim.world, r.id("vpcId"), r.body, sim.now())
+            )
+        ),
+    ),
+    ("GET", "/vpcs/{vpcId}/subnets/{vpcSubnetId}", _locked(_subnet)),
+    (
+        "PUT",
+        "/vpcs/{vpcId}/subnets/{vpcSubnetId}",
+        _changing(
+            lambda sim, r: vpcs.subnet_api(
+                sim.world,
+                vpcs.update_subnet(
+                    sim.world, r.id("vpcId"), r.id("vpcSubnetId"), r.body, sim.now()
+                ),
+            )
+        ),
+    ),
+    (
+        "DELETE",
+        "/vpcs/{vpcId}/subnets/{vpcSubnetId}",
+        _empty(
+            _changing(
+                lambda sim, r: vpcs.delete_subnet(sim.world, r.id("vpcId"), r.id("vpcSubnetId"))
+            )
         ),
     ),
     ("GET", "/account/events", _listing("/account/events", _locked(_events))),

@@ -39,7 +39,7 @@ __all__ = ["SimServer", "SpecCheck"]
 
 log = logging.getLogger("swarmboot.sim")
 
-SPEC_VERSION = "4.189.0"
+SPEC_VERSION = "4.229.1"
 # The largest request body read (a StackScript is at most 1 MiB with its data and more).
 MAX_BODY = 2 * 1024 * 1024
 # Seconds a connection may wait for its next request (or the rest of one) before it is closed.

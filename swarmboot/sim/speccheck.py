@@ -36,9 +36,10 @@ SPEC_CORRECTIONS = {
     "operation-servers": "Some operations declare the server https://api.linode.com/v4 while "
     "their path already starts with /{apiVersion}; those servers are dropped so the global "
     "server applies.",
-    "closed-allof": "Request bodies built with allOf from parts that each forbid additional "
-    "properties reject every combined body (e.g. a Linode create with a label); the parts are "
-    "merged into one schema, closed once.",
+    "closed-allof": "Request bodies and answers built with allOf from parts that each forbid "
+    "additional properties reject every combined body (e.g. a Linode create with a label, or "
+    "a page of VPCs, whose envelope is closed without `data`); the parts are merged into one "
+    "schema, closed once.",
     "prose-pattern": "Config root_device has the pattern 'a-z, A-Z, 0-9, /, _, -', prose rather "
     "than a regular expression; it is dropped.",
     "interfaces-min-items": "Config interfaces require at least one item, while linode_api4 "
@@ -61,6 +62,13 @@ SPEC_CORRECTIONS = {
     "date-time accepts that form.",
     "x-filter-header": "X-Filter is JSON in a header, which openapi-core cannot deserialise; "
     "the simulator checks it itself against the collection's filterable fields.",
+    "newer-spec-fields": "The simulator serves what 4.229.1 adds: a Linode's "
+    "`interface_generation` (shown, and taken at create), Linode interfaces in a create's "
+    "`interfaces` (`public`, `vpc`, `vlan`, `default_route`, `firewall_id`, no `purpose`), "
+    "`config_id` of a subnet's Linode's interfaces and of a VPC address (null for a Linode "
+    "interface), and a VPC address's `nat_1_1` null without 1:1 NAT (as 4.229.1's Linode "
+    "interface has `nat_1_1_address`). "
+    "4.189.0's closed schemas lack them; they are let in there, with 4.229.1's types.",
     "missing-error-responses": "A few operations (GET /placement/groups/{groupId}, GET "
     "/linode/instances/{linodeId}/configs, ...) list only their 200 answer, though they too "
     "answer errors (404 for an unknown id); they get the `default` error response every other "
@@ -77,6 +85,11 @@ KNOWN_DIFFERENCES = {
     "assign (PlacementGroup.assign) and may in a create's `placement_group` "
     "(InstancePlacementGroupAssignment), and the real API takes it; the spec's closed bodies "
     "omit it. Both bodies are widened to take the boolean.",
+    "interface-firewall-id": "A Linode interface shows its `firewall_id` and an update takes "
+    "it (Akamai's API changelog, 2026-11-30, newer than 4.229.1: the active firewall of an "
+    "interface is viewed and changed by `firewall_id` on list, get and update; changing it "
+    "makes no new version). 4.229.1 has it only in a create's body; the update's body is "
+    "widened to take it.",
 }
 
 _LINODE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})?$")
@@ -132,6 +145,40 @@ _REAL_NULLS: tuple[tuple[frozenset[str], tuple[str, ...]], ...] = (
 )
 
 
+_LINODE_INTERFACE_PARTS = {
+    "firewall_id": {"type": "integer", "nullable": True},
+    "default_route": {"type": "object", "nullable": True},
+    "public": {"type": "object", "nullable": True},
+    "vpc": {"type": "object", "nullable": True},
+    "vlan": {"type": "object", "nullable": True},
+}
+
+
+def _newer_fields(spec: dict[str, Any], node: dict[str, Any], props: dict[str, Any]) -> None:
+    """`newer-spec-fields`: what 4.229.1 adds to objects 4.189.0 closes."""
+    names = set(props)
+    if {"hypervisor", "host_uuid", "watchdog_enabled"} <= names or {
+        "region",
+        "type",
+        "stackscript_id",
+        "booted",
+    } <= names:
+        props.setdefault(
+            "interface_generation", {"type": "string", "enum": ["legacy_config", "linode"]}
+        )
+    if {"purpose", "ipam_address"} <= names and "public" not in names:
+        props.update(copy.deepcopy(_LINODE_INTERFACE_PARTS))
+        if "required" in node:
+            node["required"] = [r for r in node["required"] if r != "purpose"] or None
+            if node["required"] is None:
+                del node["required"]
+    if names == {"active", "id"}:
+        props["config_id"] = {"type": "integer", "nullable": True}
+    if {"address", "vpc_id", "subnet_id", "linode_id", "config_id", "nat_1_1"} <= names:
+        for name in ("config_id", "nat_1_1"):
+            _nullable(spec, props, name)
+
+
 def _nullable(spec: dict[str, Any], props: dict[str, Any], name: str) -> None:
     prop = props[name]
     if "$ref" in prop:  # a shared schema: change a copy of it, here only
@@ -155,6 +202,7 @@ def _correct_schemas(spec: dict[str, Any]) -> None:
         props = node.get("properties")
         if not isinstance(props, dict):
             continue
+        _newer_fields(spec, node, props)
         for signature, names in _REAL_NULLS:
             if signature <= set(props):
                 for name in names:
@@ -201,6 +249,16 @@ def _take_compliant_only(spec: dict[str, Any]) -> None:
         schema.setdefault("properties", {})["compliant_only"] = flag
 
 
+def _take_interface_firewall(spec: dict[str, Any]) -> None:
+    """`interface-firewall-id`: a Linode interface's update takes `firewall_id`."""
+    path = "/{apiVersion}/linode/instances/{linodeId}/interfaces/{interfaceId}"
+    update = spec["paths"].get(path, {}).get("put", {})
+    for media in update.get("requestBody", {}).get("content", {}).values():
+        props = media.get("schema", {}).get("properties")
+        if isinstance(props, dict):
+            props.setdefault("firewall_id", {"type": "integer", "nullable": True})
+
+
 def correct_spec(spec: dict[str, Any]) -> dict[str, Any]:
     """Apply `SPEC_CORRECTIONS` (all but the two that live in the checker) to a spec copy,
     and widen the request bodies of `KNOWN_DIFFERENCES` to what clients send."""
@@ -215,13 +273,18 @@ def correct_spec(spec: dict[str, Any]) -> dict[str, Any]:
     for operation in operations:
         operation["responses"].setdefault("default", copy.deepcopy(errors))
         operation.pop("servers", None)
-        for media in operation.get("requestBody", {}).get("content", {}).values():
-            schema = media.get("schema")
-            if isinstance(schema, dict):
-                if "$ref" in schema:
-                    media["schema"] = schema = copy.deepcopy(_resolve(spec, schema))
-                _merge_closed_allof(spec, schema)
+        bodies = [operation.get("requestBody", {})] + [
+            _resolve(spec, r) for r in operation["responses"].values()
+        ]
+        for body in bodies:
+            for media in body.get("content", {}).values():
+                schema = media.get("schema")
+                if isinstance(schema, dict):
+                    if "$ref" in schema:
+                        media["schema"] = schema = copy.deepcopy(_resolve(spec, schema))
+                    _merge_closed_allof(spec, schema)
     _take_compliant_only(spec)
+    _take_interface_firewall(spec)
     _correct_schemas(spec)
     # Corrections copy the schemas they change; a second pass reaches inside the copies.
     _correct_schemas(spec)
@@ -292,9 +355,9 @@ def _read_spec(spec_path: Path) -> dict[str, Any]:
     return raw
 
 
-def load_spec_check(spec_path: Path):
-    """The check of traffic against the OpenAPI spec at `spec_path` (JSON, or gzipped JSON);
-    SpecCheckError for a file that is not one, or without openapi-core installed."""
+def _load_one(spec_path: Path):
+    """The check against one spec: it answers whether the spec has the operation, and the
+    problems it finds."""
     try:
         from openapi_core import Config, OpenAPI
         from openapi_core.datatypes import RequestParameters
@@ -303,6 +366,7 @@ def load_spec_check(spec_path: Path):
         raise SpecCheckError("checking against the OpenAPI spec needs openapi-core") from None
 
     raw = _read_spec(spec_path)
+    version = str(raw.get("info", {}).get("version", spec_path.name))
     config = Config(
         extra_format_validators={
             "date-time": lambda value: not isinstance(value, str) or bool(_LINODE_TIME.match(value))
@@ -347,19 +411,54 @@ def load_spec_check(spec_path: Path):
         status: int,
         response_headers: dict[str, str],
         answer: Any,
-    ) -> list[str]:
+    ) -> tuple[bool, list[str]]:
         request = _Request(method, path, params, headers, body)
         problems = []
-        if 200 <= status < 300:
-            problems += [
-                f"request {method} {path}: {_describe(e)}" for e in api.iter_request_errors(request)
-            ]
         response = _Response(status, response_headers, _to_spec_spelling(path, answer))
         for error in api.iter_response_errors(request, response):
-            unknown = type(error).__name__ in ("PathNotFound", "OperationNotFound")
-            if unknown and status in (404, 405):
-                continue  # the answer to a path or method the spec does not have
+            if type(error).__name__ in ("PathNotFound", "OperationNotFound"):
+                return False, []
             problems.append(f"response {status} to {method} {path}: {_describe(error)}")
+        if 200 <= status < 300:
+            problems[:0] = [
+                f"request {method} {path}: {_describe(e)}" for e in api.iter_request_errors(request)
+            ]
+        return True, problems
+
+    check.version = version  # type: ignore[attr-defined]
+    return check
+
+
+def load_spec_check(*spec_paths: Path):
+    """The check of traffic against the OpenAPI specs at `spec_paths` (JSON, or gzipped
+    JSON): each exchange is checked against every spec that has its operation, each problem
+    named with the spec's version when there are several; an answer to an operation that no
+    spec has is a problem, unless it is a 404 or 405. SpecCheckError for a file that is not
+    a spec, or without openapi-core installed."""
+    if not spec_paths:
+        raise SpecCheckError("no OpenAPI spec given")
+    checks = [_load_one(Path(p)) for p in spec_paths]
+    tagged = len(checks) > 1
+
+    def check(
+        method: str,
+        path: str,
+        params: dict[str, str],
+        headers: dict[str, str],
+        body: Any,
+        status: int,
+        response_headers: dict[str, str],
+        answer: Any,
+    ) -> list[str]:
+        problems: list[str] = []
+        known = False
+        for one in checks:
+            has, found = one(method, path, params, headers, body, status, response_headers, answer)
+            known = known or has
+            problems += [f"[{one.version}] {p}" if tagged else p for p in found]
+        if not known and status not in (404, 405):
+            problems.append(f"response {status} to {method} {path}: no spec has this operation")
         return problems
 
+    check.versions = tuple(one.version for one in checks)  # type: ignore[attr-defined]
     return check

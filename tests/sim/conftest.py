@@ -16,6 +16,8 @@ from swarmboot.sim.server import SimServer
 from ..conftest import REPO
 
 SPEC = REPO / "tests" / "data" / "linode-openapi-4.189.0.json.gz"
+# Linode's newest spec, as linode-cli 5.69.0 keeps it (tests/data/README.md).
+NEWEST_SPEC = REPO / "tests" / "data" / "linode-openapi-4.229.1-linode-cli-5.69.0.json.gz"
 TOKEN = "sim-test-token"
 FAST = 0.001  # real Linode timings times this: a boot takes 20 ms
 

@@ -1,0 +1,274 @@
+"""Linode interfaces: the `linode` interface generation, where interfaces belong to the
+Linode itself rather than to a config profile.
+
+The rules are those of the API reference ("Add a Linode interface"): interfaces are made,
+changed and deleted only while the Linode is offline or being created, though an
+interface's firewall can change at any time; each sets exactly one kind, `public`, `vpc` or
+`vlan`; a Linode has at most three, one public, one VPC, and VLANs with distinct labels;
+firewalls apply to public and VPC interfaces, never to VLANs. A Linode of the
+`legacy_config` generation has no Linode interfaces (its interfaces live in its config
+profiles) and is refused them.
+
+Records and rules only: each function is called with the simulator's lock held and raises
+the API's errors.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from swarmboot.sim import vpcs
+from swarmboot.sim.errors import bad_request, not_found
+from swarmboot.sim.inputs import Body
+from swarmboot.sim.model import Instance, LinodeInterface, World
+
+__all__ = [
+    "GENERATIONS",
+    "KINDS",
+    "create",
+    "delete",
+    "interface",
+    "settings_api",
+    "update",
+    "update_settings",
+]
+
+GENERATIONS = ("legacy_config", "linode")
+KINDS = ("public", "vpc", "vlan")
+# `rdma_vpc` (GPUDirect RDMA VPCs) is taken only as null: the simulator has no RDMA VPCs.
+_FIELDS = frozenset({"firewall_id", "default_route", "rdma_vpc", *KINDS})
+# While being made (created unbooted or provisioning) or offline, a Linode's interfaces
+# may change.
+_QUIET = ("offline", "provisioning")
+
+
+def interface(inst: Instance, interface_id: int) -> LinodeInterface:
+    found = inst.interfaces.get(interface_id)
+    if found is None:
+        raise not_found()
+    return found
+
+
+def _linode_generation(inst: Instance) -> None:
+    if inst.interface_generation != "linode":
+        raise bad_request(
+            "This Linode uses legacy config interfaces; use its config profiles", "interfaces"
+        )
+
+
+def _offline(inst: Instance) -> None:
+    if inst.status not in _QUIET:
+        raise bad_request("The Linode must be powered off to change its interfaces")
+
+
+def _firewall(world: World, raw: Any, kind: str, field: str) -> int | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, int) or isinstance(raw, bool):
+        raise bad_request("Must be an integer", field)
+    if kind == "vlan":
+        raise bad_request("Firewalls do not apply to VLAN interfaces", field)
+    if raw not in world.firewalls:
+        raise bad_request(f"Firewall {raw} not found", field)
+    return raw
+
+
+def _default_route(iface: LinodeInterface, raw: Any, field: str) -> None:
+    if raw is None:
+        return
+    body = Body(raw, frozenset({"ipv4", "ipv6"}))
+    ipv4, ipv6 = body.bool("ipv4"), body.bool("ipv6")
+    if ipv4 and iface.kind == "vlan":
+        raise bad_request("A VLAN interface cannot be the IPv4 default route", f"{field}.ipv4")
+    if ipv6 and iface.kind != "public":
+        raise bad_request("Only a public interface can be the IPv6 default route", f"{field}.ipv6")
+    if ipv4 is not None:
+        iface.default_ipv4 = ipv4
+    if ipv6 is not None:
+        iface.default_ipv6 = ipv6
+
+
+def _one_default(inst: Instance, iface: LinodeInterface) -> None:
+    """A Linode has one IPv4 and one IPv6 default route: the interface just set takes it."""
+    for other in inst.interfaces.values():
+        if other.id != iface.id:
+            other.default_ipv4 = other.default_ipv4 and not iface.default_ipv4
+            other.default_ipv6 = other.default_ipv6 and not iface.default_ipv6
+
+
+def _first(items: Any, field: str) -> dict[str, Any]:
+    if items is None:
+        return {}
+    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+        raise bad_request("Must be a list of objects", field)
+    if len(items) > 1:
+        raise bad_request("The simulator takes one address per interface", field)
+    return items[0] if items else {}
+
+
+def _public(inst: Instance, raw: dict[str, Any], field: str) -> None:
+    body = Body(raw, frozenset({"ipv4", "ipv6"}))
+    ipv4 = Body(body.dict("ipv4"), frozenset({"addresses"}))
+    address = _first(ipv4.raw.get("addresses"), f"{field}.ipv4.addresses").get("address")
+    if address not in (None, "auto", inst.ipv4_public):
+        raise bad_request(
+            f"Must be auto or the Linode's address {inst.ipv4_public}",
+            f"{field}.ipv4.addresses[0].address",
+        )
+
+
+def _vpc(world: World, inst: Instance, iface: LinodeInterface, raw: dict[str, Any], field: str):
+    body = Body(raw, frozenset({"subnet_id", "ipv4", "ipv6"}))
+    subnet_id = body.int("subnet_id", required=True) or 0
+    found = vpcs.find_subnet(world, subnet_id)
+    if found is None:
+        raise bad_request(f"Subnet {subnet_id} not found", f"{field}.subnet_id")
+    vpc, sub = found
+    if vpc.region != inst.region:
+        raise bad_request(
+            f"Subnet {subnet_id} is in {vpc.region}, the Linode in {inst.region}",
+            f"{field}.subnet_id",
+        )
+    ipv4 = Body(body.dict("ipv4"), frozenset({"addresses", "ranges"}))
+    if ipv4.raw.get("ranges"):
+        raise bad_request(
+            "The simulator does not route ranges to VPC interfaces", f"{field}.ipv4.ranges"
+        )
+    first = Body(
+        _first(ipv4.raw.get("addresses"), f"{field}.ipv4.addresses"),
+        frozenset({"address", "primary", "nat_1_1_address"}),
+    )
+    where = f"{field}.ipv4.addresses[0]"
+    keep = iface.vpc_address if iface.subnet_id == subnet_id else None
+    wanted = first.str("address")
+    if keep is not None and wanted in (None, "auto", keep):
+        address = keep
+    else:
+        iface.vpc_address = None  # its own address is free for the new choice
+        address = vpcs.take_address(world, sub, wanted, f"{where}.address")
+    nat = first.str("nat_1_1_address")
+    if nat not in (None, "auto", inst.ipv4_public):
+        raise bad_request(f"Must be auto or {inst.ipv4_public}", f"{where}.nat_1_1_address")
+    iface.vpc_id, iface.subnet_id, iface.vpc_address = vpc.id, sub.id, address
+    iface.nat_1_1 = inst.ipv4_public if nat is not None else None
+
+
+def _vlan(iface: LinodeInterface, raw: dict[str, Any], field: str) -> None:
+    body = Body(raw, frozenset({"vlan_label", "ipam_address"}))
+    iface.vlan_label = body.str("vlan_label", required=True)
+    iface.ipam_address = body.str("ipam_address")
+
+
+def _kind(body: Body) -> str:
+    if body.raw.get("rdma_vpc") is not None:
+        raise bad_request("The simulator has no RDMA VPCs", "rdma_vpc")
+    given = [k for k in KINDS if body.raw.get(k) is not None]
+    if len(given) != 1:
+        raise bad_request("Set exactly one of public, vpc and vlan", "public")
+    return given[0]
+
+
+def create(world: World, inst: Instance, raw: Any, now: str, field: str = "") -> LinodeInterface:
+    """A new interface on `inst` (`field` prefixes the names in errors: `interfaces[0].`)."""
+    _linode_generation(inst)
+    _offline(inst)
+    body = Body(raw, _FIELDS)
+    kind = _kind(body)
+    kinds = [i.kind for i in inst.interfaces.values()]
+    if len(kinds) >= 3:
+        raise bad_request("A Linode has at most three interfaces", f"{field}{kind}")
+    if kind in ("public", "vpc") and kind in kinds:
+        raise bad_request(f"A Linode has at most one {kind} interface", f"{field}{kind}")
+    iface_id = world.new_id("interface")
+    iface = LinodeInterface(
+        id=iface_id,
+        kind=kind,
+        mac_address="f2:3c:94:" + ":".join(f"{(iface_id >> s) & 0xFF:02x}" for s in (16, 8, 0)),
+        created=now,
+        updated=now,
+    )
+    iface.firewall_id = _firewall(world, body.raw.get("firewall_id"), kind, f"{field}firewall_id")
+    part = body.dict(kind) or {}
+    if kind == "public":
+        _public(inst, part, f"{field}public")
+    elif kind == "vpc":
+        _vpc(world, inst, iface, part, f"{field}vpc")
+    else:
+        _vlan(iface, part, f"{field}vlan")
+        if any(i.vlan_label == iface.vlan_label for i in inst.interfaces.values()):
+            raise bad_request("The Linode has an interface on this VLAN", f"{field}vlan.vlan_label")
+    _default_route(iface, body.raw.get("default_route"), f"{field}default_route")
+    inst.interfaces[iface.id] = iface
+    _one_default(inst, iface)
+    return iface
+
+
+def update(world: World, inst: Instance, interface_id: int, raw: Any, now: str) -> LinodeInterface:
+    _linode_generation(inst)
+    iface = interface(inst, interface_id)
+    body = Body(raw, _FIELDS)
+    if body.raw.get("rdma_vpc") is not None:
+        raise bad_request("The simulator has no RDMA VPCs", "rdma_vpc")
+    for other in KINDS:
+        if other != iface.kind and body.raw.get(other) is not None:
+            raise bad_request(f"A {iface.kind} interface cannot become {other}", other)
+    if "firewall_id" in body and body.raw["firewall_id"] is not None:
+        # Its firewall may change at any time, and that alone is no new version.
+        iface.firewall_id = _firewall(world, body.raw["firewall_id"], iface.kind, "firewall_id")
+    changes = {k: body.raw[k] for k in ("default_route", iface.kind) if body.raw.get(k) is not None}
+    if not changes:
+        return iface
+    _offline(inst)
+    if iface.kind == "public":
+        _public(inst, changes.get("public") or {}, "public")
+    elif iface.kind == "vpc" and "vpc" in changes:
+        _vpc(world, inst, iface, changes["vpc"], "vpc")
+    elif iface.kind == "vlan" and "vlan" in changes:
+        _vlan(iface, changes["vlan"], "vlan")
+    _default_route(iface, changes.get("default_route"), "default_route")
+    _one_default(inst, iface)
+    iface.version += 1
+    iface.updated = now
+    return iface
+
+
+def delete(inst: Instance, interface_id: int) -> None:
+    _linode_generation(inst)
+    interface(inst, interface_id)
+    _offline(inst)
+    del inst.interfaces[interface_id]
+
+
+def settings_api(inst: Instance) -> dict[str, Any]:
+    _linode_generation(inst)
+    ifaces = list(inst.interfaces.values())
+    return {
+        "network_helper": inst.network_helper,
+        "default_route": {
+            "ipv4_interface_id": next((i.id for i in ifaces if i.default_ipv4), None),
+            "ipv4_eligible_interface_ids": [i.id for i in ifaces if i.kind != "vlan"],
+            "ipv6_interface_id": next((i.id for i in ifaces if i.default_ipv6), None),
+            "ipv6_eligible_interface_ids": [i.id for i in ifaces if i.kind == "public"],
+        },
+    }
+
+
+def update_settings(inst: Instance, raw: Any) -> dict[str, Any]:
+    _linode_generation(inst)
+    body = Body(raw, frozenset({"network_helper", "default_route"}))
+    if "network_helper" in body:
+        inst.network_helper = bool(body.bool("network_helper"))
+    route = Body(body.dict("default_route"), frozenset({"ipv4_interface_id", "ipv6_interface_id"}))
+    for key, attr, eligible in (
+        ("ipv4_interface_id", "default_ipv4", ("public", "vpc")),
+        ("ipv6_interface_id", "default_ipv6", ("public",)),
+    ):
+        chosen = route.int(key)
+        if chosen is None:
+            continue
+        target = inst.interfaces.get(chosen)
+        if target is None or target.kind not in eligible:
+            raise bad_request(f"Interface {chosen} is not eligible", f"default_route.{key}")
+        for iface in inst.interfaces.values():
+            setattr(iface, attr, iface.id == chosen)
+    return settings_api(inst)
