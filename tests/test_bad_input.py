@@ -416,6 +416,14 @@ CASES = [
         says="SPEC: cluster.apt_upgrade: must be true or false, without quotes",
     ),
     Case(
+        "heartbeat-zero",
+        "a heartbeat of 0 seconds",
+        ("plan", "SPEC"),
+        spec=ONE_MANAGER.replace('name = "solo"', 'name = "solo"\nheartbeat = 0'),
+        says="SPEC: cluster.heartbeat: 0 is not a heartbeat: give whole seconds from 1 to 300 "
+        "(the default 20 gives nodes two minutes to reach a new leader; Docker's own is 5)",
+    ),
+    Case(
         "label-key-newline",
         "a node label name ending in a newline",
         ("plan", "SPEC"),
