@@ -21,7 +21,7 @@ from swarmboot.clock import Clock
 from swarmboot.cloud import CloudError
 from swarmboot.cluster import Context
 from swarmboot.errors import ExitCode, SwarmbootError
-from swarmboot.state import Instance, Observed, PublishedScript
+from swarmboot.state import CloudFirewall, Instance, Observed, PublishedScript
 
 __all__ = ["CreateLimiter", "NotReadyError", "Replan", "Run"]
 
@@ -77,10 +77,16 @@ class Run:
         self.instances: dict[str, Instance] = {i.label: i for i in observed.instances}
         self.script_id = next((s.id for s in observed.scripts if s.label == ctx.script.label), None)
         self.published: PublishedScript | None = None  # the API's answer to this run's publish
-        self.firewall_ids = {f.label: f.id for f in observed.firewalls}
+        # The cluster's Cloud Firewalls as the API answered each change this run made to
+        # them (their rules, the Linodes behind them).
+        self.firewalls: dict[str, CloudFirewall] = {f.label: f for f in observed.firewalls}
+        # The lists of the cloud (swarmboot.cluster.LINODES, ...) changed in a way the
+        # answers did not tell in full: the next look lists them.
+        self.relist: set[str] = set()
         self.placement_group_ids = {g.label: g.id for g in observed.placement_groups}
         self.tokens: tuple[str, str] | None = None  # secrets: kept in memory only
         self.limiter = CreateLimiter(*ctx.settings.create_limit, ctx.clock)
+        self.lock = threading.Lock()  # for what runners in parallel record here
         self.done: list[str] = []
         self.changes: list[Change] = []  # what the runners changed, as they changed it
         self.not_ready: dict[str, str] = {}
