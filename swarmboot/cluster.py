@@ -259,7 +259,8 @@ def observe(
     unchanged: frozenset[str] = frozenset(),
 ) -> Observed:
     """Read the world. With `nodes`, also each running node and the swarm over SSH. `keep`
-    and `unchanged`: lists of the cloud not read again (see `observe_cloud`)."""
+    and `unchanged`: lists of the cloud not read again (see `observe_cloud`); the Linodes
+    are listed all the same when a node that `keep` has running does not answer."""
     cloud = observe_cloud(ctx, keep=keep, unchanged=unchanged)
     mine = list(cloud.instances)
     reports: dict[str, NodeStatus] = {}
@@ -278,6 +279,11 @@ def observe(
                 members[inst.label] = held
             if failure is not None:
                 failures[inst.label] = failure
+        silent = [i for i in running if i.label not in {*members, *failures}]
+        if silent and LINODES in unchanged and keep is not None:
+            # Is its Linode still there (and running)?
+            cloud = observe_cloud(ctx, keep=keep, unchanged=unchanged - {LINODES})
+            mine = list(cloud.instances)
         swarm = _swarm_state(ctx, mine, reports)
         local = _local_views(ctx, mine, reports, swarm)
     # The config profile (kernel) matters only for nodes that are not ready yet.

@@ -260,3 +260,27 @@ def test_a_step_planned_before_its_facts_were_known_ends_the_round(world):
         assert run_steps(ctx, observe(ctx), (step,)) == []
     written = [r for r in SimAdmin(server.url, TOKEN).requests()[before:] if r["method"] != "GET"]
     assert written == []
+
+
+def test_a_linode_deleted_during_the_swarm_round_is_made_again_by_the_same_up(world):
+    """The look after a round takes the Linodes from the API's answers, but a node that no
+    longer answers is looked for in a list: gone, it is made again, not waited for."""
+    server, fleet = world
+    ctx = make_context(server, fleet)
+    gone = "itframe-gb-lon-worker-2"
+    ensure_network = ctx.swarm.ensure_network
+    deleted: list[int] = []
+
+    def and_delete_a_worker(manager, name, encrypted, subnet=None):
+        if not deleted:
+            inst = ctx.cloud.instance(gone)
+            ctx.cloud.delete_instance(inst.id)
+            deleted.append(inst.id)
+        return ensure_network(manager, name, encrypted, subnet)
+
+    ctx.swarm.ensure_network = and_delete_a_worker
+    result = up(ctx)
+    again = result.observed.instance(gone)
+    assert again is not None and again.id != deleted[0] and again.status == "running"
+    assert creates(server) == 10
+    assert result.observed.swarm.node(gone).state == "ready"

@@ -179,14 +179,14 @@ def _changes(step: Step) -> frozenset[str]:
     return frozenset({LINODES})  # a Linode's kernel, boot, disk, tags or power
 
 
-# Steps whose every change the run records as the API answered it (`Run.instances`,
+# Steps whose changes the run records as the API answered them (`Run.instances`,
 # `Run.firewalls`, `Run.published`): the look after a round of them takes the lists they
-# changed from that record. A Linode made in a placement group is not among them: its
-# compliance there is Linode's to tell.
+# changed from that record.
 _RECORDED = (
     PublishStackScript,
     EnsureCloudFirewall,
     SyncCloudFirewall,
+    CreateInstance,
     SetKernel,
     Boot,
     WaitReady,
@@ -194,10 +194,12 @@ _RECORDED = (
 )
 
 
-def _recorded(step: Step) -> bool:
+def _unrecorded(step: Step) -> frozenset[str]:
+    """The lists a step can change that the run does not record: a Linode made in a
+    placement group leaves the group's compliance for Linode to tell."""
     if isinstance(step, CreateInstance):
-        return step.placement_group is None
-    return isinstance(step, _RECORDED) or not _changes(step)
+        return frozenset({GROUPS}) if step.placement_group else frozenset()
+    return frozenset() if isinstance(step, _RECORDED) else _changes(step)
 
 
 def _refresh(run: Run, steps: tuple[Step, ...] = (), *, complete: bool = False) -> Observed:
@@ -209,7 +211,7 @@ def _refresh(run: Run, steps: tuple[Step, ...] = (), *, complete: bool = False) 
     record. After a round cut short, the Linodes are always listed."""
     keep = run.observed
     if complete:
-        changed = frozenset().union(*(_changes(s) for s in steps if not _recorded(s)))
+        changed = frozenset().union(*(_unrecorded(s) for s in steps))
         keep = replace(
             keep,
             instances=tuple(run.instances.values()),
