@@ -93,10 +93,13 @@ class Run:
         self.join_failures: collections.Counter[str] = collections.Counter()
         self.unjoined: set[str] = set()  # workers whose join failed in this round
         self.joined: dict[str, str] = {}  # the swarm node id of each node joined in this run
-        # The newest account event before this run changed a Linode (None: not read yet),
-        # and the transition it asked each Linode for last, with when: the waits follow
-        # them through the events after the mark.
+        # Where this run's events begin: the newest account event before it changed a
+        # Linode (None: not read), or, when it only made Linodes and booted those, the
+        # API's time the first of them was made (`created`: no event about them is older).
+        # And the transition it asked each Linode for last, with when: the waits follow
+        # them through the events from there.
         self.event_mark: int | None = None
+        self.events_from: str | None = None
         self.transitions: dict[int, tuple[str, float]] = {}
 
     def report(self, text: str) -> None:
@@ -119,10 +122,23 @@ class Run:
             reraise=True,
         )(fn)
 
+    @property
+    def events_known(self) -> bool:
+        """Whether this run's events can be told apart from older ones."""
+        return self.event_mark is not None or self.events_from is not None
+
+    def made(self, inst: Instance) -> None:
+        """A Linode this run made: without a mark, its events begin with the first made."""
+        if self.event_mark is None and inst.created is not None:
+            with self.lock:
+                if self.events_from is None or inst.created < self.events_from:
+                    self.events_from = inst.created
+
     def asked(self, linode_id: int, action: str, sent: float) -> None:
         """A transition asked of a Linode at `sent`: the waits follow it by its events, if
-        they can be told apart from older ones (the mark was read before it)."""
-        if self.event_mark is not None:
+        they can be told apart from older ones (the mark was read before it, or it is about
+        a Linode this run made)."""
+        if self.events_known:
             self.transitions[linode_id] = (action, sent)
 
     def instance(self, label: str) -> Instance:
