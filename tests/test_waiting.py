@@ -34,19 +34,20 @@ def test_one_node_is_waited_for_by_its_events_with_few_requests(linode_time):
     routes = _routes(server)
     # Its provisioning and boot end 55 s after the create: each noticed within a few seconds.
     assert 55.0 <= clock.now <= 60.0
-    # A read of the events for the provisioning's progress (the boot then goes when it is
-    # due), one for the boot's and one at its end: no list of the Linodes while they
-    # provision and boot, their ends told by the events (or, for the provisioning, by the
-    # boot's answer).
-    assert routes["GET /account/events"] <= 3
+    # Two reads of the events for the provisioning's progress (the first, a poll interval
+    # in, leaves its end seconds open; the second, when it may first have come, tells it
+    # closely and the boot goes when it is due), one for the boot's and one at its end: no
+    # list of the Linodes while they provision and boot, their ends told by the events (or,
+    # for the provisioning, by the boot's answer).
+    assert routes["GET /account/events"] <= 4
     # The Linodes listed by the first look only: the looks after each round take them,
     # and the firewalls, from the API's answers to what the round did.
     assert routes["GET /linode/instances"] == 1
     assert routes["GET /networking/firewalls"] == 1
     # The StackScript published, the nodes' firewall made, the one Linode created, its
-    # kernel read, booted; the firewall given its address; 13 requests in all (see
+    # kernel read, booted; the firewall given its address; 14 requests in all (see
     # test_the_requests_of_an_up_of_one_node).
-    assert sum(routes.values()) <= 13
+    assert sum(routes.values()) <= 14
 
 
 # Five nodes over two regions, eu-central's two managers in a placement group.
@@ -64,9 +65,10 @@ pools = [{ role = "manager", count = 1 }, { role = "worker", count = 1 }]
 # The requests of an `up` of one new node, by kind. The first look (the Linodes, firewalls,
 # placement groups and StackScripts); the StackScript published and the nodes' firewall made
 # (no load balancers: none of theirs); the Linode made, its kernel read, booted once its
-# provisioning was due by the progress one read of the events told (no mark read first: the
-# Linode is new); its boot followed by a read of its progress and one at its end; the
-# firewall given its address. No list after a round: the API's answers said it all.
+# provisioning was due by its progress, read twice in the events (a poll interval in, and
+# when its end may first have come; no mark read first: the Linode is new); its boot
+# followed by a read of its progress and one at its end; the firewall given its address.
+# No list after a round: the API's answers said it all.
 ONE_NODE = {
     "GET /linode/instances": 1,
     "GET /networking/firewalls": 1,
@@ -76,7 +78,7 @@ ONE_NODE = {
     "POST /networking/firewalls": 1,
     "POST /linode/instances": 1,
     "GET /linode/instances/{linodeId}/configs": 1,
-    "GET /account/events": 3,
+    "GET /account/events": 4,
     "POST /linode/instances/{linodeId}/boot": 1,
     "PUT /networking/firewalls/{firewallId}/rules": 1,
 }
@@ -98,7 +100,7 @@ def test_the_requests_of_an_up_of_five_nodes(linode_time):
     up(make_context(server, fleet, FIVE, clock))
     # As for one node, three per Linode, and eu-central's managers' placement group made,
     # then listed again after the Linodes went into it (their compliance is Linode's to
-    # tell); the same three reads of the events follow all five Linodes.
+    # tell); the same four reads of the events follow all five Linodes.
     assert _routes(server) == {
         **ONE_NODE,
         **dict.fromkeys(PER_LINODE, 5),
@@ -131,7 +133,7 @@ def test_a_boot_sent_before_its_provisioning_ended_is_sent_again_after_a_read(li
     assert result.observed.instances[0].status == "running"
     routes = _routes(server)
     # One more read of the events than when the first boot went through.
-    assert routes["GET /account/events"] == 4
+    assert routes["GET /account/events"] == 5
     assert routes["GET /linode/instances"] == 1
     # Booted a moment later, not a poll interval later: done as soon as on time.
     assert clock.now <= 60.0

@@ -59,18 +59,20 @@ class _Looks:
     run's mark answers for all of them. It is not asked about a transition asked for less
     than a poll interval ago (it has nothing to tell yet), nor about one whose event's
     progress (`percent_complete` of the time since the request) says it is not due yet;
-    a Linode made or rebuilt whose provisioning is due is booted without asking: the boot's
-    answer tells whether it has ended (a busy Linode is asked about at the next poll). A
-    transition that ended as asked gives its Linode's new status (`ended`); anything else
-    (an event this run did not cause: a shutdown, a deletion, a reboot) lists the Linodes.
-    A node whose transition this run did not start (it was found so) is listed for at every
-    poll."""
+    a Linode made or rebuilt whose provisioning is due is booted without asking, once its
+    progress tells the end closely (a whole percent read early leaves seconds open: it is
+    read again when the end may first have come): the boot's answer tells whether it has
+    ended (a busy Linode is asked about a moment later). A transition that ended as asked
+    gives its Linode's new status (`ended`); anything else (an event this run did not
+    cause: a shutdown, a deletion, a reboot) lists the Linodes. A node whose transition
+    this run did not start (it was found so) is listed for at every poll."""
 
     def __init__(self, run: Run) -> None:
         self.run = run
         self.since = run.event_mark
         self.failed: dict[int, str] = {}  # linode id -> why its last boot failed
-        self.ends: dict[tuple[int, str], float] = {}  # (linode id, action) -> when it is due
+        # (linode id, action) -> the earliest and the latest it can end, by its progress
+        self.ends: dict[tuple[int, str], tuple[float, float]] = {}
         self.ended: dict[int, str] = {}  # linode id -> its status, from its event
         # linode id -> the transition taken to have ended before its event said so
         self.presumed: dict[int, str] = {}
@@ -100,10 +102,10 @@ class _Looks:
         asking = any(self._ask(i, now, to_boot) for i in in_transition)
         if asking and not self._read_events({i.id for i in waited}):
             return True
-        # When to look next: when an end to act on is due, when the ends only to notice
+        # When to look next: when an end to act on may have come (to read its progress
+        # again while it is too coarse to act on) or is due, when the ends only to notice
         # are, and a poll interval after a transition whose progress is not known yet was
         # asked for (or after this read found none).
-        slack = self.slack
         acting: list[float] = []
         noticing: list[float] = []
         for inst in in_transition:
@@ -111,16 +113,19 @@ class _Looks:
             if inst.id in self.ended:
                 continue
             end = self.ends.get((inst.id, action))
-            bootable = action in _MADE and inst.label in to_boot
             if end is None:
                 acting.append(
                     sent + self.interval if now - sent < self.interval else now + self.interval
                 )
-            elif end + slack <= now and bootable:
+            elif not (action in _MADE and inst.label in to_boot):
+                noticing.append(end[1] + self.slack)
+            elif not self._precise(end):
+                acting.append(end[0])
+            elif end[1] + self.slack <= now:
                 self.ended[inst.id] = "offline"  # due: its boot tells whether it has ended
                 self.presumed[inst.id] = action
             else:
-                (acting if bootable else noticing).append(end + slack)
+                acting.append(end[1] + self.slack)
         if noticing:
             # Ends that only need noticing (a boot's: what follows is the node's own doing)
             # are looked for together, once those due within a poll interval of the soonest
@@ -139,17 +144,24 @@ class _Looks:
         moment to show."""
         return SOONEST * self.interval
 
+    def _precise(self, end: tuple[float, float]) -> bool:
+        """Whether an end is known closely enough to act on when it is due."""
+        return end[1] - end[0] <= self.slack
+
     def _ask(self, inst: Instance, now: float, to_boot: set[str]) -> bool:
-        """Whether the events must be read for a transition this run asked for."""
+        """Whether the events must be read for a transition this run asked for: its
+        progress is not known yet, or too coarse now that its end may have come, or the end
+        of one only to notice is due. (One to act on whose end is known closely is not
+        asked about: its boot tells.)"""
         action, sent = self.run.transitions[inst.id]
         if now - sent < self.interval:
             return False  # just asked: it has nothing to tell yet
         end = self.ends.get((inst.id, action))
         if end is None:
             return True
-        if end + self.slack > now:
-            return False  # not due yet
-        return not (action in _MADE and inst.label in to_boot)
+        if not (action in _MADE and inst.label in to_boot):
+            return end[1] + self.slack <= now
+        return not self._precise(end) and end[0] <= now
 
     def _read_events(self, ids: set[int]) -> bool:
         """Read the events since the last read: False if one was not this run's doing."""
@@ -176,8 +188,12 @@ class _Looks:
                 return False  # not this run's doing: look at the Linodes
             if event.status == "started":
                 if event.percent:
+                    # A whole percent: the end lies between these two.
                     elapsed = now - sent
-                    self.ends[(event.linode_id, asked)] = sent + elapsed * 100 / event.percent
+                    self.ends[(event.linode_id, asked)] = (
+                        sent + elapsed * 100 / (event.percent + 1),
+                        sent + elapsed * 100 / event.percent,
+                    )
                 continue
             status = _ENDS.get((event.action, event.status))
             if status is None:
