@@ -104,12 +104,13 @@ def _carry_out(run: Run, steps: tuple[Step, ...]) -> None:
     boots = [s for s in steps if isinstance(s, Boot)]
     wait = next((s for s in steps if isinstance(s, WaitReady)), None)
     made = {s.label for s in creates}
-    if run.event_mark is None and any(
+    if not run.events_known and any(
         isinstance(s, RebuildInstance) or (isinstance(s, Boot) and s.label not in made)
         for s in steps
     ):
         # The events after this one tell the waits how the Linodes rebuilt and booted fare.
-        # (The events of Linodes made in this run are told by when the first was made.)
+        # (Those of Linodes made in this run, and all after, are told by when the first of
+        # them was made.)
         run.event_mark = run.call("events", run.ctx.cloud.last_event_id)
     for step in steps:
         if isinstance(step, CreateInstance):
