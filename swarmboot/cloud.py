@@ -9,6 +9,7 @@ instead of being made twice.
 
 from __future__ import annotations
 
+import datetime
 import ipaddress
 import logging
 from collections.abc import Iterable
@@ -132,7 +133,9 @@ class CloudApi(Protocol):
     def set_tags(self, instance_id: int, tags: Iterable[str]) -> None: ...
     def rebuild_instance(self, instance_id: int, request: RebuildRequest) -> None: ...
     def last_event_id(self) -> int: ...
-    def linode_events(self, since: int) -> list[AccountEvent]: ...
+    def linode_events(
+        self, since: int | None, created_from: str | None = None
+    ) -> list[AccountEvent]: ...
     def rebuilt_since(self, instance_id: int, event_id: int) -> bool: ...
     def stackscripts(self) -> list[PublishedScript]: ...
     def stackscript_detail(self, script_id: int) -> dict[str, Any]: ...
@@ -183,6 +186,7 @@ def _instance(data: dict[str, Any]) -> Instance:
         ipv4_private=private,
         image=data.get("image"),
         placement_group_id=(data.get("placement_group") or {}).get("id"),
+        created=data.get("created"),
     )
 
 
@@ -424,13 +428,24 @@ class LinodeCloud:
         found = self._call("get", "/account/events?page_size=25")["data"]
         return max((e["id"] for e in found), default=0)
 
-    def linode_events(self, since: int) -> list[AccountEvent]:
-        """The account's events about Linodes after event `since`, oldest first: one request
-        for every Linode (more only past 500 events)."""
+    def linode_events(
+        self, since: int | None, created_from: str | None = None
+    ) -> list[AccountEvent]:
+        """The account's events about Linodes after event `since`, or else those created
+        from `created_from` on (an API time, such as a Linode's `created`; from a second
+        before it, as the API's stamps are whole seconds), oldest first: one request for
+        every Linode (more only past 500 events)."""
+        if since is not None:
+            after: dict[str, Any] = {"id": {"+gt": since}}
+        elif created_from is not None:
+            start = datetime.datetime.fromisoformat(created_from) - datetime.timedelta(seconds=1)
+            after = {"created": {"+gte": start.strftime("%Y-%m-%dT%H:%M:%S")}}
+        else:
+            raise ValueError("linode_events needs an event id or a time to start from")
         found = self._list(
             "/account/events",
             filters={
-                "+and": [{"id": {"+gt": since}}, {"entity.type": "linode"}],
+                "+and": [after, {"entity.type": "linode"}],
                 "+order_by": "id",
                 "+order": "asc",
             },

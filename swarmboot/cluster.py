@@ -46,6 +46,7 @@ from swarmboot.swarm import SwarmDriver, SwarmError
 __all__ = [
     "FIREWALLS",
     "GROUPS",
+    "LINODES",
     "SCRIPTS",
     "Context",
     "Settings",
@@ -187,8 +188,8 @@ def _members(text: str) -> tuple[str, ...]:
     return ()
 
 
-# What `observe_cloud` lists besides the Linodes, each of which `keep` can stand in for.
-SCRIPTS, FIREWALLS, GROUPS = "stackscripts", "firewalls", "placement_groups"
+# What `observe_cloud` lists, each of which `keep` can stand in for.
+LINODES, SCRIPTS, FIREWALLS, GROUPS = "linodes", "stackscripts", "firewalls", "placement_groups"
 
 
 def observe_cloud(
@@ -203,14 +204,29 @@ def observe_cloud(
     groups holding its group labels (of the spec's regions and those its Linodes are in),
     with their members. No node is contacted. With `account`, every Linode of the account is
     listed instead, to name the other clusters on it (who else may use the StackScript).
-    The lists named in `unchanged` (SCRIPTS, FIREWALLS, GROUPS) are taken from `keep`, an
-    earlier look that nothing since can have changed them from (the Linodes are always
-    listed)."""
+    The lists named in `unchanged` (LINODES, SCRIPTS, FIREWALLS, GROUPS) are taken from
+    `keep`: an earlier look, brought up to date with what the API answered to every change
+    made since (see swarmboot.apply.engine)."""
     spec = ctx.spec
-    found = ctx.cloud.instances() if account else ctx.cloud.instances(*listing(spec))
-    prefix = listing(spec)[1]
-    mine = [i for i in found if spec.tag in i.tags or i.label.startswith(prefix)]
-    regions = {i.region for i in mine}
+    if keep is not None and LINODES in unchanged and not account:
+        linodes = Observed(
+            keep.instances, keep.strangers, outsiders=keep.outsiders, unmarked=keep.unmarked
+        )
+        regions = {
+            i.region for i in (*keep.instances, *keep.strangers, *keep.outsiders, *keep.unmarked)
+        }
+    else:
+        found = ctx.cloud.instances() if account else ctx.cloud.instances(*listing(spec))
+        prefix = listing(spec)[1]
+        mine = [i for i in found if spec.tag in i.tags or i.label.startswith(prefix)]
+        linodes = Observed(
+            tuple(cluster_linodes(spec, mine, ctx.marks)),
+            tuple(strangers(spec, mine)),
+            outsiders=outsiders(spec, mine),
+            unmarked=unmarked(spec, mine, ctx.marks),
+            other_clusters=other_clusters(spec, found) if account else None,
+        )
+        regions = {i.region for i in mine}
     if keep is not None and FIREWALLS in unchanged:
         firewalls = [*keep.firewalls, *keep.foreign_firewalls]
     else:
@@ -225,15 +241,11 @@ def observe_cloud(
         scripts = keep.scripts
     else:
         scripts = tuple(ctx.cloud.stackscripts())
-    return Observed(
-        tuple(cluster_linodes(spec, mine, ctx.marks)),
-        tuple(strangers(spec, mine)),
-        scripts,
-        cluster_firewalls(spec, firewalls),
+    return replace(
+        linodes,
+        scripts=scripts,
+        firewalls=cluster_firewalls(spec, firewalls),
         foreign_firewalls=foreign_firewalls(spec, firewalls),
-        outsiders=outsiders(spec, mine),
-        unmarked=unmarked(spec, mine, ctx.marks),
-        other_clusters=other_clusters(spec, found) if account else None,
         placement_groups=tuple(groups),
         placement_unsupported=ctx.placement_unsupported,
     )
@@ -247,7 +259,8 @@ def observe(
     unchanged: frozenset[str] = frozenset(),
 ) -> Observed:
     """Read the world. With `nodes`, also each running node and the swarm over SSH. `keep`
-    and `unchanged`: lists of the cloud not read again (see `observe_cloud`)."""
+    and `unchanged`: lists of the cloud not read again (see `observe_cloud`); the Linodes
+    are listed all the same when a node that `keep` has running does not answer."""
     cloud = observe_cloud(ctx, keep=keep, unchanged=unchanged)
     mine = list(cloud.instances)
     reports: dict[str, NodeStatus] = {}
@@ -266,6 +279,11 @@ def observe(
                 members[inst.label] = held
             if failure is not None:
                 failures[inst.label] = failure
+        silent = [i for i in running if i.label not in {*members, *failures}]
+        if silent and LINODES in unchanged and keep is not None:
+            # Is its Linode still there (and running)?
+            cloud = observe_cloud(ctx, keep=keep, unchanged=unchanged - {LINODES})
+            mine = list(cloud.instances)
         swarm = _swarm_state(ctx, mine, reports)
         local = _local_views(ctx, mine, reports, swarm)
     # The config profile (kernel) matters only for nodes that are not ready yet.

@@ -559,12 +559,17 @@ def _cloud_firewalls(
     addresses: tuple[str, ...] | None,
     existing: dict[str, Instance],
 ) -> tuple[list[Step], list[Step]]:
-    """(Cloud Firewalls to create before the Linodes, firewalls to bring up to date)."""
+    """(Cloud Firewalls to create before the Linodes, firewalls to bring up to date). The
+    load balancers' one is made only for a cluster with load balancers (in the spec, or
+    kept from it); once made, it is kept up to date."""
     create: list[Step] = []
     sync: list[Step] = []
     devices = firewall_devices(spec, existing)
+    has_lb = any(n.role == "lb" for n in spec.nodes())
     for label, lb in cloud_firewall_labels(spec).items():
         current = observed.firewall(label)
+        if current is None and lb and not has_lb and not devices[label]:
+            continue
         if current is None:
             create.append(EnsureCloudFirewall(label, cloud_rules(spec, (), lb=lb)))
         if current is None or addresses is None:

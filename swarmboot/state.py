@@ -62,6 +62,8 @@ class Instance:
     config: tuple[int, str] | None = None
     # The placement group it is in (the API's `placement_group.id`), None if none.
     placement_group_id: int | None = None
+    # When it was made, as the API tells time (`created`, to the second, UTC).
+    created: str | None = None
 
     @property
     def rebuild_since(self) -> int | None:

@@ -273,3 +273,50 @@ def test_a_step_planned_before_its_facts_were_known_ends_the_round(world):
         assert run_steps(ctx, observe(ctx), (step,)) == []
     written = [r for r in SimAdmin(server.url, TOKEN).requests()[before:] if r["method"] != "GET"]
     assert written == []
+
+
+def _during_the_swarm_round(ctx, label: str, act) -> list[int]:
+    """Have `act(linode_id)` done to `label`'s Linode once, as the swarm round ends (when
+    the overlay network is made); the id it was done to."""
+    ensure_network = ctx.swarm.ensure_network
+    done: list[int] = []
+
+    def and_act(manager, name, encrypted, subnet=None):
+        if not done:
+            done.append(ctx.cloud.instance(label).id)
+            act(done[0])
+        return ensure_network(manager, name, encrypted, subnet)
+
+    ctx.swarm.ensure_network = and_act
+    return done
+
+
+def test_a_linode_deleted_during_the_swarm_round_is_made_again_by_the_same_up(world):
+    """The look after a round takes the Linodes from the API's answers, but a node that no
+    longer answers is looked for in a list: gone, it is made again, not waited for."""
+    server, fleet = world
+    ctx = make_context(server, fleet)
+    gone = "itframe-gb-lon-worker-2"
+    deleted = _during_the_swarm_round(ctx, gone, ctx.cloud.delete_instance)
+    result = up(ctx)
+    again = result.observed.instance(gone)
+    assert again is not None and again.id != deleted[0] and again.status == "running"
+    assert creates(server) == 10
+    assert result.observed.swarm.node(gone).state == "ready"
+
+
+def test_a_linode_shut_down_during_the_swarm_round_is_booted_again_by_the_same_up(world):
+    """The same for a Linode powered off: listed as offline, it is booted again (its events
+    followed from when this run made the first Linode, no mark read) and rejoins."""
+    server, fleet = world
+    ctx = make_context(server, fleet)
+    off = "itframe-eu-central-worker-1"
+    shut = _during_the_swarm_round(ctx, off, ctx.cloud.shutdown)
+    result = up(ctx)
+    again = result.observed.instance(off)
+    assert again.id == shut[0] and again.status == "running"
+    assert creates(server) == 9
+    assert result.observed.swarm.node(off).state == "ready"
+    admin = SimAdmin(server.url, TOKEN)
+    boots = [r for r in admin.requests() if r["route"].endswith("/boot")]
+    assert len(boots) == 10

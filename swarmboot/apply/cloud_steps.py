@@ -15,7 +15,7 @@ from swarmboot.adopt import MarkInstance
 from swarmboot.apply.run import Replan, Run
 from swarmboot.clock import stop_after
 from swarmboot.cloud import CloudError, CreateRequest, RebuildRequest
-from swarmboot.cluster import Context
+from swarmboot.cluster import FIREWALLS, Context
 from swarmboot.down import DeleteCloudFirewall, DeletePlacementGroup, DeleteStackScript
 from swarmboot.errors import SwarmbootError
 from swarmboot.keys import new_host_key
@@ -53,7 +53,7 @@ def _ensure_firewall(run: Run, step: EnsureCloudFirewall) -> None:
         "firewall",
         lambda: run.ctx.cloud.create_firewall(step.label, step.rules.api(), [run.ctx.spec.tag]),
     )
-    run.firewall_ids[step.label] = made.id
+    run.firewalls[step.label] = made
     run.report(step.describe())
     run.changed("firewall_created", step.label, made.id)
 
@@ -63,8 +63,8 @@ def _sync_firewall(run: Run, step: SyncCloudFirewall) -> None:
     if firewall_id is None or step.linode_ids is None:
         raise Replan(f"{step.describe()}: planned before its devices were known")
     rules = step.rules.api() if step.rules is not None else None
-    listed = run.observed.firewall(step.label)
-    attached = listed.linode_ids if listed is not None and listed.id == firewall_id else None
+    known = run.firewalls.get(step.label)
+    attached = known.linode_ids if known is not None and known.id == firewall_id else None
     try:
         run.call(
             "firewall",
@@ -74,6 +74,17 @@ def _sync_firewall(run: Run, step: SyncCloudFirewall) -> None:
         if exc.status == 404:
             raise Replan(f"Cloud Firewall {step.label} is gone") from None
         raise
+    if known is not None and known.id == firewall_id:
+        run.firewalls[step.label] = replace(
+            known,
+            inbound=step.rules.key() if step.rules is not None else known.inbound,
+            inbound_policy=step.rules.inbound_policy
+            if step.rules is not None
+            else known.inbound_policy,
+            linode_ids=tuple(sorted(step.linode_ids)),
+        )
+    else:
+        run.relist.add(FIREWALLS)
     run.report(step.describe())
     run.changed("firewall_updated", step.label, firewall_id)
 
@@ -159,7 +170,7 @@ def create(run: Run, step: CreateInstance) -> Instance:
         ),
         root_pass=_root_password(ctx),
         private_ip=(not spec.multi_region or spec.cluster.advertise == "private"),
-        firewall_id=run.firewall_ids.get(step.firewall),
+        firewall_id=firewall.id if (firewall := run.firewalls.get(step.firewall)) else None,
         placement_group_id=(
             _placement_group_id(run, step.placement_group) if step.placement_group else None
         ),
@@ -176,8 +187,16 @@ def create(run: Run, step: CreateInstance) -> Instance:
             run.limiter.answered(slot)
 
     inst = run.call("create", attempt)
-    run.asked(inst.id, "linode_create", sent[0])
-    run.instances[inst.label] = inst
+    run.made(inst)
+    # The API began it somewhere between the request and its answer.
+    run.asked(inst.id, "linode_create", (sent[0] + ctx.clock.monotonic()) / 2)
+    with run.lock:  # creates run in parallel
+        run.instances[inst.label] = inst
+        # Made behind its firewall: the API attaches it with the create.
+        behind = run.firewalls.get(step.firewall)
+        if behind is not None and behind.id == request.firewall_id:
+            ids = tuple(sorted({*behind.linode_ids, inst.id}))
+            run.firewalls[step.firewall] = replace(behind, linode_ids=ids)
     run.report(step.describe())
     run.changed("linode_created", inst.label, inst.id)
     return inst
