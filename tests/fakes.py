@@ -177,7 +177,10 @@ class FakeFleet:
         pass
 
     def node(self, label: str) -> FakeNode:
-        return next(n for n in self.nodes.values() if n.machine.label == label)
+        # Under the lock: the simulator's backend adds machines from its own threads, and a
+        # dict that grows while it is iterated raises.
+        with self.lock:
+            return next(n for n in self.nodes.values() if n.machine.label == label)
 
 
 class FakeRemote:
