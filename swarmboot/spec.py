@@ -139,6 +139,11 @@ class Cluster(_Strict):
     image: str = "linode/debian12"
     type: str = "g6-standard-2"
     stackscript: str = "debian12-swarm-node.sh"
+    # How a new or rebuilt Linode runs that script on its first boot: as a StackScript (the
+    # default: proven, and open to every region and image), or as cloud-init user data
+    # through Linode's Metadata service (regions with `Metadata`, images with `cloud-init`;
+    # nothing is published to the account). See README, "Bootstrap: StackScript or cloud-init".
+    bootstrap: Literal["stackscript", "cloud-init"] = "stackscript"
     advertise: Literal["auto", "private", "public"] = "auto"
     docker_source: Literal["docker", "debian"] = "docker"
     admin_ssh_keys: tuple[str, ...] = ()

@@ -66,6 +66,13 @@ def rendered() -> dict[str, render.RenderedScript]:
 
 
 @pytest.fixture(scope="session")
+def cloud_configs(rendered) -> dict[str, render.RenderedCloudConfig]:
+    """Each StackScript's cloud-config, by the StackScript's name."""
+    configs = render.render_cloud_configs(TEMPLATES, tuple(rendered.values()))
+    return {c.script: c for c in configs}
+
+
+@pytest.fixture(scope="session")
 def spec_check():
     """Linode's OpenAPI spec, to check every exchange with the simulator against."""
     from swarmboot.sim.speccheck import load_spec_check
