@@ -29,9 +29,21 @@ from swarmboot.errors import ExitCode, SwarmbootError
 from swarmboot.files import FileTooLarge, NotAFile, read_capped
 from swarmboot.quorum import region_warnings
 
-__all__ = ["Cluster", "Lb", "NodePlan", "Pool", "Region", "Spec", "SpecError", "load_spec"]
+__all__ = [
+    "Bootstrap",
+    "Cluster",
+    "Lb",
+    "NodePlan",
+    "Pool",
+    "Region",
+    "Spec",
+    "SpecError",
+    "load_spec",
+    "with_bootstrap",
+]
 
 Role = Literal["manager", "worker", "lb"]
+Bootstrap = Literal["stackscript", "cloud-init"]
 ROLES: tuple[Role, ...] = ("manager", "lb", "worker")  # the order nodes are made in
 
 # A DNS label that is also a valid start of a Linode label (a letter first).
@@ -143,7 +155,7 @@ class Cluster(_Strict):
     # default: proven, and open to every region and image), or as cloud-init user data
     # through Linode's Metadata service (regions with `Metadata`, images with `cloud-init`;
     # nothing is published to the account). See README, "Bootstrap: StackScript or cloud-init".
-    bootstrap: Literal["stackscript", "cloud-init"] = "stackscript"
+    bootstrap: Bootstrap = "stackscript"
     advertise: Literal["auto", "private", "public"] = "auto"
     docker_source: Literal["docker", "debian"] = "docker"
     admin_ssh_keys: tuple[str, ...] = ()
@@ -653,6 +665,13 @@ def load_spec(path: Path) -> Spec:
             [f"{path}: not UTF-8 text (byte {exc.start}); save the spec as UTF-8 (TOML is)"]
         ) from None
     return parse_spec(text, source=str(path), base=path.parent)
+
+
+def with_bootstrap(spec: Spec, bootstrap: Bootstrap) -> Spec:
+    """The spec with cluster.bootstrap as the command line says (`--bootstrap`)."""
+    return spec.model_copy(
+        update={"cluster": spec.cluster.model_copy(update={"bootstrap": bootstrap})}
+    )
 
 
 def check_against_catalog(
