@@ -55,7 +55,7 @@ def test_a_cloud_config_writes_its_script_byte_for_byte_and_runs_it_once(
     assert command[2].endswith(f"exec /bin/bash {script_path}")
     assert f". {facts.NODE_ENV_FILE} " in command[2]
     # root keeps its keys; no default user; the one pinned host key
-    assert (data["users"], data["disable_root"], data["ssh_genkeytypes"]) == ([], False, [])
+    assert (data["users"], data["disable_root"], data["ssh_deletekeys"]) == ([], False, True)
     # Nothing secret: no field value, no key.
     assert "PRIVATE KEY" not in config.text and "ssh_keys" not in data
 
