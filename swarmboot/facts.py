@@ -11,6 +11,8 @@ __all__ = [
     "GRUB_KERNEL",
     "LOG_PATH",
     "MEMBERS_FILE",
+    "METADATA_IPV4",
+    "METADATA_IPV6",
     "NFT_MEMBERS_SET",
     "NFT_TABLE",
     "NODE_ENV_FILE",
@@ -63,3 +65,6 @@ MEMBERS_FILE = "/etc/swarmboot/swarm-members.nft"
 # /run, a tmpfs: never on the disk; the script's start removes it).
 CLOUD_INIT_SCRIPT_DIR = "/var/lib/swarmboot/bootstrap"
 NODE_ENV_FILE = "/run/swarmboot/node.env"
+# Linode's Metadata service, as a node reaches it (its link-local addresses).
+METADATA_IPV4 = "169.254.169.254"
+METADATA_IPV6 = ("fd00:a9fe:a9fe::1", "fe80::a9fe:a9fe")

@@ -197,6 +197,8 @@ def _common_context() -> dict[str, object]:
         "nft_table": facts.NFT_TABLE,
         "nft_members_set": facts.NFT_MEMBERS_SET,
         "members_file": facts.MEMBERS_FILE,
+        "metadata_ipv4": facts.METADATA_IPV4,
+        "metadata_ipv6": facts.METADATA_IPV6,
     }
 
 

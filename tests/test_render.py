@@ -111,6 +111,15 @@ def test_firewall_opens_every_swarm_port_to_members_only(rendered):
     assert f'include "{facts.MEMBERS_FILE}"' in conf
 
 
+def test_containers_do_not_reach_the_metadata_service(rendered):
+    text = rendered["debian12-swarm-node.sh"].text
+    conf = text.split("<<'NFT'\n", 1)[1].split("\nNFT\n", 1)[0]
+    forward = conf.split("chain forward {", 1)[1].split("}\n", 1)[0]
+    assert "hook forward priority filter; policy accept;" in forward
+    assert f"ip daddr {facts.METADATA_IPV4} drop" in forward
+    assert f"ip6 daddr {{ {', '.join(facts.METADATA_IPV6)} }} drop" in forward
+
+
 def test_daemon_json_suits_swarm_mode(rendered):
     text = rendered["debian12-swarm-node.sh"].text
     daemon = json.loads(text.split("<<'JSON'\n", 1)[1].split("\nJSON\n", 1)[0])
