@@ -307,6 +307,7 @@ def create(sim: Simulator, raw: Any) -> Instance:
             stackscript=deployment["stackscript"],
             stackscript_data=deployment["stackscript_data"],
             user_data=deployment["user_data"],
+            has_user_data=deployment["user_data"] is not None,
             placement_group_id=group.id if group is not None else None,
         )
         _lay_disks(sim, inst, deployment["image"], swap)
@@ -420,6 +421,7 @@ def rebuild(sim: Simulator, iid: int, raw: Any) -> Instance:
         inst.stackscript = deployment["stackscript"]
         inst.stackscript_data = deployment["stackscript_data"]
         inst.user_data = deployment["user_data"]
+        inst.has_user_data = deployment["user_data"] is not None
         inst.first_boot = True
         if deployment["script"] is not None:
             deployment["script"].deployments_total += 1

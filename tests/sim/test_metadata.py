@@ -76,7 +76,7 @@ def test_user_data_is_taken_at_create_and_at_rebuild_where_the_capabilities_are(
         root_pass=PASSWORD,
         metadata=client.linode.build_instance_metadata(user_data=CLOUD_CONFIG),
     )
-    plain.invalidate()
+    wait_for(plain, "running")  # rebuilt and booted: the first boot took the user data
     assert plain.has_user_data is True
 
 
