@@ -4,8 +4,9 @@ Each node is a network namespace with the Linode's addresses on its eth0 (a port
 region's bridge in the lab router) and, in fresh mount, PID and UTS namespaces, an overlay
 root over the lab's node image. Its first boot after a deploy runs the Linode's StackScript
 with its fields, as Linode does, or Debian's cloud-init on the Linode's user data (a NoCloud
-seed stands in for the Metadata service); sshd comes up at once with the Linode's authorized keys and
-the host key swarmboot passed in, Docker when the StackScript (or a later boot) starts it.
+seed stands in for the Metadata service). sshd comes up at once with the Linode's authorized
+keys and the host key swarmboot passed in (put in place by cloud-init's first stages, for
+user data), Docker when the node script (or a later boot) starts it.
 Stop ends the node's processes and keeps its disk; rebuild and delete wipe it. Nothing
 outlives `close()`: not a namespace, a mount, a process or a route.
 
