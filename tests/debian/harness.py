@@ -9,6 +9,7 @@ with it. The namespace reaches the Debian mirror only through a forwarder on its
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import ctypes
 import http.server
@@ -19,9 +20,10 @@ import shutil
 import socket
 import subprocess
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from swarmboot import facts
 from swarmboot.lab import image
@@ -430,3 +432,28 @@ class DebianNode:
         self._closers.clear()
         if errors:
             raise HarnessError(f"cleanup failed: {errors}")
+
+
+def per_release(
+    make: Callable[[str, Path], Any], names: Mapping[str, str], tmp_path_factory: Any
+) -> Iterator[dict[str, Any]]:
+    """`make(name, workdir)` for every script name at once, each giving something with a
+    `node`: each run is mostly a single-threaded dpkg or a wait on the mirror, so two go side
+    by side on two cores. Yields them by name; every node made is closed afterwards."""
+    with concurrent.futures.ThreadPoolExecutor(len(names)) as pool:
+        futures = {
+            name: pool.submit(
+                make, name, tmp_path_factory.mktemp(name.removesuffix(".sh")) / "node"
+            )
+            for name in sorted(names)
+        }
+        concurrent.futures.wait(futures.values())
+    done = {name: f.result() for name, f in futures.items() if f.exception() is None}
+    try:
+        for future in futures.values():
+            if future.exception() is not None:
+                raise future.exception()
+        yield done
+    finally:
+        for each in done.values():
+            each.node.close()

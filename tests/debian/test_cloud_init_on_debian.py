@@ -12,9 +12,7 @@ with the same fields, finds nothing to change and reports the same.
 from __future__ import annotations
 
 import base64
-import concurrent.futures
 import hashlib
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,26 +27,17 @@ from swarmboot.userdata import node_user_data
 from ..conftest import STACKSCRIPTS
 from . import harness
 from .test_stackscript_on_debian import (
-    MEMBERS,
     ORCHESTRATOR_KEY,
     RELEASES,
     _ed25519,
-    _missing_prerequisites,
+    authorize_orchestrator,
+    worker_fields,
 )
 
 pytestmark = pytest.mark.debian
 
 # What changes between two runs whatever they do.
 TIMES = ("started_at", "finished_at", "changes")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _prerequisites():
-    missing = _missing_prerequisites()
-    if missing:
-        if os.environ.get("SWARMBOOT_REQUIRE_DEBIAN_TESTS") == "1":
-            pytest.fail(f"the Debian tests cannot run here: {missing}")
-        pytest.skip(missing)
 
 
 @dataclass
@@ -65,27 +54,12 @@ class Booted:
 def _boot(name: str, workdir: Path) -> Booted:
     host_key = new_host_key()
     _, admin_public = _ed25519()
-    fields = {
-        "hostname": "itframe-eu-central-worker-1",
-        "cluster": "itframe",
-        "swarm_role": "worker",
-        "zone": "eu-central",
-        "admin_ssh_keys": admin_public + " ops",
-        "admin_user": "ops",
-        "docker_source": "debian",
-        "swarm_members": ",".join(MEMBERS),
-        "ssh_host_key": host_key.private_b64,
-        "apt_upgrade": "yes",
-    }
+    fields = worker_fields(host_key.private_b64, admin_public)
     config = (STACKSCRIPTS / cloud_config_name(name)).read_text()
     node = harness.DebianNode(RELEASES[name], workdir)
     try:
         node.install_cloud_init()
-        # Linode puts the create call's authorized_keys in place before the first boot.
-        ssh_dir = node.root / "root/.ssh"
-        ssh_dir.mkdir(mode=0o700, exist_ok=True)
-        (ssh_dir / "authorized_keys").write_text(ORCHESTRATOR_KEY + "\n")
-        (ssh_dir / "authorized_keys").chmod(0o600)
+        authorize_orchestrator(node)
         first = node.run_cloud_init(
             node_user_data(config, fields, host_key), "linode4242", fields["hostname"]
         )
@@ -98,23 +72,7 @@ def _boot(name: str, workdir: Path) -> Booted:
 
 @pytest.fixture(scope="module")
 def _booted_all(tmp_path_factory) -> Iterator[dict[str, Booted]]:
-    with concurrent.futures.ThreadPoolExecutor(len(RELEASES)) as pool:
-        futures = {
-            name: pool.submit(
-                _boot, name, tmp_path_factory.mktemp(name.removesuffix(".sh")) / "node"
-            )
-            for name in sorted(RELEASES)
-        }
-        concurrent.futures.wait(futures.values())
-    done = {name: f.result() for name, f in futures.items() if f.exception() is None}
-    try:
-        for future in futures.values():
-            if future.exception() is not None:
-                raise future.exception()
-        yield done
-    finally:
-        for each in done.values():
-            each.node.close()
+    yield from harness.per_release(_boot, RELEASES, tmp_path_factory)
 
 
 @pytest.fixture(scope="module", params=sorted(RELEASES))
