@@ -493,7 +493,7 @@ CASES = [
         ("plan", "SPEC", "--bootstrap", "cloud-init"),
         spec=_with(EXAMPLE, "admin_ssh_keys = []", 'admin_ssh_keys = ["many.pub"]'),
         files={"many.pub": "".join(_key(n) + "\n" for n in range(300))},
-        says='SPEC: cluster.admin_ssh_keys: a node\'s cloud-init user data would be 77741 bytes, Linode takes at most 65535; give fewer admin keys, or use cluster.bootstrap = "stackscript"',
+        says='SPEC: cluster.admin_ssh_keys: a node\'s cloud-init user data would be 78395 bytes, Linode takes at most 65535; give fewer admin keys, or use cluster.bootstrap = "stackscript"',
     ),
     Case(
         "deploy-stack-missing",
