@@ -129,9 +129,9 @@ def _as_linode_disk(node: harness.DebianNode) -> None:
         raise VmError("update-grub did not write root=/dev/sda into grub.cfg")
 
 
-def _unit(root: Path, name: str, text: str) -> None:
+def _unit(root: Path, name: str, text: str, target: str = "multi-user.target") -> None:
     (root / "etc/systemd/system" / name).write_text(text)
-    wants = root / "etc/systemd/system/multi-user.target.wants"
+    wants = root / f"etc/systemd/system/{target}.wants"
     wants.mkdir(parents=True, exist_ok=True)
     link = wants / name
     link.unlink(missing_ok=True)
@@ -143,7 +143,7 @@ def _install_checks(
     fields: dict[str, str],
     *,
     first_boot: bool = False,
-    first_boot_script: Path = HERE / "guest-first-boot.sh",
+    cloud_init: bool = False,
 ) -> None:
     """The boot-time checks: a oneshot unit that reports and powers off. With `first_boot`,
     a unit standing in for Linode's first-boot StackScript run comes first and reboots."""
@@ -164,17 +164,23 @@ def _install_checks(
     )
     if first_boot:
         first = root / "usr/local/sbin/swarmboot-vmfirstboot"
-        shutil.copyfile(first_boot_script, first)
+        script = "guest-cloud-init-first-boot.sh" if cloud_init else "guest-first-boot.sh"
+        shutil.copyfile(HERE / script, first)
         first.chmod(0o755)
+        # After cloud-init's last stage, which comes after multi-user.target: the unit is
+        # then cloud-init.target's, or the two orderings would make a cycle.
+        target = "cloud-init.target" if cloud_init else "multi-user.target"
         _unit(
             root,
             "swarmboot-vmfirstboot.service",
-            "[Unit]\nDescription=the StackScript on first boot, as Linode runs it\n"
+            "[Unit]\nDescription=the node script on first boot, as Linode runs it\n"
             f"ConditionPathExists=!{done_marker}\n"
-            "Wants=network-online.target\nAfter=network-online.target cloud-final.service\n"
-            "[Service]\nType=oneshot\nTimeoutStartSec=infinity\n"
+            "Wants=network-online.target\nAfter=network-online.target"
+            + (" cloud-final.service\n" if cloud_init else "\n")
+            + "[Service]\nType=oneshot\nTimeoutStartSec=infinity\n"
             "ExecStart=/usr/local/sbin/swarmboot-vmfirstboot\n"
-            "[Install]\nWantedBy=multi-user.target\n",
+            f"[Install]\nWantedBy={target}\n",
+            target,
         )
     env = root / "root/.vmcheck-env"
     env.write_text("".join(f"{k}={_quote(v)}\n" for k, v in fields.items()))
@@ -307,7 +313,7 @@ def build_image(log=print, *, cloud_init: bool = False) -> Path:
         else:
             script.write_text(SCRIPT.read_text())
             script.chmod(0o700)
-        _install_checks(root, fields, first_boot=True, first_boot_script=first_boot)
+        _install_checks(root, fields, first_boot=True, cloud_init=cloud_init)
         log(f"packing the image ({DISK_SIZE}, ext4 labelled linroot)")
         partial = image.with_suffix(".partial")
         _pack(root, partial)
