@@ -468,15 +468,13 @@ def _check_bootstrap(spec: Spec, observed: Observed) -> None:
     lacking = []
     regions = sorted(observed.metadata_unsupported & set(spec.regions))
     if regions:
-        lacking.append(
-            f"region{'s' if len(regions) > 1 else ''} {', '.join(regions)} (no Metadata)"
-        )
+        lacking.append(f"no Metadata service in {', '.join(regions)}")
     if spec.cluster.image in observed.cloud_init_unsupported:
-        lacking.append(f"image {spec.cluster.image} (no cloud-init)")
+        lacking.append(f"no cloud-init capability for the image {spec.cluster.image}")
     if lacking:
         raise PlanError(
-            f'cluster.bootstrap = "cloud-init", but Linode offers it not for '
-            f"{' nor for '.join(lacking)}: it would refuse the nodes' user data",
+            f'cluster.bootstrap = "cloud-init", but Linode\'s catalogue has '
+            f"{' and '.join(lacking)}: it would refuse the nodes' user data",
             hint='use the StackScript: cluster.bootstrap = "stackscript" (or --bootstrap '
             "stackscript), or regions and an image whose catalogue entries have Metadata "
             "and cloud-init",

@@ -477,7 +477,7 @@ CASES = [
         "cloud-init as the bootstrap in a region without Linode's Metadata service",
         ("plan", "SPEC", "--bootstrap", "cloud-init"),
         withheld={"gb-lon": ["Metadata"]},
-        says='cluster.bootstrap = "cloud-init", but Linode offers it not for region gb-lon (no Metadata): it would refuse the nodes\' user data; use the StackScript: cluster.bootstrap = "stackscript" (or --bootstrap stackscript), or regions and an image whose catalogue entries have Metadata and cloud-init',
+        says='cluster.bootstrap = "cloud-init", but Linode\'s catalogue has no Metadata service in gb-lon: it would refuse the nodes\' user data; use the StackScript: cluster.bootstrap = "stackscript" (or --bootstrap stackscript), or regions and an image whose catalogue entries have Metadata and cloud-init',
     ),
     Case(
         "cloud-init-image",
@@ -485,7 +485,7 @@ CASES = [
         ("up", "SPEC"),
         spec=ONE_MANAGER.replace('name = "solo"', 'name = "solo"\nbootstrap = "cloud-init"'),
         withheld={"linode/debian12": ["cloud-init"]},
-        says='cluster.bootstrap = "cloud-init", but Linode offers it not for image linode/debian12 (no cloud-init): it would refuse the nodes\' user data; use the StackScript: cluster.bootstrap = "stackscript" (or --bootstrap stackscript), or regions and an image whose catalogue entries have Metadata and cloud-init',
+        says='cluster.bootstrap = "cloud-init", but Linode\'s catalogue has no cloud-init capability for the image linode/debian12: it would refuse the nodes\' user data; use the StackScript: cluster.bootstrap = "stackscript" (or --bootstrap stackscript), or regions and an image whose catalogue entries have Metadata and cloud-init',
     ),
     Case(
         "cloud-init-user-data-too-long",
