@@ -9,6 +9,7 @@ instead of being made twice.
 
 from __future__ import annotations
 
+import base64
 import datetime
 import ipaddress
 import logging
@@ -34,6 +35,7 @@ from swarmboot.state import (
 
 __all__ = [
     "AccountEvent",
+    "Catalogue",
     "CatalogueRegion",
     "CloudApi",
     "CloudError",
@@ -72,18 +74,22 @@ class CloudError(SwarmbootError):
 
 @dataclass(frozen=True)
 class CreateRequest:
+    """A new Linode, bootstrapped by a StackScript (`stackscript_id` and its data) or by
+    cloud-init (`user_data`, sent as metadata.user_data; no StackScript)."""
+
     label: str
     region: str
     type: str
     image: str
     tags: tuple[str, ...]
     authorized_keys: tuple[str, ...]
-    stackscript_id: int
+    stackscript_id: int | None
     stackscript_data: dict[str, str] = field(repr=False)
     root_pass: str = field(repr=False)
     private_ip: bool
     firewall_id: int | None
     placement_group_id: int | None = None
+    user_data: str | None = field(default=None, repr=False)  # a secret: the host key
 
 
 @dataclass(frozen=True)
@@ -110,17 +116,33 @@ class AccountEvent:
 
 @dataclass(frozen=True)
 class RebuildRequest:
-    """A fresh disk for an existing Linode: same image and StackScript, a new host key."""
+    """A fresh disk for an existing Linode: same image and StackScript (or user data), a
+    new host key."""
 
     image: str
     authorized_keys: tuple[str, ...]
-    stackscript_id: int
+    stackscript_id: int | None
     stackscript_data: dict[str, str] = field(repr=False)
     root_pass: str = field(repr=False)
+    user_data: str | None = field(default=None, repr=False)
+
+
+def _bootstrap(request: CreateRequest | RebuildRequest) -> dict[str, Any]:
+    """The create's or rebuild's StackScript fields, or its base64 user data."""
+    if request.user_data is not None:
+        return {"metadata": {"user_data": base64.b64encode(request.user_data.encode()).decode()}}
+    return {
+        "stackscript_id": request.stackscript_id,
+        "stackscript_data": request.stackscript_data,
+    }
+
+
+# The catalogue: regions by id, type ids, and each image's capabilities by id.
+Catalogue = tuple[dict[str, CatalogueRegion], set[str], dict[str, frozenset[str]]]
 
 
 class CloudApi(Protocol):
-    def catalogue(self) -> tuple[dict[str, CatalogueRegion], set[str], set[str]]: ...
+    def catalogue(self) -> Catalogue: ...
     def instances(self, tag: str | None = None, label_prefix: str = "") -> list[Instance]: ...
     def instance(self, label: str) -> Instance | None: ...
     def boot_failure(self, instance_id: int) -> str | None: ...
@@ -291,7 +313,7 @@ class LinodeCloud:
 
     # --- catalogue -------------------------------------------------------------------------
 
-    def catalogue(self) -> tuple[dict[str, CatalogueRegion], set[str], set[str]]:
+    def catalogue(self) -> Catalogue:
         regions = {
             r["id"]: CatalogueRegion(
                 r["id"],
@@ -301,7 +323,7 @@ class LinodeCloud:
             for r in self._list("/regions")
         }
         types = {t["id"] for t in self._list("/linode/types")}
-        images = {i["id"] for i in self._list("/images")}
+        images = {i["id"]: frozenset(i.get("capabilities") or ()) for i in self._list("/images")}
         return regions, types, images
 
     # --- instances -------------------------------------------------------------------------
@@ -352,8 +374,7 @@ class LinodeCloud:
             "booted": False,
             "authorized_keys": list(request.authorized_keys),
             "root_pass": request.root_pass,
-            "stackscript_id": request.stackscript_id,
-            "stackscript_data": request.stackscript_data,
+            **_bootstrap(request),
             "private_ip": request.private_ip,
         }
         if request.firewall_id is not None:
@@ -408,8 +429,8 @@ class LinodeCloud:
         self._call("put", f"/linode/instances/{instance_id}", data={"tags": sorted(set(tags))})
 
     def rebuild_instance(self, instance_id: int, request: RebuildRequest) -> None:
-        """Replace the Linode's disks (and config profiles) from the image and StackScript;
-        it is left offline, so the kernel can be set before it boots."""
+        """Replace the Linode's disks (and config profiles) from the image and StackScript
+        (or user data); it is left offline, so the kernel can be set before it boots."""
         self._call(
             "post",
             f"/linode/instances/{instance_id}/rebuild",
@@ -417,8 +438,7 @@ class LinodeCloud:
                 "image": request.image,
                 "root_pass": request.root_pass,
                 "authorized_keys": list(request.authorized_keys),
-                "stackscript_id": request.stackscript_id,
-                "stackscript_data": request.stackscript_data,
+                **_bootstrap(request),
                 "booted": False,
             },
         )

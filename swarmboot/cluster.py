@@ -94,8 +94,11 @@ class Context:
     restore_archive: bytes | None = field(default=None, repr=False)
     # The registry logins `deploy` hands to the swarm (secrets: never shown).
     registry_auth: RegistryAuth | None = field(default=None, repr=False)
-    # The spec's regions whose catalogue entry lacks placement groups (`preflight`).
+    # The spec's regions whose catalogue entry lacks placement groups, and what cloud-init
+    # as the bootstrap needs that the catalogue lacks (`preflight`).
     placement_unsupported: frozenset[str] = frozenset()
+    metadata_unsupported: frozenset[str] = frozenset()
+    cloud_init_unsupported: frozenset[str] = frozenset()
     clock: Clock = field(default_factory=SystemClock)
     _remotes: dict[str, Remote] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -239,6 +242,8 @@ def observe_cloud(
         groups = ctx.cloud.placement_groups(group_labels(spec, regions))
     if keep is not None and SCRIPTS in unchanged:
         scripts = keep.scripts
+    elif spec.cluster.bootstrap == "cloud-init" and not account:
+        scripts = ()  # nothing is published for it, nor made from a StackScript
     else:
         scripts = tuple(ctx.cloud.stackscripts())
     return replace(
@@ -248,6 +253,8 @@ def observe_cloud(
         foreign_firewalls=foreign_firewalls(spec, firewalls),
         placement_groups=tuple(groups),
         placement_unsupported=ctx.placement_unsupported,
+        metadata_unsupported=ctx.metadata_unsupported,
+        cloud_init_unsupported=ctx.cloud_init_unsupported,
     )
 
 

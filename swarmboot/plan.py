@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from swarmboot import facts
@@ -86,12 +86,14 @@ def script_label(file: str) -> str:
 
 @dataclass(frozen=True)
 class LocalScript:
-    """A rendered StackScript as it would be published."""
+    """A rendered StackScript as it would be published, and its cloud-config (the same
+    script as cloud-init user data: see swarmboot.userdata)."""
 
     file: str
     text: str
     images: tuple[str, ...]
     description: str
+    cloud_config: str = field(default="", repr=False)
 
     @property
     def label(self) -> str:
@@ -132,6 +134,7 @@ class CreateInstance:
     role: str
     firewall: str  # the Cloud Firewall it is made behind
     placement_group: str | None = None  # the label of the placement group it is made in
+    bootstrap: str = "stackscript"  # or "cloud-init": the script as user data
 
     def describe(self) -> str:
         return f"Create {self.label} ({self.role}, {self.region}, {self.type})"
@@ -300,12 +303,11 @@ class RebuildInstance:
     role: str
     region: str
     image: str
+    bootstrap: str = "stackscript"  # or "cloud-init": the script as user data
 
     def describe(self) -> str:
-        return (
-            f"Rebuild {self.label} from {self.image} and the StackScript, with a new pinned "
-            "host key"
-        )
+        script = "the StackScript" if self.bootstrap == "stackscript" else "cloud-init user data"
+        return f"Rebuild {self.label} from {self.image} and {script}, with a new pinned host key"
 
 
 @dataclass(frozen=True)
@@ -474,6 +476,27 @@ def _check_encryption(spec: Spec, observed: Observed) -> None:
         )
 
 
+def _check_bootstrap(spec: Spec, observed: Observed) -> None:
+    """cloud-init as the bootstrap needs Linode's Metadata service in every region of the
+    spec and the cloud-init capability on its image (Linode refuses the user data without)."""
+    if spec.cluster.bootstrap != "cloud-init":
+        return
+    lacking = []
+    regions = sorted(observed.metadata_unsupported & set(spec.regions))
+    if regions:
+        lacking.append(f"no Metadata service in {', '.join(regions)}")
+    if spec.cluster.image in observed.cloud_init_unsupported:
+        lacking.append(f"no cloud-init capability for the image {spec.cluster.image}")
+    if lacking:
+        raise PlanError(
+            f'cluster.bootstrap = "cloud-init", but Linode\'s catalogue has '
+            f"{' and '.join(lacking)}: it would refuse the nodes' user data",
+            hint='use the StackScript: cluster.bootstrap = "stackscript" (or --bootstrap '
+            "stackscript), or regions and an image whose catalogue entries have Metadata "
+            "and cloud-init",
+        )
+
+
 def swarm_via(observed: Observed, going: set[str] | frozenset[str] = frozenset()) -> str | None:
     """The manager swarm steps go through: the one the swarm was read from, unless it is
     going (rebuilt or pruned), else a reachable, ready manager that answers SSH."""
@@ -593,11 +616,14 @@ def plan(
     spec no longer has are taken out of the swarm and deleted; without, they are kept."""
     _check_strangers(spec, observed)
     _check_encryption(spec, observed)
+    _check_bootstrap(spec, observed)
     nodes = spec.nodes()
     existing: dict[str, Instance] = {i.label: i for i in observed.instances}
     steps: list[Step] = []
 
-    steps += publish_steps((script,), observed.scripts)
+    # With cloud-init the script goes to each node in its user data: nothing is published.
+    if spec.cluster.bootstrap == "stackscript":
+        steps += publish_steps((script,), observed.scripts)
 
     addresses = cluster_addresses(nodes, existing)
     firewalls_to_create, firewalls_to_sync = _cloud_firewalls(spec, observed, addresses, existing)
@@ -620,7 +646,11 @@ def plan(
     for node in nodes:
         if node.label in redo:
             steps += rebuild_prep(observed, node.label, via)
-            steps.append(RebuildInstance(node.label, node.role, node.region, spec.cluster.image))
+            steps.append(
+                RebuildInstance(
+                    node.label, node.role, node.region, spec.cluster.image, spec.cluster.bootstrap
+                )
+            )
     rest = tuple(n for n in nodes if n.label not in redo)
 
     # Linodes: made unbooted behind their Cloud Firewall, the kernel set to GRUB 2, booted.
@@ -634,6 +664,7 @@ def plan(
             n.role,
             firewall_of[n.role == "lb"],
             group_of.get(n.region) if n.role == "manager" else None,
+            spec.cluster.bootstrap,
         )
         for n in rest
         if n.label not in existing

@@ -29,9 +29,21 @@ from swarmboot.errors import ExitCode, SwarmbootError
 from swarmboot.files import FileTooLarge, NotAFile, read_capped
 from swarmboot.quorum import region_warnings
 
-__all__ = ["Cluster", "Lb", "NodePlan", "Pool", "Region", "Spec", "SpecError", "load_spec"]
+__all__ = [
+    "Bootstrap",
+    "Cluster",
+    "Lb",
+    "NodePlan",
+    "Pool",
+    "Region",
+    "Spec",
+    "SpecError",
+    "load_spec",
+    "with_bootstrap",
+]
 
 Role = Literal["manager", "worker", "lb"]
+Bootstrap = Literal["stackscript", "cloud-init"]
 ROLES: tuple[Role, ...] = ("manager", "lb", "worker")  # the order nodes are made in
 
 # A DNS label that is also a valid start of a Linode label (a letter first).
@@ -139,6 +151,11 @@ class Cluster(_Strict):
     image: str = "linode/debian12"
     type: str = "g6-standard-2"
     stackscript: str = "debian12-swarm-node.sh"
+    # How a new or rebuilt Linode runs that script on its first boot: as a StackScript (the
+    # default: proven, and open to every region and image), or as cloud-init user data
+    # through Linode's Metadata service (regions with `Metadata`, images with `cloud-init`;
+    # nothing is published to the account). See README, "Bootstrap: StackScript or cloud-init".
+    bootstrap: Bootstrap = "stackscript"
     advertise: Literal["auto", "private", "public"] = "auto"
     docker_source: Literal["docker", "debian"] = "docker"
     admin_ssh_keys: tuple[str, ...] = ()
@@ -666,6 +683,13 @@ def load_spec(path: Path) -> Spec:
             [f"{path}: not UTF-8 text (byte {exc.start}); save the spec as UTF-8 (TOML is)"]
         ) from None
     return parse_spec(text, source=str(path), base=path.parent)
+
+
+def with_bootstrap(spec: Spec, bootstrap: Bootstrap) -> Spec:
+    """The spec with cluster.bootstrap as the command line says (`--bootstrap`)."""
+    return spec.model_copy(
+        update={"cluster": spec.cluster.model_copy(update={"bootstrap": bootstrap})}
+    )
 
 
 def check_against_catalog(

@@ -211,6 +211,10 @@ class Observed:
     placement_groups: tuple[PlacementGroup, ...] = ()
     # The spec's regions whose catalogue entry lacks placement groups: no group is made there.
     placement_unsupported: frozenset[str] = frozenset()
+    # What cloud-init as the bootstrap needs and the catalogue lacks: the spec's regions
+    # without Linode's Metadata service, and its image if it lacks the cloud-init capability.
+    metadata_unsupported: frozenset[str] = frozenset()
+    cloud_init_unsupported: frozenset[str] = frozenset()
 
     def instance(self, label: str) -> Instance | None:
         return next((i for i in self.instances if i.label == label), None)

@@ -1,7 +1,8 @@
 """Test doubles for the SSH and Docker seams, driven by the simulator's machine backend.
 
 `FakeFleet` is a machine backend: when the simulator boots a Linode, a `FakeNode` comes up at
-its address with the host key from its StackScript data and a status report (done, or what a
+its address with the host key from its StackScript data (or cloud-init user data) and a status
+report (done, or what a
 test asks for). `FakeConnector` and `FakeSwarm` let swarmboot reach those nodes: SSH checks
 the pinned fingerprint against the node's real key, Docker keeps a swarm model. The cloud side
 is always the real simulator.
@@ -11,11 +12,13 @@ from __future__ import annotations
 
 import base64
 import json
+import shlex
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+import yaml
 from cryptography.hazmat.primitives import serialization
 
 from swarmboot import facts
@@ -27,6 +30,17 @@ from swarmboot.state import SwarmNode, SwarmState
 from swarmboot.swarm import Inventory, LocalSwarm, ServiceTask, SwarmError
 
 from .fake_stacks import FakeStacks
+
+
+def fields_of(machine: Machine) -> dict[str, str]:
+    """The node's fields as its script gets them: the StackScript's data, or the shell
+    assignments its cloud-init user data writes for the script to read."""
+    if machine.user_data is None:
+        return dict(machine.stackscript_data)
+    config = yaml.safe_load(base64.b64decode(machine.user_data))
+    env = next(f for f in config["write_files"] if f["path"] == facts.NODE_ENV_FILE)
+    words = shlex.split(base64.b64decode(env["content"]).decode())
+    return dict(word.split("=", 1) for word in words)
 
 
 def _fingerprint_of_private(b64: str) -> str:
@@ -121,7 +135,7 @@ class FakeFleet:
                 existing.machine = machine
                 existing.down = False
                 return
-            key_b64 = machine.stackscript_data.get("ssh_host_key")
+            key_b64 = fields_of(machine).get("ssh_host_key")
             host_key = _fingerprint_of_private(key_b64) if key_b64 else None
             if behaviour == "wrong-key":
                 host_key = "SHA256:someone-elses-key"
@@ -140,7 +154,7 @@ class FakeFleet:
             "script_sha256": "x",
             "hostname": machine.label,
             "cluster": "c",
-            "role": machine.stackscript_data.get("swarm_role", "worker"),
+            "role": fields_of(machine).get("swarm_role", "worker"),
             "zone": machine.region,
             "kernel_release": "6.1.0-56-amd64",
             "distro_kernel": True,

@@ -26,7 +26,7 @@ from swarmboot.plan import (
     step_data,
 )
 from swarmboot.raft import RaftStatus
-from swarmboot.spec import Spec, load_spec, parse_spec
+from swarmboot.spec import Spec, load_spec, parse_spec, with_bootstrap
 from swarmboot.state import (
     CloudFirewall,
     Instance,
@@ -255,6 +255,8 @@ def build(spec: Spec, world: dict) -> Observed:
         raft=raft,
         placement_groups=groups,
         placement_unsupported=unsupported,
+        metadata_unsupported=frozenset(world.get("metadata_unsupported", ())),
+        cloud_init_unsupported=frozenset(world.get("cloud_init_unsupported", ())),
     )
 
 
@@ -290,9 +292,9 @@ def placement(
 
 
 def load_case_spec(case: dict) -> Spec:
-    if "spec_file" in case:
-        return load_spec(REPO / case["spec_file"])
-    return parse_spec(case["spec"])
+    spec = load_spec(REPO / case["spec_file"]) if "spec_file" in case else parse_spec(case["spec"])
+    # "bootstrap": as `--bootstrap` sets it over the spec's cluster.bootstrap.
+    return with_bootstrap(spec, case["bootstrap"]) if "bootstrap" in case else spec
 
 
 @pytest.mark.parametrize("path", CASES, ids=[p.stem for p in CASES])

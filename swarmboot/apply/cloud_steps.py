@@ -18,7 +18,7 @@ from swarmboot.cloud import CloudError, CreateRequest, RebuildRequest
 from swarmboot.cluster import FIREWALLS, Context
 from swarmboot.down import DeleteCloudFirewall, DeletePlacementGroup, DeleteStackScript
 from swarmboot.errors import SwarmbootError
-from swarmboot.keys import new_host_key
+from swarmboot.keys import HostKey, new_host_key
 from swarmboot.marks import marked_tags
 from swarmboot.placement import PLACEMENT_TYPE, AssignPlacementGroup, EnsurePlacementGroup
 from swarmboot.plan import (
@@ -35,6 +35,7 @@ from swarmboot.preflight import node_data
 from swarmboot.publish import publish_one
 from swarmboot.recover import FenceNode, MarkRebuild
 from swarmboot.state import HOST_KEY_TAG, REBUILD_TAG, Instance, host_key_tag, rebuild_tag
+from swarmboot.userdata import node_user_data
 
 __all__ = ["RUNNERS", "create"]
 
@@ -147,6 +148,25 @@ def _script_id(run: Run) -> int:
     return run.script_id
 
 
+def _bootstrap(
+    run: Run, step: CreateInstance | RebuildInstance, host_key: HostKey
+) -> dict[str, Any]:
+    """How the node runs its script on its first boot, as the step says: the published
+    StackScript with the node's data, or the same script and data as cloud-init user data,
+    with no StackScript."""
+    ctx = run.ctx
+    data = node_data(
+        ctx.spec, ctx.admin_keys, step.label, step.role, step.region, host_key.private_b64
+    )
+    if step.bootstrap == "cloud-init":
+        return {
+            "stackscript_id": None,
+            "stackscript_data": {},
+            "user_data": node_user_data(ctx.script.cloud_config, data, host_key),
+        }
+    return {"stackscript_id": _script_id(run), "stackscript_data": data}
+
+
 def create(run: Run, step: CreateInstance) -> Instance:
     """Make the Linode unbooted, behind its Cloud Firewall, with a new pinned host key."""
     ctx, spec = run.ctx, run.ctx.spec
@@ -164,10 +184,7 @@ def create(run: Run, step: CreateInstance) -> Instance:
             ctx.marks.mark(spec.cluster.name, step.label, host_key.fingerprint),
         ),
         authorized_keys=(ctx.identity_public,),
-        stackscript_id=_script_id(run),
-        stackscript_data=node_data(
-            spec, ctx.admin_keys, step.label, step.role, step.region, host_key.private_b64
-        ),
+        **_bootstrap(run, step, host_key),
         root_pass=_root_password(ctx),
         private_ip=(not spec.multi_region or spec.cluster.advertise == "private"),
         firewall_id=firewall.id if (firewall := run.firewalls.get(step.firewall)) else None,
@@ -233,13 +250,13 @@ def busy(exc: BaseException) -> bool:
 
 
 def _rebuild(run: Run, step: RebuildInstance) -> None:
-    """A fresh disk from the image and the StackScript, with a new host key. The new key's
-    pin goes into the tags before the rebuild is asked for, so whatever the node answers
-    with afterwards can be checked, even after a crash in between."""
+    """A fresh disk from the image and the StackScript (or user data), with a new host key.
+    The new key's pin goes into the tags before the rebuild is asked for, so whatever the
+    node answers with afterwards can be checked, even after a crash in between."""
     ctx = run.ctx
     inst = run.instance(step.label)
-    script_id = _script_id(run)
     host_key = new_host_key()
+    bootstrap = _bootstrap(run, step, host_key)
     kept = tuple(t for t in inst.tags if not t.startswith(HOST_KEY_TAG))
     tags = marked_tags(
         (*kept, host_key_tag(host_key.fingerprint)),
@@ -249,10 +266,7 @@ def _rebuild(run: Run, step: RebuildInstance) -> None:
     request = RebuildRequest(
         image=step.image,
         authorized_keys=(ctx.identity_public,),
-        stackscript_id=script_id,
-        stackscript_data=node_data(
-            ctx.spec, ctx.admin_keys, step.label, step.role, step.region, host_key.private_b64
-        ),
+        **bootstrap,
         root_pass=_root_password(ctx),
     )
     sent = ctx.clock.monotonic()

@@ -58,6 +58,10 @@ class SimAdmin:
     def set_rate_limits(self, **limits: Any) -> dict[str, Any]:
         return self._call("PUT", "/_sim/rate-limits", limits)
 
+    def set_withheld(self, withheld: dict[str, list[str]] | None = None) -> dict[str, Any]:
+        """Leave capabilities out of regions' or images' catalogue entries (none: all back)."""
+        return self._call("PUT", "/_sim/withheld", withheld or {})
+
     def stats(self) -> dict[str, Any]:
         return self._call("GET", "/_sim/stats")
 
