@@ -121,8 +121,11 @@ def vpc_api(world: World, v: Vpc) -> dict[str, Any]:
     }
 
 
+_SUBNET_FIELDS = frozenset({"label", "ipv4"})
+
+
 def _new_subnet(world: World, v: Vpc, raw: Any, field: str, now: str) -> Subnet:
-    body = Body(raw, frozenset({"label", "ipv4"}))
+    body = Body(raw, _SUBNET_FIELDS)
     label = _label(body.str("label", required=True), f"{field}label")
     if any(s.label == label for s in v.subnets.values()):
         raise bad_request("Label must be unique among the VPC's subnets", f"{field}label")
@@ -199,6 +202,7 @@ def delete_vpc(world: World, vpc_id: int) -> None:
 
 
 def create_subnet(world: World, vpc_id: int, raw: Any, now: str) -> Subnet:
+    Body(raw, _SUBNET_FIELDS)  # a body that is no object is refused before the VPC is looked for
     v = vpc(world, vpc_id)
     sub = _new_subnet(world, v, raw, "", now)
     v.updated = now
