@@ -17,6 +17,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 from swarmboot.sim import catalog
@@ -159,14 +160,7 @@ def create_vpc(world: World, raw: Any, now: str) -> Vpc:
     scratch = World(next_ids=dict(world.next_ids))
     for n, item in enumerate(subnets):
         _new_subnet(scratch, draft, item, f"subnets[{n}].", now)
-    made = Vpc(
-        id=world.new_id("vpc"),
-        label=label,
-        region=region,
-        description=description,
-        created=now,
-        updated=now,
-    )
+    made = replace(draft, id=world.new_id("vpc"), subnets={})
     for item in draft.subnets.values():
         kept = Subnet(world.new_id("subnet"), item.label, item.ipv4, now, now)
         made.subnets[kept.id] = kept
