@@ -22,6 +22,7 @@ _CORE = [
     "Cloud Firewall",
     "Vlans",
     "VPCs",
+    "Linode Interfaces",
     "Metadata",
     "Placement Group",
 ]
