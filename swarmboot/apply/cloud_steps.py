@@ -18,6 +18,7 @@ from swarmboot.cloud import CloudError, CreateRequest, RebuildRequest
 from swarmboot.cluster import Context
 from swarmboot.down import DeleteCloudFirewall, DeletePlacementGroup, DeleteStackScript
 from swarmboot.errors import SwarmbootError
+from swarmboot.interfaces import LINODE, SUBNET_LABEL, DeleteVpc, EnsureVpc, vpc_description
 from swarmboot.keys import new_host_key
 from swarmboot.marks import marked_tags
 from swarmboot.placement import PLACEMENT_TYPE, AssignPlacementGroup, EnsurePlacementGroup
@@ -60,22 +61,67 @@ def _ensure_firewall(run: Run, step: EnsureCloudFirewall) -> None:
 
 def _sync_firewall(run: Run, step: SyncCloudFirewall) -> None:
     firewall_id = step.firewall_id
-    if firewall_id is None or step.linode_ids is None:
+    linode_ids = step.linode_ids
+    if firewall_id is None or linode_ids is None:
         raise Replan(f"{step.describe()}: planned before its devices were known")
+    cloud = run.ctx.cloud
     rules = step.rules.api() if step.rules is not None else None
     listed = run.observed.firewall(step.label)
     attached = listed.linode_ids if listed is not None and listed.id == firewall_id else None
     try:
         run.call(
             "firewall",
-            lambda: run.ctx.cloud.update_firewall(firewall_id, rules, step.linode_ids, attached),
+            lambda: cloud.update_firewall(firewall_id, rules, linode_ids, attached),
         )
+        # Linode interfaces: each Linode's public and VPC interfaces put behind it (one it
+        # was made with, or whose firewall was changed), the strays taken off.
+        for linode_id in step.attach_interfaces:
+            run.call("firewall", lambda i=linode_id: cloud.set_interface_firewall(i, firewall_id))
+        if step.detach_interfaces:
+            run.call(
+                "firewall", lambda: cloud.detach_interfaces(firewall_id, step.detach_interfaces)
+            )
     except CloudError as exc:
         if exc.status == 404:
-            raise Replan(f"Cloud Firewall {step.label} is gone") from None
+            raise Replan(f"Cloud Firewall {step.label}, or a Linode behind it, is gone") from None
         raise
     run.report(step.describe())
     run.changed("firewall_updated", step.label, firewall_id)
+
+
+def _ensure_vpc(run: Run, step: EnsureVpc) -> None:
+    """The region's VPC with its subnet; the description carries the cluster's tag and the
+    mark only this identity makes (VPCs have no tags)."""
+    ctx = run.ctx
+    if step.vpc_id is not None:
+        made = run.call(
+            "vpc", lambda: ctx.cloud.create_subnet(step.vpc_id, SUBNET_LABEL, step.subnet)
+        )
+        run.vpc_subnets[step.label] = made.id
+        run.report(step.describe())
+        run.changed("vpc_subnet_created", step.label, step.vpc_id)
+        return
+    description = vpc_description(ctx.spec, ctx.marks, step.label, step.region)
+    vpc = run.call(
+        "vpc",
+        lambda: ctx.cloud.create_vpc(
+            step.label, step.region, description, SUBNET_LABEL, step.subnet
+        ),
+    )
+    subnet = vpc.subnet(SUBNET_LABEL)
+    if subnet is None:
+        raise Replan(f"VPC {step.label} was made without its subnet")
+    run.vpc_subnets[step.label] = subnet.id
+    run.report(step.describe())
+    run.changed("vpc_created", step.label, vpc.id)
+
+
+def _vpc_subnet_id(run: Run, label: str) -> int:
+    """The subnet id of a VPC the run observed or made."""
+    found = run.vpc_subnets.get(label)
+    if found is None:
+        raise Replan(f"VPC {label} was to be made first, and was not")
+    return found
 
 
 def _ensure_placement_group(run: Run, step: EnsurePlacementGroup) -> None:
@@ -163,6 +209,10 @@ def create(run: Run, step: CreateInstance) -> Instance:
         placement_group_id=(
             _placement_group_id(run, step.placement_group) if step.placement_group else None
         ),
+        interface_generation=step.interface_generation
+        if step.interface_generation == LINODE
+        else None,
+        vpc_subnet_id=_vpc_subnet_id(run, step.vpc) if step.vpc else None,
     )
 
     sent = [0.0]
@@ -265,6 +315,25 @@ def _delete_firewall(run: Run, step: DeleteCloudFirewall) -> None:
     run.changed("firewall_deleted", step.label, step.firewall_id)
 
 
+def _delete_vpc(run: Run, step: DeleteVpc) -> None:
+    """Delete a VPC once its Linodes' interfaces have left it: Linode refuses (400) while a
+    Linode deleted a moment ago still has its interface there, so that is waited out."""
+    ctx = run.ctx
+
+    def in_use(exc: BaseException) -> bool:
+        return isinstance(exc, CloudError) and exc.status == 400
+
+    Retrying(
+        retry=retry_if_exception(in_use),
+        wait=lambda state: ctx.settings.poll_interval,
+        stop=stop_after(ctx.clock, ctx.settings.drain_timeout),
+        sleep=ctx.clock.sleep,
+        reraise=True,
+    )(lambda: run.call("delete", lambda: ctx.cloud.delete_vpc(step.vpc_id)))
+    run.report(step.describe())
+    run.changed("vpc_deleted", step.label, step.vpc_id)
+
+
 def _delete_placement_group(run: Run, step: DeletePlacementGroup) -> None:
     run.call("delete", lambda: run.ctx.cloud.delete_placement_group(step.group_id))
     run.report(step.describe())
@@ -325,6 +394,8 @@ RUNNERS: dict[type, Callable[[Run, Any], None]] = {
     PublishStackScript: _publish,
     EnsureCloudFirewall: _ensure_firewall,
     SyncCloudFirewall: _sync_firewall,
+    EnsureVpc: _ensure_vpc,
+    DeleteVpc: _delete_vpc,
     EnsurePlacementGroup: _ensure_placement_group,
     AssignPlacementGroup: _assign_placement_group,
     SetKernel: _set_kernel,

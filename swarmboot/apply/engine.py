@@ -11,9 +11,10 @@ from swarmboot.apply import cloud_steps, stack_steps, swarm_steps
 from swarmboot.apply.changes import Change
 from swarmboot.apply.run import NotReadyError, Replan, Run
 from swarmboot.apply.waiting import await_nodes, bring_up, not_ready
-from swarmboot.cluster import FIREWALLS, GROUPS, SCRIPTS, Context, observe
+from swarmboot.cluster import FIREWALLS, GROUPS, SCRIPTS, VPCS, Context, observe
 from swarmboot.down import DeleteCloudFirewall, DeletePlacementGroup, DeleteStackScript
 from swarmboot.errors import SwarmbootError
+from swarmboot.interfaces import DeleteVpc, EnsureVpc
 from swarmboot.membership import surplus
 from swarmboot.placement import AssignPlacementGroup, EnsurePlacementGroup, noncompliance
 from swarmboot.plan import (
@@ -49,6 +50,7 @@ log = logging.getLogger("swarmboot.apply")
 CLOUD_STEPS = (
     PublishStackScript,
     EnsureCloudFirewall,
+    EnsureVpc,
     EnsurePlacementGroup,
     AssignPlacementGroup,
     CreateInstance,
@@ -160,16 +162,23 @@ def _changes(step: Step) -> frozenset[str]:
         return frozenset({FIREWALLS})
     if isinstance(step, EnsurePlacementGroup | AssignPlacementGroup | DeletePlacementGroup):
         return frozenset({GROUPS})
+    if isinstance(step, EnsureVpc | DeleteVpc):
+        return frozenset({VPCS})
     if isinstance(step, CreateInstance):
-        return frozenset({FIREWALLS, GROUPS} if step.placement_group else {FIREWALLS})
+        # A Linode made in a VPC has an address there.
+        return frozenset(
+            {FIREWALLS}
+            | ({GROUPS} if step.placement_group else set())
+            | ({VPCS} if step.vpc else set())
+        )
     if isinstance(step, DeleteInstance):
-        return frozenset({FIREWALLS, GROUPS})
+        return frozenset({FIREWALLS, GROUPS, VPCS})
     return frozenset()
 
 
 def _refresh(run: Run, steps: tuple[Step, ...] = ()) -> Observed:
     """Look at the world again after a round of `steps`: the Linodes and the nodes always,
-    the StackScripts, firewalls and placement groups only if a step could have changed
+    the StackScripts, firewalls, placement groups and VPCs only if a step could have changed
     them (else as the last look found them; a StackScript this run published, as the API
     answered it)."""
     changed = frozenset().union(*(_changes(s) for s in steps))
@@ -179,7 +188,7 @@ def _refresh(run: Run, steps: tuple[Step, ...] = ()) -> Observed:
         others = tuple(s for s in keep.scripts if s.id != published.id)
         keep = replace(keep, scripts=(*others, published))
         changed -= {SCRIPTS}
-    unchanged = frozenset({SCRIPTS, FIREWALLS, GROUPS}) - changed
+    unchanged = frozenset({SCRIPTS, FIREWALLS, GROUPS, VPCS}) - changed
     observed = observe(run.ctx, keep=keep, unchanged=unchanged)
     # What waiting found out (a failed probe, no machine) stands until the next `up`.
     observed = replace(observed, failures={**observed.failures, **run.not_ready})

@@ -21,6 +21,7 @@ from swarmboot.clock import Clock
 from swarmboot.cloud import CloudError
 from swarmboot.cluster import Context
 from swarmboot.errors import ExitCode, SwarmbootError
+from swarmboot.interfaces import SUBNET_LABEL
 from swarmboot.state import Instance, Observed, PublishedScript
 
 __all__ = ["CreateLimiter", "NotReadyError", "Replan", "Run"]
@@ -79,6 +80,10 @@ class Run:
         self.published: PublishedScript | None = None  # the API's answer to this run's publish
         self.firewall_ids = {f.label: f.id for f in observed.firewalls}
         self.placement_group_ids = {g.label: g.id for g in observed.placement_groups}
+        # The subnet each of the cluster's VPCs gives its nodes, by the VPC's label.
+        self.vpc_subnets = {
+            v.label: sub.id for v in observed.vpcs if (sub := v.subnet(SUBNET_LABEL)) is not None
+        }
         self.tokens: tuple[str, str] | None = None  # secrets: kept in memory only
         self.limiter = CreateLimiter(*ctx.settings.create_limit, ctx.clock)
         self.done: list[str] = []
