@@ -8,6 +8,8 @@ Firewall; the swarm advertises public IPv4 across regions and the VPC address wi
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from linode_api4 import LinodeClient
 
@@ -265,3 +267,71 @@ def test_down_keeps_a_vpc_that_holds_another_linodes_interface(world):
     )
     run_steps(ctx, observed, steps)
     assert [v["label"] for v in client.get("/vpcs")["data"]] == ["itframe-gb-lon"]
+
+
+def test_the_command_line_with_auto_on_an_account_of_linode_interfaces(cli_sim, tmp_path):
+    """`plan`, `up`, `status` and `down` through the command line, records only (no
+    machines: `up` stops after the cloud steps)."""
+    from typer.testing import CliRunner
+
+    from swarmboot.cli import app
+
+    from .conftest import CLI_TOKEN
+
+    SimAdmin(cli_sim.url, CLI_TOKEN).set_interfaces_for_new_linodes("linode_only")
+    spec = tmp_path / "itframe.toml"
+    spec.write_text(AUTO)
+    runner = CliRunner()
+
+    def run(*args: str):
+        result = runner.invoke(app, list(args))
+        assert CLI_TOKEN not in result.output
+        return result
+
+    planned = run("plan", str(spec))
+    assert planned.exit_code == 0, planned.output
+    assert "  4. Create VPC itframe-eu-central with subnet nodes (192.168.64.0/24) for the " in (
+        planned.stdout
+    )
+    made = run("up", str(spec), "--timeout", "5", "--json")
+    assert made.exit_code == 6, made.output  # no machines behind the simulator's Linodes
+    shown = json.loads(made.stdout)
+    assert shown["interfaces"] == "linode"
+    assert [(v["vpc"], v["state"], len(v["nodes"])) for v in shown["vpcs"]] == [
+        ("itframe-eu-central", "present", 5),
+        ("itframe-gb-lon", "present", 4),
+    ]
+    assert {c["kind"] for c in shown["changed"]} >= {"vpc_created", "linode_created"}
+    table = run("status", str(spec))
+    assert table.exit_code == 0, table.output
+    header = next(line for line in table.stdout.splitlines() if "node" in line and "ipv4" in line)
+    assert "interfaces" in header and "vpc ipv4" in header
+    assert "VPC in gb-lon: itframe-gb-lon (subnet 192.168.64.0/24): 4 node(s) in it" in table.stdout
+    gone = run("down", str(spec), "--yes")
+    assert gone.exit_code == 0, gone.output
+    assert gone.stdout == (
+        "deleted\t9 Linode(s) tagged swarmboot:itframe, 2 Cloud Firewall(s), 1 placement "
+        "group(s), 2 VPC(s)\n"
+    )
+    client = LinodeClient(CLI_TOKEN, base_url=cli_sim.url)
+    assert client.get("/vpcs")["data"] == [] and client.get("/linode/instances")["data"] == []
+
+
+def test_repair_rebuilds_a_dead_node_in_place_with_its_interfaces(world):
+    from swarmboot.rebuild import repair
+
+    server, fleet = world
+    up(make_context(server, fleet, LINODE))
+    ctx = make_context(server, fleet, LINODE)
+    before = observe(ctx).instance(WORKER)
+    fleet.node(WORKER).down = True  # the machine is dead; Linode still says running
+    result = repair(ctx)
+    assert [r[0] for r in result.repaired] == [WORKER]
+    after = result.observed.instance(WORKER)
+    assert (after.id, after.vpc_interface_id, after.ipv4_vpc) == (
+        before.id,
+        before.vpc_interface_id,
+        before.ipv4_vpc,
+    )
+    _assert_behind_their_firewalls(server, result.observed)
+    assert plan(ctx.spec, observe(ctx), ctx.script) == ()
