@@ -337,7 +337,9 @@ def status_cmd(
     ssh_key: SshKeyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Show each node: Linode status, address, kernel, vxlan, ESP, swarm state and labels."""
+    """Show each node: Linode status, address (and with Linode interfaces its interfaces and
+    VPC address), kernel, vxlan, ESP, swarm state and labels; each region's placement group and
+    VPC."""
     from swarmboot.cluster import observe
     from swarmboot.status import summary
 
