@@ -233,6 +233,23 @@ def _subnet(data: dict[str, Any]) -> VpcSubnet:
     )
 
 
+def _made_or_taken(exc: CloudError, made: list, label: str, kind: str, hint: str) -> Any:
+    """After a create that failed on the way or on its label: the object a lost answer hid
+    (`made`, found by what only this create would give it), else why it failed: the label
+    is another's."""
+    if made:
+        return made[0]
+    if exc.field == "label":
+        raise CloudError(
+            f"the label {label} is taken by a {kind} that is not this cluster's",
+            status=exc.status,
+            field="label",
+            reason=exc.reason,
+            hint=hint,
+        ) from None
+    raise exc
+
+
 def _script(data: dict[str, Any]) -> PublishedScript:
     return PublishedScript(
         id=data["id"],
@@ -718,17 +735,13 @@ class LinodeCloud:
                 for g in self.placement_groups([label])
                 if (g.region, g.type, g.policy) == (region, type, policy) and not g.members
             ]
-            if made:
-                return made[0]
-            if exc.field == "label":
-                raise CloudError(
-                    f"the label {label} is taken by a placement group that is not this cluster's",
-                    status=exc.status,
-                    field="label",
-                    reason=exc.reason,
-                    hint="rename that group or choose another cluster.name",
-                ) from None
-            raise
+            return _made_or_taken(
+                exc,
+                made,
+                label,
+                "placement group",
+                "rename that group or choose another cluster.name",
+            )
         return self._placement_group(data)
 
     def assign_placement_group(self, group_id: int, linode_ids: Iterable[int]) -> PlacementGroup:
@@ -834,18 +847,14 @@ class LinodeCloud:
             made = [
                 v for v in self.vpcs([label]) if (v.region, v.description) == (region, description)
             ]
-            if made:
-                return made[0]
-            if exc.field == "label":
-                raise CloudError(
-                    f"the label {label} is taken by a VPC that is not this cluster's",
-                    status=exc.status,
-                    field="label",
-                    reason=exc.reason,
-                    hint="rename that VPC, choose another cluster.name, or set "
-                    'cluster.interfaces = "legacy"',
-                ) from None
-            raise
+            return _made_or_taken(
+                exc,
+                made,
+                label,
+                "VPC",
+                "rename that VPC, choose another cluster.name, or set "
+                'cluster.interfaces = "legacy"',
+            )
         return _vpc(data)
 
     def create_subnet(self, vpc_id: int, label: str, ipv4: str) -> VpcSubnet:

@@ -116,11 +116,12 @@ def _ensure_vpc(run: Run, step: EnsureVpc) -> None:
     run.changed("vpc_created", step.label, vpc.id)
 
 
-def _vpc_subnet_id(run: Run, label: str) -> int:
-    """The subnet id of a VPC the run observed or made."""
-    found = run.vpc_subnets.get(label)
+def _made_first(ids: dict[str, int], label: str, what: str) -> int:
+    """The id of something the run observed or made (a placement group, a VPC's subnet):
+    `Replan` if it was to be made first, and was not."""
+    found = ids.get(label)
     if found is None:
-        raise Replan(f"VPC {label} was to be made first, and was not")
+        raise Replan(f"{what} {label} was to be made first, and was not")
     return found
 
 
@@ -137,11 +138,7 @@ def _ensure_placement_group(run: Run, step: EnsurePlacementGroup) -> None:
 
 
 def _placement_group_id(run: Run, label: str) -> int:
-    """The id of a placement group the run observed or made."""
-    found = run.placement_group_ids.get(label)
-    if found is None:
-        raise Replan(f"placement group {label} was to be made first, and was not")
-    return found
+    return _made_first(run.placement_group_ids, label, "placement group")
 
 
 def _assign_placement_group(run: Run, step: AssignPlacementGroup) -> None:
@@ -212,7 +209,7 @@ def create(run: Run, step: CreateInstance) -> Instance:
         interface_generation=step.interface_generation
         if step.interface_generation == LINODE
         else None,
-        vpc_subnet_id=_vpc_subnet_id(run, step.vpc) if step.vpc else None,
+        vpc_subnet_id=_made_first(run.vpc_subnets, step.vpc, "VPC") if step.vpc else None,
     )
 
     sent = [0.0]
