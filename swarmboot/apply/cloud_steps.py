@@ -255,6 +255,20 @@ def _set_kernel(run: Run, step: SetKernel) -> None:
     run.report(step.describe())
 
 
+def _again_while(
+    ctx: Context, failing: Callable[[BaseException], bool], timeout: float
+) -> Retrying:
+    """Call again, every poll interval, while the call fails as `failing` says, for at most
+    `timeout` seconds (then its last error)."""
+    return Retrying(
+        retry=retry_if_exception(failing),
+        wait=lambda state: ctx.settings.poll_interval,
+        stop=stop_after(ctx.clock, timeout),
+        sleep=ctx.clock.sleep,
+        reraise=True,
+    )
+
+
 def busy(exc: BaseException) -> bool:
     """A Linode in the middle of a boot or shutdown answers 400 "busy" for a moment."""
     return isinstance(exc, CloudError) and exc.status == 400 and "busy" in exc.reason.lower()
@@ -284,13 +298,9 @@ def _rebuild(run: Run, step: RebuildInstance) -> None:
         root_pass=_root_password(ctx),
     )
     sent = ctx.clock.monotonic()
-    Retrying(
-        retry=retry_if_exception(busy),
-        wait=lambda state: ctx.settings.poll_interval,
-        stop=stop_after(ctx.clock, ctx.settings.ready_timeout),
-        sleep=ctx.clock.sleep,
-        reraise=True,
-    )(lambda: run.call("rebuild", lambda: ctx.cloud.rebuild_instance(inst.id, request)))
+    _again_while(ctx, busy, ctx.settings.ready_timeout)(
+        lambda: run.call("rebuild", lambda: ctx.cloud.rebuild_instance(inst.id, request))
+    )
     run.asked(inst.id, "linode_rebuild", sent)
     ctx.forget(step.label)
     run.instances[step.label] = replace(inst, tags=tags, status="rebuilding", config=None)
@@ -320,13 +330,9 @@ def _delete_vpc(run: Run, step: DeleteVpc) -> None:
     def in_use(exc: BaseException) -> bool:
         return isinstance(exc, CloudError) and exc.status == 400
 
-    Retrying(
-        retry=retry_if_exception(in_use),
-        wait=lambda state: ctx.settings.poll_interval,
-        stop=stop_after(ctx.clock, ctx.settings.drain_timeout),
-        sleep=ctx.clock.sleep,
-        reraise=True,
-    )(lambda: run.call("delete", lambda: ctx.cloud.delete_vpc(step.vpc_id)))
+    _again_while(ctx, in_use, ctx.settings.drain_timeout)(
+        lambda: run.call("delete", lambda: ctx.cloud.delete_vpc(step.vpc_id))
+    )
     run.report(step.describe())
     run.changed("vpc_deleted", step.label, step.vpc_id)
 
