@@ -34,6 +34,7 @@ __all__ = [
     "SUBNET_LABEL",
     "DeleteVpc",
     "EnsureVpc",
+    "MarkVpc",
     "account_allows",
     "cluster_vpcs",
     "foreign_vpcs",
@@ -41,6 +42,7 @@ __all__ = [
     "is_vpc_label",
     "new_generation",
     "strangers_in_vpcs",
+    "unmarked_vpcs",
     "vpc_description",
     "vpc_label",
     "vpc_labels",
@@ -206,6 +208,29 @@ class EnsureVpc:
             f"Create VPC {self.label} with subnet {SUBNET_LABEL} ({self.subnet}) for the "
             f"nodes in {self.region}"
         )
+
+
+def unmarked_vpcs(spec: Spec, observed: Observed) -> tuple[Vpc, ...]:
+    """Of the VPCs under the cluster's VPC labels that are not its own, those with its tag in
+    their description, in the region their label names: made by swarmboot with another SSH
+    identity (or copied by someone); `adopt` marks them, once the operator says they are."""
+    return tuple(
+        v
+        for v, _ in observed.foreign_vpcs
+        if v.region == _region_of(spec, v.label) and spec.tag in v.description.split()
+    )
+
+
+@dataclass(frozen=True)
+class MarkVpc:
+    """Write the cluster's tag and this identity's mark into a VPC's description."""
+
+    label: str
+    vpc_id: int
+    description: str
+
+    def describe(self) -> str:
+        return f"Mark VPC {self.label} (VPC {self.vpc_id}) as this cluster's"
 
 
 @dataclass(frozen=True)

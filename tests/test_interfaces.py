@@ -335,3 +335,40 @@ def test_repair_rebuilds_a_dead_node_in_place_with_its_interfaces(world):
     )
     _assert_behind_their_firewalls(server, result.observed)
     assert plan(ctx.spec, observe(ctx), ctx.script) == ()
+
+
+def test_adopt_marks_the_vpcs_another_identity_made(cli_sim, tmp_path):
+    """A cluster with Linode interfaces made with another SSH key (here: its marks taken
+    off): its Linodes and its VPCs are refused until `adopt` marks them, which names each."""
+    from typer.testing import CliRunner
+
+    from swarmboot.cli import app
+
+    from .conftest import CLI_TOKEN
+
+    spec = tmp_path / "itframe.toml"
+    spec.write_text(LINODE)
+    runner = CliRunner()
+    assert runner.invoke(app, ["up", str(spec), "--timeout", "5"]).exit_code == 6
+    client = LinodeClient(CLI_TOKEN, base_url=cli_sim.url)
+    for linode in client.linode.instances():
+        kept = [t for t in linode.tags if not t.startswith("sbm:")]
+        client.put(f"/linode/instances/{linode.id}", data={"tags": kept})
+    for vpc in client.get("/vpcs")["data"]:
+        client.put(f"/vpcs/{vpc['id']}", data={"description": "swarmboot:itframe elsewhere"})
+    assert runner.invoke(app, ["plan", str(spec)]).exit_code == 4
+    done = runner.invoke(app, ["adopt", str(spec), "--yes"])
+    assert done.exit_code == 0, done.output
+    assert done.stdout.splitlines()[-2:] == [
+        f" 10. Mark VPC itframe-eu-central (VPC {_vpc_id(client, 'itframe-eu-central')}) as "
+        "this cluster's",
+        f" 11. Mark VPC itframe-gb-lon (VPC {_vpc_id(client, 'itframe-gb-lon')}) as this cluster's",
+    ]
+    assert "itframe: 9 Linode(s) and 2 VPC(s) marked" in done.stderr
+    planned = runner.invoke(app, ["plan", str(spec)])
+    assert planned.exit_code == 0, planned.output
+    assert "Create VPC" not in planned.stdout
+
+
+def _vpc_id(client, label: str) -> int:
+    return next(v["id"] for v in client.get("/vpcs")["data"] if v["label"] == label)

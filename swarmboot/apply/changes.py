@@ -30,6 +30,7 @@ KINDS: dict[str, tuple[str, str, str]] = {
     "vpc_created": ("VPC", "VPCs", "created"),
     "vpc_subnet_created": ("VPC subnet", "VPC subnets", "created"),
     "vpc_deleted": ("VPC", "VPCs", "deleted"),
+    "vpc_marked": ("VPC", "VPCs", "marked as the cluster's"),
     "linode_placed": ("Linode", "Linodes", "put into a placement group"),
     "linode_created": ("Linode", "Linodes", "created"),
     "kernel_set": ("kernel", "kernels", "set to linode/grub2"),

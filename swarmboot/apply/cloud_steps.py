@@ -18,7 +18,14 @@ from swarmboot.cloud import CloudError, CreateRequest, RebuildRequest
 from swarmboot.cluster import Context
 from swarmboot.down import DeleteCloudFirewall, DeletePlacementGroup, DeleteStackScript
 from swarmboot.errors import SwarmbootError
-from swarmboot.interfaces import LINODE, SUBNET_LABEL, DeleteVpc, EnsureVpc, vpc_description
+from swarmboot.interfaces import (
+    LINODE,
+    SUBNET_LABEL,
+    DeleteVpc,
+    EnsureVpc,
+    MarkVpc,
+    vpc_description,
+)
 from swarmboot.keys import new_host_key
 from swarmboot.marks import marked_tags
 from swarmboot.placement import PLACEMENT_TYPE, AssignPlacementGroup, EnsurePlacementGroup
@@ -365,6 +372,12 @@ def _mark(run: Run, step: MarkInstance) -> None:
     run.changed("linode_marked", step.label, step.linode_id)
 
 
+def _mark_vpc(run: Run, step: MarkVpc) -> None:
+    run.call("vpc", lambda: run.ctx.cloud.update_vpc(step.vpc_id, step.description))
+    run.report(step.describe())
+    run.changed("vpc_marked", step.label, step.vpc_id)
+
+
 def _mark_rebuild(run: Run, step: MarkRebuild) -> None:
     """The rebuild mark names the newest event: a rebuild event after it says the Linode
     has its new disk (see swarmboot.rebuild)."""
@@ -392,6 +405,7 @@ def _fence(run: Run, step: FenceNode) -> None:
 
 RUNNERS: dict[type, Callable[[Run, Any], None]] = {
     MarkInstance: _mark,
+    MarkVpc: _mark_vpc,
     MarkRebuild: _mark_rebuild,
     FenceNode: _fence,
     PublishStackScript: _publish,

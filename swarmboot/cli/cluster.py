@@ -436,16 +436,18 @@ def adopt_cmd(
     yes: YesOpt = False,
 ) -> None:
     """Mark as the cluster's the Linodes with its tag and a node label but not the mark this
-    SSH key makes (made before marks, or with another key). Asks first; only the cloud's tags
+    SSH key makes (made before marks, or with another key), and its VPCs likewise (the tag
+    and mark in their description). Asks first; only the cloud's tags and descriptions
     change. A Linode you do not know is not yours: rename or delete it instead."""
     from swarmboot.adopt import plan_adopt
     from swarmboot.apply import run_steps
     from swarmboot.cluster import observe_cloud
+    from swarmboot.interfaces import MarkVpc
 
     reporter = state_of(ctx).reporter
     context = make_cloud_context(spec, api_url, ssh_key, reporter)
     try:
-        observed = observe_cloud(context)
+        observed = observe_cloud(context, vpcs=True)
         steps = plan_adopt(context.spec, observed, context.marks, tuple(labels or ()))
         name = context.spec.cluster.name
         if not steps:
@@ -453,8 +455,10 @@ def adopt_cmd(
             return
         for n, step in enumerate(steps, start=1):
             typer.echo(f"{n:3}. {step.describe()}")
-        confirm(f"mark {len(steps)} Linode(s) as {name}'s, to be joined and managed", yes)
+        vpcs = sum(isinstance(s, MarkVpc) for s in steps)
+        what = f"{len(steps) - vpcs} Linode(s)" + (f" and {vpcs} VPC(s)" if vpcs else "")
+        confirm(f"mark {what} as {name}'s, to be joined and managed", yes)
         run_steps(context, observed, steps)
     finally:
         context.close()
-    reporter.ok(f"{name}: {len(steps)} Linode(s) marked")
+    reporter.ok(f"{name}: {what} marked")
