@@ -196,15 +196,6 @@ def _members(text: str) -> tuple[str, ...]:
 SCRIPTS, FIREWALLS, GROUPS, VPCS = "stackscripts", "firewalls", "placement_groups", "vpcs"
 
 
-def _account_interfaces(ctx: Context) -> str | None:
-    """The account's setting, read once per context when the spec's choice needs it."""
-    if ctx.spec.cluster.interfaces == "auto" and ctx.account_interfaces is None:
-        from swarmboot.preflight import account_interfaces
-
-        ctx.account_interfaces = account_interfaces(ctx.spec, ctx.spec_path, ctx.cloud)
-    return ctx.account_interfaces
-
-
 def _with_vpc_addresses(
     instances: tuple[Instance, ...], addresses: dict[int, tuple[int, str]]
 ) -> tuple[Instance, ...]:
@@ -287,7 +278,7 @@ def observe_cloud(
         placement_unsupported=ctx.placement_unsupported,
         vpcs=cluster_vpcs(spec, found_vpcs, ctx.marks),
         foreign_vpcs=foreign_vpcs(spec, found_vpcs, ctx.marks),
-        account_interfaces=_account_interfaces(ctx),
+        account_interfaces=ctx.account_interfaces,
     )
 
 
