@@ -354,7 +354,7 @@ def known_hosts(ctx: Context) -> tuple[list[str], list[str]]:
             raise  # never skipped quietly: someone may be in the middle
         except (RemoteError, NotRoutable) as exc:
             return None, exc.message
-        addresses = ",".join(a for a in (inst.ipv4_public, inst.ipv4_private, inst.ipv4_vpc) if a)
+        addresses = ",".join(a for a in (inst.ipv4_public, inst.ipv4_private) if a)
         return f"{addresses} {key}", None
 
     lines, skipped = [], []
