@@ -243,7 +243,7 @@ class Drills:
         }
 
     def _interfaces(self, linode_id: int) -> tuple:
-        found = self.client.get(f"/linode/instances/{linode_id}/interfaces")["interfaces"]
+        found = self._get(f"/linode/instances/{linode_id}/interfaces")["interfaces"]
         return tuple(
             (
                 f["id"],
@@ -310,6 +310,13 @@ class Drills:
                 time.sleep(0.2)
         fn()
 
+    def _get(self, path: str) -> dict:
+        """One GET of the drill's own, tried again through the faults until it gets through
+        (a look of many requests would rarely get through whole)."""
+        found: dict = {}
+        self._quiet(lambda: found.update(self.client.get(path)))
+        return found
+
     def _delete_provisioning(self) -> None:
         for inst in self._instances():
             if inst.status == "provisioning":
@@ -361,15 +368,18 @@ class Drills:
                 problems.append(f"{inst.label} {inst.status}")
             if not any(t.startswith("hk:") for t in inst.tags):
                 problems.append(f"{inst.label} has no pinned key")
-            if inst.configs[0].kernel.id != "linode/grub2":
-                problems.append(f"{inst.label} kernel {inst.configs[0].kernel.id}")
+            kernel = self._get(f"/linode/instances/{inst.id}/configs")["data"][0]["kernel"]
+            if kernel != "linode/grub2":
+                problems.append(f"{inst.label} kernel {kernel}")
         firewalls = [
-            f for f in self.client.networking.firewalls() if f.label.startswith("itframe-")
+            f
+            for f in self._get("/networking/firewalls?page_size=500")["data"]
+            if f["label"].startswith("itframe-")
         ]
         if self.interfaces == "linode":
             problems += self._look_at_interfaces(found, firewalls)
         else:
-            attached = {d.entity.id for f in firewalls for d in f.devices}
+            attached = {e["id"] for f in firewalls for e in f["entities"]}
             if attached != {i.id for i in found}:
                 problems.append("Cloud Firewall devices differ from the Linodes")
         # Each region's managers (two or more) in their placement group, and nothing else.
@@ -387,8 +397,8 @@ class Drills:
         """Each Linode with a public and a VPC interface, both behind its own firewall (and
         none behind one as a whole), the VPC one in its region's VPC; one VPC per region."""
         problems = []
-        firewall_of = {f.label: f.id for f in firewalls}
-        whole = [d.entity.id for f in firewalls for d in f.devices if d.entity.type == "linode"]
+        firewall_of = {f["label"]: f["id"] for f in firewalls}
+        whole = [e["id"] for f in firewalls for e in f["entities"] if e["type"] == "linode"]
         if whole:
             problems.append(f"Linodes {whole} behind a firewall as a whole")
         vpcs = {v["region"]: v for v in self._vpcs()}
@@ -413,12 +423,12 @@ class Drills:
 
     def _vpcs(self) -> list[dict]:
         prefix = f"{self.spec.cluster.name}-"
-        found = self.client.get("/vpcs?page_size=500")["data"]
+        found = self._get("/vpcs?page_size=500")["data"]
         return [v for v in found if v["label"].startswith(prefix)]
 
     def _placement_groups(self) -> list[dict]:
         prefix = f"{self.spec.cluster.name}-"
-        found = self.client.get("/placement/groups?page_size=500")["data"]
+        found = self._get("/placement/groups?page_size=500")["data"]
         return [g for g in found if g["label"].startswith(prefix)]
 
 
