@@ -130,7 +130,7 @@ def test_a_spec_the_accounts_setting_forbids_is_refused_before_anything_is_made(
         account_interfaces(parse_spec(LINODE), PATH, AccountOnly("legacy_config_only"))
     assert info.value.problems == (
         's.toml: cluster.interfaces: "linode", but the account makes legacy-config Linodes '
-        'only (interfaces_for_new_linodes = legacy_config_only); set cluster.interfaces = '
+        "only (interfaces_for_new_linodes = legacy_config_only); set cluster.interfaces = "
         '"legacy" or "auto", or change the account\'s setting',
     )
 

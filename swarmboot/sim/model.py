@@ -429,9 +429,9 @@ class Event:
         }
 
 
-# The settings of a new account. `interfaces_for_new_linodes` says which interface generation
-# a Linode made without `interface_generation` gets, and which one may be asked for:
-# legacy_config_only, legacy_config_default_but_linode_allowed,
+# The settings of a new simulated account. `interfaces_for_new_linodes` says which interface
+# generation a Linode made without `interface_generation` gets, and which one may be asked
+# for: legacy_config_only, legacy_config_default_but_linode_allowed,
 # linode_default_but_legacy_config_allowed, linode_only (linode_api4's
 # AccountSettingsInterfacesForNewLinodes).
 DEFAULT_SETTINGS: dict[str, Any] = {
