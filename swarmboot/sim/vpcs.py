@@ -199,6 +199,7 @@ def delete_vpc(world: World, vpc_id: int) -> None:
 
 
 def create_subnet(world: World, vpc_id: int, raw: Any, now: str) -> Subnet:
+    Body(raw, frozenset({"label", "ipv4"}))  # a body that is no object is a 400 before a 404
     v = vpc(world, vpc_id)
     sub = _new_subnet(world, v, raw, "", now)
     v.updated = now
