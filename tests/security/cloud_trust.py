@@ -91,6 +91,20 @@ def _copied_mark(client: LinodeClient, world: CliWorld) -> Made:
     return Made((_linode(client, "solo-eu-central-manager-3", list(ours.tags)),))
 
 
+def _in_vpc(client: LinodeClient, subnet_id: int) -> dict:
+    """Someone else's Linode, with one interface: in that VPC subnet."""
+    return client.post(
+        "/linode/instances",
+        data={
+            "label": "shop-web-1",
+            "region": "eu-central",
+            "type": "g6-nanode-1",
+            "interface_generation": "linode",
+            "interfaces": [{"vpc": {"subnet_id": subnet_id}}],
+        },
+    )
+
+
 def _foreign_vpc(client: LinodeClient, world: CliWorld) -> Made:
     """A VPC under the label of the cluster's in eu-central, with its tag but not its mark,
     another's Linode in it."""
@@ -103,16 +117,7 @@ def _foreign_vpc(client: LinodeClient, world: CliWorld) -> Made:
             "subnets": [{"label": "nodes", "ipv4": "192.168.64.0/24"}],
         },
     )
-    other = client.post(
-        "/linode/instances",
-        data={
-            "label": "shop-web-1",
-            "region": "eu-central",
-            "type": "g6-nanode-1",
-            "interface_generation": "linode",
-            "interfaces": [{"vpc": {"subnet_id": vpc["subnets"][0]["id"]}}],
-        },
-    )
+    other = _in_vpc(client, vpc["subnets"][0]["id"])
     return Made((other["id"],), (), (vpc["id"],))
 
 
@@ -121,16 +126,7 @@ def _stranger_in_vpc(client: LinodeClient, world: CliWorld) -> Made:
     VPC (anyone on the account may)."""
     world.invoke(["up", str(world.dir / "trust" / "solo-linode.toml"), "--timeout", "1"])
     vpc = next(v for v in client.get("/vpcs")["data"] if v["label"] == "solo-eu-central")
-    other = client.post(
-        "/linode/instances",
-        data={
-            "label": "shop-web-1",
-            "region": "eu-central",
-            "type": "g6-nanode-1",
-            "interface_generation": "linode",
-            "interfaces": [{"vpc": {"subnet_id": vpc["subnets"][0]["id"]}}],
-        },
-    )
+    other = _in_vpc(client, vpc["subnets"][0]["id"])
     return Made((other["id"],))
 
 
