@@ -15,7 +15,7 @@ HOST_PACKAGES := debootstrap zstd gpg iproute2 util-linux ca-certificates openss
 VM_PACKAGES := qemu-system-x86 qemu-utils grub-pc-bin grub-common xorriso mtools
 # A hard limit for make vmtest (seconds); each qemu also has its own and is ended by its PID.
 VMTEST_LIMIT ?= 2700
-SHELL_SCRIPTS := stackscripts/*.sh tests/debian/enter-root.sh tests/debian/systemctl-shim .ci/run examples/demo.sh tests/vm/guest-check.sh tests/vm/guest-first-boot.sh \
+SHELL_SCRIPTS := stackscripts/*.sh tests/debian/enter-root.sh tests/debian/systemctl-shim .ci/run examples/demo.sh tests/vm/guest-check.sh tests/vm/guest-first-boot.sh tests/vm/guest-cloud-init-first-boot.sh \
   swarmboot/lab/files/node-init.sh swarmboot/lab/files/systemctl swarmboot/lab/files/grub-probe
 
 .PHONY: help venv host-deps vm-deps vmtest vmtest-full test test-fast demo sim bench drills drills-lab security stackscripts lint format docs clean
@@ -24,7 +24,7 @@ help:
 	@echo "make demo          form the example swarm for real in the lab, show it, tear it down (KEEP=1 keeps it)"
 	@echo "make test          set up and run lint and every test (as root: the Debian runs too)"
 	@echo "make vmtest        boot the StackScript's disk under qemu through GRUB (as root; ~10 min)"
-	@echo "make vmtest-full   the StackScript on a VM's first boot over its own network (release check)"
+	@echo "make vmtest-full   the StackScript, then the cloud-init user data, on a VM's first boot (release check)"
 	@echo "make test-fast     the tests that need neither root nor the Debian mirror"
 	@echo "make sim           serve the Linode API simulator on 127.0.0.1:8765 (state in .cache/)"
 	@echo "make bench         measure the simulator and up (requests/s, memory, wall time)"

@@ -679,6 +679,14 @@ table inet swarmboot {
 		ip saddr @swarm_members udp dport 4789 accept comment "swarm: overlay network data (VXLAN)"
 		ip saddr @swarm_members meta l4proto esp accept comment "swarm: encrypted overlay (IPsec ESP, protocol 50)"
 	}
+
+	# Linode's Metadata service answers whatever asks from the node, with the node's user data
+	# (its pinned host key among it, when cloud-init made the node): not the containers.
+	chain forward {
+		type filter hook forward priority filter; policy accept;
+		ip daddr 169.254.169.254 drop comment "the Metadata service"
+		ip6 daddr { fd00:a9fe:a9fe::1, fe80::a9fe:a9fe } drop comment "the Metadata service"
+	}
 }
 
 include "/etc/swarmboot/swarm-members.nft"

@@ -9,6 +9,8 @@ instead of being made twice.
 
 from __future__ import annotations
 
+import base64
+import datetime
 import ipaddress
 import logging
 from collections.abc import Iterable
@@ -35,6 +37,7 @@ from swarmboot.state import (
 
 __all__ = [
     "AccountEvent",
+    "Catalogue",
     "CatalogueRegion",
     "CloudApi",
     "CloudError",
@@ -74,13 +77,16 @@ class CloudError(SwarmbootError):
 
 @dataclass(frozen=True)
 class CreateRequest:
+    """A new Linode, bootstrapped by a StackScript (`stackscript_id` and its data) or by
+    cloud-init (`user_data`, sent as metadata.user_data; no StackScript)."""
+
     label: str
     region: str
     type: str
     image: str
     tags: tuple[str, ...]
     authorized_keys: tuple[str, ...]
-    stackscript_id: int
+    stackscript_id: int | None
     stackscript_data: dict[str, str] = field(repr=False)
     root_pass: str = field(repr=False)
     private_ip: bool
@@ -90,6 +96,7 @@ class CreateRequest:
     # subnet, each behind `firewall_id`. None: the account's default, asked for nothing.
     interface_generation: str | None = None
     vpc_subnet_id: int | None = None
+    user_data: str | None = field(default=None, repr=False)  # a secret: the host key
 
 
 @dataclass(frozen=True)
@@ -126,17 +133,33 @@ class VpcAddress:
 
 @dataclass(frozen=True)
 class RebuildRequest:
-    """A fresh disk for an existing Linode: same image and StackScript, a new host key."""
+    """A fresh disk for an existing Linode: same image and StackScript (or user data), a
+    new host key."""
 
     image: str
     authorized_keys: tuple[str, ...]
-    stackscript_id: int
+    stackscript_id: int | None
     stackscript_data: dict[str, str] = field(repr=False)
     root_pass: str = field(repr=False)
+    user_data: str | None = field(default=None, repr=False)
+
+
+def _bootstrap(request: CreateRequest | RebuildRequest) -> dict[str, Any]:
+    """The create's or rebuild's StackScript fields, or its base64 user data."""
+    if request.user_data is not None:
+        return {"metadata": {"user_data": base64.b64encode(request.user_data.encode()).decode()}}
+    return {
+        "stackscript_id": request.stackscript_id,
+        "stackscript_data": request.stackscript_data,
+    }
+
+
+# The catalogue: regions by id, type ids, and each image's capabilities by id.
+Catalogue = tuple[dict[str, CatalogueRegion], set[str], dict[str, frozenset[str]]]
 
 
 class CloudApi(Protocol):
-    def catalogue(self) -> tuple[dict[str, CatalogueRegion], set[str], set[str]]: ...
+    def catalogue(self) -> Catalogue: ...
     def instances(self, tag: str | None = None, label_prefix: str = "") -> list[Instance]: ...
     def instance(self, label: str) -> Instance | None: ...
     def boot_failure(self, instance_id: int) -> str | None: ...
@@ -149,7 +172,9 @@ class CloudApi(Protocol):
     def set_tags(self, instance_id: int, tags: Iterable[str]) -> None: ...
     def rebuild_instance(self, instance_id: int, request: RebuildRequest) -> None: ...
     def last_event_id(self) -> int: ...
-    def linode_events(self, since: int) -> list[AccountEvent]: ...
+    def linode_events(
+        self, since: int | None, created_from: str | None = None
+    ) -> list[AccountEvent]: ...
     def rebuilt_since(self, instance_id: int, event_id: int) -> bool: ...
     def stackscripts(self) -> list[PublishedScript]: ...
     def stackscript_detail(self, script_id: int) -> dict[str, Any]: ...
@@ -212,6 +237,7 @@ def _instance(data: dict[str, Any]) -> Instance:
         image=data.get("image"),
         placement_group_id=(data.get("placement_group") or {}).get("id"),
         interface_generation=data.get("interface_generation") or "legacy_config",
+        created=data.get("created"),
     )
 
 
@@ -354,7 +380,7 @@ class LinodeCloud:
 
     # --- catalogue -------------------------------------------------------------------------
 
-    def catalogue(self) -> tuple[dict[str, CatalogueRegion], set[str], set[str]]:
+    def catalogue(self) -> Catalogue:
         regions = {
             r["id"]: CatalogueRegion(
                 r["id"],
@@ -364,7 +390,7 @@ class LinodeCloud:
             for r in self._list("/regions")
         }
         types = {t["id"] for t in self._list("/linode/types")}
-        images = {i["id"] for i in self._list("/images")}
+        images = {i["id"]: frozenset(i.get("capabilities") or ()) for i in self._list("/images")}
         return regions, types, images
 
     # --- instances -------------------------------------------------------------------------
@@ -415,8 +441,7 @@ class LinodeCloud:
             "booted": False,
             "authorized_keys": list(request.authorized_keys),
             "root_pass": request.root_pass,
-            "stackscript_id": request.stackscript_id,
-            "stackscript_data": request.stackscript_data,
+            **_bootstrap(request),
             "private_ip": request.private_ip,
         }
         if request.interface_generation == "linode":
@@ -484,8 +509,8 @@ class LinodeCloud:
         self._call("put", f"/linode/instances/{instance_id}", data={"tags": sorted(set(tags))})
 
     def rebuild_instance(self, instance_id: int, request: RebuildRequest) -> None:
-        """Replace the Linode's disks (and config profiles) from the image and StackScript;
-        it is left offline, so the kernel can be set before it boots."""
+        """Replace the Linode's disks (and config profiles) from the image and StackScript
+        (or user data); it is left offline, so the kernel can be set before it boots."""
         self._call(
             "post",
             f"/linode/instances/{instance_id}/rebuild",
@@ -493,8 +518,7 @@ class LinodeCloud:
                 "image": request.image,
                 "root_pass": request.root_pass,
                 "authorized_keys": list(request.authorized_keys),
-                "stackscript_id": request.stackscript_id,
-                "stackscript_data": request.stackscript_data,
+                **_bootstrap(request),
                 "booted": False,
             },
         )
@@ -504,13 +528,24 @@ class LinodeCloud:
         found = self._call("get", "/account/events?page_size=25")["data"]
         return max((e["id"] for e in found), default=0)
 
-    def linode_events(self, since: int) -> list[AccountEvent]:
-        """The account's events about Linodes after event `since`, oldest first: one request
-        for every Linode (more only past 500 events)."""
+    def linode_events(
+        self, since: int | None, created_from: str | None = None
+    ) -> list[AccountEvent]:
+        """The account's events about Linodes after event `since`, or else those created
+        from `created_from` on (an API time, such as a Linode's `created`; from a second
+        before it, as the API's stamps are whole seconds), oldest first: one request for
+        every Linode (more only past 500 events)."""
+        if since is not None:
+            after: dict[str, Any] = {"id": {"+gt": since}}
+        elif created_from is not None:
+            start = datetime.datetime.fromisoformat(created_from) - datetime.timedelta(seconds=1)
+            after = {"created": {"+gte": start.strftime("%Y-%m-%dT%H:%M:%S")}}
+        else:
+            raise ValueError("linode_events needs an event id or a time to start from")
         found = self._list(
             "/account/events",
             filters={
-                "+and": [{"id": {"+gt": since}}, {"entity.type": "linode"}],
+                "+and": [after, {"entity.type": "linode"}],
                 "+order_by": "id",
                 "+order": "asc",
             },

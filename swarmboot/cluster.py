@@ -47,6 +47,7 @@ from swarmboot.swarm import SwarmDriver, SwarmError
 __all__ = [
     "FIREWALLS",
     "GROUPS",
+    "LINODES",
     "SCRIPTS",
     "VPCS",
     "Context",
@@ -95,11 +96,14 @@ class Context:
     restore_archive: bytes | None = field(default=None, repr=False)
     # The registry logins `deploy` hands to the swarm (secrets: never shown).
     registry_auth: RegistryAuth | None = field(default=None, repr=False)
-    # The spec's regions whose catalogue entry lacks placement groups (`preflight`).
+    # The spec's regions whose catalogue entry lacks placement groups, and what cloud-init
+    # as the bootstrap needs that the catalogue lacks (`preflight`).
     placement_unsupported: frozenset[str] = frozenset()
     # The account's `interfaces_for_new_linodes`, read by `preflight` when the spec's
     # `cluster.interfaces` needs it (None: not read yet, or not needed).
     account_interfaces: str | None = None
+    metadata_unsupported: frozenset[str] = frozenset()
+    cloud_init_unsupported: frozenset[str] = frozenset()
     clock: Clock = field(default_factory=SystemClock)
     _remotes: dict[str, Remote] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -192,8 +196,14 @@ def _members(text: str) -> tuple[str, ...]:
     return ()
 
 
-# What `observe_cloud` lists besides the Linodes, each of which `keep` can stand in for.
-SCRIPTS, FIREWALLS, GROUPS, VPCS = "stackscripts", "firewalls", "placement_groups", "vpcs"
+# What `observe_cloud` lists, each of which `keep` can stand in for.
+LINODES, SCRIPTS, FIREWALLS, GROUPS, VPCS = (
+    "linodes",
+    "stackscripts",
+    "firewalls",
+    "placement_groups",
+    "vpcs",
+)
 
 
 def _with_vpc_addresses(
@@ -223,15 +233,31 @@ def observe_cloud(
     with their members; and, with Linode interfaces, two more: the VPCs holding its VPC
     labels, and its Linodes' addresses in them. No node is contacted. With `account`, every
     Linode of the account is listed instead, to name the other clusters on it (who else may
-    use the StackScript). The lists named in `unchanged` (SCRIPTS, FIREWALLS, GROUPS, VPCS)
-    are taken from `keep`, an earlier look that nothing since can have changed them from
-    (the Linodes are always listed). `vpcs`: whether to list the VPCs; None: when the spec
-    asks for Linode interfaces ("linode" or "auto") or a Linode of the cluster has them."""
+    use the StackScript). The lists named in `unchanged` (LINODES, SCRIPTS, FIREWALLS,
+    GROUPS, VPCS) are taken from `keep`: an earlier look, brought up to date with what the
+    API answered to every change made since (see swarmboot.apply.engine). `vpcs`: whether to
+    list the VPCs; None: when the spec asks for Linode interfaces ("linode" or "auto") or a
+    Linode of the cluster has them."""
     spec = ctx.spec
-    found = ctx.cloud.instances() if account else ctx.cloud.instances(*listing(spec))
-    prefix = listing(spec)[1]
-    mine = [i for i in found if spec.tag in i.tags or i.label.startswith(prefix)]
-    regions = {i.region for i in mine}
+    if keep is not None and LINODES in unchanged and not account:
+        linodes = Observed(
+            keep.instances, keep.strangers, outsiders=keep.outsiders, unmarked=keep.unmarked
+        )
+        regions = {
+            i.region for i in (*keep.instances, *keep.strangers, *keep.outsiders, *keep.unmarked)
+        }
+    else:
+        found = ctx.cloud.instances() if account else ctx.cloud.instances(*listing(spec))
+        prefix = listing(spec)[1]
+        mine = [i for i in found if spec.tag in i.tags or i.label.startswith(prefix)]
+        linodes = Observed(
+            tuple(cluster_linodes(spec, mine, ctx.marks)),
+            tuple(strangers(spec, mine)),
+            outsiders=outsiders(spec, mine),
+            unmarked=unmarked(spec, mine, ctx.marks),
+            other_clusters=other_clusters(spec, found) if account else None,
+        )
+        regions = {i.region for i in mine}
     if keep is not None and FIREWALLS in unchanged:
         firewalls = [*keep.firewalls, *keep.foreign_firewalls]
     else:
@@ -244,9 +270,11 @@ def observe_cloud(
         groups = ctx.cloud.placement_groups(group_labels(spec, regions))
     if keep is not None and SCRIPTS in unchanged:
         scripts = keep.scripts
+    elif spec.cluster.bootstrap == "cloud-init" and not account:
+        scripts = ()  # nothing is published for it, nor made from a StackScript
     else:
         scripts = tuple(ctx.cloud.stackscripts())
-    members = cluster_linodes(spec, mine, ctx.marks)
+    members = linodes.instances
     if vpcs is None:
         vpcs = spec.cluster.interfaces != "legacy" or any(i.linode_interfaces for i in members)
     found_vpcs: list[Vpc] = []
@@ -265,20 +293,19 @@ def observe_cloud(
             a.linode_id: (a.interface_id, a.address)
             for a in ctx.cloud.vpc_addresses(v.id for v in owned)
         }
-    return Observed(
-        _with_vpc_addresses(members, addresses),
-        tuple(strangers(spec, mine)),
-        scripts,
-        cluster_firewalls(spec, firewalls),
+    return replace(
+        linodes,
+        instances=_with_vpc_addresses(members, addresses),
+        scripts=scripts,
+        firewalls=cluster_firewalls(spec, firewalls),
         foreign_firewalls=foreign_firewalls(spec, firewalls),
-        outsiders=outsiders(spec, mine),
-        unmarked=unmarked(spec, mine, ctx.marks),
-        other_clusters=other_clusters(spec, found) if account else None,
         placement_groups=tuple(groups),
         placement_unsupported=ctx.placement_unsupported,
         vpcs=cluster_vpcs(spec, found_vpcs, ctx.marks),
         foreign_vpcs=foreign_vpcs(spec, found_vpcs, ctx.marks),
         account_interfaces=ctx.account_interfaces,
+        metadata_unsupported=ctx.metadata_unsupported,
+        cloud_init_unsupported=ctx.cloud_init_unsupported,
     )
 
 
@@ -290,7 +317,8 @@ def observe(
     unchanged: frozenset[str] = frozenset(),
 ) -> Observed:
     """Read the world. With `nodes`, also each running node and the swarm over SSH. `keep`
-    and `unchanged`: lists of the cloud not read again (see `observe_cloud`)."""
+    and `unchanged`: lists of the cloud not read again (see `observe_cloud`); the Linodes
+    are listed all the same when a node that `keep` has running does not answer."""
     cloud = observe_cloud(ctx, keep=keep, unchanged=unchanged)
     mine = list(cloud.instances)
     reports: dict[str, NodeStatus] = {}
@@ -309,6 +337,11 @@ def observe(
                 members[inst.label] = held
             if failure is not None:
                 failures[inst.label] = failure
+        silent = [i for i in running if i.label not in {*members, *failures}]
+        if silent and LINODES in unchanged and keep is not None:
+            # Is its Linode still there (and running)?
+            cloud = observe_cloud(ctx, keep=keep, unchanged=unchanged - {LINODES})
+            mine = list(cloud.instances)
         swarm = _swarm_state(ctx, mine, reports)
         local = _local_views(ctx, mine, reports, swarm)
     # The config profile (kernel) matters only for nodes that are not ready yet.

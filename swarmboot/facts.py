@@ -5,13 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = [
+    "CLOUD_INIT_SCRIPT_DIR",
     "DOCKER_APT_KEY_FINGERPRINT",
     "ESP_PROTOCOL",
     "GRUB_KERNEL",
     "LOG_PATH",
     "MEMBERS_FILE",
+    "METADATA_IPV4",
+    "METADATA_IPV6",
     "NFT_MEMBERS_SET",
     "NFT_TABLE",
+    "NODE_ENV_FILE",
     "SERIAL_CONSOLE",
     "STATUS_PATH",
     "SWARM_PORTS",
@@ -55,3 +59,12 @@ LOG_PATH = "/var/log/swarmboot-stackscript.log"
 NFT_TABLE = "swarmboot"
 NFT_MEMBERS_SET = "swarm_members"
 MEMBERS_FILE = "/etc/swarmboot/swarm-members.nft"
+
+# With cloud-init as the bootstrap (cluster.bootstrap), the user data writes the node's script
+# into this folder and its fields, as a StackScript's would reach it, into NODE_ENV_FILE (on
+# /run, a tmpfs: never on the disk; the script's start removes it).
+CLOUD_INIT_SCRIPT_DIR = "/var/lib/swarmboot/bootstrap"
+NODE_ENV_FILE = "/run/swarmboot/node.env"
+# Linode's Metadata service, as a node reaches it (its link-local addresses).
+METADATA_IPV4 = "169.254.169.254"
+METADATA_IPV6 = ("fd00:a9fe:a9fe::1", "fe80::a9fe:a9fe")

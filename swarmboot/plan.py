@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from swarmboot import facts
@@ -59,6 +59,7 @@ __all__ = [
     "QuorumError",
     "RebuildInstance",
     "RemoveStaleNode",
+    "SetHeartbeat",
     "SetKernel",
     "Step",
     "SyncCloudFirewall",
@@ -95,12 +96,14 @@ def script_label(file: str) -> str:
 
 @dataclass(frozen=True)
 class LocalScript:
-    """A rendered StackScript as it would be published."""
+    """A rendered StackScript as it would be published, and its cloud-config (the same
+    script as cloud-init user data: see swarmboot.userdata)."""
 
     file: str
     text: str
     images: tuple[str, ...]
     description: str
+    cloud_config: str = field(default="", repr=False)
 
     @property
     def label(self) -> str:
@@ -145,6 +148,7 @@ class CreateInstance:
     # label), each behind `firewall`; "legacy_config": the account's default, as before.
     interface_generation: str = LEGACY
     vpc: str | None = None
+    bootstrap: str = "stackscript"  # or "cloud-init": the script as user data
 
     def describe(self) -> str:
         made = f"Create {self.label} ({self.role}, {self.region}, {self.type})"
@@ -231,10 +235,24 @@ class SyncCloudFirewall:
 @dataclass(frozen=True)
 class InitSwarm:
     label: str  # the swarm's first manager
+    heartbeat: int  # the dispatcher's heartbeat, in seconds
     leave_first: bool = False  # it leaves a swarm of its own (or an ended join) first
 
     def describe(self) -> str:
         return f"Initialise the swarm on {self.label}"
+
+
+@dataclass(frozen=True)
+class SetHeartbeat:
+    """Set the swarm's dispatcher heartbeat through the manager `via` (`was`: what the
+    swarm has now)."""
+
+    seconds: int
+    was: int
+    via: str
+
+    def describe(self) -> str:
+        return f"Set the swarm's heartbeat to {self.seconds} s (it is {self.was} s)"
 
 
 @dataclass(frozen=True)
@@ -311,12 +329,11 @@ class RebuildInstance:
     role: str
     region: str
     image: str
+    bootstrap: str = "stackscript"  # or "cloud-init": the script as user data
 
     def describe(self) -> str:
-        return (
-            f"Rebuild {self.label} from {self.image} and the StackScript, with a new pinned "
-            "host key"
-        )
+        script = "the StackScript" if self.bootstrap == "stackscript" else "cloud-init user data"
+        return f"Rebuild {self.label} from {self.image} and {script}, with a new pinned host key"
 
 
 @dataclass(frozen=True)
@@ -379,6 +396,7 @@ Step = (
     | RemoveStaleNode
     | LabelNode
     | EnsureNetwork
+    | SetHeartbeat
     | DrainNode
     | DemoteNode
     | LeaveSwarm
@@ -485,6 +503,27 @@ def _check_encryption(spec: Spec, observed: Observed) -> None:
         )
 
 
+def _check_bootstrap(spec: Spec, observed: Observed) -> None:
+    """cloud-init as the bootstrap needs Linode's Metadata service in every region of the
+    spec and the cloud-init capability on its image (Linode refuses the user data without)."""
+    if spec.cluster.bootstrap != "cloud-init":
+        return
+    lacking = []
+    regions = sorted(observed.metadata_unsupported & set(spec.regions))
+    if regions:
+        lacking.append(f"no Metadata service in {', '.join(regions)}")
+    if spec.cluster.image in observed.cloud_init_unsupported:
+        lacking.append(f"no cloud-init capability for the image {spec.cluster.image}")
+    if lacking:
+        raise PlanError(
+            f'cluster.bootstrap = "cloud-init", but Linode\'s catalogue has '
+            f"{' and '.join(lacking)}: it would refuse the nodes' user data",
+            hint='use the StackScript: cluster.bootstrap = "stackscript" (or --bootstrap '
+            "stackscript), or regions and an image whose catalogue entries have Metadata "
+            "and cloud-init",
+        )
+
+
 def swarm_via(observed: Observed, going: set[str] | frozenset[str] = frozenset()) -> str | None:
     """The manager swarm steps go through: the one the swarm was read from, unless it is
     going (rebuilt or pruned), else a reachable, ready manager that answers SSH."""
@@ -570,12 +609,17 @@ def _cloud_firewalls(
     addresses: tuple[str, ...] | None,
     existing: dict[str, Instance],
 ) -> tuple[list[Step], list[Step]]:
-    """(Cloud Firewalls to create before the Linodes, firewalls to bring up to date)."""
+    """(Cloud Firewalls to create before the Linodes, firewalls to bring up to date). The
+    load balancers' one is made only for a cluster with load balancers (in the spec, or
+    kept from it); once made, it is kept up to date."""
     create: list[Step] = []
     sync: list[Step] = []
     devices = firewall_devices(spec, existing)
+    has_lb = any(n.role == "lb" for n in spec.nodes())
     for label, lb in cloud_firewall_labels(spec).items():
         current = observed.firewall(label)
+        if current is None and lb and not has_lb and not devices[label]:
+            continue
         if current is None:
             create.append(EnsureCloudFirewall(label, cloud_rules(spec, (), lb=lb)))
         if current is None or addresses is None:
@@ -610,11 +654,14 @@ def plan(
     spec no longer has are taken out of the swarm and deleted; without, they are kept."""
     _check_strangers(spec, observed)
     _check_encryption(spec, observed)
+    _check_bootstrap(spec, observed)
     nodes = spec.nodes()
     existing: dict[str, Instance] = {i.label: i for i in observed.instances}
     steps: list[Step] = []
 
-    steps += publish_steps((script,), observed.scripts)
+    # With cloud-init the script goes to each node in its user data: nothing is published.
+    if spec.cluster.bootstrap == "stackscript":
+        steps += publish_steps((script,), observed.scripts)
 
     addresses = cluster_addresses(nodes, existing)
     firewalls_to_create, firewalls_to_sync = _cloud_firewalls(spec, observed, addresses, existing)
@@ -638,7 +685,11 @@ def plan(
     for node in nodes:
         if node.label in redo:
             steps += rebuild_prep(observed, node.label, via)
-            steps.append(RebuildInstance(node.label, node.role, node.region, spec.cluster.image))
+            steps.append(
+                RebuildInstance(
+                    node.label, node.role, node.region, spec.cluster.image, spec.cluster.bootstrap
+                )
+            )
     rest = tuple(n for n in nodes if n.label not in redo)
 
     # Linodes: made unbooted behind their Cloud Firewall (with Linode interfaces, each
@@ -657,6 +708,7 @@ def plan(
             group_of.get(n.region) if n.role == "manager" else None,
             generation,
             vpc_of.get(n.region),
+            spec.cluster.bootstrap,
         )
         for n in rest
         if n.label not in existing
@@ -721,6 +773,7 @@ def _joins(
     failed: dict[str, str],
     ready: dict[str, SwarmNode],
     via: str,
+    heartbeat: int,
 ) -> tuple[list[Step], set[str]]:
     """(The steps that make the nodes members with their roles, the nodes that join.)
 
@@ -752,7 +805,7 @@ def _joins(
         failed[label] = reason
 
     if swarm is None:
-        steps.append(InitSwarm(via, leave_first=bool(must_leave(via))))
+        steps.append(InitSwarm(via, heartbeat, leave_first=bool(must_leave(via))))
         joining.add(via)
     for node in managers:
         if node.label in joining:
@@ -814,7 +867,7 @@ def _swarm_steps(
             )
         via = managers[0].label
     assert via is not None
-    steps, joining = _joins(observed, nodes, managers, failed, ready, via)
+    steps, joining = _joins(observed, nodes, managers, failed, ready, via, spec.cluster.heartbeat)
     if swarm is not None:
         wanted = {n.label for n in nodes}
         for entry in swarm.nodes:
@@ -836,6 +889,8 @@ def _swarm_steps(
             node_id = entry.id if entry is not None else None  # None: it joins first
             steps.append(LabelNode(node.label, want, node_id, via))
 
+    if swarm is not None and swarm.heartbeat not in (None, spec.cluster.heartbeat):
+        steps.append(SetHeartbeat(spec.cluster.heartbeat, swarm.heartbeat, via))
     networks = dict(swarm.networks) if swarm else {}
     if spec.network_name not in networks:
         steps.append(EnsureNetwork(spec.network_name, spec.encrypted, spec.network.subnet, via))

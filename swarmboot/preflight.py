@@ -1,10 +1,12 @@
 """What a spec must agree with before any command acts on it: a StackScript of this
-project for its image, data for it that Linode takes, and region, type and image names the
-API's catalogue has (and, for the managers' placement groups, what its regions offer)."""
+project for its image, data for it (or user data, with cloud-init) that Linode takes, and
+region, type and image names the API's catalogue has (and what its regions and image offer:
+placement groups for the managers, the Metadata service and cloud-init for the user data)."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 from swarmboot.cloud import CloudApi, CloudError
@@ -23,8 +25,12 @@ from swarmboot.plan import LocalScript
 from swarmboot.publish import local_scripts
 from swarmboot.spec import Spec, SpecError, check_against_catalog
 from swarmboot.udf import MAX_DATA_CHARS, check_data, parse_udfs
+from swarmboot.userdata import MAX_USER_DATA_BYTES, node_user_data
 
 __all__ = [
+    "CLOUD_INIT",
+    "METADATA",
+    "CatalogueFacts",
     "account_interfaces",
     "check_catalogue",
     "check_node_data",
@@ -32,6 +38,20 @@ __all__ = [
     "placement_warning",
     "stackscript_for",
 ]
+
+# The capabilities metadata.user_data needs, as Linode's catalogue names them: the region's
+# Metadata service and the image's cloud-init.
+METADATA = "Metadata"
+CLOUD_INIT = "cloud-init"
+
+
+@dataclass(frozen=True)
+class CatalogueFacts:
+    """What the catalogue says the spec's regions and image lack (the plan decides)."""
+
+    placement_unsupported: frozenset[str] = frozenset()  # no placement groups for managers
+    metadata_unsupported: frozenset[str] = frozenset()  # regions without the Metadata service
+    cloud_init_unsupported: frozenset[str] = frozenset()  # the image, if it lacks cloud-init
 
 
 def node_data(
@@ -53,16 +73,30 @@ def node_data(
 def check_node_data(
     spec: Spec, spec_path: Path, script: LocalScript, admin_keys: tuple[str, ...]
 ) -> None:
-    """Every node's data fits the StackScript and Linode's 65,535 characters: found before
-    anything is made, not at the first create (after a StackScript and two firewalls)."""
+    """Every node's data fits the StackScript and Linode's 65,535 characters (with
+    cloud-init: its user data, Linode's 65,535 bytes): found before anything is made, not at
+    the first create (after a StackScript and two firewalls)."""
     udfs = parse_udfs(script.text, script.file)
-    host_key = new_host_key().private_b64  # every node's is of this size
+    host_key = new_host_key()  # every node's is of this size
+    cloud_init = spec.cluster.bootstrap == "cloud-init"
     for node in spec.nodes():
-        data = node_data(spec, admin_keys, node.label, node.role, node.region, host_key)
+        data = node_data(spec, admin_keys, node.label, node.role, node.region, host_key.private_b64)
         problems = check_data(udfs, data)
-        if not problems:
-            continue
-        if any(p.startswith("stackscript_data: ") for p in problems):
+        too_long = any(p.startswith("stackscript_data: ") for p in problems)
+        problems = tuple(p for p in problems if not p.startswith("stackscript_data: "))
+        if problems:
+            raise SpecError([f"{spec_path}: {node.label}: {problems[0]}"])
+        if cloud_init:
+            size = len(node_user_data(script.cloud_config, data, host_key).encode())
+            if size > MAX_USER_DATA_BYTES:
+                raise SpecError(
+                    [
+                        f"{spec_path}: cluster.admin_ssh_keys: a node's cloud-init user data "
+                        f"would be {size} bytes, Linode takes at most {MAX_USER_DATA_BYTES}; "
+                        'give fewer admin keys, or use cluster.bootstrap = "stackscript"'
+                    ]
+                )
+        elif too_long:
             size = len(json.dumps(data, separators=(",", ":")))
             raise SpecError(
                 [
@@ -71,7 +105,6 @@ def check_node_data(
                     "admin keys"
                 ]
             )
-        raise SpecError([f"{spec_path}: {node.label}: {problems[0]}"])
 
 
 def stackscript_for(spec: Spec, spec_path: Path) -> LocalScript:
@@ -136,12 +169,13 @@ def account_interfaces(spec: Spec, spec_path: Path, cloud: CloudApi) -> str | No
 
 def check_catalogue(
     spec: Spec, spec_path: Path, cloud: CloudApi, generation: str = LEGACY
-) -> frozenset[str]:
+) -> CatalogueFacts:
     """Region, type and image names as the API knows them (not a list in the code), room
     for each region's managers in one placement group, and VPCs and Linode interfaces in
-    each region where the Linodes made are to have them (`generation`). Returns the regions
-    whose managers would have a group but whose catalogue entry lacks placement groups: the
-    plan makes none there (the caller says so)."""
+    each region where the Linodes made are to have them (`generation`). Returns what the
+    spec's regions and image lack: placement groups where the managers would have one (the
+    plan makes none there, and the caller says so), the Metadata service and cloud-init
+    (which the plan requires when the bootstrap is cloud-init)."""
     regions, types, images = cloud.catalogue()
     check_against_catalog(spec, str(spec_path), regions, types, images)
     if generation == LINODE:
@@ -167,7 +201,16 @@ def check_catalogue(
     ]
     if problems:
         raise SpecError(problems)
-    return lacking
+    image = spec.cluster.image
+    return CatalogueFacts(
+        placement_unsupported=lacking,
+        metadata_unsupported=frozenset(
+            region for region in spec.regions if METADATA not in regions[region].capabilities
+        ),
+        cloud_init_unsupported=frozenset(
+            {image} - {i for i, c in images.items() if CLOUD_INIT in c}
+        ),
+    )
 
 
 def placement_warning(lacking: frozenset[str]) -> str | None:

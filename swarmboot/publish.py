@@ -16,18 +16,24 @@ __all__ = ["PublishResult", "local_scripts", "publish", "publish_one"]
 
 
 def local_scripts(directory: Path | None = None) -> dict[str, LocalScript]:
-    """The rendered StackScripts with what publishing them needs (from the catalogue)."""
-    from swarmboot.render import load_catalog
+    """The rendered StackScripts with what publishing them needs (from the catalogue), and
+    each one's cloud-config."""
+    from swarmboot.render import cloud_config_name, load_catalog
 
     directory = directory or paths.stackscripts_dir()
     catalog = load_catalog(paths.templates_dir())
     found = {}
     for name, entry in catalog.scripts.items():
-        path = directory / name
-        if not path.is_file():
-            raise SwarmbootError(f"{path} is missing", hint="run `swarmboot render`")
+        path, config = directory / name, directory / cloud_config_name(name)
+        for each in (path, config):
+            if not each.is_file():
+                raise SwarmbootError(f"{each} is missing", hint="run `swarmboot render`")
         found[name] = LocalScript(
-            name, path.read_text(encoding="utf-8"), entry.images, entry.description
+            name,
+            path.read_text(encoding="utf-8"),
+            entry.images,
+            entry.description,
+            config.read_text(encoding="utf-8"),
         )
     return found
 

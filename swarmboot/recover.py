@@ -12,11 +12,13 @@ swarm's state as its log has it (services, configs, secrets, networks, node labe
    index is named), the managers that do not answer are shut down through the API (if one
    is alive behind a partition it would hold the old swarm), and the new cluster is forced
    on the chosen one (unlocked first if autolock is on).
-2. A manager leads: once it has heard from every node (right after it took over they are
-   `unknown` to it: each turns out ready, or down), the answering managers a forced new
-   cluster left out of raft leave their old swarm (to join this one), and every node that
-   is gone, stopped or down in the swarm is marked for a rebuild in the cloud
-   (`rebuild:<event>`), all at once.
+2. A manager leads: once it has heard from every node that answers (right after it took
+   over they are `unknown` to it; a live one turns ready), the answering managers a forced
+   new cluster left out of raft leave their old swarm (to join this one), and every node
+   that is gone, stopped, down in the swarm, or silent (answering neither the leader nor
+   SSH) is marked for a rebuild in the cloud (`rebuild:<event>`), all at once. The swarm
+   would give up on a silent node only after six heartbeats (two minutes at swarmboot's
+   20 s): its silence says as much, sooner.
 3. `up` carries on as after any `node rebuild`: entries removed, Linodes rebuilt (or made
    again), booted, waited for, joined with their labels, managers one at a time.
 
@@ -225,6 +227,14 @@ def _left_out(observed: Observed) -> list[str]:
     return out
 
 
+_SILENT = "it does not answer, and the new leader has not heard from it"
+
+
+def _answers(observed: Observed, label: str) -> bool:
+    """Whether the node answered this round's look (its status and its own swarm view)."""
+    return label in observed.reports and label in observed.local
+
+
 def plan_recover(spec: Spec, observed: Observed) -> tuple:
     """The steps of one round of `recover` (see the module's text); none when the swarm has
     a leader and every node of the spec is well or being rebuilt."""
@@ -245,16 +255,20 @@ def plan_recover(spec: Spec, observed: Observed) -> tuple:
             f"{spec.cluster.name} has no swarm to recover: no node answers as its member",
             hint="`swarmboot up` makes the cluster (`swarmboot status` shows each node)",
         )
-    waiting = unheard(observed)
-    if waiting:
-        # Right after a new leader took over, every other entry is `unknown`: until each
-        # is heard from (ready) or given up (down), which to rebuild is not known.
-        return (AwaitNodes(waiting, observed.swarm.manager),)
+    # Right after a new leader took over, every other entry is `unknown` until the leader
+    # hears from it (ready) or gives up on it (down, after six heartbeats). One that answers
+    # is alive: it is waited for. One that answers neither is rebuilt without waiting for
+    # the swarm's verdict (which would say no more than its silence does).
+    unknown = unheard(observed)
+    alive = tuple(label for label in unknown if _answers(observed, label))
+    if alive:
+        return (AwaitNodes(alive, observed.swarm.manager),)
+    silent = [(label, _SILENT) for label in unknown]
     leaving = _left_out(observed)
     steps: list = [LeaveSwarm(label) for label in leaving]
     known = {e.id for e in observed.swarm.nodes}
     reconnecting = []
-    for label, why in unhealthy(spec, observed):
+    for label, why in [*unhealthy(spec, observed), *silent]:
         inst = observed.instance(label)
         if label in leaving or inst is None or inst.rebuild_since is not None:
             continue  # rejoins as it is; made again by `up`; marked already

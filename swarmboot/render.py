@@ -1,7 +1,9 @@
 """Render the StackScript templates, and check that the committed scripts are fresh.
 
 `templates/catalog.toml` names each StackScript, the template it is rendered from and the
-distribution it is for; the templates share their bash through `templates/partials/`.
+distribution it is for; the templates share their bash through `templates/partials/`. Each
+StackScript is also rendered as a cloud-config (`<name>.cloud-config.yaml`, from the
+catalogue's `cloud_config` template) that carries the same script as cloud-init user data.
 Rendering is pure (text in, text out); writing and checking compare whole files.
 """
 
@@ -9,11 +11,13 @@ from __future__ import annotations
 
 import shlex
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 import jinja2
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from swarmboot import facts
@@ -22,18 +26,30 @@ from swarmboot.udf import Udf, parse_udfs
 
 __all__ = [
     "CATALOG_FILE",
+    "CLOUD_CONFIG_SUFFIX",
     "Catalog",
     "Drift",
+    "RenderedCloudConfig",
     "RenderedScript",
     "check",
+    "cloud_config_name",
     "environment",
     "load_catalog",
     "render_all",
+    "render_cloud_configs",
     "require_fresh",
     "write",
 ]
 
 CATALOG_FILE = "catalog.toml"
+# What a StackScript's cloud-config is named after: debian12-swarm-node.sh ->
+# debian12-swarm-node.cloud-config.yaml, beside it.
+CLOUD_CONFIG_SUFFIX = ".cloud-config.yaml"
+
+
+def cloud_config_name(script: str) -> str:
+    """The file name of the cloud-config rendered from a StackScript's file name."""
+    return script.removesuffix(".sh") + CLOUD_CONFIG_SUFFIX
 
 
 class _Strict(BaseModel):
@@ -78,6 +94,8 @@ class ScriptEntry(_Strict):
 
 
 class Catalog(_Strict):
+    # The template that renders each StackScript as a cloud-config.
+    cloud_config: str
     scripts: dict[str, ScriptEntry] = Field(min_length=1)
     fields: dict[str, tuple[UdfField, ...]] = {}
 
@@ -88,6 +106,23 @@ class RenderedScript:
     entry: ScriptEntry
     text: str
     udfs: tuple[Udf, ...]
+
+
+@dataclass(frozen=True)
+class RenderedCloudConfig:
+    name: str  # file name under stackscripts/: <script>.cloud-config.yaml
+    script: str  # the StackScript it carries
+    text: str
+
+
+class Rendered(Protocol):
+    """A file `swarmboot render` writes: a StackScript or a cloud-config."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def text(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -162,7 +197,25 @@ def _common_context() -> dict[str, object]:
         "nft_table": facts.NFT_TABLE,
         "nft_members_set": facts.NFT_MEMBERS_SET,
         "members_file": facts.MEMBERS_FILE,
+        "metadata_ipv4": facts.METADATA_IPV4,
+        "metadata_ipv6": facts.METADATA_IPV6,
     }
+
+
+def _render(
+    env: jinja2.Environment, templates: Path, name: str, template: str, /, **context: object
+) -> str:
+    try:
+        return env.get_template(template).render(**context)
+    except jinja2.TemplateNotFound as exc:
+        raise TemplateError(
+            f"{templates / CATALOG_FILE}: scripts.{name}: template "
+            f"{exc.name!r} not found in {templates}"
+        ) from exc
+    except jinja2.TemplateError as exc:
+        where = f"{getattr(exc, 'filename', None) or template}"
+        lineno = getattr(exc, "lineno", None)
+        raise TemplateError(f"{where}{f':{lineno}' if lineno else ''}: {exc}") from exc
 
 
 def render_all(templates: Path) -> tuple[RenderedScript, ...]:
@@ -173,24 +226,18 @@ def render_all(templates: Path) -> tuple[RenderedScript, ...]:
     out: list[RenderedScript] = []
     for name, entry in sorted(catalog.scripts.items()):
         fields = catalog.fields[entry.fields]
-        try:
-            text = env.get_template(entry.template).render(
-                script_name=name,
-                template=entry.template,
-                distro=entry.distro,
-                description=entry.description,
-                fields=fields,
-                **common,
-            )
-        except jinja2.TemplateNotFound as exc:
-            raise TemplateError(
-                f"{templates / CATALOG_FILE}: scripts.{name}: template "
-                f"{exc.name!r} not found in {templates}"
-            ) from exc
-        except jinja2.TemplateError as exc:
-            where = f"{getattr(exc, 'filename', None) or entry.template}"
-            lineno = getattr(exc, "lineno", None)
-            raise TemplateError(f"{where}{f':{lineno}' if lineno else ''}: {exc}") from exc
+        text = _render(
+            env,
+            templates,
+            name,
+            entry.template,
+            script_name=name,
+            template=entry.template,
+            distro=entry.distro,
+            description=entry.description,
+            fields=fields,
+            **common,
+        )
         if not text.startswith("#!/bin/bash\n"):
             raise TemplateError(f"{entry.template}: a StackScript must start with #!/bin/bash")
         try:
@@ -207,41 +254,89 @@ def render_all(templates: Path) -> tuple[RenderedScript, ...]:
     return tuple(out)
 
 
-def check(scripts: tuple[RenderedScript, ...], out_dir: Path) -> tuple[Drift, ...]:
-    """What in `out_dir` differs from `scripts`: stale, missing or orphaned files."""
-    drift: list[Drift] = []
-    names = {s.name for s in scripts}
+def render_cloud_configs(
+    templates: Path, scripts: tuple[RenderedScript, ...]
+) -> tuple[RenderedCloudConfig, ...]:
+    """Each StackScript as a cloud-config that writes it and runs it once (cloud-init's
+    write_files and runcmd). The script must come out of the YAML byte for byte, and the
+    file must end in write_files, where the node's own entries are appended."""
+    catalog = load_catalog(templates)
+    env = environment(templates)
+    out: list[RenderedCloudConfig] = []
     for script in scripts:
-        path = out_dir / script.name
-        if not path.is_file():
-            drift.append(Drift(script.name, "missing"))
-        elif path.read_text(encoding="utf-8") != script.text:
-            drift.append(Drift(script.name, "stale"))
-    if out_dir.is_dir():
-        drift.extend(
-            Drift(p.name, "orphan") for p in sorted(out_dir.glob("*.sh")) if p.name not in names
+        name = cloud_config_name(script.name)
+        script_path = f"{facts.CLOUD_INIT_SCRIPT_DIR}/{script.name}"
+        text = _render(
+            env,
+            templates,
+            script.name,
+            catalog.cloud_config,
+            name=name,
+            template=catalog.cloud_config,
+            script_template=script.entry.template,
+            script_name=script.name,
+            description=script.entry.description,
+            distro=script.entry.distro,
+            script=script.text.removesuffix("\n"),
+            script_path=script_path,
+            node_env_file=facts.NODE_ENV_FILE,
         )
+        try:
+            data = yaml.load(text, Loader=yaml.CSafeLoader)
+        except yaml.YAMLError as exc:
+            raise TemplateError(f"rendering {name}: not YAML: {exc}") from exc
+        if not text.startswith("#cloud-config\n") or not isinstance(data, dict):
+            raise TemplateError(
+                f"{catalog.cloud_config}: a cloud-config must open with #cloud-config"
+            )
+        files = data.get("write_files")
+        if list(data)[-1] != "write_files" or not files or files[-1].get("path") != script_path:
+            raise TemplateError(
+                f"rendering {name}: write_files, ending with {script_path}, must come last"
+            )
+        if files[-1].get("content") != script.text:
+            raise TemplateError(
+                f"rendering {name}: the script does not come out of the YAML as "
+                f"{script.name} is (check its indentation)"
+            )
+        out.append(RenderedCloudConfig(name=name, script=script.name, text=text))
+    return tuple(out)
+
+
+def check(outputs: Sequence[Rendered], out_dir: Path) -> tuple[Drift, ...]:
+    """What in `out_dir` differs from `outputs`: stale, missing or orphaned files."""
+    drift: list[Drift] = []
+    names = {o.name for o in outputs}
+    for output in outputs:
+        path = out_dir / output.name
+        if not path.is_file():
+            drift.append(Drift(output.name, "missing"))
+        elif path.read_text(encoding="utf-8") != output.text:
+            drift.append(Drift(output.name, "stale"))
+    if out_dir.is_dir():
+        found = sorted({*out_dir.glob("*.sh"), *out_dir.glob(f"*{CLOUD_CONFIG_SUFFIX}")})
+        drift.extend(Drift(p.name, "orphan") for p in found if p.name not in names)
     return tuple(drift)
 
 
-def write(scripts: tuple[RenderedScript, ...], out_dir: Path) -> tuple[tuple[str, bool], ...]:
-    """Write each script whose file differs; return (name, written) pairs."""
+def write(outputs: Sequence[Rendered], out_dir: Path) -> tuple[tuple[str, bool], ...]:
+    """Write each file whose content differs; return (name, written) pairs."""
     out_dir.mkdir(parents=True, exist_ok=True)
     results = []
-    for script in scripts:
-        path = out_dir / script.name
-        fresh = path.is_file() and path.read_text(encoding="utf-8") == script.text
+    for output in outputs:
+        path = out_dir / output.name
+        fresh = path.is_file() and path.read_text(encoding="utf-8") == output.text
         if not fresh:
             tmp = path.with_name(f".{path.name}.tmp")
-            tmp.write_text(script.text, encoding="utf-8")
-            tmp.chmod(0o755)
+            tmp.write_text(output.text, encoding="utf-8")
+            tmp.chmod(0o755 if output.name.endswith(".sh") else 0o644)
             tmp.replace(path)
-        results.append((script.name, not fresh))
+        results.append((output.name, not fresh))
     return tuple(results)
 
 
-def require_fresh(scripts: tuple[RenderedScript, ...], out_dir: Path) -> None:
-    drift = check(scripts, out_dir)
+def require_fresh(outputs: Sequence[Rendered], out_dir: Path) -> None:
+    drift = check(outputs, out_dir)
     if drift:
         raise StaleError(
             "; ".join(d.describe(out_dir) for d in drift),

@@ -81,6 +81,9 @@ class Instance:
         """Its address inside its region: the VPC one, else Linode's private IPv4."""
         return self.ipv4_vpc or self.ipv4_private
 
+    # When it was made, as the API tells time (`created`, to the second, UTC).
+    created: str | None = None
+
     @property
     def rebuild_since(self) -> int | None:
         """The event id of the rebuild this Linode is marked for, None if it is not."""
@@ -217,6 +220,7 @@ class SwarmState:
     manager: str  # label of the manager it was read from
     nodes: tuple[SwarmNode, ...]
     networks: tuple[tuple[str, bool], ...] = ()  # (overlay name, encrypted)
+    heartbeat: int | None = None  # the dispatcher's heartbeat in seconds (None: not read)
 
     def node(self, hostname: str) -> SwarmNode | None:
         found = [n for n in self.nodes if n.hostname == hostname]
@@ -266,6 +270,10 @@ class Observed:
     # The account's `interfaces_for_new_linodes`, read when the spec's `cluster.interfaces`
     # needs it (None: not read).
     account_interfaces: str | None = None
+    # What cloud-init as the bootstrap needs and the catalogue lacks: the spec's regions
+    # without Linode's Metadata service, and its image if it lacks the cloud-init capability.
+    metadata_unsupported: frozenset[str] = frozenset()
+    cloud_init_unsupported: frozenset[str] = frozenset()
 
     def instance(self, label: str) -> Instance | None:
         return next((i for i in self.instances if i.label == label), None)

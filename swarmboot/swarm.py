@@ -77,7 +77,7 @@ class Inventory:
 class SwarmDriver(Protocol):
     def local(self, remote: Remote) -> LocalSwarm: ...
     def state(self, manager: Remote, label: str) -> SwarmState: ...
-    def init(self, remote: Remote, advertise: str) -> None: ...
+    def init(self, remote: Remote, advertise: str, heartbeat: int) -> None: ...
     def join_tokens(self, manager: Remote) -> tuple[str, str]: ...
     def join(self, remote: Remote, manager_address: str, token: str, advertise: str) -> None: ...
     # Those that change a node's entry or a network say whether they changed anything
@@ -91,6 +91,7 @@ class SwarmDriver(Protocol):
     def ensure_network(
         self, manager: Remote, name: str, encrypted: bool, subnet: str | None = None
     ) -> bool: ...
+    def set_heartbeat(self, manager: Remote, seconds: int) -> bool: ...
     def leave(self, remote: Remote) -> None: ...
     def raft_status(self, remote: Remote) -> RaftStatus | None: ...
     def force_new_cluster(self, remote: Remote, advertise: str) -> None: ...
@@ -121,6 +122,15 @@ class SwarmDriver(Protocol):
 
 
 log = logging.getLogger("swarmboot.swarm")
+_NS = 1_000_000_000  # Docker gives durations in nanoseconds
+
+
+def _heartbeat(attrs: dict) -> int | None:
+    """The dispatcher's heartbeat in whole seconds, from `GET /swarm` (None: not given)."""
+    period = ((attrs.get("Spec") or {}).get("Dispatcher") or {}).get("HeartbeatPeriod")
+    return round(period / _NS) if period else None
+
+
 # Reads a manager's raft log for `raft_status`: the snapshots' names on one line, the newest
 # WAL segment's name on the next (empty: no log), then that segment, gzipped and in base64
 # (64 MB preallocated, mostly zeros: a few hundred kB on the wire).
@@ -415,11 +425,12 @@ class DockerSwarm(StackCalls):
                     if n.name != "ingress"
                 )
             )
-            return SwarmState(label, tuple(nodes), networks)
+            client.swarm.reload()
+            return SwarmState(label, tuple(nodes), networks, _heartbeat(client.swarm.attrs))
 
         return self._call(manager, "reading the swarm", read)
 
-    def init(self, remote: Remote, advertise: str) -> None:
+    def init(self, remote: Remote, advertise: str, heartbeat: int) -> None:
         """Make the node a new swarm's first manager. A connection that breaks may have
         carried the init out or never sent it: the node is looked at before deciding, and
         an init that never happened is sent once more."""
@@ -428,7 +439,11 @@ class DockerSwarm(StackCalls):
             self._call(
                 remote,
                 "docker swarm init",
-                lambda c: c.swarm.init(advertise_addr=advertise, listen_addr="0.0.0.0:2377"),
+                lambda c: c.swarm.init(
+                    advertise_addr=advertise,
+                    listen_addr="0.0.0.0:2377",
+                    dispatcher_heartbeat_period=heartbeat * _NS,
+                ),
                 retry=False,
             )
 
@@ -626,6 +641,24 @@ class DockerSwarm(StackCalls):
             )(once, client)
 
         return self._call(manager, "removing a node", remove)
+
+    def set_heartbeat(self, manager: Remote, seconds: int) -> bool:
+        """Set the swarm's dispatcher heartbeat. The whole spec as the swarm has it goes back
+        with that one field changed (a partial spec would reset the others: autolock, the
+        certificates' expiry); the swarm's version makes a concurrent change fail, not
+        vanish, and the next call reads it again."""
+
+        def update(client: Any) -> bool:
+            client.swarm.reload()
+            attrs = client.swarm.attrs
+            if _heartbeat(attrs) == seconds:
+                return False
+            spec = dict(attrs["Spec"])
+            spec["Dispatcher"] = dict(spec.get("Dispatcher") or {}, HeartbeatPeriod=seconds * _NS)
+            client.api.update_swarm(version=attrs["Version"]["Index"], swarm_spec=spec)
+            return True
+
+        return self._call(manager, "setting the swarm's heartbeat", update)
 
     def ensure_network(
         self, manager: Remote, name: str, encrypted: bool, subnet: str | None = None

@@ -66,6 +66,13 @@ def rendered() -> dict[str, render.RenderedScript]:
 
 
 @pytest.fixture(scope="session")
+def cloud_configs(rendered) -> dict[str, render.RenderedCloudConfig]:
+    """Each StackScript's cloud-config, by the StackScript's name."""
+    configs = render.render_cloud_configs(TEMPLATES, tuple(rendered.values()))
+    return {c.script: c for c in configs}
+
+
+@pytest.fixture(scope="session")
 def spec_check():
     """Linode's OpenAPI specs, to check every exchange with the simulator against: 4.189.0
     as published, and 4.229.1 as linode-cli 5.69.0 keeps it (tests/data/README.md)."""

@@ -1,7 +1,8 @@
 """Test doubles for the SSH and Docker seams, driven by the simulator's machine backend.
 
 `FakeFleet` is a machine backend: when the simulator boots a Linode, a `FakeNode` comes up at
-its address with the host key from its StackScript data and a status report (done, or what a
+its address with the host key from its StackScript data (or cloud-init user data) and a status
+report (done, or what a
 test asks for). `FakeConnector` and `FakeSwarm` let swarmboot reach those nodes: SSH checks
 the pinned fingerprint against the node's real key, Docker keeps a swarm model. The cloud side
 is always the real simulator.
@@ -11,11 +12,13 @@ from __future__ import annotations
 
 import base64
 import json
+import shlex
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+import yaml
 from cryptography.hazmat.primitives import serialization
 
 from swarmboot import facts
@@ -27,6 +30,17 @@ from swarmboot.state import SwarmNode, SwarmState
 from swarmboot.swarm import Inventory, LocalSwarm, ServiceTask, SwarmError
 
 from .fake_stacks import FakeStacks
+
+
+def fields_of(machine: Machine) -> dict[str, str]:
+    """The node's fields as its script gets them: the StackScript's data, or the shell
+    assignments its cloud-init user data writes for the script to read."""
+    if machine.user_data is None:
+        return dict(machine.stackscript_data)
+    config = yaml.safe_load(base64.b64decode(machine.user_data))
+    env = next(f for f in config["write_files"] if f["path"] == facts.NODE_ENV_FILE)
+    words = shlex.split(base64.b64decode(env["content"]).decode())
+    return dict(word.split("=", 1) for word in words)
 
 
 def _fingerprint_of_private(b64: str) -> str:
@@ -75,6 +89,7 @@ class FakeFleet:
         self.behaviour: dict[str, str] = {}
         self.swarm_nodes: dict[str, FakeNode] = {}  # by node id
         self.networks: dict[str, bool] = {}
+        self.heartbeat: int | None = None  # the swarm's dispatcher heartbeat, in seconds
         # Services' tasks by service name, and the swarm's config names (a test sets them).
         self.tasks: dict[str, tuple[ServiceTask, ...]] = {}
         self.configs: set[str] = set()
@@ -120,7 +135,7 @@ class FakeFleet:
                 existing.machine = machine
                 existing.down = False
                 return
-            key_b64 = machine.stackscript_data.get("ssh_host_key")
+            key_b64 = fields_of(machine).get("ssh_host_key")
             host_key = _fingerprint_of_private(key_b64) if key_b64 else None
             if behaviour == "wrong-key":
                 host_key = "SHA256:someone-elses-key"
@@ -139,7 +154,7 @@ class FakeFleet:
             "script_sha256": "x",
             "hostname": machine.label,
             "cluster": "c",
-            "role": machine.stackscript_data.get("swarm_role", "worker"),
+            "role": fields_of(machine).get("swarm_role", "worker"),
             "zone": machine.region,
             "kernel_release": "6.1.0-56-amd64",
             "distro_kernel": True,
@@ -176,7 +191,10 @@ class FakeFleet:
         pass
 
     def node(self, label: str) -> FakeNode:
-        return next(n for n in self.nodes.values() if n.machine.label == label)
+        # Under the lock: the simulator's backend adds machines from its own threads, and a
+        # dict that grows while it is iterated raises.
+        with self.lock:
+            return next(n for n in self.nodes.values() if n.machine.label == label)
 
 
 class FakeRemote:
@@ -305,7 +323,9 @@ class FakeSwarm(FakeStacks):
             members = [n for n in self.fleet.swarm_nodes.values() if n.manager and not n.forced_out]
             leader = next((n.node_id for n in members if not n.down and not n.left), None)
             nodes = tuple(replace(e, leader=e.id == leader) for e in nodes)
-            return SwarmState(label, nodes, tuple(sorted(self.fleet.networks.items())))
+            return SwarmState(
+                label, nodes, tuple(sorted(self.fleet.networks.items())), self.fleet.heartbeat
+            )
 
     def _register(self, node: FakeNode) -> None:
         """A node's earlier entries stay behind as Down copies, as Docker keeps them."""
@@ -315,10 +335,11 @@ class FakeSwarm(FakeStacks):
         node.left = False
         self.fleet.swarm_nodes[node.node_id] = node
 
-    def init(self, remote: FakeRemote, advertise: str) -> None:
+    def init(self, remote: FakeRemote, advertise: str, heartbeat: int) -> None:
         node = self._n(remote)
         with self.fleet.lock:
             self.fleet.swarm_nodes.clear()  # a new swarm: nobody else is in it
+            self.fleet.heartbeat = heartbeat
             node.node_id, node.swarm, node.manager, node.advertise = (
                 f"node-{node.machine.label}",
                 "active",
@@ -429,6 +450,13 @@ class FakeSwarm(FakeStacks):
         made = name not in self.fleet.networks
         self.fleet.networks.setdefault(name, encrypted)
         return made
+
+    def set_heartbeat(self, manager: FakeRemote, seconds: int) -> bool:
+        self._manager(manager)
+        with self.fleet.lock:
+            changed = self.fleet.heartbeat != seconds
+            self.fleet.heartbeat = seconds
+        return changed
 
     def _manager(self, manager: FakeRemote) -> None:
         if not self._n(manager).manager:

@@ -113,6 +113,8 @@ class Case:
     # What is on the account first, made through the official client (before the count of
     # requests starts).
     setup: Callable[[LinodeClient], object] | None = None
+    # Capabilities Linode's catalogue does not offer here, by region or image id.
+    withheld: dict[str, list[str]] = field(default_factory=dict)
 
 
 CASES = [
@@ -448,6 +450,14 @@ CASES = [
         says="SPEC: cluster.apt_upgrade: must be true or false, without quotes",
     ),
     Case(
+        "heartbeat-zero",
+        "a heartbeat of 0 seconds",
+        ("plan", "SPEC"),
+        spec=ONE_MANAGER.replace('name = "solo"', 'name = "solo"\nheartbeat = 0'),
+        says="SPEC: cluster.heartbeat: 0 is not a heartbeat: give whole seconds from 1 to 300 "
+        "(the default 20 gives nodes two minutes to reach a new leader; Docker's own is 5)",
+    ),
+    Case(
         "label-key-newline",
         "a node label name ending in a newline",
         ("plan", "SPEC"),
@@ -519,6 +529,29 @@ CASES = [
         says="the StackScript swarmboot-debian12-swarm-node is shared: the clusters shop (1 Linode(s)) are on this account and may rebuild from it; run `swarmboot down` without --stackscripts, or take those clusters down first",
     ),
     Case(
+        "cloud-init-no-metadata",
+        "cloud-init as the bootstrap in a region without Linode's Metadata service",
+        ("plan", "SPEC", "--bootstrap", "cloud-init"),
+        withheld={"gb-lon": ["Metadata"]},
+        says='cluster.bootstrap = "cloud-init", but Linode\'s catalogue has no Metadata service in gb-lon: it would refuse the nodes\' user data; use the StackScript: cluster.bootstrap = "stackscript" (or --bootstrap stackscript), or regions and an image whose catalogue entries have Metadata and cloud-init',
+    ),
+    Case(
+        "cloud-init-image",
+        "cloud-init as the bootstrap with an image that lacks the cloud-init capability",
+        ("up", "SPEC"),
+        spec=ONE_MANAGER.replace('name = "solo"', 'name = "solo"\nbootstrap = "cloud-init"'),
+        withheld={"linode/debian12": ["cloud-init"]},
+        says='cluster.bootstrap = "cloud-init", but Linode\'s catalogue has no cloud-init capability for the image linode/debian12: it would refuse the nodes\' user data; use the StackScript: cluster.bootstrap = "stackscript" (or --bootstrap stackscript), or regions and an image whose catalogue entries have Metadata and cloud-init',
+    ),
+    Case(
+        "cloud-init-user-data-too-long",
+        "admin keys that make a node's cloud-init user data too long for Linode",
+        ("plan", "SPEC", "--bootstrap", "cloud-init"),
+        spec=_with(EXAMPLE, "admin_ssh_keys = []", 'admin_ssh_keys = ["many.pub"]'),
+        files={"many.pub": "".join(_key(n) + "\n" for n in range(300))},
+        says='SPEC: cluster.admin_ssh_keys: a node\'s cloud-init user data would be 78395 bytes, Linode takes at most 65535; give fewer admin keys, or use cluster.bootstrap = "stackscript"',
+    ),
+    Case(
         "deploy-stack-missing",
         "a stack file that does not exist",
         ("deploy", "SPEC", "DIR/none.yml"),
@@ -588,6 +621,8 @@ def test_bad_input_is_one_line_an_exit_code_and_nothing_made(case, sim, tmp_path
         client.linode.instance_create("g6-nanode-1", "eu-central", label=case.stranger)
     if case.setup:
         case.setup(client)
+    if case.withheld:
+        admin.set_withheld(case.withheld)
     spec = tmp_path / "spec.toml"
     for path, content in [(spec, case.spec)] + [(tmp_path / n, c) for n, c in case.files.items()]:
         if isinstance(content, bytes):

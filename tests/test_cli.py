@@ -43,18 +43,21 @@ def test_version():
 def test_render_check_passes_on_the_committed_scripts():
     result = run("render", "--check")
     assert result.exit_code == 0, result.output
-    assert "2 StackScripts in" in result.stderr and "match their templates" in result.stderr
+    assert "2 StackScripts and 2 cloud-configs in" in result.stderr
+    assert "match their templates" in result.stderr
 
 
 def test_render_writes_then_reports_unchanged(tmp_path):
     first = run("render", "--out", str(tmp_path), "--json")
     assert first.exit_code == 0, first.output
-    assert [r["written"] for r in json.loads(first.stdout)] == [True, True]
+    assert [r["written"] for r in json.loads(first.stdout)] == [True] * 4
     second = run("render", "--out", str(tmp_path))
     assert second.exit_code == 0
     assert second.stdout.splitlines() == [
         f"unchanged\t{tmp_path / 'debian12-swarm-node.sh'}",
         f"unchanged\t{tmp_path / 'debian13-swarm-node.sh'}",
+        f"unchanged\t{tmp_path / 'debian12-swarm-node.cloud-config.yaml'}",
+        f"unchanged\t{tmp_path / 'debian13-swarm-node.cloud-config.yaml'}",
     ]
     assert "(0 changed)" in second.stderr
     assert (tmp_path / "debian12-swarm-node.sh").read_text() == (
@@ -83,6 +86,8 @@ def test_render_check_json_lists_the_drift(tmp_path):
         "drift": [
             {"file": str(tmp_path / "debian12-swarm-node.sh"), "kind": "missing"},
             {"file": str(tmp_path / "debian13-swarm-node.sh"), "kind": "missing"},
+            {"file": str(tmp_path / "debian12-swarm-node.cloud-config.yaml"), "kind": "missing"},
+            {"file": str(tmp_path / "debian13-swarm-node.cloud-config.yaml"), "kind": "missing"},
         ],
     }
 
@@ -109,7 +114,7 @@ def test_quiet_keeps_results_and_drops_progress(tmp_path):
     result = run("-q", "render", "--out", str(tmp_path))
     assert result.exit_code == 0
     assert result.stderr == ""
-    assert len(result.stdout.splitlines()) == 2
+    assert len(result.stdout.splitlines()) == 4
 
 
 def test_stackscript_udfs_lists_the_fields():

@@ -27,7 +27,7 @@ from swarmboot.plan import (
     step_data,
 )
 from swarmboot.raft import RaftStatus
-from swarmboot.spec import Spec, load_spec, parse_spec
+from swarmboot.spec import Spec, load_spec, parse_spec, with_bootstrap
 from swarmboot.state import (
     CloudFirewall,
     Instance,
@@ -209,7 +209,8 @@ def build(spec: Spec, world: dict) -> Observed:
             )
         network = world.get("network", "encrypted" if spec.encrypted else "plain")
         networks = () if network == "absent" else ((spec.network_name, network == "encrypted"),)
-        swarm = SwarmState(nodes[0].label, tuple(entries), networks)
+        heartbeat = world.get("heartbeat", spec.cluster.heartbeat)
+        swarm = SwarmState(nodes[0].label, tuple(entries), networks, heartbeat)
     scripts = {
         "current": (PublishedScript(7, SCRIPT.label, SCRIPT.rev, SCRIPT.images),),
         "stale": (PublishedScript(7, SCRIPT.label, "old", SCRIPT.images),),
@@ -287,6 +288,8 @@ def build(spec: Spec, world: dict) -> Observed:
         vpcs=vpcs,
         foreign_vpcs=foreign,
         account_interfaces=world.get("account"),
+        metadata_unsupported=frozenset(world.get("metadata_unsupported", ())),
+        cloud_init_unsupported=frozenset(world.get("cloud_init_unsupported", ())),
     )
 
 
@@ -365,13 +368,14 @@ def placement(
 
 def load_case_spec(case: dict) -> Spec:
     """The case's spec: a file of the repository or the text of one, with `spec_set`'s
-    settings ({"cluster.interfaces": "linode"}) changed in it."""
+    settings ({"cluster.interfaces": "linode"}) changed in it, and "bootstrap" as
+    `--bootstrap` sets it over the spec's cluster.bootstrap."""
     spec = load_spec(REPO / case["spec_file"]) if "spec_file" in case else parse_spec(case["spec"])
     for key, value in case.get("spec_set", {}).items():
         table, name = key.split(".")
         part = getattr(spec, table).model_copy(update={name: value})
         spec = spec.model_copy(update={table: part})
-    return spec
+    return with_bootstrap(spec, case["bootstrap"]) if "bootstrap" in case else spec
 
 
 @pytest.mark.parametrize("path", CASES, ids=[p.stem for p in CASES])

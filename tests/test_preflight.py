@@ -23,9 +23,10 @@ class CatalogueOnly:
 
     def __init__(self, **regions: CatalogueRegion) -> None:
         self.regions = {r.id: r for r in regions.values()}
+        self.images = {"linode/debian12": frozenset({"cloud-init"})}
 
     def catalogue(self):
-        return self.regions, {"g6-standard-1", "g6-standard-2"}, {"linode/debian12"}
+        return self.regions, {"g6-standard-1", "g6-standard-2"}, self.images
 
 
 def _region(rid: str, capabilities=WITH_GROUPS, size: int | None = 5) -> CatalogueRegion:
@@ -36,7 +37,7 @@ def test_a_region_without_placement_groups_is_named_and_nothing_else_is_refused(
     cloud = CatalogueOnly(
         eu=_region("eu-central", capabilities={"Linodes"}, size=None), gb=_region("gb-lon")
     )
-    lacking = check_catalogue(parse_spec(EXAMPLE), PATH, cloud)
+    lacking = check_catalogue(parse_spec(EXAMPLE), PATH, cloud).placement_unsupported
     assert lacking == {"eu-central"}  # gb-lon has one manager: no group wanted there anyway
     assert placement_warning(lacking) == (
         "no placement group for the managers in eu-central: Linode offers none there, so two "
@@ -44,7 +45,7 @@ def test_a_region_without_placement_groups_is_named_and_nothing_else_is_refused(
     )
     assert placement_warning(frozenset()) is None
     everywhere = CatalogueOnly(eu=_region("eu-central"), gb=_region("gb-lon"))
-    assert check_catalogue(parse_spec(EXAMPLE), PATH, everywhere) == frozenset()
+    assert check_catalogue(parse_spec(EXAMPLE), PATH, everywhere).placement_unsupported == set()
 
 
 def test_more_managers_than_a_group_holds_are_refused_unless_they_need_no_group():
@@ -61,9 +62,10 @@ def test_more_managers_than_a_group_holds_are_refused_unless_they_need_no_group(
         '= "none"',
     )
     none = parse_spec(seven.format(extra='manager_placement = "none"\n'))
-    assert check_catalogue(none, PATH, cloud) == frozenset()
+    assert check_catalogue(none, PATH, cloud).placement_unsupported == set()
     unlimited = CatalogueOnly(eu=_region("eu-central", size=None))
-    assert check_catalogue(parse_spec(seven.format(extra="")), PATH, unlimited) == frozenset()
+    facts = check_catalogue(parse_spec(seven.format(extra="")), PATH, unlimited)
+    assert facts.placement_unsupported == set()
 
 
 @pytest.mark.parametrize("value", ['"loose"', "true", '"Strict"'])
@@ -94,7 +96,8 @@ def test_linode_interfaces_need_vpcs_and_linode_interfaces_in_every_region():
         "choose another region",
     )
     # Legacy-config Linodes need neither.
-    assert check_catalogue(parse_spec(LINODE), PATH, cloud, "legacy_config") == frozenset()
+    facts = check_catalogue(parse_spec(LINODE), PATH, cloud, "legacy_config")
+    assert facts.placement_unsupported == frozenset()
 
 
 class AccountOnly:
@@ -153,3 +156,17 @@ def test_a_token_that_may_not_read_the_settings_stops_auto_but_not_linode():
         "Your OAuth token is not authorized to use this endpoint.), which cluster.interfaces "
         '= "auto" follows'
     )
+
+
+def test_what_cloud_init_needs_is_read_from_the_catalogue_for_the_plan_to_judge():
+    cloud = CatalogueOnly(
+        eu=_region("eu-central", capabilities={"Linodes", "Placement Group", "Metadata"}),
+        gb=_region("gb-lon"),
+    )
+    facts = check_catalogue(parse_spec(EXAMPLE), PATH, cloud)
+    assert facts.metadata_unsupported == {"gb-lon"}
+    assert facts.cloud_init_unsupported == set()  # linode/debian12 runs cloud-init
+    cloud.images = {"linode/debian12": frozenset()}
+    assert check_catalogue(parse_spec(EXAMPLE), PATH, cloud).cloud_init_unsupported == {
+        "linode/debian12"
+    }

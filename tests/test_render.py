@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
 from swarmboot import facts, render
 from swarmboot.errors import StaleError, TemplateError
@@ -22,8 +23,50 @@ def test_renders_one_script_per_release(rendered):
     assert rendered["debian12-swarm-node.sh"].entry.images == ("linode/debian12",)
 
 
-def test_committed_stackscripts_are_fresh(rendered):
-    assert render.check(tuple(rendered.values()), STACKSCRIPTS) == ()
+def test_committed_stackscripts_and_cloud_configs_are_fresh(rendered, cloud_configs):
+    outputs = (*rendered.values(), *cloud_configs.values())
+    assert {o.name for o in outputs} == {
+        *SCRIPTS,
+        "debian12-swarm-node.cloud-config.yaml",
+        "debian13-swarm-node.cloud-config.yaml",
+    }
+    assert render.check(outputs, STACKSCRIPTS) == ()
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_a_cloud_config_writes_its_script_byte_for_byte_and_runs_it_once(
+    rendered, cloud_configs, name
+):
+    config = cloud_configs[name]
+    assert config.text.startswith("#cloud-config\n")
+    data = yaml.safe_load(config.text)
+    script_path = f"{facts.CLOUD_INIT_SCRIPT_DIR}/{name}"
+    assert data["write_files"] == [
+        {
+            "path": script_path,
+            "owner": "root:root",
+            "permissions": "0700",
+            "content": rendered[name].text,
+        }
+    ]
+    assert list(data)[-1] == "write_files"  # the node's own entries are appended to it
+    (command,) = data["runcmd"]
+    assert command[:2] == ["/bin/bash", "-c"]
+    assert command[2].endswith(f"exec /bin/bash {script_path}")
+    assert f". {facts.NODE_ENV_FILE} " in command[2]
+    # root keeps its keys; no default user; the one pinned host key
+    assert (data["users"], data["disable_root"], data["ssh_deletekeys"]) == ([], False, True)
+    # Nothing secret: no field value, no key.
+    assert "PRIVATE KEY" not in config.text and "ssh_keys" not in data
+
+
+def test_a_cloud_config_that_would_change_the_script_is_refused(templates):
+    template = templates / "cloud-config.yaml.j2"
+    template.write_text(template.read_text().replace("indent(6, first=True)", "indent(6)"))
+    scripts = render.render_all(templates)
+    broken = re.escape("debian12-swarm-node.cloud-config.yaml: not YAML")
+    with pytest.raises(TemplateError, match=broken):
+        render.render_cloud_configs(templates, scripts)
 
 
 @pytest.mark.parametrize("name", SCRIPTS)
@@ -68,6 +111,15 @@ def test_firewall_opens_every_swarm_port_to_members_only(rendered):
     assert f'include "{facts.MEMBERS_FILE}"' in conf
 
 
+def test_containers_do_not_reach_the_metadata_service(rendered):
+    text = rendered["debian12-swarm-node.sh"].text
+    conf = text.split("<<'NFT'\n", 1)[1].split("\nNFT\n", 1)[0]
+    forward = conf.split("chain forward {", 1)[1].split("}\n", 1)[0]
+    assert "hook forward priority filter; policy accept;" in forward
+    assert f"ip daddr {facts.METADATA_IPV4} drop" in forward
+    assert f"ip6 daddr {{ {', '.join(facts.METADATA_IPV6)} }} drop" in forward
+
+
 def test_daemon_json_suits_swarm_mode(rendered):
     text = rendered["debian12-swarm-node.sh"].text
     daemon = json.loads(text.split("<<'JSON'\n", 1)[1].split("\nJSON\n", 1)[0])
@@ -101,15 +153,22 @@ def test_write_writes_only_what_differs(rendered, out_dir):
     assert (out_dir / SCRIPTS[0]).read_text() == rendered[SCRIPTS[0]].text
 
 
-def test_check_names_stale_missing_and_orphaned_files(rendered, out_dir):
-    scripts = tuple(rendered.values())
+def test_check_names_stale_missing_and_orphaned_files(rendered, cloud_configs, out_dir):
+    configs = tuple(cloud_configs.values())
+    render.write(configs, out_dir)
+    scripts = (*rendered.values(), *configs)
     (out_dir / SCRIPTS[0]).write_text("#!/bin/bash\necho edited by hand\n")
     (out_dir / SCRIPTS[1]).unlink()
     (out_dir / "old-node.sh").write_text("#!/bin/bash\n")
+    edited = out_dir / configs[0].name
+    edited.write_text(edited.read_text().replace("disable_root: false", "disable_root: true"))
+    (out_dir / "old-node.cloud-config.yaml").write_text("#cloud-config\n")
     drift = render.check(scripts, out_dir)
     assert [(d.name, d.kind) for d in drift] == [
         (SCRIPTS[0], "stale"),
         (SCRIPTS[1], "missing"),
+        (configs[0].name, "stale"),
+        ("old-node.cloud-config.yaml", "orphan"),
         ("old-node.sh", "orphan"),
     ]
     with pytest.raises(StaleError) as info:

@@ -97,20 +97,20 @@ def _init_driver(answers: list[str | None], states: list[tuple[str, bool]]):
 
 def test_an_init_whose_connection_broke_before_it_was_carried_out_is_sent_again():
     driver, calls = _init_driver([RESET, None], [("inactive", False)])
-    driver.init(_Node(), "198.51.100.2")
+    driver.init(_Node(), "198.51.100.2", 20)
     assert calls == ["docker swarm init", "docker swarm init"]
 
 
 def test_an_init_carried_out_whose_answer_was_lost_is_not_sent_again():
     driver, calls = _init_driver([RESET], [("active", True)])
-    driver.init(_Node(), "198.51.100.2")
+    driver.init(_Node(), "198.51.100.2", 20)
     assert calls == ["docker swarm init"]
 
 
 def test_an_init_on_a_node_in_another_state_is_not_repeated():
     driver, calls = _init_driver([RESET], [("pending", False)])
     with pytest.raises(SwarmError, match="Connection reset"):
-        driver.init(_Node(), "198.51.100.2")
+        driver.init(_Node(), "198.51.100.2", 20)
     assert calls == ["docker swarm init"]
 
 
@@ -144,7 +144,7 @@ def test_an_init_the_daemon_refuses_is_not_sent_again():
     refused = "must specify a listening address"
     driver, calls = _init_driver([refused], [("inactive", False)])
     with pytest.raises(SwarmError, match="must specify a listening address"):
-        driver.init(_Node(), "198.51.100.2")
+        driver.init(_Node(), "198.51.100.2", 20)
     assert calls == ["docker swarm init"]
 
 
@@ -330,3 +330,51 @@ def test_a_removal_the_daemon_refuses_for_good_is_said():
     with pytest.raises(docker.errors.APIError, match="can't be removed"):
         driver.remove(_Node(), "n1")
     assert done == []
+
+
+class _SwarmModel:
+    """`client.swarm` as the docker SDK has it: attrs from `GET /swarm`, read by reload."""
+
+    def __init__(self, attrs: dict) -> None:
+        self.attrs = attrs
+
+    def reload(self) -> None:
+        pass
+
+
+class _Api:
+    def __init__(self, model: _SwarmModel) -> None:
+        self.model = model
+        self.updates: list[tuple[int, dict]] = []
+
+    def update_swarm(self, version: int, swarm_spec: dict) -> None:
+        self.updates.append((version, swarm_spec))
+        self.model.attrs = {"Version": {"Index": version + 1}, "Spec": swarm_spec}
+
+
+class _Client:
+    def __init__(self, attrs: dict) -> None:
+        self.swarm = _SwarmModel(attrs)
+        self.api = _Api(self.swarm)
+
+
+def test_the_heartbeat_is_set_in_the_whole_spec_and_nothing_else_changes():
+    """Docker's swarm update takes the whole spec: one built from the heartbeat alone
+    would turn autolock off and reset the certificates' expiry."""
+    spec = {
+        "Name": "default",
+        "Orchestration": {"TaskHistoryRetentionLimit": 5},
+        "Raft": {"SnapshotInterval": 10000, "ElectionTick": 10, "HeartbeatTick": 1},
+        "Dispatcher": {"HeartbeatPeriod": 5_000_000_000},
+        "CAConfig": {"NodeCertExpiry": 7_776_000_000_000_000},
+        "EncryptionConfig": {"AutoLockManagers": True},
+    }
+    client = _Client({"ID": "c1", "Version": {"Index": 41}, "Spec": spec})
+    driver = DockerSwarm(timeout=5.0)
+    driver._call = lambda remote, what, fn, secrets=(), retry=True: fn(client)  # type: ignore[method-assign]
+    assert driver.set_heartbeat(_Node(), 20) is True
+    ((version, sent),) = client.api.updates
+    assert version == 41
+    assert sent == {**spec, "Dispatcher": {"HeartbeatPeriod": 20_000_000_000}}
+    assert driver.set_heartbeat(_Node(), 20) is False  # so already: nothing sent
+    assert len(client.api.updates) == 1

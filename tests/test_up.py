@@ -39,6 +39,7 @@ def test_up_forms_the_example_cluster(world):
             node.role,
         )
     assert swarm.networks == (("itframe", True),)  # encrypted: the cluster spans regions
+    assert swarm.heartbeat == fleet.heartbeat == 20  # given at the swarm's init
     # Every node advertises its public IPv4 (two regions) and lets the others in.
     addresses = sorted(i.ipv4_public for i in result.observed.instances)
     for inst in result.observed.instances:
@@ -71,6 +72,18 @@ def test_a_second_up_changes_nothing(world):
     assert creates(server) == 9
     new = SimAdmin(server.url, TOKEN).requests()[requests_before:]
     assert {r["method"] for r in new} == {"GET"}  # it only looked
+
+
+def test_a_swarm_with_another_heartbeat_is_set_to_the_specs_once(world):
+    """One made with Docker's default (or changed by hand) is set back to the spec's."""
+    server, fleet = world
+    up(make_context(server, fleet))
+    fleet.heartbeat = 5
+    again = up(make_context(server, fleet))
+    assert again.steps_run == ["Set the swarm's heartbeat to 20 s (it is 5 s)"]
+    assert [(c.kind, c.name) for c in again.changes] == [("heartbeat_set", "20")]
+    assert fleet.heartbeat == 20
+    assert up(make_context(server, fleet)).steps_run == []
 
 
 def test_a_node_whose_stackscript_failed_is_named_and_left_out(world):
@@ -260,3 +273,50 @@ def test_a_step_planned_before_its_facts_were_known_ends_the_round(world):
         assert run_steps(ctx, observe(ctx), (step,)) == []
     written = [r for r in SimAdmin(server.url, TOKEN).requests()[before:] if r["method"] != "GET"]
     assert written == []
+
+
+def _during_the_swarm_round(ctx, label: str, act) -> list[int]:
+    """Have `act(linode_id)` done to `label`'s Linode once, as the swarm round ends (when
+    the overlay network is made); the id it was done to."""
+    ensure_network = ctx.swarm.ensure_network
+    done: list[int] = []
+
+    def and_act(manager, name, encrypted, subnet=None):
+        if not done:
+            done.append(ctx.cloud.instance(label).id)
+            act(done[0])
+        return ensure_network(manager, name, encrypted, subnet)
+
+    ctx.swarm.ensure_network = and_act
+    return done
+
+
+def test_a_linode_deleted_during_the_swarm_round_is_made_again_by_the_same_up(world):
+    """The look after a round takes the Linodes from the API's answers, but a node that no
+    longer answers is looked for in a list: gone, it is made again, not waited for."""
+    server, fleet = world
+    ctx = make_context(server, fleet)
+    gone = "itframe-gb-lon-worker-2"
+    deleted = _during_the_swarm_round(ctx, gone, ctx.cloud.delete_instance)
+    result = up(ctx)
+    again = result.observed.instance(gone)
+    assert again is not None and again.id != deleted[0] and again.status == "running"
+    assert creates(server) == 10
+    assert result.observed.swarm.node(gone).state == "ready"
+
+
+def test_a_linode_shut_down_during_the_swarm_round_is_booted_again_by_the_same_up(world):
+    """The same for a Linode powered off: listed as offline, it is booted again (its events
+    followed from when this run made the first Linode, no mark read) and rejoins."""
+    server, fleet = world
+    ctx = make_context(server, fleet)
+    off = "itframe-eu-central-worker-1"
+    shut = _during_the_swarm_round(ctx, off, ctx.cloud.shutdown)
+    result = up(ctx)
+    again = result.observed.instance(off)
+    assert again.id == shut[0] and again.status == "running"
+    assert creates(server) == 9
+    assert result.observed.swarm.node(off).state == "ready"
+    admin = SimAdmin(server.url, TOKEN)
+    boots = [r for r in admin.requests() if r["route"].endswith("/boot")]
+    assert len(boots) == 10

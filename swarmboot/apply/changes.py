@@ -55,6 +55,7 @@ KINDS: dict[str, tuple[str, str, str]] = {
     "node_left": ("node", "nodes", "made to leave the swarm"),
     "node_removed": ("swarm entry", "swarm entries", "removed"),
     "network_created": ("overlay network", "overlay networks", "created"),
+    "heartbeat_set": ("swarm heartbeat", "swarm heartbeats", "set"),
     # The application (deploy, secret set)
     "config_created": ("swarm config", "swarm configs", "created"),
     "config_removed": ("swarm config", "swarm configs", "removed"),

@@ -15,7 +15,7 @@ from swarmboot.adopt import MarkInstance
 from swarmboot.apply.run import Replan, Run
 from swarmboot.clock import stop_after
 from swarmboot.cloud import CloudError, CreateRequest, RebuildRequest
-from swarmboot.cluster import Context
+from swarmboot.cluster import FIREWALLS, Context
 from swarmboot.down import DeleteCloudFirewall, DeletePlacementGroup, DeleteStackScript
 from swarmboot.errors import SwarmbootError
 from swarmboot.interfaces import (
@@ -26,7 +26,7 @@ from swarmboot.interfaces import (
     MarkVpc,
     vpc_description,
 )
-from swarmboot.keys import new_host_key
+from swarmboot.keys import HostKey, new_host_key
 from swarmboot.marks import marked_tags
 from swarmboot.placement import PLACEMENT_TYPE, AssignPlacementGroup, EnsurePlacementGroup
 from swarmboot.plan import (
@@ -43,6 +43,7 @@ from swarmboot.preflight import node_data
 from swarmboot.publish import publish_one
 from swarmboot.recover import FenceNode, MarkRebuild
 from swarmboot.state import HOST_KEY_TAG, REBUILD_TAG, Instance, host_key_tag, rebuild_tag
+from swarmboot.userdata import node_user_data
 
 __all__ = ["RUNNERS", "create"]
 
@@ -61,7 +62,7 @@ def _ensure_firewall(run: Run, step: EnsureCloudFirewall) -> None:
         "firewall",
         lambda: run.ctx.cloud.create_firewall(step.label, step.rules.api(), [run.ctx.spec.tag]),
     )
-    run.firewall_ids[step.label] = made.id
+    run.firewalls[step.label] = made
     run.report(step.describe())
     run.changed("firewall_created", step.label, made.id)
 
@@ -73,8 +74,8 @@ def _sync_firewall(run: Run, step: SyncCloudFirewall) -> None:
         raise Replan(f"{step.describe()}: planned before its devices were known")
     cloud = run.ctx.cloud
     rules = step.rules.api() if step.rules is not None else None
-    listed = run.observed.firewall(step.label)
-    attached = listed.linode_ids if listed is not None and listed.id == firewall_id else None
+    known = run.firewalls.get(step.label)
+    attached = known.linode_ids if known is not None and known.id == firewall_id else None
     try:
         run.call(
             "firewall",
@@ -92,6 +93,19 @@ def _sync_firewall(run: Run, step: SyncCloudFirewall) -> None:
         if exc.status == 404:
             raise Replan(f"Cloud Firewall {step.label}, or a Linode behind it, is gone") from None
         raise
+    if step.attach_interfaces or step.detach_interfaces:
+        run.relist.add(FIREWALLS)  # the interfaces behind it are as the next listing says
+    elif known is not None and known.id == firewall_id:
+        run.firewalls[step.label] = replace(
+            known,
+            inbound=step.rules.key() if step.rules is not None else known.inbound,
+            inbound_policy=step.rules.inbound_policy
+            if step.rules is not None
+            else known.inbound_policy,
+            linode_ids=tuple(sorted(step.linode_ids)),
+        )
+    else:
+        run.relist.add(FIREWALLS)
     run.report(step.describe())
     run.changed("firewall_updated", step.label, firewall_id)
 
@@ -186,6 +200,25 @@ def _script_id(run: Run) -> int:
     return run.script_id
 
 
+def _bootstrap(
+    run: Run, step: CreateInstance | RebuildInstance, host_key: HostKey
+) -> dict[str, Any]:
+    """How the node runs its script on its first boot, as the step says: the published
+    StackScript with the node's data, or the same script and data as cloud-init user data,
+    with no StackScript."""
+    ctx = run.ctx
+    data = node_data(
+        ctx.spec, ctx.admin_keys, step.label, step.role, step.region, host_key.private_b64
+    )
+    if step.bootstrap == "cloud-init":
+        return {
+            "stackscript_id": None,
+            "stackscript_data": {},
+            "user_data": node_user_data(ctx.script.cloud_config, data, host_key),
+        }
+    return {"stackscript_id": _script_id(run), "stackscript_data": data}
+
+
 def create(run: Run, step: CreateInstance) -> Instance:
     """Make the Linode unbooted, behind its Cloud Firewall, with a new pinned host key."""
     ctx, spec = run.ctx, run.ctx.spec
@@ -203,13 +236,10 @@ def create(run: Run, step: CreateInstance) -> Instance:
             ctx.marks.mark(spec.cluster.name, step.label, host_key.fingerprint),
         ),
         authorized_keys=(ctx.identity_public,),
-        stackscript_id=_script_id(run),
-        stackscript_data=node_data(
-            spec, ctx.admin_keys, step.label, step.role, step.region, host_key.private_b64
-        ),
+        **_bootstrap(run, step, host_key),
         root_pass=_root_password(ctx),
         private_ip=(not spec.multi_region or spec.cluster.advertise == "private"),
-        firewall_id=run.firewall_ids.get(step.firewall),
+        firewall_id=firewall.id if (firewall := run.firewalls.get(step.firewall)) else None,
         placement_group_id=(
             _placement_group_id(run, step.placement_group) if step.placement_group else None
         ),
@@ -230,8 +260,17 @@ def create(run: Run, step: CreateInstance) -> Instance:
             run.limiter.answered(slot)
 
     inst = run.call("create", attempt)
-    run.asked(inst.id, "linode_create", sent[0])
-    run.instances[inst.label] = inst
+    run.made(inst)
+    # The API began it somewhere between the request and its answer.
+    run.asked(inst.id, "linode_create", (sent[0] + ctx.clock.monotonic()) / 2)
+    with run.lock:  # creates run in parallel
+        run.instances[inst.label] = inst
+        # Made behind its firewall: the API attaches it with the create.
+        behind = run.firewalls.get(step.firewall)
+        # (Made with Linode interfaces, its interfaces are: the next look lists them.)
+        if behind is not None and behind.id == request.firewall_id and not inst.linode_interfaces:
+            ids = tuple(sorted({*behind.linode_ids, inst.id}))
+            run.firewalls[step.firewall] = replace(behind, linode_ids=ids)
     run.report(step.describe())
     run.changed("linode_created", inst.label, inst.id)
     return inst
@@ -282,13 +321,13 @@ def busy(exc: BaseException) -> bool:
 
 
 def _rebuild(run: Run, step: RebuildInstance) -> None:
-    """A fresh disk from the image and the StackScript, with a new host key. The new key's
-    pin goes into the tags before the rebuild is asked for, so whatever the node answers
-    with afterwards can be checked, even after a crash in between."""
+    """A fresh disk from the image and the StackScript (or user data), with a new host key.
+    The new key's pin goes into the tags before the rebuild is asked for, so whatever the
+    node answers with afterwards can be checked, even after a crash in between."""
     ctx = run.ctx
     inst = run.instance(step.label)
-    script_id = _script_id(run)
     host_key = new_host_key()
+    bootstrap = _bootstrap(run, step, host_key)
     kept = tuple(t for t in inst.tags if not t.startswith(HOST_KEY_TAG))
     tags = marked_tags(
         (*kept, host_key_tag(host_key.fingerprint)),
@@ -298,10 +337,7 @@ def _rebuild(run: Run, step: RebuildInstance) -> None:
     request = RebuildRequest(
         image=step.image,
         authorized_keys=(ctx.identity_public,),
-        stackscript_id=script_id,
-        stackscript_data=node_data(
-            ctx.spec, ctx.admin_keys, step.label, step.role, step.region, host_key.private_b64
-        ),
+        **bootstrap,
         root_pass=_root_password(ctx),
     )
     sent = ctx.clock.monotonic()

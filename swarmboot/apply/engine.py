@@ -11,10 +11,10 @@ from swarmboot.apply import cloud_steps, stack_steps, swarm_steps
 from swarmboot.apply.changes import Change
 from swarmboot.apply.run import NotReadyError, Replan, Run
 from swarmboot.apply.waiting import await_nodes, bring_up, not_ready
-from swarmboot.cluster import FIREWALLS, GROUPS, SCRIPTS, VPCS, Context, observe
+from swarmboot.cluster import FIREWALLS, GROUPS, LINODES, SCRIPTS, VPCS, Context, observe
 from swarmboot.down import DeleteCloudFirewall, DeletePlacementGroup, DeleteStackScript
 from swarmboot.errors import SwarmbootError
-from swarmboot.interfaces import DeleteVpc, EnsureVpc
+from swarmboot.interfaces import LINODE, DeleteVpc, EnsureVpc, MarkVpc
 from swarmboot.membership import surplus
 from swarmboot.placement import AssignPlacementGroup, EnsurePlacementGroup, noncompliance
 from swarmboot.plan import (
@@ -31,6 +31,7 @@ from swarmboot.plan import (
     PublishStackScript,
     RebuildInstance,
     RemoveStaleNode,
+    SetHeartbeat,
     SetKernel,
     Step,
     SyncCloudFirewall,
@@ -74,6 +75,7 @@ _REPEATABLE = (
     RemoveStaleNode,
     LabelNode,
     EnsureNetwork,
+    SetHeartbeat,
     DrainNode,
     DemoteNode,
     ClearRebuildMark,
@@ -89,11 +91,14 @@ class UpResult:
     changes: list[Change] = field(default_factory=list)  # what it changed; none if converged
 
 
-def _run_steps(run: Run, steps: tuple[Step, ...]) -> None:
+def _run_steps(run: Run, steps: tuple[Step, ...]) -> bool:
+    """Carry the steps out; False if the round ended early (`Replan`)."""
     try:
         _carry_out(run, steps)
     except Replan as why:
         log.info("the round ends early: %s", why)
+        return False
+    return True
 
 
 def _carry_out(run: Run, steps: tuple[Step, ...]) -> None:
@@ -102,11 +107,14 @@ def _carry_out(run: Run, steps: tuple[Step, ...]) -> None:
     creates = [s for s in steps if isinstance(s, CreateInstance)]
     boots = [s for s in steps if isinstance(s, Boot)]
     wait = next((s for s in steps if isinstance(s, WaitReady)), None)
-    if run.event_mark is None and any(
-        isinstance(s, CreateInstance | RebuildInstance | Boot) for s in steps
+    made = {s.label for s in creates}
+    if not run.events_known and any(
+        isinstance(s, RebuildInstance) or (isinstance(s, Boot) and s.label not in made)
+        for s in steps
     ):
-        # The events after this one tell the waits how the Linodes made, rebuilt and
-        # booted fare.
+        # The events after this one tell the waits how the Linodes rebuilt and booted fare.
+        # (Those of Linodes made in this run, and all after, are told by when the first of
+        # them was made.)
         run.event_mark = run.call("events", run.ctx.cloud.last_event_id)
     for step in steps:
         if isinstance(step, CreateInstance):
@@ -153,47 +161,96 @@ def run_steps(
     return run.done
 
 
+_LISTS = frozenset({LINODES, SCRIPTS, FIREWALLS, GROUPS, VPCS})
+
+
 def _changes(step: Step) -> frozenset[str]:
-    """The lists of the cloud besides the Linodes that a step can change (a Linode made or
-    deleted joins or leaves its firewall, and its placement group if it has one)."""
+    """The lists of the cloud a step can change (a Linode made or deleted joins or leaves
+    its firewall, and its placement group if it has one)."""
+    if type(step) in swarm_steps.RUNNERS or type(step) in stack_steps.RUNNERS:
+        return frozenset()  # the swarm's and the stacks' steps change nothing in the cloud
+    if isinstance(step, NotReady | AwaitNodes):
+        return frozenset()
     if isinstance(step, PublishStackScript | DeleteStackScript):
         return frozenset({SCRIPTS})
     if isinstance(step, EnsureCloudFirewall | SyncCloudFirewall | DeleteCloudFirewall):
         return frozenset({FIREWALLS})
     if isinstance(step, EnsurePlacementGroup | AssignPlacementGroup | DeletePlacementGroup):
         return frozenset({GROUPS})
-    if isinstance(step, EnsureVpc | DeleteVpc):
+    if isinstance(step, EnsureVpc | DeleteVpc | MarkVpc):
         return frozenset({VPCS})
     if isinstance(step, CreateInstance):
         # A Linode made in a VPC has an address there.
         return frozenset(
-            {FIREWALLS}
+            {LINODES, FIREWALLS}
             | ({GROUPS} if step.placement_group else set())
             | ({VPCS} if step.vpc else set())
         )
     if isinstance(step, DeleteInstance):
-        return frozenset({FIREWALLS, GROUPS, VPCS})
-    return frozenset()
+        return _LISTS
+    return frozenset({LINODES})  # a Linode's kernel, boot, disk, tags or power
 
 
-def _refresh(run: Run, steps: tuple[Step, ...] = ()) -> Observed:
-    """Look at the world again after a round of `steps`: the Linodes and the nodes always,
-    the StackScripts, firewalls, placement groups and VPCs only if a step could have changed
-    them (else as the last look found them; a StackScript this run published, as the API
-    answered it)."""
-    changed = frozenset().union(*(_changes(s) for s in steps))
+# Steps whose changes the run records as the API answered them (`Run.instances`,
+# `Run.firewalls`, `Run.published`): the look after a round of them takes the lists they
+# changed from that record.
+_RECORDED = (
+    PublishStackScript,
+    EnsureCloudFirewall,
+    SyncCloudFirewall,
+    CreateInstance,
+    SetKernel,
+    Boot,
+    WaitReady,
+    ClearRebuildMark,
+)
+
+
+def _unrecorded(step: Step) -> frozenset[str]:
+    """The lists a step can change that the run does not record: a Linode made in a
+    placement group leaves the group's compliance for Linode to tell, one made in a VPC its
+    address there, one made with Linode interfaces the interfaces behind its firewall."""
+    if isinstance(step, CreateInstance):
+        return frozenset(
+            ({GROUPS} if step.placement_group else set())
+            | ({VPCS} if step.vpc else set())
+            # Made with Linode interfaces, it is behind its firewall by its interfaces,
+            # which the API's answer to the create does not name.
+            | ({FIREWALLS} if step.interface_generation == LINODE else set())
+        )
+    return frozenset() if isinstance(step, _RECORDED) else _changes(step)
+
+
+def _refresh(run: Run, steps: tuple[Step, ...] = (), *, complete: bool = False) -> Observed:
+    """Look at the world again after a round of `steps`. The nodes are always read again.
+    A list of the cloud is listed again only if a step could have changed it, and even then
+    not when the round ran to its end (`complete`) and every step that could have changed it
+    recorded the API's answers (the Linodes it made, booted and waited for, the firewalls it
+    made and brought up to date, the StackScript it published): those are taken from that
+    record. After a round cut short, the Linodes are always listed."""
     keep = run.observed
+    if complete:
+        changed = frozenset().union(*(_unrecorded(s) for s in steps))
+        keep = replace(
+            keep,
+            instances=tuple(run.instances.values()),
+            firewalls=tuple(run.firewalls.values()),
+        )
+    else:
+        changed = frozenset({LINODES}).union(*(_changes(s) for s in steps))
     published = run.published
     if published is not None and not any(isinstance(s, DeleteStackScript) for s in steps):
         others = tuple(s for s in keep.scripts if s.id != published.id)
         keep = replace(keep, scripts=(*others, published))
         changed -= {SCRIPTS}
-    unchanged = frozenset({SCRIPTS, FIREWALLS, GROUPS, VPCS}) - changed
+    unchanged = _LISTS - changed - run.relist
+    run.relist.clear()
     observed = observe(run.ctx, keep=keep, unchanged=unchanged)
     # What waiting found out (a failed probe, no machine) stands until the next `up`.
     observed = replace(observed, failures={**observed.failures, **run.not_ready})
     run.observed = observed
-    run.instances.update({i.label: i for i in observed.instances})
+    run.instances = {i.label: i for i in observed.instances}
+    run.firewalls = {f.label: f for f in observed.firewalls}
     return observed
 
 
@@ -228,8 +285,8 @@ def up(
         if not pending:
             break
         this_round = _this_round(pending)
-        _run_steps(run, this_round)
-        _refresh(run, this_round)
+        complete = _run_steps(run, this_round)
+        _refresh(run, this_round, complete=complete)
     else:
         left = [
             s.describe()

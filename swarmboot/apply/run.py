@@ -22,7 +22,7 @@ from swarmboot.cloud import CloudError
 from swarmboot.cluster import Context
 from swarmboot.errors import ExitCode, SwarmbootError
 from swarmboot.interfaces import SUBNET_LABEL
-from swarmboot.state import Instance, Observed, PublishedScript
+from swarmboot.state import CloudFirewall, Instance, Observed, PublishedScript
 
 __all__ = ["CreateLimiter", "NotReadyError", "Replan", "Run"]
 
@@ -78,7 +78,12 @@ class Run:
         self.instances: dict[str, Instance] = {i.label: i for i in observed.instances}
         self.script_id = next((s.id for s in observed.scripts if s.label == ctx.script.label), None)
         self.published: PublishedScript | None = None  # the API's answer to this run's publish
-        self.firewall_ids = {f.label: f.id for f in observed.firewalls}
+        # The cluster's Cloud Firewalls as the API answered each change this run made to
+        # them (their rules, the Linodes behind them).
+        self.firewalls: dict[str, CloudFirewall] = {f.label: f for f in observed.firewalls}
+        # The lists of the cloud (swarmboot.cluster.LINODES, ...) changed in a way the
+        # answers did not tell in full: the next look lists them.
+        self.relist: set[str] = set()
         self.placement_group_ids = {g.label: g.id for g in observed.placement_groups}
         # The subnet each of the cluster's VPCs gives its nodes, by the VPC's label.
         self.vpc_subnets = {
@@ -86,16 +91,20 @@ class Run:
         }
         self.tokens: tuple[str, str] | None = None  # secrets: kept in memory only
         self.limiter = CreateLimiter(*ctx.settings.create_limit, ctx.clock)
+        self.lock = threading.Lock()  # for what runners in parallel record here
         self.done: list[str] = []
         self.changes: list[Change] = []  # what the runners changed, as they changed it
         self.not_ready: dict[str, str] = {}
         self.join_failures: collections.Counter[str] = collections.Counter()
         self.unjoined: set[str] = set()  # workers whose join failed in this round
         self.joined: dict[str, str] = {}  # the swarm node id of each node joined in this run
-        # The newest account event before this run changed a Linode (None: not read yet),
-        # and the transition it asked each Linode for last, with when: the waits follow
-        # them through the events after the mark.
+        # Where this run's events begin: the newest account event before it changed a
+        # Linode (None: not read), or, when it only made Linodes and booted those, the
+        # API's time the first of them was made (`created`: no event about them is older).
+        # And the transition it asked each Linode for last, with when: the waits follow
+        # them through the events from there.
         self.event_mark: int | None = None
+        self.events_from: str | None = None
         self.transitions: dict[int, tuple[str, float]] = {}
 
     def report(self, text: str) -> None:
@@ -118,10 +127,23 @@ class Run:
             reraise=True,
         )(fn)
 
+    @property
+    def events_known(self) -> bool:
+        """Whether this run's events can be told apart from older ones."""
+        return self.event_mark is not None or self.events_from is not None
+
+    def made(self, inst: Instance) -> None:
+        """A Linode this run made: without a mark, its events begin with the first made."""
+        if self.event_mark is None and inst.created is not None:
+            with self.lock:
+                if self.events_from is None or inst.created < self.events_from:
+                    self.events_from = inst.created
+
     def asked(self, linode_id: int, action: str, sent: float) -> None:
         """A transition asked of a Linode at `sent`: the waits follow it by its events, if
-        they can be told apart from older ones (the mark was read before it)."""
-        if self.event_mark is not None:
+        they can be told apart from older ones (the mark was read before it, or it is about
+        a Linode this run made)."""
+        if self.events_known:
             self.transitions[linode_id] = (action, sent)
 
     def instance(self, label: str) -> Instance:

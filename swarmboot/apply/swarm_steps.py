@@ -31,6 +31,7 @@ from swarmboot.plan import (
     LabelNode,
     LeaveSwarm,
     RemoveStaleNode,
+    SetHeartbeat,
     SyncMembers,
 )
 from swarmboot.recover import ForceNewCluster, UnlockSwarm
@@ -77,7 +78,7 @@ def _init(run: Run, step: InitSwarm) -> None:
     state = ctx.swarm.local(remote).state
     if state != "inactive":
         raise Replan(f"{step.label} is {state} in a swarm since it was planned")
-    ctx.swarm.init(remote, advertise_address(ctx.spec, inst))
+    ctx.swarm.init(remote, advertise_address(ctx.spec, inst), step.heartbeat)
     run.joined[step.label] = ctx.swarm.local(remote).node_id
     run.report(step.describe())
     run.changed("swarm_initialised", step.label, run.joined[step.label])
@@ -220,6 +221,13 @@ def _network(run: Run, step: EnsureNetwork) -> None:
         run.changed("network_created", step.name)
 
 
+def _set_heartbeat(run: Run, step: SetHeartbeat) -> None:
+    changed = run.ctx.swarm.set_heartbeat(_via(run, step.via), step.seconds)
+    run.report(step.describe())
+    if changed:
+        run.changed("heartbeat_set", str(step.seconds))
+
+
 def _force_new_cluster(run: Run, step: ForceNewCluster) -> None:
     run.ctx.swarm.force_new_cluster(run.ctx.remote(run.instance(step.label)), step.advertise)
     run.report(step.describe())
@@ -310,6 +318,7 @@ RUNNERS: dict[type, Callable[[Run, Any], None]] = {
     RemoveStaleNode: _remove_stale,
     LabelNode: _label,
     EnsureNetwork: _network,
+    SetHeartbeat: _set_heartbeat,
     DrainNode: _drain,
     DemoteNode: _demote,
     LeaveSwarm: _leave,

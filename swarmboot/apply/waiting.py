@@ -37,6 +37,8 @@ SOONEST, LATEST = 0.1, 6.0
 GONE = "its Linode is gone"
 # Events that change no Linode's status (a config profile or a tag saved).
 _QUIET = frozenset({"linode_config_update", "linode_update"})
+# Transitions that leave a Linode offline, to be booted.
+_MADE = frozenset({"linode_create", "linode_rebuild"})
 
 
 # The status a Linode is left in when a transition this run asked for ends as asked (Linodes
@@ -54,28 +56,39 @@ class _Looks:
 
     The cloud is only asked about nodes in a transition it alone can tell the end of
     (provisioning, booting, rebuilding): one request to the account's events since the
-    run's mark answers for all of them. While their transitions (started by this run) only
-    move on, nothing is listed and the next poll waits until the soonest of them is due by
-    its event's progress (`percent_complete` of the time since the request, a little
-    after). A transition that ended as asked gives its Linode's new status (`ended`);
-    anything else (an event this run did not cause: a shutdown, a deletion, a reboot) lists
-    the Linodes. A node whose transition this run did not start (it was found so) is listed
-    for at every poll."""
+    run's mark answers for all of them. It is not asked about a transition asked for less
+    than a poll interval ago (it has nothing to tell yet), nor about one whose event's
+    progress (`percent_complete` of the time since the request) says it is not due yet;
+    a Linode made or rebuilt whose provisioning is due is booted without asking, once its
+    progress tells the end closely (a whole percent read early leaves seconds open: it is
+    read again when the end may first have come): the boot's answer tells whether it has
+    ended (a busy Linode is asked about a moment later). A transition that ended as asked
+    gives its Linode's new status (`ended`); anything else (an event this run did not
+    cause: a shutdown, a deletion, a reboot) lists the Linodes. A node whose transition
+    this run did not start (it was found so) is listed for at every poll."""
 
     def __init__(self, run: Run) -> None:
         self.run = run
         self.since = run.event_mark
         self.failed: dict[int, str] = {}  # linode id -> why its last boot failed
-        self.progress: dict[tuple[int, str], int] = {}  # (linode id, action) -> percent
+        # (linode id, action) -> the earliest and the latest it can end, by its progress
+        self.ends: dict[tuple[int, str], tuple[float, float]] = {}
         self.ended: dict[int, str] = {}  # linode id -> its status, from its event
+        # linode id -> the transition taken to have ended before its event said so
+        self.presumed: dict[int, str] = {}
         self.polls_since_list = LIST_EVERY
         self.answered: set[str] = set()  # nodes that have answered SSH in this wait
         self.broke = False  # a node that had answered SSH stopped answering
-        self.due: float | None = None  # seconds until the soonest transition ends
+        self.next_at: float | None = None  # when the next poll is due (None: an interval on)
 
-    def must_list(self, in_transition: list[Instance], waited: list[Instance]) -> bool:
+    def must_list(
+        self, in_transition: list[Instance], waited: list[Instance], to_boot: set[str]
+    ) -> bool:
+        """Whether the Linodes must be listed; otherwise what their events told is in
+        `ended` (a Linode to boot whose provisioning is due is taken to have ended: its boot
+        will tell) and the next poll's moment in `next_at`."""
         ctx = self.run.ctx
-        self.due = None
+        self.next_at = None
         self.ended = {}
         if self.broke:
             return True
@@ -83,38 +96,120 @@ class _Looks:
             every = SCRIPT_LIST_EVERY if self.answered >= {i.label for i in waited} else LIST_EVERY
             return self.polls_since_list >= every
         started = self.run.transitions
-        if self.since is None or any(i.id not in started for i in in_transition):
+        if not self.run.events_known or any(i.id not in started for i in in_transition):
             return True
         now = ctx.clock.monotonic()
-        events = self.run.call("events", lambda: ctx.cloud.linode_events(self.since))
-        ids = {i.id for i in waited}
+        asking = any(self._ask(i, now, to_boot) for i in in_transition)
+        if asking and not self._read_events({i.id for i in waited}):
+            return True
+        # When to look next: when an end to act on may have come (to read its progress
+        # again while it is too coarse to act on) or is due, when the ends only to notice
+        # are, and a poll interval after a transition whose progress is not known yet was
+        # asked for (or after this read found none).
+        acting: list[float] = []
+        noticing: list[float] = []
+        for inst in in_transition:
+            action, sent = started[inst.id]
+            if inst.id in self.ended:
+                continue
+            end = self.ends.get((inst.id, action))
+            if end is None:
+                acting.append(
+                    sent + self.interval if now - sent < self.interval else now + self.interval
+                )
+            elif not (action in _MADE and inst.label in to_boot):
+                noticing.append(end[1] + self.slack)
+            elif not self._precise(end):
+                acting.append(end[0])
+            elif end[1] + self.slack <= now:
+                self.ended[inst.id] = "offline"  # due: its boot tells whether it has ended
+                self.presumed[inst.id] = action
+            else:
+                acting.append(end[1] + self.slack)
+        if noticing:
+            # Ends that only need noticing (a boot's: what follows is the node's own doing)
+            # are looked for together, once those due within a poll interval of the soonest
+            # are all due.
+            acting.append(max(e for e in noticing if e <= min(noticing) + self.interval))
+        self.next_at = min(acting) if acting else None
+        return False
+
+    @property
+    def interval(self) -> float:
+        return self.run.ctx.settings.poll_interval
+
+    @property
+    def slack(self) -> float:
+        """How long after its estimated end a transition is looked for: an end takes a
+        moment to show."""
+        return SOONEST * self.interval
+
+    def _precise(self, end: tuple[float, float]) -> bool:
+        """Whether an end is known closely enough to act on when it is due."""
+        return end[1] - end[0] <= self.slack
+
+    def _ask(self, inst: Instance, now: float, to_boot: set[str]) -> bool:
+        """Whether the events must be read for a transition this run asked for: its
+        progress is not known yet, or too coarse now that its end may have come, or the end
+        of one only to notice is due. (One to act on whose end is known closely is not
+        asked about: its boot tells.)"""
+        action, sent = self.run.transitions[inst.id]
+        if now - sent < self.interval:
+            return False  # just asked: it has nothing to tell yet
+        end = self.ends.get((inst.id, action))
+        if end is None:
+            return True
+        if not (action in _MADE and inst.label in to_boot):
+            return end[1] + self.slack <= now
+        return not self._precise(end) and end[0] <= now
+
+    def _read_events(self, ids: set[int]) -> bool:
+        """Read the events since the last read: False if one was not this run's doing."""
+        run, ctx = self.run, self.run.ctx
+        before = ctx.clock.monotonic()
+        events = run.call(
+            "events", lambda: ctx.cloud.linode_events(self.since, created_from=run.events_from)
+        )
+        # The progress as of somewhere between the request and its answer.
+        now = (before + ctx.clock.monotonic()) / 2
         ours = [e for e in events if e.linode_id in ids and e.action not in _QUIET]
         still = [e.id for e in ours if e.status == "started"]
         if events:
             self.since = min(still) - 1 if still else events[-1].id
+        # A Linode gone, shut down or rebooted would show here: as good as a list of them.
+        self.polls_since_list = 0
         for event in ours:
-            asked = started.get(event.linode_id, ("", 0.0))[0]
+            asked, sent = run.transitions.get(event.linode_id, ("", 0.0))
             if event.action != asked:
-                return True  # not this run's doing: look at the Linodes
+                if event.status == "finished" and self.presumed.get(event.linode_id) == (
+                    event.action
+                ):
+                    continue  # the end of one taken to have ended: its boot went through
+                return False  # not this run's doing: look at the Linodes
             if event.status == "started":
-                if event.percent is not None:
-                    self.progress[(event.linode_id, event.action)] = event.percent
+                if event.percent:
+                    # A whole percent: the end lies between these two.
+                    elapsed = now - sent
+                    self.ends[(event.linode_id, asked)] = (
+                        sent + elapsed * 100 / (event.percent + 1),
+                        sent + elapsed * 100 / event.percent,
+                    )
                 continue
             status = _ENDS.get((event.action, event.status))
             if status is None:
-                return True
+                return False  # a create or rebuild that failed: look at the Linodes
             if event.status == "failed":
                 self.failed[event.linode_id] = event.message or "the boot failed"
             self.ended[event.linode_id] = status
-        left = []
-        for inst in in_transition:
-            action, sent = started[inst.id]
-            percent = self.progress.get((inst.id, action))
-            if percent and inst.id not in self.ended:
-                elapsed = now - sent
-                left.append(elapsed * (100 - percent) / percent)
-        self.due = min(left) if left else None
-        return False
+        return True
+
+    def unsure(self, linode_id: int, action: str) -> None:
+        """A transition taken to have ended had not (its Linode answered busy): its events
+        are read at the next poll, a moment from now."""
+        self.ends.pop((linode_id, action), None)
+        self.presumed.pop(linode_id, None)
+        soon = self.run.ctx.clock.monotonic() + self.slack
+        self.next_at = soon if self.next_at is None else min(self.next_at, soon)
 
     def listed(self) -> None:
         self.polls_since_list = 1
@@ -124,11 +219,10 @@ class _Looks:
         self.polls_since_list += 1
 
     def next_poll(self) -> float:
-        interval = self.run.ctx.settings.poll_interval
-        if self.due is None:
-            return interval
-        # A little after it is due: progress is a whole percent, and the end takes a moment.
-        return min(self.due + SOONEST * interval, LATEST * interval)
+        if self.next_at is None:
+            return self.interval
+        wait = self.next_at - self.run.ctx.clock.monotonic()
+        return min(max(0.0, wait), LATEST * self.interval)
 
 
 def bring_up(run: Run, boots: list[Boot], wait: WaitReady | None) -> None:
@@ -137,10 +231,12 @@ def bring_up(run: Run, boots: list[Boot], wait: WaitReady | None) -> None:
 
     One list of the cluster's Linodes serves every node of a poll, and it is made only when
     something may have changed (see `_Looks`): while Linodes provision and boot, one request
-    for the account's events says whether any did and when the next is due; while only
-    StackScripts are left, polls read the nodes over SSH and list the Linodes seldom (to
-    notice one gone or shut down), at once when a node stops answering. So no step is
-    noticed much later than a poll interval, and the minutes of a boot cost few requests."""
+    for the account's events, made only when a transition may have ended, says whether any
+    did and when the next is due (a Linode whose provisioning is due is booted at once, and
+    the boot's answer says whether it had ended); while only StackScripts are left, polls
+    read the nodes over SSH and list the Linodes seldom (to notice one gone or shut down),
+    at once when a node stops answering. So no step is noticed much later than a poll
+    interval, and the minutes of a boot cost few requests."""
     ctx = run.ctx
     to_boot = {s.label for s in boots}
     to_wait = set(wait.labels) if wait else set()
@@ -150,7 +246,9 @@ def bring_up(run: Run, boots: list[Boot], wait: WaitReady | None) -> None:
     def poll() -> bool:
         waited = [run.instances[label] for label in to_boot | to_wait if label in run.instances]
         in_transition = [i for i in waited if i.label in to_boot or i.status != "running"]
-        fresh = len(waited) < len(to_boot | to_wait) or looks.must_list(in_transition, waited)
+        fresh = len(waited) < len(to_boot | to_wait) or looks.must_list(
+            in_transition, waited, to_boot
+        )
         if fresh:
             looks.listed()
             found = ctx.cloud.instances(*listing(ctx.spec))
@@ -177,19 +275,26 @@ def bring_up(run: Run, boots: list[Boot], wait: WaitReady | None) -> None:
                     to_boot.discard(label)
                 elif inst.status == "offline":
                     config = run.instances[label].config
+                    sent = ctx.clock.monotonic()
                     try:
                         run.call(
                             "boot",
                             lambda i=inst, c=config: ctx.cloud.boot(i.id, c[0] if c else None),
                         )
                     except CloudError as exc:
-                        if busy(exc):
-                            continue
-                        raise
-                    run.asked(inst.id, "linode_boot", ctx.clock.monotonic())
+                        if not (busy(exc) or exc.status == 404):
+                            raise
+                        # Still provisioning (its progress misled), or gone: the events, or
+                        # a list, tell at the next poll.
+                        if known is not None:
+                            run.instances[label] = known
+                        looks.unsure(inst.id, run.transitions.get(inst.id, ("", 0.0))[0])
+                        looks.broke = looks.broke or exc.status == 404
+                        continue
+                    run.asked(inst.id, "linode_boot", (sent + ctx.clock.monotonic()) / 2)
                     run.instances[label] = replace(run.instances[label], status="booting")
                     looks.failed.pop(inst.id, None)
-                    looks.progress.pop((inst.id, "linode_boot"), None)
+                    looks.ends.pop((inst.id, "linode_boot"), None)
                     to_boot.discard(label)
                     run.report(f"Boot {label}")
                     run.changed("linode_booted", label, inst.id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -11,6 +12,8 @@ from swarmboot.report import Reporter
 
 __all__ = [
     "ApiUrlOpt",
+    "Bootstrap",
+    "BootstrapOpt",
     "SpecArg",
     "SshKeyOpt",
     "TimeoutOpt",
@@ -44,6 +47,22 @@ SshKeyOpt = Annotated[
         dir_okay=False,
         help="Private key to log in to the nodes with (default: SWARMBOOT_SSH_KEY, the SSH "
         "agent, ~/.ssh/id_ed25519).",
+    ),
+]
+
+
+class Bootstrap(StrEnum):
+    stackscript = "stackscript"
+    cloud_init = "cloud-init"
+
+
+BootstrapOpt = Annotated[
+    Bootstrap | None,
+    typer.Option(
+        "--bootstrap",
+        help="How new and rebuilt Linodes run the node script on their first boot (default: "
+        "the spec's cluster.bootstrap, else stackscript): a published StackScript, or "
+        "cloud-init user data through Linode's Metadata service (nothing published).",
     ),
 ]
 TimeoutOpt = Annotated[
@@ -91,6 +110,7 @@ def make_context(
     *,
     timeout: float = 1200.0,
     need_key: bool = True,
+    bootstrap: Bootstrap | None = None,
 ):
     """Every adapter `up` needs, for a spec checked by `preflight`.
 
@@ -114,17 +134,24 @@ def make_context(
     from swarmboot.remote import NoConnector, ParamikoConnector
     from swarmboot.routes import records_only, require_local_route
     from swarmboot.sim.admin import SimAdmin
-    from swarmboot.spec import admin_keys, load_spec
+    from swarmboot.spec import admin_keys, load_spec, with_bootstrap
     from swarmboot.swarm import DockerSwarm
 
     spec = load_spec(spec_path)
+    if bootstrap is not None:
+        spec = with_bootstrap(spec, bootstrap.value)  # type: ignore[arg-type]
     script = stackscript_for(spec, spec_path)
     keys = admin_keys(spec, spec_path.parent)
     check_node_data(spec, spec_path, script, keys)
     cloud = make_cloud(api_url)
     account = account_interfaces(spec, spec_path, cloud)
-    lacking = check_catalogue(spec, spec_path, cloud, new_generation(spec, account))
-    warning = placement_warning(lacking)
+    facts = check_catalogue(spec, spec_path, cloud, new_generation(spec, account))
+    catalogued = {
+        "placement_unsupported": facts.placement_unsupported,
+        "metadata_unsupported": facts.metadata_unsupported,
+        "cloud_init_unsupported": facts.cloud_init_unsupported,
+    }
+    warning = placement_warning(facts.placement_unsupported)
     if warning:
         reporter.warn(warning)
     try:
@@ -146,7 +173,7 @@ def make_context(
             identity_public="",
             marks=NoMarks(missing=missing),
             admin_keys=keys,
-            placement_unsupported=lacking,
+            **catalogued,
             account_interfaces=account,
         )
     reporter.detail(
@@ -174,7 +201,7 @@ def make_context(
         settings=Settings(ready_timeout=timeout, poll_interval=_poll_interval()),
         root_password=root_password(),
         unlock_key=unlock_key(),
-        placement_unsupported=lacking,
+        **catalogued,
         account_interfaces=account,
     )
 

@@ -10,6 +10,7 @@ import typer
 from swarmboot.cli._common import Ctx, JsonOpt, command, print_json, state_of
 from swarmboot.cli._factory import (
     ApiUrlOpt,
+    BootstrapOpt,
     SpecArg,
     SshKeyOpt,
     TimeoutOpt,
@@ -171,6 +172,7 @@ def plan_cmd(
         bool, typer.Option("--down", help="Show what `swarmboot down` would delete instead.")
     ] = False,
     stackscripts: StackScriptsOpt = False,
+    bootstrap: BootstrapOpt = None,
 ) -> None:
     """Print what `up` would do, from the cloud and the swarm as they are now. Changes nothing.
 
@@ -185,7 +187,9 @@ def plan_cmd(
     if down:
         context = make_cloud_context(spec, api_url, ssh_key, reporter)
     else:
-        context = make_context(spec, api_url, ssh_key, reporter, need_key=False)
+        context = make_context(
+            spec, api_url, ssh_key, reporter, need_key=False, bootstrap=bootstrap
+        )
     alone: tuple[str, ...] = ()
     try:
         if down:
@@ -230,6 +234,7 @@ def up_cmd(
     timeout: TimeoutOpt = 1200.0,
     as_json: JsonOpt = False,
     prune: PruneOpt = False,
+    bootstrap: BootstrapOpt = None,
 ) -> None:
     """Make the cluster what the spec says: create, boot, wait, join, label, secure.
 
@@ -240,7 +245,7 @@ def up_cmd(
     from swarmboot.apply import NotReadyError, up
 
     reporter = state_of(ctx).reporter
-    context = make_context(spec, api_url, ssh_key, reporter, timeout=timeout)
+    context = make_context(spec, api_url, ssh_key, reporter, timeout=timeout, bootstrap=bootstrap)
     try:
         try:
             result = up(context, prune=prune)
@@ -271,6 +276,7 @@ def repair_cmd(
     yes: YesOpt = False,
     force: ForceOpt = False,
     as_json: JsonOpt = False,
+    bootstrap: BootstrapOpt = None,
 ) -> None:
     """Rebuild the nodes that are Down in the swarm or not running in Linode.
 
@@ -282,7 +288,7 @@ def repair_cmd(
     from swarmboot.status import summary
 
     reporter = state_of(ctx).reporter
-    context = make_context(spec, api_url, ssh_key, reporter, timeout=timeout)
+    context = make_context(spec, api_url, ssh_key, reporter, timeout=timeout, bootstrap=bootstrap)
     try:
         observed = observe(context)
         refuse_lost_quorum(observed)

@@ -1,4 +1,4 @@
-"""`swarmboot render`: StackScript templates → stackscripts/."""
+"""`swarmboot render`: StackScript templates → stackscripts/ (with their cloud-configs)."""
 
 from __future__ import annotations
 
@@ -36,20 +36,27 @@ def render_cmd(
             "--out",
             metavar="DIR",
             file_okay=False,
-            help="Where the StackScripts go (default: swarmboot's stackscripts/).",
+            help="Where the StackScripts and their cloud-configs go (default: swarmboot's "
+            "stackscripts/).",
         ),
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Render the StackScript templates into stackscripts/ (or check that they are fresh)."""
+    """Render the StackScript templates into stackscripts/ (or check that they are fresh).
+
+    Each StackScript is written with its cloud-config (NAME.cloud-config.yaml: the same
+    script as cloud-init user data, for cluster.bootstrap = "cloud-init")."""
     from swarmboot import render  # pydantic and jinja2 load only when rendering
 
     reporter = state_of(ctx).reporter
     templates_dir = templates or paths.templates_dir()
     out_dir = out or paths.stackscripts_dir()
     scripts = render.render_all(templates_dir)
+    configs = render.render_cloud_configs(templates_dir, scripts)
+    outputs = (*scripts, *configs)
+    what = f"{len(scripts)} StackScripts and {len(configs)} cloud-configs"
     if check:
-        drift = render.check(scripts, out_dir)
+        drift = render.check(outputs, out_dir)
         if as_json:
             print_json(
                 {
@@ -57,16 +64,14 @@ def render_cmd(
                     "drift": [{"file": str(out_dir / d.name), "kind": d.kind} for d in drift],
                 }
             )
-        render.require_fresh(scripts, out_dir)
-        reporter.ok(f"{len(scripts)} StackScripts in {_display(out_dir)} match their templates")
+        render.require_fresh(outputs, out_dir)
+        reporter.ok(f"{what} in {_display(out_dir)} match their templates")
         return
-    results = render.write(scripts, out_dir)
+    results = render.write(outputs, out_dir)
     changed = sum(1 for _, written in results if written)
     if as_json:
         print_json([{"file": str(out_dir / name), "written": written} for name, written in results])
     else:
         for name, written in results:
             typer.echo(f"{'written' if written else 'unchanged'}\t{_display(out_dir / name)}")
-    reporter.ok(
-        f"Rendered {len(scripts)} StackScripts into {_display(out_dir)} ({changed} changed)"
-    )
+    reporter.ok(f"Rendered {what} into {_display(out_dir)} ({changed} changed)")

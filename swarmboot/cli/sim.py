@@ -55,6 +55,20 @@ def _ranges(values: list[str], option: str) -> dict[str, str]:
     return found
 
 
+def _withheld(values: list[str]) -> dict[str, tuple[str, ...]]:
+    found: dict[str, tuple[str, ...]] = {}
+    for value in values:
+        what, _, capability = value.partition("=")
+        if not what or not capability:
+            raise typer.BadParameter(
+                f"{value!r}: write it as REGION=CAPABILITY or IMAGE=CAPABILITY "
+                "(e.g. gb-lon=Metadata, linode/debian12=cloud-init)",
+                param_hint="--withhold",
+            )
+        found[what] = (*found.get(what, ()), capability)
+    return found
+
+
 @command
 def sim_cmd(
     ctx: Ctx,
@@ -92,6 +106,16 @@ def sim_cmd(
             metavar="REGION=CIDR",
             help="Private IPv4 range of a region (repeatable). Default: a /24 of "
             "192.168.128.0/17 per region.",
+        ),
+    ] = [],  # noqa: B006
+    withhold: Annotated[
+        list[str],
+        typer.Option(
+            "--withhold",
+            metavar="ID=CAPABILITY",
+            help="Leave a capability out of a region's or image's catalogue entry "
+            "(repeatable), as where Linode does not offer it: gb-lon=Metadata, "
+            "linode/debian12=cloud-init.",
         ),
     ] = [],  # noqa: B006
     lab: Annotated[
@@ -164,6 +188,7 @@ def sim_cmd(
             public_ranges={**DEFAULT_PUBLIC_RANGES, **_ranges(public_range, "--public-range")},
             private_ranges=_ranges(private_range, "--private-range"),
             validate_spec=validate_spec,
+            withheld=_withheld(withhold),
         )
     except ValidationError as exc:
         first = exc.errors()[0]

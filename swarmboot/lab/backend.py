@@ -3,8 +3,10 @@
 Each node is a network namespace with the Linode's addresses on its eth0 (a port of its
 region's bridge in the lab router) and, in fresh mount, PID and UTS namespaces, an overlay
 root over the lab's node image. Its first boot after a deploy runs the Linode's StackScript
-with its fields, as Linode does; sshd comes up at once with the Linode's authorized keys and
-the host key swarmboot passed in, Docker when the StackScript (or a later boot) starts it.
+with its fields, as Linode does, or Debian's cloud-init on the Linode's user data (a NoCloud
+seed stands in for the Metadata service). sshd comes up at once with the Linode's authorized
+keys and the host key swarmboot passed in (put in place by cloud-init's first stages, for
+user data), Docker when the node script (or a later boot) starts it.
 Stop ends the node's processes and keeps its disk; rebuild and delete wipe it. Nothing
 outlives `close()`: not a namespace, a mount, a process or a route.
 
@@ -214,6 +216,8 @@ class LabBackend:
         sbin.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(FILES / "systemctl", sbin / "systemctl")
         (sbin / "systemctl").chmod(0o755)
+        if machine.user_data is not None:
+            self._seed(upper, machine)
         if machine.stackscript:
             script = upper / "root" / "StackScript"
             script.write_text(machine.stackscript)
@@ -231,6 +235,29 @@ class LabBackend:
         (directory / "hostname").write_text(machine.label + "\n")
         self._nodes[machine.instance_id] = node
         return node
+
+    @staticmethod
+    def _seed(upper: Path, machine: Machine) -> None:
+        """The Linode's user data where Debian's cloud-init finds it: a NoCloud seed standing
+        in for Linode's Metadata service (root's only, as cloud-init keeps it), and settings
+        for a node here (its network and disk are the lab's; the image has no locales)."""
+        seed = upper / "var" / "lib" / "cloud" / "seed" / "nocloud"
+        seed.mkdir(parents=True, mode=0o700)
+        user_data = seed / "user-data"
+        user_data.write_bytes(base64.b64decode(machine.user_data or ""))
+        user_data.chmod(0o600)
+        (seed / "meta-data").write_text(
+            f"instance-id: linode{machine.instance_id}\nlocal-hostname: {machine.label}\n"
+        )
+        settings = upper / "etc" / "cloud" / "cloud.cfg.d"
+        settings.mkdir(parents=True, exist_ok=True)
+        (settings / "90-swarmboot-lab.cfg").write_text(
+            "datasource_list: [NoCloud]\n"
+            "network: {config: disabled}\n"
+            "growpart: {mode: 'off'}\n"
+            "resize_rootfs: false\n"
+            "locale: false\n"
+        )
 
     def _boot(self, node: _Node, machine: Machine, image: Path) -> None:
         ip("netns", "add", node.netns, check=False)

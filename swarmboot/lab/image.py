@@ -54,7 +54,9 @@ BASE_VERSION = 1  # bump when the way base tarballs are built changes
 IMAGE_VERSION = 2  # bump when the way node images are built changes (beyond _INSTALL)
 # Linode's Debian images come with an SSH server; the StackScript installs everything else.
 BASE_INCLUDE = ("openssh-server",)
-# What the StackScript installs (docker_source = debian), plus tools a node here needs.
+# What the StackScript installs (docker_source = debian), plus tools a node here needs, and
+# Debian's cloud-init, which Linode's images carry (it runs the user data of a node made with
+# cluster.bootstrap = "cloud-init").
 _NODE_PACKAGES = (
     "linux-image-amd64",
     "grub-pc",
@@ -67,6 +69,7 @@ _NODE_PACKAGES = (
     "curl",
     "gpg",
     "procps",
+    "cloud-init",
 )
 NODE_PACKAGES = {
     "bookworm": _NODE_PACKAGES,

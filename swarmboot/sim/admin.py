@@ -64,6 +64,10 @@ class SimAdmin:
         linode_default_but_legacy_config_allowed or linode_only)."""
         return self._call("PUT", "/v4/account/settings", {"interfaces_for_new_linodes": value})
 
+    def set_withheld(self, withheld: dict[str, list[str]] | None = None) -> dict[str, Any]:
+        """Leave capabilities out of regions' or images' catalogue entries (none: all back)."""
+        return self._call("PUT", "/_sim/withheld", withheld or {})
+
     def stats(self) -> dict[str, Any]:
         return self._call("GET", "/_sim/stats")
 

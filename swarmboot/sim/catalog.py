@@ -8,9 +8,27 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["IMAGES", "KERNELS", "REGIONS", "TYPES", "image", "kernel", "region", "type_"]
+__all__ = [
+    "CLOUD_INIT",
+    "IMAGES",
+    "KERNELS",
+    "METADATA",
+    "REGIONS",
+    "TYPES",
+    "image",
+    "images",
+    "kernel",
+    "region",
+    "regions",
+    "type_",
+]
 
 _CREATED = "2024-01-01T00:00:00"
+
+# What metadata.user_data needs (Linode's spec, POST /linode/instances): a region offering the
+# Metadata service and an image that runs cloud-init.
+METADATA = "Metadata"
+CLOUD_INIT = "cloud-init"
 
 _CORE = [
     "Linodes",
@@ -218,8 +236,24 @@ def _by_id(rows: tuple[dict[str, Any], ...]) -> dict[str, dict[str, Any]]:
 _REGIONS, _TYPES, _KERNELS, _IMAGES = map(_by_id, (REGIONS, TYPES, KERNELS, IMAGES))
 
 
-def region(rid: str) -> dict[str, Any] | None:
-    return _REGIONS.get(rid)
+Withheld = dict[str, tuple[str, ...]]
+
+
+def _less(row: dict[str, Any] | None, withheld: Withheld | None) -> dict[str, Any] | None:
+    """The row without the capabilities withheld from its id (an account or a moment where
+    Linode does not offer them there: `swarmboot sim --withhold`)."""
+    if row is None or not withheld or row["id"] not in withheld:
+        return row
+    gone = set(withheld[row["id"]])
+    return {**row, "capabilities": [c for c in row["capabilities"] if c not in gone]}
+
+
+def region(rid: str, withheld: Withheld | None = None) -> dict[str, Any] | None:
+    return _less(_REGIONS.get(rid), withheld)
+
+
+def regions(withheld: Withheld | None = None) -> list[dict[str, Any]]:
+    return [_less(dict(r), withheld) for r in REGIONS]  # type: ignore[misc]
 
 
 def type_(tid: str) -> dict[str, Any] | None:
@@ -230,5 +264,9 @@ def kernel(kid: str) -> dict[str, Any] | None:
     return _KERNELS.get(kid)
 
 
-def image(iid: str) -> dict[str, Any] | None:
-    return _IMAGES.get(iid)
+def image(iid: str, withheld: Withheld | None = None) -> dict[str, Any] | None:
+    return _less(_IMAGES.get(iid), withheld)
+
+
+def images(withheld: Withheld | None = None) -> list[dict[str, Any]]:
+    return [_less(dict(i), withheld) for i in IMAGES]  # type: ignore[misc]

@@ -56,6 +56,9 @@ class SimConfig(BaseModel):
     backend: str = "records"
     validate_spec: Path | None = None
     username: str = "swarmboot-sim"
+    # Capabilities the catalogue does not offer for a region or image id (`--withhold`), as
+    # where Linode has not rolled a service out: {"gb-lon": ("Metadata",)}.
+    withheld: dict[str, tuple[str, ...]] = Field(default_factory=dict)
 
     @field_validator("public_ranges", "private_ranges")
     @classmethod

@@ -84,7 +84,43 @@ def _require_quiet(inst: Instance) -> None:
 # --- what an instance is deployed with ----------------------------------------------------
 
 
-def _deployment(sim: Simulator, body: Body, *, rebuilding: bool) -> dict[str, Any]:
+# Linode's limit on metadata.user_data: 65,535 bytes before base64.
+MAX_USER_DATA_BYTES = 65_535
+
+
+def _user_data(sim: Simulator, body: Body, region: str, image: str | None) -> str | None:
+    """metadata.user_data as Linode takes it: base64 of at most 65,535 bytes, for an image
+    with the cloud-init capability in a region with the Metadata service."""
+    metadata = body.dict("metadata") or {}
+    user_data = metadata.get("user_data")
+    if user_data is None:
+        return None
+    if not isinstance(user_data, str):
+        raise bad_request("user_data must be a base64 encoded string", "metadata.user_data")
+    try:
+        decoded = base64.b64decode(user_data, validate=True)
+    except (binascii.Error, ValueError):
+        raise bad_request(
+            "user_data must be a base64 encoded string", "metadata.user_data"
+        ) from None
+    if len(decoded) > MAX_USER_DATA_BYTES:
+        raise bad_request(
+            f"user_data must not exceed {MAX_USER_DATA_BYTES} bytes before encoding",
+            "metadata.user_data",
+        )
+    withheld = sim.config.withheld
+    if catalog.METADATA not in (catalog.region(region, withheld) or {}).get("capabilities", ()):
+        raise bad_request(
+            f"Region {region} does not support the Metadata service", "metadata.user_data"
+        )
+    if image is None or catalog.CLOUD_INIT not in (catalog.image(image, withheld) or {}).get(
+        "capabilities", ()
+    ):
+        raise bad_request(f"Image {image} does not support cloud-init", "metadata.user_data")
+    return user_data
+
+
+def _deployment(sim: Simulator, body: Body, region: str, *, rebuilding: bool) -> dict[str, Any]:
     """The image, credentials, StackScript and user data of a create or rebuild."""
     image = body.str("image", required=rebuilding)
     if image is not None and catalog.image(image) is None:
@@ -134,15 +170,7 @@ def _deployment(sim: Simulator, body: Body, *, rebuilding: bool) -> dict[str, An
         data = {k: str(v) for k, v in raw_data.items()}
     elif "stackscript_data" in body and body.dict("stackscript_data"):
         raise bad_request("stackscript_data needs a stackscript_id", "stackscript_data")
-    metadata = body.dict("metadata") or {}
-    user_data = metadata.get("user_data")
-    if user_data is not None:
-        if not isinstance(user_data, str):
-            raise bad_request("Must be a base64 string", "metadata.user_data")
-        try:
-            base64.b64decode(user_data, validate=True)
-        except (binascii.Error, ValueError):
-            raise bad_request("Must be base64-encoded", "metadata.user_data") from None
+    user_data = _user_data(sim, body, region, image)
     return {
         "image": image,
         "root_pass": root_pass,
@@ -200,14 +228,14 @@ def _lay_disks(sim: Simulator, inst: Instance, image: str | None, swap_mb: int) 
 
 def create(sim: Simulator, raw: Any) -> Instance:
     body = Body(raw, _CREATE_FIELDS)
-    region = body.str("region", required=True)
+    region = body.str("region", required=True) or ""
     if catalog.region(region) is None:
         raise bad_request(f"Region {region} not found", "region")
     type_id = body.str("type", required=True)
     if catalog.type_(type_id) is None:
         raise bad_request(f"Linode type {type_id} not found", "type")
     with sim.lock:  # it looks up the StackScript
-        deployment = _deployment(sim, body, rebuilding=False)
+        deployment = _deployment(sim, body, region, rebuilding=False)
     label = body.str("label")
     tags = body.strings("tags")
     for tag in tags:
@@ -295,6 +323,7 @@ def create(sim: Simulator, raw: Any) -> Instance:
             stackscript=deployment["stackscript"],
             stackscript_data=deployment["stackscript_data"],
             user_data=deployment["user_data"],
+            has_user_data=deployment["user_data"] is not None,
             placement_group_id=group.id if group is not None else None,
             interface_generation=generation or "legacy_config",
         )
@@ -406,7 +435,7 @@ def rebuild(sim: Simulator, iid: int, raw: Any) -> Instance:
     with sim.lock:
         inst = sim.instance(iid)
         _require_quiet(inst)
-        deployment = _deployment(sim, body, rebuilding=True)
+        deployment = _deployment(sim, body, inst.region, rebuilding=True)
         previous = sim.world.stackscripts.get(inst.stackscript_id or 0)
         if previous is not None:
             previous.deployments_active = max(0, previous.deployments_active - 1)
@@ -418,6 +447,7 @@ def rebuild(sim: Simulator, iid: int, raw: Any) -> Instance:
         inst.stackscript = deployment["stackscript"]
         inst.stackscript_data = deployment["stackscript_data"]
         inst.user_data = deployment["user_data"]
+        inst.has_user_data = deployment["user_data"] is not None
         inst.first_boot = True
         if deployment["script"] is not None:
             deployment["script"].deployments_total += 1

@@ -105,6 +105,8 @@ class Instance:
     stackscript: str | None = field(default=None, repr=False)
     stackscript_data: dict[str, str] = field(default_factory=dict, repr=False)
     user_data: str | None = field(default=None, repr=False)
+    # Whether the disk was deployed with user data (kept after the first boot forgets it).
+    has_user_data: bool = False
     # The disk was just deployed: the next boot is its first (when the StackScript runs).
     first_boot: bool = True
     # Bumped whenever a pending transition must be forgotten (delete, rebuild).
@@ -136,7 +138,7 @@ class Instance:
             "hypervisor": "kvm",
             "host_uuid": self.host_uuid,
             "watchdog_enabled": self.watchdog_enabled,
-            "has_user_data": self.user_data is not None,
+            "has_user_data": self.has_user_data,
             "lke_cluster_id": None,
             "placement_group": group.summary() if group is not None else None,
             "interface_generation": self.interface_generation,

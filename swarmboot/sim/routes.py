@@ -114,9 +114,9 @@ def _static(rows: tuple[dict[str, Any], ...]) -> Callable[[Simulator, Request], 
     return lambda sim, request: [dict(r) for r in rows]
 
 
-def _one(lookup: Callable[[str], dict[str, Any] | None], arg: str) -> Handler:
+def _one(lookup: Callable[..., dict[str, Any] | None], arg: str, withheld: bool = False) -> Handler:
     def handler(sim: Simulator, request: Request) -> Any:
-        found = lookup(request.args[arg])
+        found = lookup(request.args[arg], *((sim.config.withheld,) if withheld else ()))
         if found is None:
             raise not_found()
         return dict(found)
@@ -257,14 +257,14 @@ def _empty(fn: Callable[[Simulator, Request], Any]) -> Handler:
 
 
 _TABLE: list[tuple[str, str, Handler]] = [
-    ("GET", "/regions", _listing("/regions", _static(catalog.REGIONS))),
-    ("GET", "/regions/{regionId}", _one(catalog.region, "regionId")),
+    ("GET", "/regions", _listing("/regions", lambda sim, r: catalog.regions(sim.config.withheld))),
+    ("GET", "/regions/{regionId}", _one(catalog.region, "regionId", withheld=True)),
     ("GET", "/linode/types", _listing("/linode/types", _static(catalog.TYPES))),
     ("GET", "/linode/types/{typeId}", _one(catalog.type_, "typeId")),
     ("GET", "/linode/kernels", _listing("/linode/kernels", _static(catalog.KERNELS))),
     ("GET", "/linode/kernels/{kernelId}", _one(catalog.kernel, "kernelId")),
-    ("GET", "/images", _listing("/images", _static(catalog.IMAGES))),
-    ("GET", "/images/{imageId}", _one(catalog.image, "imageId")),
+    ("GET", "/images", _listing("/images", lambda sim, r: catalog.images(sim.config.withheld))),
+    ("GET", "/images/{imageId}", _one(catalog.image, "imageId", withheld=True)),
     ("GET", "/profile", lambda sim, r: resources.profile(sim)),
     ("GET", "/account", lambda sim, r: resources.account(sim)),
     ("GET", "/account/settings", _locked(lambda sim, r: dict(sim.world.settings))),

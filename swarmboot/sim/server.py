@@ -25,7 +25,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from swarmboot.sim import placement, routes
 from swarmboot.sim.config import Timings
@@ -34,6 +34,9 @@ from swarmboot.sim.errors import ApiError, Problem
 from swarmboot.sim.faults import FaultConfig, Faults
 from swarmboot.sim.inputs import load_json
 from swarmboot.sim.ratelimit import RateLimiter, RateLimits
+
+# PUT /_sim/withheld: {"gb-lon": ["Metadata"], "linode/debian12": ["cloud-init"]}.
+_WITHHELD = TypeAdapter(dict[str, tuple[str, ...]])
 
 __all__ = ["SimServer", "SpecCheck"]
 
@@ -152,7 +155,12 @@ class SimServer:
                 self.violations.clear()
             sim.faults = Faults(sim.config.faults, sim.clock())
             return 200, {}
-        if method == "PUT" and path in ("/_sim/faults", "/_sim/timings", "/_sim/rate-limits"):
+        if method == "PUT" and path in (
+            "/_sim/faults",
+            "/_sim/timings",
+            "/_sim/rate-limits",
+            "/_sim/withheld",
+        ):
             return self._configure(path, body)
         if path == "/_sim/hosts" or path.startswith("/_sim/hosts/"):
             return self._hosts(method, path, body)
@@ -195,6 +203,12 @@ class SimServer:
                     sim.config = sim.config.model_copy(update={"faults": faults})
                     sim.faults = Faults(faults, sim.clock())
                 return 200, faults.model_dump()
+            if path == "/_sim/withheld":
+                # The capabilities the catalogue leaves out, by region or image id.
+                withheld = _WITHHELD.validate_python(body)
+                with sim.lock:
+                    sim.config = sim.config.model_copy(update={"withheld": withheld})
+                return 200, {k: list(v) for k, v in withheld.items()}
             if path == "/_sim/timings":
                 timings = Timings.model_validate(body)
                 with sim.lock:

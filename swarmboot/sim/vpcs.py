@@ -17,6 +17,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 from swarmboot.sim import catalog
@@ -121,8 +122,11 @@ def vpc_api(world: World, v: Vpc) -> dict[str, Any]:
     }
 
 
+_SUBNET_FIELDS = frozenset({"label", "ipv4"})
+
+
 def _new_subnet(world: World, v: Vpc, raw: Any, field: str, now: str) -> Subnet:
-    body = Body(raw, frozenset({"label", "ipv4"}))
+    body = Body(raw, _SUBNET_FIELDS)
     label = _label(body.str("label", required=True), f"{field}label")
     if any(s.label == label for s in v.subnets.values()):
         raise bad_request("Label must be unique among the VPC's subnets", f"{field}label")
@@ -156,14 +160,7 @@ def create_vpc(world: World, raw: Any, now: str) -> Vpc:
     scratch = World(next_ids=dict(world.next_ids))
     for n, item in enumerate(subnets):
         _new_subnet(scratch, draft, item, f"subnets[{n}].", now)
-    made = Vpc(
-        id=world.new_id("vpc"),
-        label=label,
-        region=region,
-        description=description,
-        created=now,
-        updated=now,
-    )
+    made = replace(draft, id=world.new_id("vpc"), subnets={})
     for item in draft.subnets.values():
         kept = Subnet(world.new_id("subnet"), item.label, item.ipv4, now, now)
         made.subnets[kept.id] = kept
@@ -199,7 +196,7 @@ def delete_vpc(world: World, vpc_id: int) -> None:
 
 
 def create_subnet(world: World, vpc_id: int, raw: Any, now: str) -> Subnet:
-    Body(raw, frozenset({"label", "ipv4"}))  # a body that is no object is a 400 before a 404
+    Body(raw, _SUBNET_FIELDS)  # a body that is no object is refused before the VPC is looked for
     v = vpc(world, vpc_id)
     sub = _new_subnet(world, v, raw, "", now)
     v.updated = now

@@ -9,6 +9,7 @@ with it. The namespace reaches the Debian mirror only through a forwarder on its
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import ctypes
 import http.server
@@ -19,10 +20,12 @@ import shutil
 import socket
 import subprocess
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from swarmboot import facts
 from swarmboot.lab import image
 
 from ..conftest import TEST_CACHE
@@ -326,6 +329,62 @@ class DebianNode:
             console=self.console_file.read_text()[len(console_before) :],
         )
 
+    def install_cloud_init(self) -> None:
+        """Debian's own cloud-init from the mirror, as a Linode image with the `cloud-init`
+        capability carries it, told to read the NoCloud seed (standing in for Linode's
+        Metadata service) and to leave this machine's disk and the namespace's network alone
+        (the root is a folder here, not a Linode's disk; the network is the test's)."""
+        self.chroot(
+            "/bin/sh",
+            "-c",
+            "apt-get update -q && apt-get install -y -q --no-install-recommends cloud-init",
+            timeout=900,
+        )
+        (self.root / "etc/cloud/cloud.cfg.d/90-swarmboot-test.cfg").write_text(
+            "datasource_list: [NoCloud]\n"
+            "network: {config: disabled}\n"
+            "growpart: {mode: 'off'}\n"
+            "resize_rootfs: false\n"
+            # The debootstrapped root has no en_US.UTF-8 to set (a Linode image has).
+            "locale: false\n"
+        )
+
+    def run_cloud_init(
+        self, user_data: str, instance_id: str, hostname: str, timeout: float = 1200
+    ) -> ScriptRun:
+        """Boot's cloud-init stages as systemd runs them (local, network, config, final), in
+        one go, with `user_data` in the NoCloud seed: what a Linode's first boot does with
+        its metadata.user_data."""
+        seed = self.root / "var/lib/cloud/seed/nocloud"
+        seed.mkdir(parents=True, exist_ok=True)
+        (seed / "user-data").write_text(user_data)
+        (seed / "user-data").chmod(0o600)
+        (seed / "meta-data").write_text(f"instance-id: {instance_id}\nlocal-hostname: {hostname}\n")
+        console_before = self.console_file.read_text()
+        done = self._enter(
+            [
+                "/bin/sh",
+                "-c",
+                # Each stage runs whatever the one before it did, as systemd's units do.
+                "rc=0; for stage in 'init --local' init 'modules --mode=config' "
+                "'modules --mode=final'; do cloud-init $stage || rc=1; done; "
+                f"if [ -e {facts.NODE_ENV_FILE} ]; then echo 'node.env left behind'; rc=1; fi; "
+                "cloud-init status --long; cloud-init schema --system; exit $rc",
+            ],
+            {},
+            timeout,
+            console=self.console_file,
+        )
+        status_file = self.root / "var/lib/swarmboot/status.json"
+        log_file = self.root / "var/log/swarmboot-stackscript.log"
+        return ScriptRun(
+            returncode=done.returncode,
+            output=done.stdout + done.stderr,
+            status=json.loads(status_file.read_text()) if status_file.exists() else None,
+            log=log_file.read_text(errors="replace") if log_file.exists() else "",
+            console=self.console_file.read_text()[len(console_before) :],
+        )
+
     def chroot(self, *command: str, timeout: float = 120) -> subprocess.CompletedProcess:
         """Run a command in the root, in the node's namespaces; it must succeed."""
         done = self._enter(list(command), {}, timeout)
@@ -373,3 +432,28 @@ class DebianNode:
         self._closers.clear()
         if errors:
             raise HarnessError(f"cleanup failed: {errors}")
+
+
+def per_release(
+    make: Callable[[str, Path], Any], names: Mapping[str, str], tmp_path_factory: Any
+) -> Iterator[dict[str, Any]]:
+    """`make(name, workdir)` for every script name at once, each giving something with a
+    `node`: each run is mostly a single-threaded dpkg or a wait on the mirror, so two go side
+    by side on two cores. Yields them by name; every node made is closed afterwards."""
+    with concurrent.futures.ThreadPoolExecutor(len(names)) as pool:
+        futures = {
+            name: pool.submit(
+                make, name, tmp_path_factory.mktemp(name.removesuffix(".sh")) / "node"
+            )
+            for name in sorted(names)
+        }
+        concurrent.futures.wait(futures.values())
+    done = {name: f.result() for name, f in futures.items() if f.exception() is None}
+    try:
+        for future in futures.values():
+            if future.exception() is not None:
+                raise future.exception()
+        yield done
+    finally:
+        for each in done.values():
+            each.node.close()

@@ -8,11 +8,9 @@ run that must change nothing, and drift that a third run repairs.
 from __future__ import annotations
 
 import base64
-import concurrent.futures
 import ipaddress
 import json
 import os
-import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -50,22 +48,29 @@ ORCHESTRATOR_KEY = (
 )
 
 
-def _missing_prerequisites() -> str | None:
-    if os.geteuid() != 0:
-        return "needs root (debootstrap, namespaces, chroot)"
-    for tool in ("debootstrap", "zstd", "gpg", "ip", "nsenter", "unshare"):
-        if shutil.which(tool) is None:
-            return f"needs {tool} (make host-deps installs it)"
-    return None
+def worker_fields(host_key_b64: str, admin_public: str) -> dict[str, str]:
+    """A worker's StackScript fields, its admin key also for a sudo user `ops`."""
+    return {
+        "hostname": "itframe-eu-central-worker-1",
+        "cluster": "itframe",
+        "swarm_role": "worker",
+        "zone": "eu-central",
+        "admin_ssh_keys": admin_public + " ops",
+        "admin_user": "ops",
+        "docker_source": "debian",
+        "swarm_members": ",".join(MEMBERS),
+        "ssh_host_key": host_key_b64,
+        "apt_upgrade": "yes",
+    }
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _prerequisites():
-    missing = _missing_prerequisites()
-    if missing:
-        if os.environ.get("SWARMBOOT_REQUIRE_DEBIAN_TESTS") == "1":
-            pytest.fail(f"the Debian tests cannot run here: {missing}")
-        pytest.skip(missing)
+def authorize_orchestrator(node: harness.DebianNode) -> None:
+    """What Linode puts in place from the create call's authorized_keys before the first
+    boot's script runs."""
+    ssh_dir = node.root / "root/.ssh"
+    ssh_dir.mkdir(mode=0o700, exist_ok=True)
+    (ssh_dir / "authorized_keys").write_text(ORCHESTRATOR_KEY + "\n")
+    (ssh_dir / "authorized_keys").chmod(0o600)
 
 
 def _ed25519() -> tuple[bytes, str]:
@@ -157,18 +162,7 @@ def _provision(name: str, workdir: Path) -> Provisioned:
     script = (STACKSCRIPTS / name).read_text()
     host_private, host_public = _ed25519()
     _, admin_public = _ed25519()
-    fields = {
-        "hostname": "itframe-eu-central-worker-1",
-        "cluster": "itframe",
-        "swarm_role": "worker",
-        "zone": "eu-central",
-        "admin_ssh_keys": admin_public + " ops",
-        "admin_user": "ops",
-        "docker_source": "debian",
-        "swarm_members": ",".join(MEMBERS),
-        "ssh_host_key": base64.b64encode(host_private).decode(),
-        "apt_upgrade": "yes",
-    }
+    fields = worker_fields(base64.b64encode(host_private).decode(), admin_public)
     node = harness.DebianNode(RELEASES[name], workdir)
     try:
         # Bad input: refused before anything changes.
@@ -185,11 +179,7 @@ def _provision(name: str, workdir: Path) -> Provisioned:
             },
         )
         wrong_packages = _installed(node, "docker-ce", "docker.io", "linux-image-amd64")
-        # Linode puts the create call's authorized_keys in place before the script runs.
-        ssh_dir = node.root / "root/.ssh"
-        ssh_dir.mkdir(mode=0o700, exist_ok=True)
-        (ssh_dir / "authorized_keys").write_text(ORCHESTRATOR_KEY + "\n")
-        (ssh_dir / "authorized_keys").chmod(0o600)
+        authorize_orchestrator(node)
 
         first = node.run_script(script, fields)
         before = node.snapshot()
@@ -269,25 +259,8 @@ def _provision(name: str, workdir: Path) -> Provisioned:
 
 @pytest.fixture(scope="module")
 def _provisioned_all(tmp_path_factory) -> Iterator[dict[str, Provisioned]]:
-    """Every release's node, provisioned at once: each run is mostly a single-threaded
-    dpkg or a wait on the mirror, so two go side by side on two cores."""
-    with concurrent.futures.ThreadPoolExecutor(len(RELEASES)) as pool:
-        futures = {
-            name: pool.submit(
-                _provision, name, tmp_path_factory.mktemp(name.removesuffix(".sh")) / "node"
-            )
-            for name in sorted(RELEASES)
-        }
-        concurrent.futures.wait(futures.values())
-    done = {name: f.result() for name, f in futures.items() if f.exception() is None}
-    try:
-        for future in futures.values():
-            if future.exception() is not None:
-                raise future.exception()
-        yield done
-    finally:
-        for each in done.values():
-            each.node.close()
+    """Every release's node, provisioned at once."""
+    yield from harness.per_release(_provision, RELEASES, tmp_path_factory)
 
 
 @pytest.fixture(scope="module", params=sorted(RELEASES))

@@ -202,6 +202,7 @@ class LabSim:
             for log, last in (
                 (node / "init.out", 0),
                 (node / "stackscript.out", 0),
+                (node / "cloud-init.out", 0),
                 (node / "upper/var/log/dockerd.log", 0),
                 (node / "upper/var/log/sshd-lab.log", 3),
             ):

@@ -305,6 +305,17 @@ CASES = [
     ),
     C("deploy-missing-stack", "deploy without its STACK file", ("deploy", "SPEC")),
     C(
+        "bootstrap-word",
+        "an --bootstrap that is neither stackscript nor cloud-init",
+        ("up", "SPEC", "--bootstrap", "cloudinit"),
+    ),
+    C(
+        "sim-withhold-no-capability",
+        "sim --withhold without the capability",
+        ("sim", "--port", "0", "--withhold", "gb-lon"),
+        process=True,
+    ),
+    C(
         "deploy-resolve-word",
         "a --resolve-image docker does not have",
         ("deploy", "SPEC", "DIR/secret.txt", "--resolve-image", "sometimes"),

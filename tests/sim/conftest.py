@@ -44,6 +44,7 @@ def sim(sim_server, admin) -> Iterator[SimServer]:
     admin.set_faults()
     admin.set_timings(scale=FAST)
     admin.set_rate_limits()
+    admin.set_withheld()
     yield sim_server
     violations = admin.violations()
     assert violations == [], "spec violations:\n" + "\n".join(violations)

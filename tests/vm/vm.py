@@ -33,12 +33,16 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from swarmboot import facts
+from swarmboot.keys import HostKey
+from swarmboot.userdata import node_user_data
 from tests.debian import harness
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 CACHE = harness.CACHE_DIR
 SCRIPT = REPO / "stackscripts" / "debian12-swarm-node.sh"
+CLOUD_CONFIG = REPO / "stackscripts" / "debian12-swarm-node.cloud-config.yaml"
 GRUB_PROBE = REPO / "swarmboot" / "lab" / "files" / "grub-probe"
 VM_VERSION = 1  # bump when the way disks are built changes
 DISK_SIZE = "6G"
@@ -125,16 +129,22 @@ def _as_linode_disk(node: harness.DebianNode) -> None:
         raise VmError("update-grub did not write root=/dev/sda into grub.cfg")
 
 
-def _unit(root: Path, name: str, text: str) -> None:
+def _unit(root: Path, name: str, text: str, target: str = "multi-user.target") -> None:
     (root / "etc/systemd/system" / name).write_text(text)
-    wants = root / "etc/systemd/system/multi-user.target.wants"
+    wants = root / f"etc/systemd/system/{target}.wants"
     wants.mkdir(parents=True, exist_ok=True)
     link = wants / name
     link.unlink(missing_ok=True)
     link.symlink_to(f"/etc/systemd/system/{name}")
 
 
-def _install_checks(root: Path, fields: dict[str, str], *, first_boot: bool = False) -> None:
+def _install_checks(
+    root: Path,
+    fields: dict[str, str],
+    *,
+    first_boot: bool = False,
+    cloud_init: bool = False,
+) -> None:
     """The boot-time checks: a oneshot unit that reports and powers off. With `first_boot`,
     a unit standing in for Linode's first-boot StackScript run comes first and reboots."""
     check = root / "usr/local/sbin/swarmboot-vmcheck"
@@ -154,17 +164,23 @@ def _install_checks(root: Path, fields: dict[str, str], *, first_boot: bool = Fa
     )
     if first_boot:
         first = root / "usr/local/sbin/swarmboot-vmfirstboot"
-        shutil.copyfile(HERE / "guest-first-boot.sh", first)
+        script = "guest-cloud-init-first-boot.sh" if cloud_init else "guest-first-boot.sh"
+        shutil.copyfile(HERE / script, first)
         first.chmod(0o755)
+        # After cloud-init's last stage, which comes after multi-user.target: the unit is
+        # then cloud-init.target's, or the two orderings would make a cycle.
+        target = "cloud-init.target" if cloud_init else "multi-user.target"
         _unit(
             root,
             "swarmboot-vmfirstboot.service",
-            "[Unit]\nDescription=the StackScript on first boot, as Linode runs it\n"
+            "[Unit]\nDescription=the node script on first boot, as Linode runs it\n"
             f"ConditionPathExists=!{done_marker}\n"
-            "Wants=network-online.target\nAfter=network-online.target\n"
-            "[Service]\nType=oneshot\nTimeoutStartSec=infinity\n"
+            "Wants=network-online.target\nAfter=network-online.target"
+            + (" cloud-final.service\n" if cloud_init else "\n")
+            + "[Service]\nType=oneshot\nTimeoutStartSec=infinity\n"
             "ExecStart=/usr/local/sbin/swarmboot-vmfirstboot\n"
-            "[Install]\nWantedBy=multi-user.target\n",
+            f"[Install]\nWantedBy={target}\n",
+            target,
         )
     env = root / "root/.vmcheck-env"
     env.write_text("".join(f"{k}={_quote(v)}\n" for k, v in fields.items()))
@@ -235,15 +251,30 @@ def build_disk(log=print) -> Path:
     return disk
 
 
-def build_image(log=print) -> Path:
+def build_image(log=print, *, cloud_init: bool = False) -> Path:
     """A disk as Linode deploys its Debian 12 image: debootstrap, the Debian kernel and GRUB
     (grub.cfg for /dev/sda on the serial console), the StackScript in /root with its fields,
-    not run yet: the guest runs it on first boot over its own network, then reboots."""
+    not run yet: the guest runs it on first boot over its own network, then reboots.
+
+    With `cloud_init`, as Linode deploys it with user data: the image also carries Debian's
+    cloud-init, and the node's user data (swarmboot.userdata: the committed cloud-config with
+    the fields and host key appended) waits in a NoCloud seed standing in for Linode's
+    Metadata service; cloud-init's own units run the script on first boot, then it reboots."""
     CACHE.mkdir(parents=True, exist_ok=True)
-    image = CACHE / f"vm-image-bookworm-{_digest(HERE / 'guest-first-boot.sh')}.raw"
+    first_boot = HERE / ("guest-cloud-init-first-boot.sh" if cloud_init else "guest-first-boot.sh")
+    extra = (first_boot, CLOUD_CONFIG) if cloud_init else (first_boot,)
+    kind = "vm-image-cloud-init-bookworm" if cloud_init else "vm-image-bookworm"
+    image = CACHE / f"{kind}-{_digest(*extra)}.raw"
     if image.exists():
         return image
-    log("building a Linode-like Debian 12 image (kernel and GRUB, no StackScript run)")
+    log(
+        "building a Linode-like Debian 12 image (kernel and GRUB"
+        + (
+            ", cloud-init and the user data in a NoCloud seed)"
+            if cloud_init
+            else ", no StackScript run)"
+        )
+    )
     with _scratch_root() as node:
         root = node.root
         node.chroot(
@@ -252,7 +283,7 @@ def build_image(log=print) -> Path:
             "echo 'grub-pc grub-pc/install_devices_empty boolean true' | "
             "debconf-set-selections && apt-get -q -y update && "
             "DEBIAN_FRONTEND=noninteractive apt-get -q -y install --no-install-recommends "
-            "linux-image-amd64 grub-pc && apt-get clean",
+            f"linux-image-amd64 grub-pc {'cloud-init' if cloud_init else ''} && apt-get clean",
             timeout=1800,
         )
         (root / "etc/default/grub.d").mkdir(parents=True, exist_ok=True)
@@ -273,16 +304,49 @@ def build_image(log=print) -> Path:
         ssh.mkdir(mode=0o700, exist_ok=True)
         (ssh / "authorized_keys").write_text(orchestrator + " swarmboot\n")
         (ssh / "authorized_keys").chmod(0o600)
+        fields = {**_fields(), "apt_upgrade": "yes"}
         script = root / "root/StackScript"
-        script.write_text(SCRIPT.read_text())
-        script.chmod(0o700)
-        _install_checks(root, {**_fields(), "apt_upgrade": "yes"}, first_boot=True)
+        if cloud_init:
+            _seed(root, fields)
+            # The boot-time checks run the script again from where cloud-init writes it.
+            script.symlink_to(f"{facts.CLOUD_INIT_SCRIPT_DIR}/{SCRIPT.name}")
+        else:
+            script.write_text(SCRIPT.read_text())
+            script.chmod(0o700)
+        _install_checks(root, fields, first_boot=True, cloud_init=cloud_init)
         log(f"packing the image ({DISK_SIZE}, ext4 labelled linroot)")
         partial = image.with_suffix(".partial")
         _pack(root, partial)
         partial.rename(image)
-        _drop_stale("vm-image-bookworm-*.raw", image)
+        _drop_stale(f"{kind}-*.raw", image)
     return image
+
+
+def _seed(root: Path, fields: dict[str, str]) -> None:
+    """The node's user data in a NoCloud seed, and cloud-init told to read it there and to
+    leave the guest's network (ifupdown's) alone; the image has no locales to set."""
+    host_key = HostKey(base64.b64decode(fields["ssh_host_key"]), _public_of(fields))
+    seed = root / "var/lib/cloud/seed/nocloud"
+    seed.mkdir(parents=True)
+    (seed / "user-data").write_text(node_user_data(CLOUD_CONFIG.read_text(), fields, host_key))
+    (seed / "user-data").chmod(0o600)
+    (seed / "meta-data").write_text(
+        f"instance-id: vmtest-1\nlocal-hostname: {fields['hostname']}\n"
+    )
+    (root / "etc/cloud/cloud.cfg.d/90-vmtest.cfg").write_text(
+        "datasource_list: [NoCloud]\nnetwork: {config: disabled}\nlocale: false\n"
+    )
+
+
+def _public_of(fields: dict[str, str]) -> str:
+    key = serialization.load_ssh_private_key(
+        base64.b64decode(fields["ssh_host_key"]), password=None
+    )
+    return (
+        key.public_key()
+        .public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+        .decode()
+    )
 
 
 def foreign_kernel(log=print) -> tuple[Path, Path]:

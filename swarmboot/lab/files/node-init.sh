@@ -3,8 +3,9 @@
 # PID 1 of a lab node. The lab has put this process in the node's network namespace and in
 # fresh mount, PID and UTS namespaces: every mount below, and every process started here
 # (sshd, dockerd, the StackScript), ends when this process ends.
-# MODE is "first" (the first boot of a freshly deployed disk: Linode runs the StackScript)
-# or "boot" (a later boot: the services come up as enabled).
+# MODE is "first" (the first boot of a freshly deployed disk: Linode runs the StackScript, or
+# cloud-init runs the user data the lab put in a NoCloud seed) or "boot" (a later boot: the
+# services come up as enabled).
 set -euo pipefail
 node=$1 image=$2 mode=$3 cgroup_parent=$4
 root=$node/merged
@@ -35,9 +36,26 @@ if [[ $mode == first ]]; then
   [[ -e $root/etc/ssh/ssh_host_ed25519_key ]] ||
     chroot "$root" ssh-keygen -q -t ed25519 -N '' -f /etc/ssh/ssh_host_ed25519_key
 fi
+seed=$root/var/lib/cloud/seed/nocloud/user-data
+if [[ $mode == first && -f $seed ]]; then
+  # As a Linode made with user data boots: cloud-init's local and network stages come before
+  # the SSH server (they put the pinned host key in place); each stage runs whatever the one
+  # before it did, as systemd's units do.
+  for stage in 'init --local' init; do
+    # shellcheck disable=SC2086 # the stage is two words
+    chroot "$root" cloud-init $stage >>"$node/cloud-init.out" 2>&1 </dev/null || true
+  done
+fi
 chroot "$root" /usr/sbin/sshd -E /var/log/sshd-lab.log
 
-if [[ $mode == first && -f $node/stackscript.env ]]; then
+if [[ $mode == first && -f $seed ]]; then
+  # Then its config and final stages beside the SSH server: the final one runs the node
+  # script (runcmd), once, as Linode runs a StackScript.
+  {
+    chroot "$root" cloud-init modules --mode=config || true
+    chroot "$root" cloud-init modules --mode=final
+  } >>"$node/cloud-init.out" 2>&1 </dev/null &
+elif [[ $mode == first && -f $node/stackscript.env ]]; then
   # As Linode does: the StackScript runs once, with its fields in the environment (read from
   # a file, never from a command line).
   cp "$node/stackscript.env" "$root/root/.stackscript-env"
