@@ -28,7 +28,7 @@ help:
 	@echo "make test-fast     the tests that need neither root nor the Debian mirror"
 	@echo "make sim           serve the Linode API simulator on 127.0.0.1:8765 (state in .cache/)"
 	@echo "make bench         measure the simulator and up (requests/s, memory, wall time)"
-	@echo "make drills        DRILLS (200) seeded fault drills: up, node rebuild, down killed and run again"
+	@echo "make drills        DRILLS (200) seeded fault drills on each interface generation: up, node rebuild, down killed and run again"
 	@echo "make drills-lab    LAB_DRILLS (5) of them on real swarm nodes in the lab (as root)"
 	@echo "make security      the security sweep: hostile specs, command lines, API requests, host keys, trust"
 	@echo "make stackscripts  render templates/ into stackscripts/"

@@ -1,6 +1,7 @@
 """`adopt` as a plan: mark as the cluster's the Linodes that carry its tag under a node label
 but not the mark this SSH identity makes (made before swarmboot marked its Linodes, or with
-another identity), each by a step the engine runs.
+another identity), and the VPCs under its VPC labels with its tag but not the mark in their
+description, each by a step the engine runs.
 
 A mark is the operator's word that a Linode is the cluster's: `adopt` names every Linode it
 would mark (label, Linode id, pinned host key) and asks first. It reads and changes the cloud
@@ -12,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from swarmboot.errors import ExitCode, SwarmbootError
+from swarmboot.interfaces import MarkVpc, unmarked_vpcs, vpc_description
 from swarmboot.marks import MemberMarks, marked_tags
 from swarmboot.spec import Spec
 from swarmboot.state import Observed
@@ -40,23 +42,25 @@ class MarkInstance:
 
 def plan_adopt(
     spec: Spec, observed: Observed, marks: MemberMarks, labels: tuple[str, ...] = ()
-) -> tuple[MarkInstance, ...]:
-    """A mark for each unmarked Linode of the cluster (of `labels` only, when given), in
-    label order. A label that is not an unmarked Linode of the cluster is refused."""
-    unknown = sorted(set(labels) - {i.label for i in observed.unmarked})
+) -> tuple[MarkInstance | MarkVpc, ...]:
+    """A mark for each unmarked Linode of the cluster, in label order, then for each of its
+    unmarked VPCs (of `labels` only, when given). A label that is neither is refused."""
+    vpcs = unmarked_vpcs(spec, observed)
+    unknown = sorted(set(labels) - {i.label for i in observed.unmarked} - {v.label for v in vpcs})
     if unknown:
         members = {i.label for i in observed.instances}
         why = (
             "already marked: members of the cluster"
             if set(unknown) <= members
-            else "not an unmarked Linode of the cluster (its tag and a node label)"
+            else "not an unmarked Linode of the cluster (its tag and a node label), nor one of "
+            "its VPCs"
         )
         raise NotUnmarked(
             f"{', '.join(unknown)}: {why}",
             hint="`swarmboot status SPEC` names the Linodes that are not members",
         )
     chosen = [i for i in observed.unmarked if not labels or i.label in labels]
-    return tuple(
+    steps: list[MarkInstance | MarkVpc] = [
         MarkInstance(
             inst.label,
             inst.id,
@@ -66,4 +70,10 @@ def plan_adopt(
             inst.host_key_fingerprint,
         )
         for inst in sorted(chosen, key=lambda i: i.label)
-    )
+    ]
+    steps += [
+        MarkVpc(v.label, v.id, vpc_description(spec, marks, v.label, v.region))
+        for v in sorted(vpcs, key=lambda v: v.label)
+        if not labels or v.label in labels
+    ]
+    return tuple(steps)

@@ -31,6 +31,8 @@ from swarmboot.state import (
     PlacementGroup,
     PlacementMember,
     PublishedScript,
+    Vpc,
+    VpcSubnet,
 )
 
 __all__ = [
@@ -42,6 +44,7 @@ __all__ = [
     "CreateRequest",
     "LinodeCloud",
     "RebuildRequest",
+    "VpcAddress",
 ]
 
 log = logging.getLogger("swarmboot.cloud")
@@ -89,6 +92,10 @@ class CreateRequest:
     private_ip: bool
     firewall_id: int | None
     placement_group_id: int | None = None
+    # "linode": Linode interfaces, a public one and (with `vpc_subnet_id`) one in that VPC
+    # subnet, each behind `firewall_id`. None: the account's default, asked for nothing.
+    interface_generation: str | None = None
+    vpc_subnet_id: int | None = None
     user_data: str | None = field(default=None, repr=False)  # a secret: the host key
 
 
@@ -112,6 +119,16 @@ class AccountEvent:
     status: str  # started, finished, failed, scheduled, notification
     percent: int | None = None  # percent_complete of a started event
     message: str = ""
+
+
+@dataclass(frozen=True)
+class VpcAddress:
+    """A Linode interface's address in a VPC (`GET /vpcs/ips`)."""
+
+    linode_id: int
+    interface_id: int
+    vpc_id: int
+    address: str
 
 
 @dataclass(frozen=True)
@@ -188,6 +205,17 @@ class CloudApi(Protocol):
         self, group_id: int, linode_ids: Iterable[int]
     ) -> PlacementGroup: ...
     def delete_placement_group(self, group_id: int) -> None: ...
+    def account_interfaces(self) -> str | None: ...
+    def vpcs(self, labels: Iterable[str]) -> list[Vpc]: ...
+    def vpc_addresses(self, vpc_ids: Iterable[int]) -> list[VpcAddress]: ...
+    def create_vpc(
+        self, label: str, region: str, description: str, subnet_label: str, subnet_ipv4: str
+    ) -> Vpc: ...
+    def create_subnet(self, vpc_id: int, label: str, ipv4: str) -> VpcSubnet: ...
+    def update_vpc(self, vpc_id: int, description: str) -> None: ...
+    def delete_vpc(self, vpc_id: int) -> None: ...
+    def set_interface_firewall(self, linode_id: int, firewall_id: int) -> int: ...
+    def detach_interfaces(self, firewall_id: int, interface_ids: Iterable[int]) -> None: ...
 
 
 def _instance(data: dict[str, Any]) -> Instance:
@@ -208,8 +236,45 @@ def _instance(data: dict[str, Any]) -> Instance:
         ipv4_private=private,
         image=data.get("image"),
         placement_group_id=(data.get("placement_group") or {}).get("id"),
+        interface_generation=data.get("interface_generation") or "legacy_config",
         created=data.get("created"),
     )
+
+
+def _vpc(data: dict[str, Any]) -> Vpc:
+    return Vpc(
+        id=data["id"],
+        label=data["label"],
+        region=data["region"],
+        description=data.get("description") or "",
+        subnets=tuple(_subnet(s) for s in data.get("subnets") or ()),
+    )
+
+
+def _subnet(data: dict[str, Any]) -> VpcSubnet:
+    return VpcSubnet(
+        id=data["id"],
+        label=data["label"],
+        ipv4=data.get("ipv4") or "",
+        linode_ids=tuple(sorted(n["id"] for n in data.get("linodes") or ())),
+    )
+
+
+def _made_or_taken(exc: CloudError, made: list, label: str, kind: str, hint: str) -> Any:
+    """After a create that failed on the way or on its label: the object a lost answer hid
+    (`made`, found by what only this create would give it), else why it failed: the label
+    is another's."""
+    if made:
+        return made[0]
+    if exc.field == "label":
+        raise CloudError(
+            f"the label {label} is taken by a {kind} that is not this cluster's",
+            status=exc.status,
+            field="label",
+            reason=exc.reason,
+            hint=hint,
+        ) from None
+    raise exc
 
 
 def _script(data: dict[str, Any]) -> PublishedScript:
@@ -269,7 +334,9 @@ class LinodeCloud:
 
     # --- plumbing --------------------------------------------------------------------------
 
-    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+    def _call(self, method: str, path: str, *, scoped: bool = False, **kwargs: Any) -> Any:
+        """One request. A 401 means the token was refused (`NoTokenError`), unless `scoped`:
+        then it may only lack the scope this endpoint needs, and is a `CloudError`."""
         from linode_api4 import ApiError
 
         try:
@@ -280,7 +347,7 @@ class LinodeCloud:
             first = entries[0] if entries else {}
             reason = first.get("reason") or "; ".join(exc.errors or []) or str(exc)
             field_name = first.get("field")
-            if exc.status == 401:
+            if exc.status == 401 and not scoped:
                 raise NoTokenError(
                     f"the Linode API at {self.target.api_url} refused the token from "
                     f"{self.target.source} (401 {reason})",
@@ -377,7 +444,20 @@ class LinodeCloud:
             **_bootstrap(request),
             "private_ip": request.private_ip,
         }
-        if request.firewall_id is not None:
+        if request.interface_generation == "linode":
+            # The firewall goes on each interface: a Linode with Linode interfaces takes
+            # none of its own, nor a private IPv4 (its VPC address is its private one).
+            body["interface_generation"] = "linode"
+            del body["private_ip"]
+            public: dict[str, Any] = {"public": {}, "default_route": {"ipv4": True, "ipv6": True}}
+            wanted = [public]
+            if request.vpc_subnet_id is not None:
+                wanted.append({"vpc": {"subnet_id": request.vpc_subnet_id}})
+            if request.firewall_id is not None:
+                for interface in wanted:
+                    interface["firewall_id"] = request.firewall_id
+            body["interfaces"] = wanted
+        elif request.firewall_id is not None:
             body["firewall_id"] = request.firewall_id
         if request.placement_group_id is not None:
             body["placement_group"] = {"id": request.placement_group_id}
@@ -548,17 +628,24 @@ class LinodeCloud:
 
     @staticmethod
     def _firewall(data: dict[str, Any]) -> CloudFirewall:
-        # A firewall lists its devices as `entities`: no request per firewall.
+        # A firewall lists its devices as `entities`, Linodes and Linode interfaces (with
+        # their Linode as `parent_entity`): no request per firewall, nor per Linode.
         rules = data.get("rules") or {}
+        entities = data.get("entities") or []
         return CloudFirewall(
             id=data["id"],
             label=data["label"],
             inbound_policy=rules.get("inbound_policy", ""),
             inbound=rules_key(rules.get("inbound") or []),
-            linode_ids=tuple(
-                sorted(e["id"] for e in data.get("entities") or [] if e["type"] == "linode")
-            ),
+            linode_ids=tuple(sorted(e["id"] for e in entities if e["type"] == "linode")),
             tags=tuple(data.get("tags") or ()),
+            interfaces=tuple(
+                sorted(
+                    (e["parent_entity"]["id"], e["id"])
+                    for e in entities
+                    if e["type"] == "linode_interface" and e.get("parent_entity")
+                )
+            ),
         )
 
     def firewalls(self, labels: Iterable[str]) -> list[CloudFirewall]:
@@ -684,17 +771,13 @@ class LinodeCloud:
                 for g in self.placement_groups([label])
                 if (g.region, g.type, g.policy) == (region, type, policy) and not g.members
             ]
-            if made:
-                return made[0]
-            if exc.field == "label":
-                raise CloudError(
-                    f"the label {label} is taken by a placement group that is not this cluster's",
-                    status=exc.status,
-                    field="label",
-                    reason=exc.reason,
-                    hint="rename that group or choose another cluster.name",
-                ) from None
-            raise
+            return _made_or_taken(
+                exc,
+                made,
+                label,
+                "placement group",
+                "rename that group or choose another cluster.name",
+            )
         return self._placement_group(data)
 
     def assign_placement_group(self, group_id: int, linode_ids: Iterable[int]) -> PlacementGroup:
@@ -716,6 +799,123 @@ class LinodeCloud:
     def delete_placement_group(self, group_id: int) -> None:
         try:
             self._call("delete", f"/placement/groups/{group_id}")
+        except CloudError as exc:
+            if exc.status != 404:
+                raise
+
+    # --- the account and Linode interfaces ---------------------------------------------------
+
+    def account_interfaces(self) -> str | None:
+        """The account's `interfaces_for_new_linodes`: which interfaces a new Linode gets by
+        default, and which it may be given (None where the account has no such setting)."""
+        found = self._call("get", "/account/settings", scoped=True)
+        return found.get("interfaces_for_new_linodes")
+
+    def set_interface_firewall(self, linode_id: int, firewall_id: int) -> int:
+        """Put the Linode's public and VPC interfaces behind the firewall (an interface is
+        behind one at most: another firewall it had is replaced). How many were changed."""
+        found = self._call("get", f"/linode/instances/{linode_id}/interfaces")["interfaces"]
+        changed = 0
+        for interface in found:
+            if interface.get("vlan") or interface.get("firewall_id") == firewall_id:
+                continue
+            self._call(
+                "put",
+                f"/linode/instances/{linode_id}/interfaces/{interface['id']}",
+                data={"firewall_id": firewall_id},
+            )
+            changed += 1
+        return changed
+
+    def detach_interfaces(self, firewall_id: int, interface_ids: Iterable[int]) -> None:
+        """Take the Linode interfaces off the firewall (those no longer behind it are fine)."""
+        ids = set(interface_ids)
+        for device in self._list(f"/networking/firewalls/{firewall_id}/devices"):
+            entity = device["entity"]
+            if entity["type"] == "linode_interface" and entity["id"] in ids:
+                try:
+                    self._call(
+                        "delete", f"/networking/firewalls/{firewall_id}/devices/{device['id']}"
+                    )
+                except CloudError as exc:
+                    if exc.status != 404:
+                        raise
+
+    # --- VPCs ------------------------------------------------------------------------------
+
+    def vpcs(self, labels: Iterable[str]) -> list[Vpc]:
+        """The VPCs holding these labels, with their subnets and the Linodes in each."""
+        labels = list(labels)
+        found = self._list("/vpcs", filters={"+or": [{"label": label} for label in labels]})
+        return [_vpc(d) for d in found if d["label"] in labels]
+
+    def vpc_addresses(self, vpc_ids: Iterable[int]) -> list[VpcAddress]:
+        """The addresses of the Linode interfaces in these VPCs: one request for them all."""
+        ids = sorted(set(vpc_ids))
+        if not ids:
+            return []
+        found = self._list("/vpcs/ips", filters={"+or": [{"vpc_id": i} for i in ids]})
+        return [
+            VpcAddress(d["linode_id"], d["interface_id"], d["vpc_id"], d["address"])
+            for d in found
+            if d.get("interface_id") and d.get("address") and d["vpc_id"] in ids
+        ]
+
+    def create_vpc(
+        self, label: str, region: str, description: str, subnet_label: str, subnet_ipv4: str
+    ) -> Vpc:
+        try:
+            data = self._call(
+                "post",
+                "/vpcs",
+                data={
+                    "label": label,
+                    "region": region,
+                    "description": description,
+                    "subnets": [{"label": subnet_label, "ipv4": subnet_ipv4}],
+                },
+            )
+        except CloudError as exc:
+            if not (exc.retryable or exc.field == "label"):
+                raise
+            # A create whose answer was lost made it, or the label is another's. VPCs have
+            # no tags: only one with the description asked for (its mark) is taken as made.
+            made = [
+                v for v in self.vpcs([label]) if (v.region, v.description) == (region, description)
+            ]
+            return _made_or_taken(
+                exc,
+                made,
+                label,
+                "VPC",
+                "rename that VPC, choose another cluster.name, or set "
+                'cluster.interfaces = "legacy"',
+            )
+        return _vpc(data)
+
+    def create_subnet(self, vpc_id: int, label: str, ipv4: str) -> VpcSubnet:
+        try:
+            data = self._call(
+                "post", f"/vpcs/{vpc_id}/subnets", data={"label": label, "ipv4": ipv4}
+            )
+        except CloudError as exc:
+            if not (exc.retryable or exc.field == "label"):
+                raise
+            # A lost answer: the subnet is there under its label, with its range.
+            found = self._call("get", f"/vpcs/{vpc_id}")
+            made = [s for s in _vpc(found).subnets if (s.label, s.ipv4) == (label, ipv4)]
+            if made:
+                return made[0]
+            raise
+        return _subnet(data)
+
+    def update_vpc(self, vpc_id: int, description: str) -> None:
+        self._call("put", f"/vpcs/{vpc_id}", data={"description": description})
+
+    def delete_vpc(self, vpc_id: int) -> None:
+        """Delete the VPC and its subnets (refused, 400, while interfaces are in them)."""
+        try:
+            self._call("delete", f"/vpcs/{vpc_id}")
         except CloudError as exc:
             if exc.status != 404:
                 raise

@@ -21,6 +21,7 @@ from swarmboot.clock import Clock, SystemClock
 from swarmboot.cloud import CloudApi
 from swarmboot.errors import SwarmbootError
 from swarmboot.firewall import cloud_firewall_labels
+from swarmboot.interfaces import cluster_vpcs, foreign_vpcs, vpc_labels
 from swarmboot.marks import MemberMarks
 from swarmboot.membership import (
     cluster_firewalls,
@@ -40,7 +41,7 @@ from swarmboot.report import Reporter
 from swarmboot.routes import NotRoutable
 from swarmboot.spec import Spec
 from swarmboot.stacks import RegistryAuth
-from swarmboot.state import Instance, LocalSwarm, Observed, SwarmState
+from swarmboot.state import Instance, LocalSwarm, Observed, SwarmState, Vpc
 from swarmboot.swarm import SwarmDriver, SwarmError
 
 __all__ = [
@@ -48,6 +49,7 @@ __all__ = [
     "GROUPS",
     "LINODES",
     "SCRIPTS",
+    "VPCS",
     "Context",
     "Settings",
     "advertise_address",
@@ -97,6 +99,9 @@ class Context:
     # The spec's regions whose catalogue entry lacks placement groups, and what cloud-init
     # as the bootstrap needs that the catalogue lacks (`preflight`).
     placement_unsupported: frozenset[str] = frozenset()
+    # The account's `interfaces_for_new_linodes`, read by `preflight` when the spec's
+    # `cluster.interfaces` needs it (None: not read yet, or not needed).
+    account_interfaces: str | None = None
     metadata_unsupported: frozenset[str] = frozenset()
     cloud_init_unsupported: frozenset[str] = frozenset()
     clock: Clock = field(default_factory=SystemClock)
@@ -142,14 +147,14 @@ def advertise_address(spec: Spec, inst: Instance) -> str:
     policy = spec.cluster.advertise
     if policy == "auto":
         policy = "public" if spec.multi_region else "private"
-    address = inst.ipv4_private if policy == "private" else inst.ipv4_public
+    address = inst.private_address if policy == "private" else inst.ipv4_public
     if address is None and policy == "private" and spec.cluster.advertise == "auto":
         address = inst.ipv4_public
     if address is None:
         raise SwarmbootError(
             f"{inst.label} has no {policy} IPv4 address to advertise",
-            hint="private addresses come with the Linode; recreate it or set "
-            'cluster.advertise = "public"',
+            hint="private addresses (a VPC address, with Linode interfaces) come with the "
+            'Linode; recreate it or set cluster.advertise = "public"',
         )
     if ipaddress.ip_address(address).version != 4:
         raise SwarmbootError(
@@ -192,7 +197,26 @@ def _members(text: str) -> tuple[str, ...]:
 
 
 # What `observe_cloud` lists, each of which `keep` can stand in for.
-LINODES, SCRIPTS, FIREWALLS, GROUPS = "linodes", "stackscripts", "firewalls", "placement_groups"
+LINODES, SCRIPTS, FIREWALLS, GROUPS, VPCS = (
+    "linodes",
+    "stackscripts",
+    "firewalls",
+    "placement_groups",
+    "vpcs",
+)
+
+
+def _with_vpc_addresses(
+    instances: tuple[Instance, ...], addresses: dict[int, tuple[int, str]]
+) -> tuple[Instance, ...]:
+    """The Linodes with their VPC interface and its address ({Linode id: (interface id,
+    address)}), where they have one."""
+    return tuple(
+        replace(i, vpc_interface_id=found[0], ipv4_vpc=found[1])
+        if (found := addresses.get(i.id)) is not None
+        else i
+        for i in instances
+    )
 
 
 def observe_cloud(
@@ -201,15 +225,19 @@ def observe_cloud(
     account: bool = False,
     keep: Observed | None = None,
     unchanged: frozenset[str] = frozenset(),
+    vpcs: bool | None = None,
 ) -> Observed:
     """The cloud alone, four listings: the cluster's Linodes (and strangers holding its
     labels), the StackScripts, the Cloud Firewalls holding its labels, and the placement
     groups holding its group labels (of the spec's regions and those its Linodes are in),
-    with their members. No node is contacted. With `account`, every Linode of the account is
-    listed instead, to name the other clusters on it (who else may use the StackScript).
-    The lists named in `unchanged` (LINODES, SCRIPTS, FIREWALLS, GROUPS) are taken from
-    `keep`: an earlier look, brought up to date with what the API answered to every change
-    made since (see swarmboot.apply.engine)."""
+    with their members; and, with Linode interfaces, two more: the VPCs holding its VPC
+    labels, and its Linodes' addresses in them. No node is contacted. With `account`, every
+    Linode of the account is listed instead, to name the other clusters on it (who else may
+    use the StackScript). The lists named in `unchanged` (LINODES, SCRIPTS, FIREWALLS,
+    GROUPS, VPCS) are taken from `keep`: an earlier look, brought up to date with what the
+    API answered to every change made since (see swarmboot.apply.engine). `vpcs`: whether to
+    list the VPCs; None: when the spec asks for Linode interfaces ("linode" or "auto") or a
+    Linode of the cluster has them."""
     spec = ctx.spec
     if keep is not None and LINODES in unchanged and not account:
         linodes = Observed(
@@ -246,13 +274,36 @@ def observe_cloud(
         scripts = ()  # nothing is published for it, nor made from a StackScript
     else:
         scripts = tuple(ctx.cloud.stackscripts())
+    members = linodes.instances
+    if vpcs is None:
+        vpcs = spec.cluster.interfaces != "legacy" or any(i.linode_interfaces for i in members)
+    found_vpcs: list[Vpc] = []
+    addresses: dict[int, tuple[int, str]] = {}
+    if keep is not None and VPCS in unchanged and regions <= listed:
+        found_vpcs = [*keep.vpcs, *(v for v, _ in keep.foreign_vpcs)]
+        addresses = {
+            i.id: (i.vpc_interface_id, i.ipv4_vpc)
+            for i in keep.instances
+            if i.vpc_interface_id is not None and i.ipv4_vpc is not None
+        }
+    elif vpcs:
+        found_vpcs = ctx.cloud.vpcs(vpc_labels(spec, regions))
+        owned = cluster_vpcs(spec, found_vpcs, ctx.marks)
+        addresses = {
+            a.linode_id: (a.interface_id, a.address)
+            for a in ctx.cloud.vpc_addresses(v.id for v in owned)
+        }
     return replace(
         linodes,
+        instances=_with_vpc_addresses(members, addresses),
         scripts=scripts,
         firewalls=cluster_firewalls(spec, firewalls),
         foreign_firewalls=foreign_firewalls(spec, firewalls),
         placement_groups=tuple(groups),
         placement_unsupported=ctx.placement_unsupported,
+        vpcs=cluster_vpcs(spec, found_vpcs, ctx.marks),
+        foreign_vpcs=foreign_vpcs(spec, found_vpcs, ctx.marks),
+        account_interfaces=ctx.account_interfaces,
         metadata_unsupported=ctx.metadata_unsupported,
         cloud_init_unsupported=ctx.cloud_init_unsupported,
     )

@@ -1,6 +1,6 @@
 """`down` as a plan: every Linode carrying the cluster's tag, its Cloud Firewalls, the
-managers' placement groups and, when asked, its StackScript, each deleted by a step the
-engine runs (`plan --down` shows them).
+managers' placement groups, its VPCs and, when asked, its StackScript, each deleted by a step
+the engine runs (`plan --down` shows them).
 
 It reads the cloud only: no node is contacted; the SSH identity is needed only to tell the
 cluster's Linodes by their marks. A `down` cut
@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from swarmboot.errors import SwarmbootError
+from swarmboot.interfaces import DeleteVpc, strangers_in_vpcs
 from swarmboot.membership import not_members
 from swarmboot.placement import cluster_groups
 from swarmboot.plan import DeleteInstance, PlanError, script_label
@@ -55,16 +56,19 @@ class DeleteStackScript:
         return f"Delete the StackScript {self.label}"
 
 
-DownStep = DeleteInstance | DeleteCloudFirewall | DeletePlacementGroup | DeleteStackScript
+DownStep = (
+    DeleteInstance | DeleteCloudFirewall | DeletePlacementGroup | DeleteVpc | DeleteStackScript
+)
 
 
 def plan_down(
     spec: Spec, observed: Observed, *, stackscripts: bool = False
 ) -> tuple[DownStep, ...]:
     """The Linodes first (a firewall with devices behind it is still in use, and Linode
-    deletes a placement group only once it has no members), then the Cloud Firewalls, then
-    the placement groups whose members are all the cluster's (so none once its Linodes are
-    gone), then the StackScript if `stackscripts`."""
+    deletes a placement group only once it has no members, a VPC once no interface is in
+    it), then the Cloud Firewalls, then the placement groups whose members are all the
+    cluster's (so none once its Linodes are gone), then the VPCs that hold no other Linode's
+    interface, then the StackScript if `stackscripts`."""
     linodes = sorted(observed.instances, key=lambda i: i.label)
     steps: list[DownStep] = [DeleteInstance(i.label, i.id) for i in linodes]
     steps += [
@@ -72,6 +76,12 @@ def plan_down(
         for f in sorted(observed.firewalls, key=lambda f: f.label)
     ]
     steps += [DeletePlacementGroup(g.label, g.id) for g in cluster_groups(spec, observed)]
+    kept = {v.id for v, _ in strangers_in_vpcs(observed)}
+    steps += [
+        DeleteVpc(v.label, v.id)
+        for v in sorted(observed.vpcs, key=lambda v: v.label)
+        if v.id not in kept
+    ]
     if stackscripts:
         label = script_label(spec.cluster.stackscript)
         mine = [DeleteStackScript(s.label, s.id) for s in observed.scripts if s.label == label]
@@ -123,9 +133,11 @@ def summary(spec: Spec, steps: tuple[DownStep, ...]) -> str:
     linodes = sum(isinstance(s, DeleteInstance) for s in steps)
     firewalls = sum(isinstance(s, DeleteCloudFirewall) for s in steps)
     groups = sum(isinstance(s, DeletePlacementGroup) for s in steps)
+    vpcs = sum(isinstance(s, DeleteVpc) for s in steps)
     scripts = [s.label for s in steps if isinstance(s, DeleteStackScript)]
     return (
         f"{linodes} Linode(s) tagged {spec.tag}, {firewalls} Cloud Firewall(s)"
         + (f", {groups} placement group(s)" if groups else "")
+        + (f", {vpcs} VPC(s)" if vpcs else "")
         + (f", StackScript {scripts[0]}" if scripts else "")
     )

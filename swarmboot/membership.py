@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterable, Mapping
 
 from swarmboot.firewall import cloud_firewall_labels
+from swarmboot.interfaces import strangers_in_vpcs
 from swarmboot.marks import MemberMarks
 from swarmboot.placement import foreign_groups
 from swarmboot.spec import CLUSTER_TAG, NodePlan, Spec
@@ -128,6 +129,13 @@ def not_members(spec: Spec, observed: Observed) -> tuple[str, ...]:
         f"placement group {g.label} ({why}: not this cluster's)"
         for g, why in foreign_groups(spec, observed)
     ]
+    lines += [f"VPC {v.label} ({why}: not this cluster's)" for v, why in observed.foreign_vpcs]
+    lines += [
+        f"VPC {v.label} holds interfaces of Linodes that are not members "
+        f"({', '.join(map(str, ids))}): it is the cluster's, but `down` keeps it while they "
+        "are in it"
+        for v, ids in strangers_in_vpcs(observed)
+    ]
     lines += [
         f"Linode {i.label} (it has the tag {spec.tag}, but not a label swarmboot gives a node: "
         "not a member)"
@@ -164,13 +172,13 @@ def surplus(spec: Spec, observed: Observed) -> tuple[Instance, ...]:
 def cluster_addresses(
     nodes: tuple[NodePlan, ...], existing: Mapping[str, Instance]
 ) -> tuple[str, ...] | None:
-    """Every member address (public and private) of the cluster's Linodes, those the spec no
+    """Every member address (public, private and VPC) of the cluster's Linodes, those the spec no
     longer has among them until they are pruned; None while a node is still to be made."""
     if any(node.label not in existing for node in nodes):
         return None
     found: set[str] = set()
     for inst in existing.values():
-        found.update(a for a in (inst.ipv4_public, inst.ipv4_private) if a)
+        found.update(a for a in (inst.ipv4_public, inst.ipv4_private, inst.ipv4_vpc) if a)
     return tuple(sorted(found))
 
 

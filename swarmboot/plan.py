@@ -15,6 +15,16 @@ from typing import Any, Literal
 from swarmboot import facts
 from swarmboot.errors import ExitCode, SwarmbootError
 from swarmboot.firewall import FirewallRules, cloud_firewall_labels, cloud_rules
+from swarmboot.interfaces import (
+    LEGACY,
+    LINODE,
+    EnsureVpc,
+    interface_firewall_changes,
+    new_generation,
+    vpc_problem,
+    vpc_steps,
+    wanted_vpcs,
+)
 from swarmboot.membership import cluster_addresses, firewall_devices, surplus
 from swarmboot.placement import (
     AssignPlacementGroup,
@@ -134,10 +144,17 @@ class CreateInstance:
     role: str
     firewall: str  # the Cloud Firewall it is made behind
     placement_group: str | None = None  # the label of the placement group it is made in
+    # "linode": made with Linode interfaces, a public one and one in the VPC `vpc` (its
+    # label), each behind `firewall`; "legacy_config": the account's default, as before.
+    interface_generation: str = LEGACY
+    vpc: str | None = None
     bootstrap: str = "stackscript"  # or "cloud-init": the script as user data
 
     def describe(self) -> str:
-        return f"Create {self.label} ({self.role}, {self.region}, {self.type})"
+        made = f"Create {self.label} ({self.role}, {self.region}, {self.type})"
+        if self.interface_generation == LINODE:
+            made += f" with a public interface and one in VPC {self.vpc}"
+        return made
 
 
 @dataclass(frozen=True)
@@ -191,18 +208,27 @@ class SyncMembers:
 class SyncCloudFirewall:
     """The firewall's rules (when `rules` is set) and the Linodes behind it made what the
     plan wants. Planned before every node is made, it knows neither: `rules`, `devices` and
-    `linode_ids` are None, and the round that would run it plans it again first."""
+    `linode_ids` are None, and the round that would run it plans it again first.
+
+    A Linode with legacy-config interfaces is behind it as a whole (`linode_ids`, the whole
+    set); one with Linode interfaces by its public and VPC interfaces: those of the Linodes
+    in `attach_interfaces` are put behind it, the interfaces in `detach_interfaces` (of
+    Linodes that should not be behind it) are taken off."""
 
     label: str
     firewall_id: int | None  # None: made by this plan
     rules: FirewallRules | None  # None: the rules are right (or not known yet)
-    devices: tuple[str, ...] | None  # the labels of the Linodes behind it
-    linode_ids: tuple[int, ...] | None  # and their ids
+    devices: tuple[str, ...] | None  # the labels of the Linodes behind it, of both kinds
+    linode_ids: tuple[int, ...] | None  # the ids of those behind it as a whole
+    attach_interfaces: tuple[int, ...] = ()  # Linodes whose interfaces go behind it
+    detach_interfaces: tuple[int, ...] = ()  # interfaces that leave it
 
     def describe(self) -> str:
         if self.devices is None:
             return f"Update Cloud Firewall {self.label}: rules for the cluster's addresses, devices"
         what = "rules and devices" if self.rules is not None else "devices"
+        if self.attach_interfaces or self.detach_interfaces:
+            what += " (Linode interfaces)"
         return f"Update Cloud Firewall {self.label}: {what}, behind it {_names(self.devices)}"
 
 
@@ -354,6 +380,7 @@ class EnsureNetwork:
 Step = (
     PublishStackScript
     | EnsureCloudFirewall
+    | EnsureVpc
     | EnsurePlacementGroup
     | AssignPlacementGroup
     | CreateInstance
@@ -450,7 +477,7 @@ def _check_strangers(spec: Spec, observed: Observed) -> None:
             hint=f"rename them, tag them {spec.tag} if they are this cluster's, "
             "or choose another cluster.name",
         )
-    problem = placement_problem(spec, observed)
+    problem = placement_problem(spec, observed) or vpc_problem(spec, observed)
     if problem is not None:
         raise PlanError(problem[0], hint=problem[1])
 
@@ -600,11 +627,22 @@ def _cloud_firewalls(
             continue
         wanted = cloud_rules(spec, addresses, lb=lb)
         behind = devices[label]
-        ids = tuple(sorted(existing[name].id for name in behind))
+        whole = tuple(sorted(existing[n].id for n in behind if not existing[n].linode_interfaces))
+        attach, detach = interface_firewall_changes(
+            current, [existing[n] for n in behind if existing[n].linode_interfaces]
+        )
         rules_differ = not wanted.matches(current)
-        if rules_differ or tuple(sorted(current.linode_ids)) != ids:
+        if rules_differ or tuple(sorted(current.linode_ids)) != whole or attach or detach:
             sync.append(
-                SyncCloudFirewall(label, current.id, wanted if rules_differ else None, behind, ids)
+                SyncCloudFirewall(
+                    label,
+                    current.id,
+                    wanted if rules_differ else None,
+                    behind,
+                    whole,
+                    attach,
+                    detach,
+                )
             )
     return create, sync
 
@@ -628,6 +666,7 @@ def plan(
     addresses = cluster_addresses(nodes, existing)
     firewalls_to_create, firewalls_to_sync = _cloud_firewalls(spec, observed, addresses, existing)
     steps += firewalls_to_create
+    steps += vpc_steps(spec, observed)
     groups_to_make, managers_to_place = placement_steps(spec, observed)
     steps += groups_to_make
     steps += managers_to_place
@@ -653,9 +692,12 @@ def plan(
             )
     rest = tuple(n for n in nodes if n.label not in redo)
 
-    # Linodes: made unbooted behind their Cloud Firewall, the kernel set to GRUB 2, booted.
+    # Linodes: made unbooted behind their Cloud Firewall (with Linode interfaces, each
+    # interface behind it, one of them in the region's VPC), the kernel set to GRUB 2, booted.
     firewall_of = {lb: label for label, lb in cloud_firewall_labels(spec).items()}
     group_of = wanted_groups(spec, observed.placement_unsupported)
+    generation = new_generation(spec, observed.account_interfaces)
+    vpc_of = wanted_vpcs(spec, generation)
     steps += [
         CreateInstance(
             n.label,
@@ -664,6 +706,8 @@ def plan(
             n.role,
             firewall_of[n.role == "lb"],
             group_of.get(n.region) if n.role == "manager" else None,
+            generation,
+            vpc_of.get(n.region),
             spec.cluster.bootstrap,
         )
         for n in rest

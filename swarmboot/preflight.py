@@ -9,7 +9,16 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from swarmboot.cloud import CloudApi
+from swarmboot.cloud import CloudApi, CloudError
+from swarmboot.credentials import NoTokenError
+from swarmboot.interfaces import (
+    ACCOUNT_DEFAULTS,
+    CAPABILITIES,
+    LEGACY,
+    LINODE,
+    account_allows,
+    new_generation,
+)
 from swarmboot.keys import new_host_key
 from swarmboot.placement import CAPABILITY, wanted_groups
 from swarmboot.plan import LocalScript
@@ -22,6 +31,7 @@ __all__ = [
     "CLOUD_INIT",
     "METADATA",
     "CatalogueFacts",
+    "account_interfaces",
     "check_catalogue",
     "check_node_data",
     "node_data",
@@ -119,14 +129,65 @@ def stackscript_for(spec: Spec, spec_path: Path) -> LocalScript:
     return script
 
 
-def check_catalogue(spec: Spec, spec_path: Path, cloud: CloudApi) -> CatalogueFacts:
-    """Region, type and image names as the API knows them (not a list in the code), and
-    room for each region's managers in one placement group. Returns what the spec's regions
-    and image lack: placement groups where the managers would have one (the plan makes none
-    there, and the caller says so), the Metadata service and cloud-init (which the plan
-    requires when the bootstrap is cloud-init)."""
+def account_interfaces(spec: Spec, spec_path: Path, cloud: CloudApi) -> str | None:
+    """The account's `interfaces_for_new_linodes`, read when `cluster.interfaces` is "auto"
+    (which follows it) or "linode" (which it must allow); None for "legacy" (nothing is
+    read: a token without access to the account's settings works as before), and for
+    "linode" where the token may not read them (the first create then says)."""
+    choice = spec.cluster.interfaces
+    if choice == "legacy":
+        return None
+    try:
+        setting = cloud.account_interfaces()
+    except CloudError as exc:
+        if exc.status not in (401, 403):
+            raise
+        if choice == "linode":
+            return None
+        raise NoTokenError(
+            f"the Linode API would not show the account's settings (GET /account/settings: "
+            f'{exc.status} {exc.reason}), which cluster.interfaces = "auto" follows',
+            hint="give the token read access to the account, or set cluster.interfaces = "
+            '"linode" or "legacy"',
+        ) from None
+    if setting not in ACCOUNT_DEFAULTS:
+        # No such setting (or one not known here): Linode interfaces are not offered.
+        setting = "legacy_config_only"
+    generation = new_generation(spec, setting)
+    if not account_allows(setting, generation):
+        made = "Linodes with Linode interfaces" if generation == LEGACY else "legacy-config Linodes"
+        raise SpecError(
+            [
+                f'{spec_path}: cluster.interfaces: "{choice}", but the account makes {made} '
+                f"only (interfaces_for_new_linodes = {setting}); set cluster.interfaces = "
+                f'"{"linode" if generation == LEGACY else "legacy"}" or "auto", or change the '
+                "account's setting"
+            ]
+        )
+    return setting
+
+
+def check_catalogue(
+    spec: Spec, spec_path: Path, cloud: CloudApi, generation: str = LEGACY
+) -> CatalogueFacts:
+    """Region, type and image names as the API knows them (not a list in the code), room
+    for each region's managers in one placement group, and VPCs and Linode interfaces in
+    each region where the Linodes made are to have them (`generation`). Returns what the
+    spec's regions and image lack: placement groups where the managers would have one (the
+    plan makes none there, and the caller says so), the Metadata service and cloud-init
+    (which the plan requires when the bootstrap is cloud-init)."""
     regions, types, images = cloud.catalogue()
     check_against_catalog(spec, str(spec_path), regions, types, images)
+    if generation == LINODE:
+        lacking_vpcs = [
+            f"{spec_path}: regions.{region}: Linode offers no {', '.join(missing)} in "
+            f'{region}, which cluster.interfaces = "{spec.cluster.interfaces}" needs there; '
+            'set cluster.interfaces = "legacy", or choose another region'
+            for region in spec.regions
+            if (missing := [c for c in CAPABILITIES if c not in regions[region].capabilities])
+        ]
+        if lacking_vpcs:
+            raise SpecError(lacking_vpcs)
     lacking = frozenset(
         region for region in wanted_groups(spec) if CAPABILITY not in regions[region].capabilities
     )

@@ -11,6 +11,7 @@ import ipaddress
 import json
 import re
 import tomllib
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,6 +91,11 @@ _MAX_DEPTH = 32
 # Every Linode and Cloud Firewall of a cluster carries this tag with the cluster's name.
 CLUSTER_TAG = "swarmboot:"
 RESERVED_LABELS = frozenset({"zone", "region", "role", "cluster"})
+# The subnet of each region's VPC (Linode interfaces), and where one may lie: outside swarm's
+# overlay pool (10.0.0.0/8), the nodes' Docker bridges (172.16.0.0/12, daemon.json) and
+# Linode's private addresses (192.168.128.0/17).
+VPC_SUBNET = "192.168.64.0/24"
+_VPC_ROOM = ipaddress.IPv4Network("192.168.0.0/17")
 
 
 class SpecError(SwarmbootError):
@@ -169,6 +175,10 @@ class Cluster(_Strict):
     # anti-affinity (each on a host of its own): strict refuses a Linode that would share a
     # host, flexible takes it and reports the group non-compliant; none makes no group.
     manager_placement: Literal["strict", "flexible", "none"] = "strict"
+    # The interfaces new Linodes get: "legacy" (in their config profile, behind a firewall as
+    # a whole, as before), "linode" (Linode interfaces: a public one and one in the region's
+    # VPC, each behind the firewall), "auto" (what the account makes by default).
+    interfaces: Literal["legacy", "linode", "auto"] = "legacy"
     # The swarm's dispatcher heartbeat, in seconds (Docker's default is 5). Each time a new
     # leader takes over (a forced new cluster after a region is lost, a manager restarted),
     # every other node must reach it within six heartbeats, or the swarm declares it down
@@ -229,6 +239,8 @@ class Network(_Strict):
     # be dropped silently); false creates it anyway, knowingly (a lab without ESP).
     require_esp: bool = True
     subnet: str | None = None
+    # The subnet of each region's VPC, with Linode interfaces (the nodes' addresses in it).
+    vpc_subnet: str = VPC_SUBNET
 
     @field_validator("encrypted", mode="before")
     @classmethod
@@ -244,6 +256,23 @@ class Network(_Strict):
     def _subnet(cls, value: str | None) -> str | None:
         if value is not None:
             ipaddress.IPv4Network(value)
+        return value
+
+    @field_validator("vpc_subnet")
+    @classmethod
+    def _vpc_subnet(cls, value: str) -> str:
+        try:
+            net = ipaddress.IPv4Network(value)
+        except ValueError:
+            raise ValueError(
+                f"{value!r} is not an IPv4 range in canonical form, like {VPC_SUBNET!r}"
+            ) from None
+        if not net.subnet_of(_VPC_ROOM) or net.prefixlen > 29:
+            raise ValueError(
+                f"{value!r} must lie inside 192.168.0.0/17 with a prefix of /17 to /29 "
+                "(10.0.0.0/8 is swarm's overlay pool, 172.16.0.0/12 the nodes' Docker bridges, "
+                f"192.168.128.0/17 Linode's private addresses), like {VPC_SUBNET!r}"
+            )
         return value
 
 
@@ -482,6 +511,8 @@ def _semantic_problems(spec: Spec, source: str, base: Path) -> list[str]:
             "private addresses reach only their own datacenter; use 'auto' or "
             "'public'"
         )
+    if spec.cluster.interfaces != "legacy":
+        problems += _vpc_problems(spec, source)
     if spec.lb is not None:
         # Every zone with workers (where the application runs) needs its load balancer; a
         # region of managers alone (a third region that keeps the quorum) needs none.
@@ -549,6 +580,27 @@ def _semantic_problems(spec: Spec, source: str, base: Path) -> list[str]:
         bad = next(((i, p) for i, k in enumerate(keys, 1) if (p := key_problem(k.strip()))), None)
         if bad:
             problems.append(f"{where}: {path}:{bad[0]}: {bad[1]}")
+    return problems
+
+
+def _vpc_problems(spec: Spec, source: str) -> list[str]:
+    """The VPC subnet against the overlay's subnet and each region's count of nodes."""
+    problems = []
+    net = ipaddress.IPv4Network(spec.network.vpc_subnet)
+    if spec.network.subnet and net.overlaps(ipaddress.IPv4Network(spec.network.subnet)):
+        problems.append(
+            f"{source}: network.vpc_subnet: {net} overlaps network.subnet "
+            f"{spec.network.subnet}: a node's VPC address would be in the overlay's range; "
+            "choose ranges apart"
+        )
+    room = net.num_addresses - 3  # the network, the gateway and the broadcast address
+    counts = Counter(node.region for node in spec.nodes())
+    crowded = sorted(region for region, count in counts.items() if count > room)
+    if crowded:
+        problems.append(
+            f"{source}: network.vpc_subnet: {net} has room for {room} nodes, but "
+            f"{', '.join(f'{r} has {counts[r]}' for r in crowded)}; give a larger range"
+        )
     return problems
 
 

@@ -24,6 +24,8 @@ __all__ = [
     "PublishedScript",
     "SwarmNode",
     "SwarmState",
+    "Vpc",
+    "VpcSubnet",
     "host_key_tag",
     "rebuild_tag",
 ]
@@ -62,6 +64,23 @@ class Instance:
     config: tuple[int, str] | None = None
     # The placement group it is in (the API's `placement_group.id`), None if none.
     placement_group_id: int | None = None
+    # Where its interfaces live: "legacy_config" (its config profile; a firewall takes the
+    # whole Linode as a device) or "linode" (Linode interfaces: a firewall per interface).
+    interface_generation: str = "legacy_config"
+    # Its VPC interface (a Linode interface in one of the cluster's VPCs) and that
+    # interface's address, when it has one.
+    vpc_interface_id: int | None = None
+    ipv4_vpc: str | None = None
+
+    @property
+    def linode_interfaces(self) -> bool:
+        return self.interface_generation == "linode"
+
+    @property
+    def private_address(self) -> str | None:
+        """Its address inside its region: the VPC one, else Linode's private IPv4."""
+        return self.ipv4_vpc or self.ipv4_private
+
     # When it was made, as the API tells time (`created`, to the second, UTC).
     created: str | None = None
 
@@ -98,8 +117,41 @@ class CloudFirewall:
     label: str
     inbound_policy: str
     inbound: tuple  # the rules in `firewall.rules_key` form
-    linode_ids: tuple[int, ...]
+    linode_ids: tuple[int, ...]  # the Linodes behind it as a whole (legacy-config ones)
     tags: tuple[str, ...] = ()
+    # The Linode interfaces behind it, each as (its Linode's id, the interface's id).
+    interfaces: tuple[tuple[int, int], ...] = ()
+
+    def interfaces_of(self, linode_id: int) -> frozenset[int]:
+        """The ids of the Linode's interfaces behind it."""
+        return frozenset(i for owner, i in self.interfaces if owner == linode_id)
+
+
+@dataclass(frozen=True)
+class VpcSubnet:
+    id: int
+    label: str
+    ipv4: str
+    linode_ids: tuple[int, ...] = ()  # the Linodes with an interface in it
+
+
+@dataclass(frozen=True)
+class Vpc:
+    """A VPC as the API shows it. VPCs have no tags: swarmboot writes the cluster's tag and
+    its mark into the description (see `swarmboot.vpc`)."""
+
+    id: int
+    label: str
+    region: str
+    description: str
+    subnets: tuple[VpcSubnet, ...] = ()
+
+    def subnet(self, label: str) -> VpcSubnet | None:
+        return next((s for s in self.subnets if s.label == label), None)
+
+    @property
+    def linode_ids(self) -> frozenset[int]:
+        return frozenset(i for s in self.subnets for i in s.linode_ids)
 
 
 @dataclass(frozen=True)
@@ -211,6 +263,13 @@ class Observed:
     placement_groups: tuple[PlacementGroup, ...] = ()
     # The spec's regions whose catalogue entry lacks placement groups: no group is made there.
     placement_unsupported: frozenset[str] = frozenset()
+    # The cluster's VPCs (its label, its tag and this identity's mark in the description),
+    # and those holding a label its VPCs would take without them.
+    vpcs: tuple[Vpc, ...] = ()
+    foreign_vpcs: tuple[tuple[Vpc, str], ...] = ()  # each with why it is not the cluster's
+    # The account's `interfaces_for_new_linodes`, read when the spec's `cluster.interfaces`
+    # needs it (None: not read).
+    account_interfaces: str | None = None
     # What cloud-init as the bootstrap needs and the catalogue lacks: the spec's regions
     # without Linode's Metadata service, and its image if it lacks the cloud-init capability.
     metadata_unsupported: frozenset[str] = frozenset()
@@ -224,3 +283,6 @@ class Observed:
 
     def placement_group(self, label: str) -> PlacementGroup | None:
         return next((g for g in self.placement_groups if g.label == label), None)
+
+    def vpc(self, label: str) -> Vpc | None:
+        return next((v for v in self.vpcs if v.label == label), None)

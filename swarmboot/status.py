@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from swarmboot.interfaces import LEGACY, SUBNET_LABEL, new_generation, wanted_vpcs
 from swarmboot.lb import endpoints
 from swarmboot.membership import node_roles, not_members, surplus
 from swarmboot.placement import cluster_groups, group_label, wanted_groups
@@ -11,7 +12,7 @@ from swarmboot.readiness import status_problems
 from swarmboot.spec import Spec
 from swarmboot.state import Observed
 
-__all__ = ["placement_rows", "status_rows", "summary"]
+__all__ = ["placement_rows", "status_rows", "summary", "vpc_rows"]
 
 
 def status_rows(spec: Spec, observed: Observed) -> list[dict[str, Any]]:
@@ -43,6 +44,8 @@ def status_rows(spec: Spec, observed: Observed) -> list[dict[str, Any]]:
                 "id": inst.id if inst else None,
                 "ipv4": inst.ipv4_public if inst else None,
                 "private_ipv4": inst.ipv4_private if inst else None,
+                "interfaces": inst.interface_generation if inst else None,
+                "vpc_ipv4": inst.ipv4_vpc if inst else None,
                 "kernel": report.kernel_release if report else None,
                 "distro_kernel": report.distro_kernel if report else None,
                 "vxlan": report.vxlan_ok if report else None,
@@ -106,6 +109,30 @@ def placement_rows(spec: Spec, observed: Observed) -> list[dict[str, Any]]:
     return rows
 
 
+def vpc_rows(spec: Spec, observed: Observed) -> list[dict[str, Any]]:
+    """One row per region whose nodes have (or should have) a VPC: its label, its subnet,
+    its state ("present", "missing", or "no subnet"), and the cluster's nodes in it."""
+    wanted = wanted_vpcs(spec, _new_interfaces(spec, observed) or LEGACY)
+    mine = {v.region: v for v in observed.vpcs}
+    names = {i.id: i.label for i in observed.instances}
+    rows = []
+    for region in sorted(set(wanted) | set(mine)):
+        vpc = mine.get(region)
+        subnet = vpc.subnet(SUBNET_LABEL) if vpc else None
+        rows.append(
+            {
+                "region": region,
+                "vpc": vpc.label if vpc else wanted[region],
+                "subnet": subnet.ipv4 if subnet else spec.network.vpc_subnet,
+                "state": "missing" if vpc is None else ("present" if subnet else "no subnet"),
+                "nodes": sorted(
+                    names[i] for i in (subnet.linode_ids if subnet else ()) if i in names
+                ),
+            }
+        )
+    return rows
+
+
 def summary(spec: Spec, observed: Observed) -> dict[str, Any]:
     swarm = observed.swarm
     return {
@@ -126,4 +153,15 @@ def summary(spec: Spec, observed: Observed) -> dict[str, Any]:
         "placement": placement_rows(spec, observed),
         # What holds the cluster's labels or tag without being its own (not members).
         "not_members": list(not_members(spec, observed)),
+        # The interfaces the Linodes swarmboot makes get ("legacy_config" or "linode"; each
+        # node's own are in its row), and each region's VPC where they are Linode ones.
+        "interfaces": _new_interfaces(spec, observed),
+        "vpcs": vpc_rows(spec, observed),
     }
+
+
+def _new_interfaces(spec: Spec, observed: Observed) -> str | None:
+    """The generation of the Linodes swarmboot makes; None where "auto" was not resolved."""
+    if spec.cluster.interfaces == "auto" and observed.account_interfaces is None:
+        return None
+    return new_generation(spec, observed.account_interfaces)

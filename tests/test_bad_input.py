@@ -47,6 +47,21 @@ def _foreign_placement_group(client: LinodeClient) -> None:
     group.assign([linode])
 
 
+def _foreign_vpc(client: LinodeClient) -> None:
+    """A VPC under the label of the cluster's one in eu-central, without its mark."""
+    client.vpcs.create(
+        "solo-eu-central",
+        "eu-central",
+        description="swarmboot:solo",
+        subnets=[{"label": "nodes", "ipv4": "192.168.64.0/24"}],
+    )
+
+
+def _legacy_only_account(client: LinodeClient) -> None:
+    """An account whose new Linodes get legacy-config interfaces only."""
+    client.put("/account/settings", data={"interfaces_for_new_linodes": "legacy_config_only"})
+
+
 def _another_cluster(client: LinodeClient) -> None:
     """Another cluster on the account, and the StackScript both are made from."""
     client.linode.instance_create(
@@ -81,6 +96,7 @@ def _with(text: str, old: str, new: str) -> str:
 ONE_MANAGER = (
     '[cluster]\nname = "solo"\n[regions.eu-central]\npools = [{ role = "manager", count = 1 }]\n'
 )
+LINODE_INTERFACES = ONE_MANAGER.replace('name = "solo"\n', 'name = "solo"\ninterfaces = "linode"\n')
 
 
 @dataclass(frozen=True)
@@ -194,6 +210,22 @@ CASES = [
         ("plan", "SPEC"),
         spec=EXAMPLE.replace('advertise = "auto"', 'advertise = "2001:db8::10"'),
         says='SPEC: cluster.advertise: \'2001:db8::10\' is IPv6: swarm\'s memberlist cannot advertise it ("too many colons in address"); use "auto", "public" or "private" (the node\'s IPv4)',
+    ),
+    Case(
+        "unknown-interfaces",
+        "an interface generation that is not one",
+        ("plan", "SPEC"),
+        spec=EXAMPLE.replace('advertise = "auto"', 'advertise = "auto"\ninterfaces = "vpc"'),
+        says="SPEC: cluster.interfaces: must be 'legacy', 'linode' or 'auto'",
+    ),
+    Case(
+        "vpc-subnet-in-docker-ranges",
+        "a VPC subnet inside the ranges Docker uses on the nodes",
+        ("plan", "SPEC"),
+        spec=EXAMPLE.replace(
+            'encrypted = "auto"', 'encrypted = "auto"\nvpc_subnet = "10.8.0.0/24"'
+        ),
+        says="SPEC: network.vpc_subnet: '10.8.0.0/24' must lie inside 192.168.0.0/17 with a prefix of /17 to /29 (10.0.0.0/8 is swarm's overlay pool, 172.16.0.0/12 the nodes' Docker bridges, 192.168.128.0/17 Linode's private addresses), like '192.168.64.0/24'",
     ),
     Case(
         "token-as-argument",
@@ -463,6 +495,22 @@ CASES = [
         spec=ONE_MANAGER.replace("count = 1", "count = 3"),
         setup=_foreign_placement_group,
         says="placement groups solo-eu-central-managers (it holds Linodes that are not the cluster's members) carry this cluster's labels but are not its own: swarmboot will neither put its managers in them nor delete them; rename them, choose another cluster.name, or set cluster.manager_placement = \"none\"",
+    ),
+    Case(
+        "foreign-vpc",
+        "a VPC with the label of the cluster's VPC in a region, without its mark",
+        ("up", "SPEC"),
+        spec=LINODE_INTERFACES,
+        setup=_foreign_vpc,
+        says='VPCs solo-eu-central (its description lacks the tag swarmboot:solo and the mark this SSH identity makes) carry this cluster\'s labels but are not its own: swarmboot will neither put its nodes in them nor delete them; rename them, choose another cluster.name, or set cluster.interfaces = "legacy"',
+    ),
+    Case(
+        "interfaces-the-account-forbids",
+        "Linode interfaces on an account that makes legacy-config Linodes only",
+        ("up", "SPEC"),
+        spec=LINODE_INTERFACES,
+        setup=_legacy_only_account,
+        says='SPEC: cluster.interfaces: "linode", but the account makes legacy-config Linodes only (interfaces_for_new_linodes = legacy_config_only); set cluster.interfaces = "legacy" or "auto", or change the account\'s setting',
     ),
     Case(
         "unmarked-linode",

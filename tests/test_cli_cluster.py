@@ -141,6 +141,8 @@ def test_up_json_reports_what_it_changed_and_a_second_up_nothing(sim):
         "lb",
         "placement",
         "not_members",
+        "interfaces",
+        "vpcs",
         "changed",
     ]
     changed = printed["changed"]

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from swarmboot.firewall import cloud_firewall_labels, cloud_rules
+from swarmboot.interfaces import vpc_label
 from swarmboot.membership import cluster_addresses
 from swarmboot.nodestatus import NodeStatus
 from swarmboot.placement import PLACEMENT_TYPE, wanted_groups
@@ -37,6 +38,8 @@ from swarmboot.state import (
     PublishedScript,
     SwarmNode,
     SwarmState,
+    Vpc,
+    VpcSubnet,
 )
 
 from .conftest import REPO
@@ -58,6 +61,12 @@ DEFAULT = {
     # "error" (its join ended in error), "foreign" (active in a swarm of its own), "member"
     # (active, and its entry in the swarm is there but not ready).
     "local": "inactive",
+    # Its interfaces: "legacy" (its config profile's) or "linode" (Linode interfaces, a
+    # public one and one in its region's VPC); None: the world's "interfaces".
+    "interfaces": None,
+    # With Linode interfaces, where they are behind the firewall: "current" (both behind
+    # its own), "public-off" (its public one behind none), "wrong" (both behind the other).
+    "firewall": "current",
 }
 
 
@@ -101,10 +110,12 @@ def build(spec: Spec, world: dict) -> Observed:
         for n in nodes
     }
     instances = []
+    generation = world.get("interfaces", "legacy")
     for n, node in enumerate(nodes, start=1):
         s = settings[node.label]
         if not s["exists"]:
             continue
+        linode = (s["interfaces"] or generation) == "linode"
         instances.append(
             Instance(
                 id=1000 + n,
@@ -117,6 +128,10 @@ def build(spec: Spec, world: dict) -> Observed:
                 ipv4_private=None,
                 image="linode/debian12",
                 config=(2000 + n, s["kernel"]) if s["kernel"] else None,
+                interface_generation="linode" if linode else "legacy_config",
+                # Its VPC interface is 5000 + n, its public one 6000 + n.
+                vpc_interface_id=5000 + n if linode else None,
+                ipv4_vpc=f"192.168.64.{n + 1}" if linode else None,
             )
         )
     # Linodes of the cluster that the spec no longer has (a lowered count): running members.
@@ -210,8 +225,22 @@ def build(spec: Spec, world: dict) -> Observed:
         for n, (label, lb) in enumerate(cloud_firewall_labels(spec).items()):
             rules = cloud_rules(spec, known, lb=lb)
             key = rules.key() if kind == "current" else rules.key()[1:]
-            ids = tuple(i.id for i in instances if ("-lb-" in i.label) == lb)
-            firewalls.append(CloudFirewall(n, label, "DROP", key, ids))
+            ids = tuple(
+                i.id
+                for i in instances
+                if ("-lb-" in i.label) == lb and i.interface_generation == "legacy_config"
+            )
+            firewalls.append(
+                CloudFirewall(
+                    n,
+                    label,
+                    "DROP",
+                    key,
+                    ids,
+                    (spec.tag,),
+                    interfaces_behind(instances, settings, lb),
+                )
+            )
     strangers = tuple(
         Instance(9000 + n, label, "eu-central", "g6-nanode-1", "running", (), "203.0.113.9", None)
         for n, label in enumerate(world.get("strangers", []))
@@ -242,6 +271,7 @@ def build(spec: Spec, world: dict) -> Observed:
         for node in nodes
         if "raft" in (s := settings[node.label])
     }
+    vpcs, foreign = vpcs_of(spec, world.get("vpcs", "current"), instances)
     return Observed(
         tuple(instances),
         strangers,
@@ -255,9 +285,54 @@ def build(spec: Spec, world: dict) -> Observed:
         raft=raft,
         placement_groups=groups,
         placement_unsupported=unsupported,
+        vpcs=vpcs,
+        foreign_vpcs=foreign,
+        account_interfaces=world.get("account"),
         metadata_unsupported=frozenset(world.get("metadata_unsupported", ())),
         cloud_init_unsupported=frozenset(world.get("cloud_init_unsupported", ())),
     )
+
+
+def interfaces_behind(
+    instances: list[Instance], settings: dict, lb: bool
+) -> tuple[tuple[int, int], ...]:
+    """The Linode interfaces behind the nodes' (or with `lb` the load balancers') firewall,
+    as each node's "firewall" setting has them."""
+    found = []
+    for inst in instances:
+        if inst.vpc_interface_id is None:
+            continue
+        public = inst.vpc_interface_id + 1000
+        kind = settings.get(inst.label, DEFAULT)["firewall"]
+        own = ("-lb-" in inst.label) == lb
+        if (own and kind != "wrong") or (not own and kind == "wrong"):
+            found.append((inst.id, inst.vpc_interface_id))
+            if kind != "public-off":
+                found.append((inst.id, public))
+    return tuple(sorted(found))
+
+
+def vpcs_of(
+    spec: Spec, kind: str, instances: list[Instance]
+) -> tuple[tuple[Vpc, ...], tuple[tuple[Vpc, str], ...]]:
+    """The VPCs of the spec's regions, as `kind` says: "current" (each with its subnet and
+    its region's Linodes with Linode interfaces; none if no Linode has them), "absent",
+    "no-subnet" (each without its subnet), "other-range" (each subnet of another range),
+    "foreign" (each under the cluster's label, without its mark)."""
+    regions = sorted({n.region for n in spec.nodes()})
+    if kind == "absent" or (
+        kind == "current" and not any(i.interface_generation == "linode" for i in instances)
+    ):
+        return (), ()
+    made = []
+    for n, region in enumerate(regions):
+        ids = tuple(i.id for i in instances if i.region == region and i.ipv4_vpc)
+        ipv4 = "192.168.96.0/24" if kind == "other-range" else spec.network.vpc_subnet
+        subnets = () if kind == "no-subnet" else (VpcSubnet(4000 + n, "nodes", ipv4, ids),)
+        made.append(Vpc(3000 + n, vpc_label(spec, region), region, "", subnets))
+    if kind == "foreign":
+        return (), tuple((v, "its description lacks the tag and the mark") for v in made)
+    return tuple(made), ()
 
 
 def placement(
@@ -292,8 +367,14 @@ def placement(
 
 
 def load_case_spec(case: dict) -> Spec:
+    """The case's spec: a file of the repository or the text of one, with `spec_set`'s
+    settings ({"cluster.interfaces": "linode"}) changed in it, and "bootstrap" as
+    `--bootstrap` sets it over the spec's cluster.bootstrap."""
     spec = load_spec(REPO / case["spec_file"]) if "spec_file" in case else parse_spec(case["spec"])
-    # "bootstrap": as `--bootstrap` sets it over the spec's cluster.bootstrap.
+    for key, value in case.get("spec_set", {}).items():
+        table, name = key.split(".")
+        part = getattr(spec, table).model_copy(update={name: value})
+        spec = spec.model_copy(update={table: part})
     return with_bootstrap(spec, case["bootstrap"]) if "bootstrap" in case else spec
 
 

@@ -318,3 +318,25 @@ def test_the_lab_example_is_the_example_with_only_the_labs_knowing_differences()
         "apt_upgrade": (True, False),
         "require_grub_kernel": (True, False),
     }
+
+
+def test_the_vpc_subnet_is_checked_where_linode_interfaces_use_it():
+    spec = parse_spec(MINIMAL)
+    assert (spec.cluster.interfaces, spec.network.vpc_subnet) == ("legacy", "192.168.64.0/24")
+    linode = MINIMAL.replace('name = "demo"', 'name = "demo"\ninterfaces = "linode"')
+    clash = linode + '[network]\nsubnet = "192.168.64.0/22"\n'
+    assert problems(clash) == (
+        "s.toml: network.vpc_subnet: 192.168.64.0/24 overlaps network.subnet 192.168.64.0/22: "
+        "a node's VPC address would be in the overlay's range; choose ranges apart",
+    )
+    small = linode.replace("count = 1", "count = 7") + '[network]\nvpc_subnet = "192.168.1.0/29"\n'
+    assert problems(small) == (
+        "s.toml: network.vpc_subnet: 192.168.1.0/29 has room for 5 nodes, but eu-central has "
+        "7; give a larger range",
+    )
+    # With legacy-config interfaces no VPC is made: neither is a problem.
+    assert parse_spec(clash.replace('"linode"', '"legacy"')).network.subnet == "192.168.64.0/22"
+    assert problems(MINIMAL + '[network]\nvpc_subnet = "192.168.64.1/24"\n') == (
+        "s.toml: network.vpc_subnet: '192.168.64.1/24' is not an IPv4 range in canonical form, "
+        "like '192.168.64.0/24'",
+    )

@@ -262,7 +262,8 @@ def test_adopt_marks_the_linodes_a_cluster_had_before_marks(cli_sim):
         2,
         [
             "Error: itframe-gb-lon-worker-9: not an unmarked Linode of the cluster (its tag "
-            "and a node label); `swarmboot status SPEC` names the Linodes that are not members"
+            "and a node label), nor one of its VPCs; `swarmboot status SPEC` names the Linodes "
+            "that are not members"
         ],
     )
     asked = run("adopt", EXAMPLE)  # no terminal, no --yes: nothing changes

@@ -8,6 +8,7 @@ from swarmboot.cloud import LinodeCloud
 from swarmboot.cluster import Context, Settings
 from swarmboot.credentials import Target
 from swarmboot.marks import MemberMarks
+from swarmboot.preflight import account_interfaces
 from swarmboot.publish import local_scripts
 from swarmboot.report import RecordingReporter
 from swarmboot.sim.admin import SimAdmin
@@ -35,12 +36,15 @@ def make_context(
 ) -> Context:
     spec = parse_spec(spec_text) if spec_text else load_spec(EXAMPLE)
     script = local_scripts()[spec.cluster.stackscript]
+    cloud = LinodeCloud(
+        Target(server.url, TOKEN, "test"), retry_interval=0.02, clock=clock or SystemClock()
+    )
     return Context(
         spec=spec,
         spec_path=EXAMPLE,
-        cloud=LinodeCloud(
-            Target(server.url, TOKEN, "test"), retry_interval=0.02, clock=clock or SystemClock()
-        ),
+        cloud=cloud,
+        # As the command line's context has it: read where the spec's interfaces need it.
+        account_interfaces=account_interfaces(spec, EXAMPLE, cloud),
         connector=FakeConnector(fleet),
         swarm=FakeSwarm(fleet),
         reporter=RecordingReporter(),

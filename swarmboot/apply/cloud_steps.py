@@ -18,6 +18,14 @@ from swarmboot.cloud import CloudError, CreateRequest, RebuildRequest
 from swarmboot.cluster import FIREWALLS, Context
 from swarmboot.down import DeleteCloudFirewall, DeletePlacementGroup, DeleteStackScript
 from swarmboot.errors import SwarmbootError
+from swarmboot.interfaces import (
+    LINODE,
+    SUBNET_LABEL,
+    DeleteVpc,
+    EnsureVpc,
+    MarkVpc,
+    vpc_description,
+)
 from swarmboot.keys import HostKey, new_host_key
 from swarmboot.marks import marked_tags
 from swarmboot.placement import PLACEMENT_TYPE, AssignPlacementGroup, EnsurePlacementGroup
@@ -61,21 +69,33 @@ def _ensure_firewall(run: Run, step: EnsureCloudFirewall) -> None:
 
 def _sync_firewall(run: Run, step: SyncCloudFirewall) -> None:
     firewall_id = step.firewall_id
-    if firewall_id is None or step.linode_ids is None:
+    linode_ids = step.linode_ids
+    if firewall_id is None or linode_ids is None:
         raise Replan(f"{step.describe()}: planned before its devices were known")
+    cloud = run.ctx.cloud
     rules = step.rules.api() if step.rules is not None else None
     known = run.firewalls.get(step.label)
     attached = known.linode_ids if known is not None and known.id == firewall_id else None
     try:
         run.call(
             "firewall",
-            lambda: run.ctx.cloud.update_firewall(firewall_id, rules, step.linode_ids, attached),
+            lambda: cloud.update_firewall(firewall_id, rules, linode_ids, attached),
         )
+        # Linode interfaces: each Linode's public and VPC interfaces put behind it (one it
+        # was made with, or whose firewall was changed), the strays taken off.
+        for linode_id in step.attach_interfaces:
+            run.call("firewall", lambda i=linode_id: cloud.set_interface_firewall(i, firewall_id))
+        if step.detach_interfaces:
+            run.call(
+                "firewall", lambda: cloud.detach_interfaces(firewall_id, step.detach_interfaces)
+            )
     except CloudError as exc:
         if exc.status == 404:
-            raise Replan(f"Cloud Firewall {step.label} is gone") from None
+            raise Replan(f"Cloud Firewall {step.label}, or a Linode behind it, is gone") from None
         raise
-    if known is not None and known.id == firewall_id:
+    if step.attach_interfaces or step.detach_interfaces:
+        run.relist.add(FIREWALLS)  # the interfaces behind it are as the next listing says
+    elif known is not None and known.id == firewall_id:
         run.firewalls[step.label] = replace(
             known,
             inbound=step.rules.key() if step.rules is not None else known.inbound,
@@ -88,6 +108,42 @@ def _sync_firewall(run: Run, step: SyncCloudFirewall) -> None:
         run.relist.add(FIREWALLS)
     run.report(step.describe())
     run.changed("firewall_updated", step.label, firewall_id)
+
+
+def _ensure_vpc(run: Run, step: EnsureVpc) -> None:
+    """The region's VPC with its subnet; the description carries the cluster's tag and the
+    mark only this identity makes (VPCs have no tags)."""
+    ctx = run.ctx
+    if step.vpc_id is not None:
+        made = run.call(
+            "vpc", lambda: ctx.cloud.create_subnet(step.vpc_id, SUBNET_LABEL, step.subnet)
+        )
+        run.vpc_subnets[step.label] = made.id
+        run.report(step.describe())
+        run.changed("vpc_subnet_created", step.label, step.vpc_id)
+        return
+    description = vpc_description(ctx.spec, ctx.marks, step.label, step.region)
+    vpc = run.call(
+        "vpc",
+        lambda: ctx.cloud.create_vpc(
+            step.label, step.region, description, SUBNET_LABEL, step.subnet
+        ),
+    )
+    subnet = vpc.subnet(SUBNET_LABEL)
+    if subnet is None:
+        raise Replan(f"VPC {step.label} was made without its subnet")
+    run.vpc_subnets[step.label] = subnet.id
+    run.report(step.describe())
+    run.changed("vpc_created", step.label, vpc.id)
+
+
+def _made_first(ids: dict[str, int], label: str, what: str) -> int:
+    """The id of something the run observed or made (a placement group, a VPC's subnet):
+    `Replan` if it was to be made first, and was not."""
+    found = ids.get(label)
+    if found is None:
+        raise Replan(f"{what} {label} was to be made first, and was not")
+    return found
 
 
 def _ensure_placement_group(run: Run, step: EnsurePlacementGroup) -> None:
@@ -103,11 +159,7 @@ def _ensure_placement_group(run: Run, step: EnsurePlacementGroup) -> None:
 
 
 def _placement_group_id(run: Run, label: str) -> int:
-    """The id of a placement group the run observed or made."""
-    found = run.placement_group_ids.get(label)
-    if found is None:
-        raise Replan(f"placement group {label} was to be made first, and was not")
-    return found
+    return _made_first(run.placement_group_ids, label, "placement group")
 
 
 def _assign_placement_group(run: Run, step: AssignPlacementGroup) -> None:
@@ -191,6 +243,10 @@ def create(run: Run, step: CreateInstance) -> Instance:
         placement_group_id=(
             _placement_group_id(run, step.placement_group) if step.placement_group else None
         ),
+        interface_generation=step.interface_generation
+        if step.interface_generation == LINODE
+        else None,
+        vpc_subnet_id=_made_first(run.vpc_subnets, step.vpc, "VPC") if step.vpc else None,
     )
 
     sent = [0.0]
@@ -211,7 +267,8 @@ def create(run: Run, step: CreateInstance) -> Instance:
         run.instances[inst.label] = inst
         # Made behind its firewall: the API attaches it with the create.
         behind = run.firewalls.get(step.firewall)
-        if behind is not None and behind.id == request.firewall_id:
+        # (Made with Linode interfaces, its interfaces are: the next look lists them.)
+        if behind is not None and behind.id == request.firewall_id and not inst.linode_interfaces:
             ids = tuple(sorted({*behind.linode_ids, inst.id}))
             run.firewalls[step.firewall] = replace(behind, linode_ids=ids)
     run.report(step.describe())
@@ -244,6 +301,20 @@ def _set_kernel(run: Run, step: SetKernel) -> None:
     run.report(step.describe())
 
 
+def _again_while(
+    ctx: Context, failing: Callable[[BaseException], bool], timeout: float
+) -> Retrying:
+    """Call again, every poll interval, while the call fails as `failing` says, for at most
+    `timeout` seconds (then its last error)."""
+    return Retrying(
+        retry=retry_if_exception(failing),
+        wait=lambda state: ctx.settings.poll_interval,
+        stop=stop_after(ctx.clock, timeout),
+        sleep=ctx.clock.sleep,
+        reraise=True,
+    )
+
+
 def busy(exc: BaseException) -> bool:
     """A Linode in the middle of a boot or shutdown answers 400 "busy" for a moment."""
     return isinstance(exc, CloudError) and exc.status == 400 and "busy" in exc.reason.lower()
@@ -270,13 +341,9 @@ def _rebuild(run: Run, step: RebuildInstance) -> None:
         root_pass=_root_password(ctx),
     )
     sent = ctx.clock.monotonic()
-    Retrying(
-        retry=retry_if_exception(busy),
-        wait=lambda state: ctx.settings.poll_interval,
-        stop=stop_after(ctx.clock, ctx.settings.ready_timeout),
-        sleep=ctx.clock.sleep,
-        reraise=True,
-    )(lambda: run.call("rebuild", lambda: ctx.cloud.rebuild_instance(inst.id, request)))
+    _again_while(ctx, busy, ctx.settings.ready_timeout)(
+        lambda: run.call("rebuild", lambda: ctx.cloud.rebuild_instance(inst.id, request))
+    )
     run.asked(inst.id, "linode_rebuild", sent)
     ctx.forget(step.label)
     run.instances[step.label] = replace(inst, tags=tags, status="rebuilding", config=None)
@@ -296,6 +363,21 @@ def _delete_firewall(run: Run, step: DeleteCloudFirewall) -> None:
     run.call("delete", lambda: run.ctx.cloud.delete_firewall(step.firewall_id))
     run.report(step.describe())
     run.changed("firewall_deleted", step.label, step.firewall_id)
+
+
+def _delete_vpc(run: Run, step: DeleteVpc) -> None:
+    """Delete a VPC once its Linodes' interfaces have left it: Linode refuses (400) while a
+    Linode deleted a moment ago still has its interface there, so that is waited out."""
+    ctx = run.ctx
+
+    def in_use(exc: BaseException) -> bool:
+        return isinstance(exc, CloudError) and exc.status == 400
+
+    _again_while(ctx, in_use, ctx.settings.drain_timeout)(
+        lambda: run.call("delete", lambda: ctx.cloud.delete_vpc(step.vpc_id))
+    )
+    run.report(step.describe())
+    run.changed("vpc_deleted", step.label, step.vpc_id)
 
 
 def _delete_placement_group(run: Run, step: DeletePlacementGroup) -> None:
@@ -326,6 +408,12 @@ def _mark(run: Run, step: MarkInstance) -> None:
     run.changed("linode_marked", step.label, step.linode_id)
 
 
+def _mark_vpc(run: Run, step: MarkVpc) -> None:
+    run.call("vpc", lambda: run.ctx.cloud.update_vpc(step.vpc_id, step.description))
+    run.report(step.describe())
+    run.changed("vpc_marked", step.label, step.vpc_id)
+
+
 def _mark_rebuild(run: Run, step: MarkRebuild) -> None:
     """The rebuild mark names the newest event: a rebuild event after it says the Linode
     has its new disk (see swarmboot.rebuild)."""
@@ -353,11 +441,14 @@ def _fence(run: Run, step: FenceNode) -> None:
 
 RUNNERS: dict[type, Callable[[Run, Any], None]] = {
     MarkInstance: _mark,
+    MarkVpc: _mark_vpc,
     MarkRebuild: _mark_rebuild,
     FenceNode: _fence,
     PublishStackScript: _publish,
     EnsureCloudFirewall: _ensure_firewall,
     SyncCloudFirewall: _sync_firewall,
+    EnsureVpc: _ensure_vpc,
+    DeleteVpc: _delete_vpc,
     EnsurePlacementGroup: _ensure_placement_group,
     AssignPlacementGroup: _assign_placement_group,
     SetKernel: _set_kernel,

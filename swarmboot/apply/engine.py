@@ -11,9 +11,10 @@ from swarmboot.apply import cloud_steps, stack_steps, swarm_steps
 from swarmboot.apply.changes import Change
 from swarmboot.apply.run import NotReadyError, Replan, Run
 from swarmboot.apply.waiting import await_nodes, bring_up, not_ready
-from swarmboot.cluster import FIREWALLS, GROUPS, LINODES, SCRIPTS, Context, observe
+from swarmboot.cluster import FIREWALLS, GROUPS, LINODES, SCRIPTS, VPCS, Context, observe
 from swarmboot.down import DeleteCloudFirewall, DeletePlacementGroup, DeleteStackScript
 from swarmboot.errors import SwarmbootError
+from swarmboot.interfaces import LINODE, DeleteVpc, EnsureVpc, MarkVpc
 from swarmboot.membership import surplus
 from swarmboot.placement import AssignPlacementGroup, EnsurePlacementGroup, noncompliance
 from swarmboot.plan import (
@@ -50,6 +51,7 @@ log = logging.getLogger("swarmboot.apply")
 CLOUD_STEPS = (
     PublishStackScript,
     EnsureCloudFirewall,
+    EnsureVpc,
     EnsurePlacementGroup,
     AssignPlacementGroup,
     CreateInstance,
@@ -159,7 +161,7 @@ def run_steps(
     return run.done
 
 
-_LISTS = frozenset({LINODES, SCRIPTS, FIREWALLS, GROUPS})
+_LISTS = frozenset({LINODES, SCRIPTS, FIREWALLS, GROUPS, VPCS})
 
 
 def _changes(step: Step) -> frozenset[str]:
@@ -175,9 +177,14 @@ def _changes(step: Step) -> frozenset[str]:
         return frozenset({FIREWALLS})
     if isinstance(step, EnsurePlacementGroup | AssignPlacementGroup | DeletePlacementGroup):
         return frozenset({GROUPS})
+    if isinstance(step, EnsureVpc | DeleteVpc | MarkVpc):
+        return frozenset({VPCS})
     if isinstance(step, CreateInstance):
+        # A Linode made in a VPC has an address there.
         return frozenset(
-            {LINODES, FIREWALLS, GROUPS} if step.placement_group else {LINODES, FIREWALLS}
+            {LINODES, FIREWALLS}
+            | ({GROUPS} if step.placement_group else set())
+            | ({VPCS} if step.vpc else set())
         )
     if isinstance(step, DeleteInstance):
         return _LISTS
@@ -201,9 +208,16 @@ _RECORDED = (
 
 def _unrecorded(step: Step) -> frozenset[str]:
     """The lists a step can change that the run does not record: a Linode made in a
-    placement group leaves the group's compliance for Linode to tell."""
+    placement group leaves the group's compliance for Linode to tell, one made in a VPC its
+    address there, one made with Linode interfaces the interfaces behind its firewall."""
     if isinstance(step, CreateInstance):
-        return frozenset({GROUPS}) if step.placement_group else frozenset()
+        return frozenset(
+            ({GROUPS} if step.placement_group else set())
+            | ({VPCS} if step.vpc else set())
+            # Made with Linode interfaces, it is behind its firewall by its interfaces,
+            # which the API's answer to the create does not name.
+            | ({FIREWALLS} if step.interface_generation == LINODE else set())
+        )
     return frozenset() if isinstance(step, _RECORDED) else _changes(step)
 
 

@@ -21,6 +21,7 @@ from swarmboot.clock import Clock
 from swarmboot.cloud import CloudError
 from swarmboot.cluster import Context
 from swarmboot.errors import ExitCode, SwarmbootError
+from swarmboot.interfaces import SUBNET_LABEL
 from swarmboot.state import CloudFirewall, Instance, Observed, PublishedScript
 
 __all__ = ["CreateLimiter", "NotReadyError", "Replan", "Run"]
@@ -84,6 +85,10 @@ class Run:
         # answers did not tell in full: the next look lists them.
         self.relist: set[str] = set()
         self.placement_group_ids = {g.label: g.id for g in observed.placement_groups}
+        # The subnet each of the cluster's VPCs gives its nodes, by the VPC's label.
+        self.vpc_subnets = {
+            v.label: sub.id for v in observed.vpcs if (sub := v.subnet(SUBNET_LABEL)) is not None
+        }
         self.tokens: tuple[str, str] | None = None  # secrets: kept in memory only
         self.limiter = CreateLimiter(*ctx.settings.create_limit, ctx.clock)
         self.lock = threading.Lock()  # for what runners in parallel record here

@@ -121,9 +121,11 @@ def make_context(
     is an error either way."""
     from swarmboot.cluster import Context, Settings
     from swarmboot.credentials import root_password, unlock_key
+    from swarmboot.interfaces import new_generation
     from swarmboot.keys import NoIdentity, load_identity
     from swarmboot.marks import NoMarks, member_marks
     from swarmboot.preflight import (
+        account_interfaces,
         check_catalogue,
         check_node_data,
         placement_warning,
@@ -142,7 +144,8 @@ def make_context(
     keys = admin_keys(spec, spec_path.parent)
     check_node_data(spec, spec_path, script, keys)
     cloud = make_cloud(api_url)
-    facts = check_catalogue(spec, spec_path, cloud)
+    account = account_interfaces(spec, spec_path, cloud)
+    facts = check_catalogue(spec, spec_path, cloud, new_generation(spec, account))
     catalogued = {
         "placement_unsupported": facts.placement_unsupported,
         "metadata_unsupported": facts.metadata_unsupported,
@@ -171,6 +174,7 @@ def make_context(
             marks=NoMarks(missing=missing),
             admin_keys=keys,
             **catalogued,
+            account_interfaces=account,
         )
     reporter.detail(
         f"API {cloud.target.api_url}, token from {cloud.target.source}, "
@@ -198,6 +202,7 @@ def make_context(
         root_password=root_password(),
         unlock_key=unlock_key(),
         **catalogued,
+        account_interfaces=account,
     )
 
 

@@ -67,18 +67,25 @@ def _print_table(summary: dict[str, Any]) -> None:
         f"{' (encrypted)' if summary['network']['encrypted'] else ''}",
         title_justify="left",
     )
-    for column in ("node", "region", "role", "linode", "ipv4", "kernel", "vxlan", "esp", "swarm"):
+    # With Linode interfaces (any node's, or those of the nodes to come), each node's
+    # interfaces and VPC address too.
+    interfaces = summary.get("interfaces") == "linode" or any(
+        row.get("interfaces") == "linode" for row in summary["nodes"]
+    )
+    columns = ["node", "region", "role", "linode", "ipv4"]
+    columns += ["interfaces", "vpc ipv4"] if interfaces else []
+    for column in (*columns, "kernel", "vxlan", "esp", "swarm"):
         table.add_column(column)
     for row in summary["nodes"]:
         kernel = row["kernel"] or "-"
         if row["distro_kernel"] is False:
             kernel += " (not Debian's)"
+        cells = [row["node"], row["region"], row["role"], row["linode"], row["ipv4"] or "-"]
+        if interfaces:
+            kind = {"linode": "linode", "legacy_config": "legacy"}.get(row["interfaces"], "-")
+            cells += [kind, row["vpc_ipv4"] or "-"]
         table.add_row(
-            row["node"],
-            row["region"],
-            row["role"],
-            row["linode"],
-            row["ipv4"] or "-",
+            *cells,
             kernel,
             mark(row["vxlan"]),
             mark(row["esp"]),
@@ -90,6 +97,8 @@ def _print_table(summary: dict[str, Any]) -> None:
         console.print(f"load balancers in {zone}: {' '.join(urls) or '-'}")
     for row in summary.get("placement", ()):
         console.print(_placement_line(row), markup=False, highlight=False)
+    for row in summary.get("vpcs", ()):
+        console.print(_vpc_line(row), markup=False, highlight=False)
     for line in summary.get("not_members", ()):
         console.print(f"not a member: {line}", markup=False, highlight=False)
 
@@ -108,6 +117,16 @@ def _placement_line(row: dict[str, Any]) -> str:
     if row["outside"]:
         line += f"; not in it: {', '.join(row['outside'])}"
     return line
+
+
+def _vpc_line(row: dict[str, Any]) -> str:
+    """A region's VPC, in one line of the status table's footer."""
+    head = f"VPC in {row['region']}: {row['vpc']} (subnet {row['subnet']})"
+    if row["state"] == "missing":
+        return f"{head}: missing; `swarmboot up` makes it"
+    if row["state"] == "no subnet":
+        return f"{head}: without its subnet; `swarmboot up` adds it"
+    return f"{head}: {len(row['nodes'])} node(s) in it"
 
 
 def _key_for_up(context: Context, reporter: Reporter) -> None:
@@ -174,7 +193,7 @@ def plan_cmd(
     alone: tuple[str, ...] = ()
     try:
         if down:
-            observed = observe_cloud(context, account=stackscripts)
+            observed = observe_cloud(context, account=stackscripts, vpcs=True)
             steps: tuple = plan_down(context.spec, observed, stackscripts=stackscripts)
             alone = left_alone(context.spec, observed)
         else:
@@ -324,7 +343,9 @@ def status_cmd(
     ssh_key: SshKeyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Show each node: Linode status, address, kernel, vxlan, ESP, swarm state and labels."""
+    """Show each node: Linode status, address (and with Linode interfaces its interfaces and
+    VPC address), kernel, vxlan, ESP, swarm state and labels; each region's placement group and
+    VPC."""
     from swarmboot.cluster import observe
     from swarmboot.status import summary
 
@@ -382,8 +403,9 @@ def down_cmd(
     stackscripts: StackScriptsOpt = False,
 ) -> None:
     """Delete the cluster: its Linodes (its tag, a node label and swarmboot's mark), its
-    Cloud Firewalls (its tag) and its managers' placement groups (only its Linodes in them).
-    No node is contacted; the SSH key tells the marks."""
+    Cloud Firewalls (its tag), its managers' placement groups (only its Linodes in them) and
+    its VPCs (its tag and mark in their description, no other Linode in them). No node is
+    contacted; the SSH key tells the marks."""
     from swarmboot.apply import run_steps
     from swarmboot.cluster import observe_cloud
     from swarmboot.down import check_unmarked, left_alone, plan_down, summary
@@ -391,7 +413,7 @@ def down_cmd(
     reporter = state_of(ctx).reporter
     context = make_cloud_context(spec, api_url, ssh_key, reporter)
     try:
-        observed = observe_cloud(context, account=stackscripts)
+        observed = observe_cloud(context, account=stackscripts, vpcs=True)
         steps = plan_down(context.spec, observed, stackscripts=stackscripts)
         for line in left_alone(context.spec, observed):
             reporter.info(line)
@@ -420,16 +442,18 @@ def adopt_cmd(
     yes: YesOpt = False,
 ) -> None:
     """Mark as the cluster's the Linodes with its tag and a node label but not the mark this
-    SSH key makes (made before marks, or with another key). Asks first; only the cloud's tags
+    SSH key makes (made before marks, or with another key), and its VPCs likewise (the tag
+    and mark in their description). Asks first; only the cloud's tags and descriptions
     change. A Linode you do not know is not yours: rename or delete it instead."""
     from swarmboot.adopt import plan_adopt
     from swarmboot.apply import run_steps
     from swarmboot.cluster import observe_cloud
+    from swarmboot.interfaces import MarkVpc
 
     reporter = state_of(ctx).reporter
     context = make_cloud_context(spec, api_url, ssh_key, reporter)
     try:
-        observed = observe_cloud(context)
+        observed = observe_cloud(context, vpcs=True)
         steps = plan_adopt(context.spec, observed, context.marks, tuple(labels or ()))
         name = context.spec.cluster.name
         if not steps:
@@ -437,8 +461,10 @@ def adopt_cmd(
             return
         for n, step in enumerate(steps, start=1):
             typer.echo(f"{n:3}. {step.describe()}")
-        confirm(f"mark {len(steps)} Linode(s) as {name}'s, to be joined and managed", yes)
+        vpcs = sum(isinstance(s, MarkVpc) for s in steps)
+        what = f"{len(steps) - vpcs} Linode(s)" + (f" and {vpcs} VPC(s)" if vpcs else "")
+        confirm(f"mark {what} as {name}'s, to be joined and managed", yes)
         run_steps(context, observed, steps)
     finally:
         context.close()
-    reporter.ok(f"{name}: {len(steps)} Linode(s) marked")
+    reporter.ok(f"{name}: {what} marked")

@@ -58,6 +58,12 @@ class SimAdmin:
     def set_rate_limits(self, **limits: Any) -> dict[str, Any]:
         return self._call("PUT", "/_sim/rate-limits", limits)
 
+    def set_interfaces_for_new_linodes(self, value: str) -> dict[str, Any]:
+        """The account's `interfaces_for_new_linodes`, through the API's own
+        `PUT /account/settings` (legacy_config_only, legacy_config_default_but_linode_allowed,
+        linode_default_but_legacy_config_allowed or linode_only)."""
+        return self._call("PUT", "/v4/account/settings", {"interfaces_for_new_linodes": value})
+
     def set_withheld(self, withheld: dict[str, list[str]] | None = None) -> dict[str, Any]:
         """Leave capabilities out of regions' or images' catalogue entries (none: all back)."""
         return self._call("PUT", "/_sim/withheld", withheld or {})

@@ -40,6 +40,7 @@ _CORE = [
     "Cloud Firewall",
     "Vlans",
     "VPCs",
+    "Linode Interfaces",
     "Metadata",
     "Placement Group",
 ]

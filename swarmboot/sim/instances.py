@@ -248,11 +248,7 @@ def create(sim: Simulator, raw: Any) -> Instance:
     private_ip = body.bool("private_ip", default=False)
     swap = body.int("swap_size", default=_SWAP_MB)
     joins = body.dict("placement_group")
-    generation = body.str("interface_generation", default="legacy_config")
-    if generation not in interfaces.GENERATIONS:
-        raise bad_request(
-            f"Must be one of {', '.join(interfaces.GENERATIONS)}", "interface_generation"
-        )
+    generation = interfaces.new_generation(sim.world, body.str("interface_generation"))
     wanted_interfaces = body.raw.get("interfaces") or []
     if not isinstance(wanted_interfaces, list):
         raise bad_request("Must be a list of interfaces", "interfaces")
@@ -336,6 +332,8 @@ def create(sim: Simulator, raw: Any) -> Instance:
                 for n, item in enumerate(wanted_interfaces):
                     interfaces.create(sim.world, inst, item, now, f"interfaces[{n}].")
             except ApiError:
+                for iface in inst.interfaces.values():  # all or none: no device left behind
+                    interfaces.set_firewall(sim.world, inst, iface, None, now)
                 sim.addresses.release(public, private)
                 raise
         _lay_disks(sim, inst, deployment["image"], swap)
@@ -477,7 +475,7 @@ def delete(sim: Simulator, iid: int) -> None:
             script.deployments_active = max(0, script.deployments_active - 1)
         for firewall in sim.world.firewalls.values():
             for device_id, device in list(firewall.devices.items()):
-                if device.entity_type == "linode" and device.entity_id == iid:
+                if device.entity_id == iid if device.parent_id is None else device.parent_id == iid:
                     del firewall.devices[device_id]
         sim.event("linode_delete", sim.linode_entity(inst), "notification")
         sim.machine_call(iid, lambda: sim.backend.delete(iid))

@@ -20,16 +20,21 @@ from typing import Any
 from swarmboot.sim import vpcs
 from swarmboot.sim.errors import bad_request, not_found
 from swarmboot.sim.inputs import Body
-from swarmboot.sim.model import Instance, LinodeInterface, World
+from swarmboot.sim.model import Device, Instance, LinodeInterface, World
 
 __all__ = [
+    "ACCOUNT_SETTINGS",
     "GENERATIONS",
     "KINDS",
     "create",
     "delete",
+    "find",
     "interface",
+    "new_generation",
+    "set_firewall",
     "settings_api",
     "update",
+    "update_account_settings",
     "update_settings",
 ]
 
@@ -37,6 +42,14 @@ GENERATIONS = ("legacy_config", "linode")
 KINDS = ("public", "vpc", "vlan")
 # `rdma_vpc` (GPUDirect RDMA VPCs) is taken only as null: the simulator has no RDMA VPCs.
 _FIELDS = frozenset({"firewall_id", "default_route", "rdma_vpc", *KINDS})
+# The account's `interfaces_for_new_linodes`: the generation a Linode made without
+# `interface_generation` gets, and the generations a create may ask for.
+ACCOUNT_SETTINGS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "legacy_config_only": ("legacy_config", ("legacy_config",)),
+    "legacy_config_default_but_linode_allowed": ("legacy_config", GENERATIONS),
+    "linode_default_but_legacy_config_allowed": ("linode", GENERATIONS),
+    "linode_only": ("linode", ("linode",)),
+}
 # While being made (created unbooted or provisioning) or offline, a Linode's interfaces
 # may change.
 _QUIET = ("offline", "provisioning")
@@ -47,6 +60,73 @@ def interface(inst: Instance, interface_id: int) -> LinodeInterface:
     if found is None:
         raise not_found()
     return found
+
+
+def new_generation(world: World, asked: str | None) -> str:
+    """The interface generation of a Linode being made: the one asked for, if the account
+    allows it, else the account's default."""
+    default, allowed = ACCOUNT_SETTINGS[world.settings["interfaces_for_new_linodes"]]
+    if asked is None:
+        return default
+    if asked not in GENERATIONS:
+        raise bad_request(f"Must be one of {', '.join(GENERATIONS)}", "interface_generation")
+    if asked not in allowed:
+        raise bad_request(
+            f"This account makes {default} Linodes only (interfaces_for_new_linodes is "
+            f"{world.settings['interfaces_for_new_linodes']})",
+            "interface_generation",
+        )
+    return asked
+
+
+def update_account_settings(world: World, raw: Any) -> dict[str, Any]:
+    """`PUT /account/settings`: the settings the simulator keeps, changed."""
+    body = Body(raw, frozenset({"backups_enabled", "network_helper", "interfaces_for_new_linodes"}))
+    if "interfaces_for_new_linodes" in body:
+        value = body.str("interfaces_for_new_linodes")
+        if value not in ACCOUNT_SETTINGS:
+            raise bad_request(
+                f"Must be one of {', '.join(ACCOUNT_SETTINGS)}", "interfaces_for_new_linodes"
+            )
+        world.settings["interfaces_for_new_linodes"] = value
+    for name in ("backups_enabled", "network_helper"):
+        if name in body:
+            world.settings[name] = bool(body.bool(name))
+    return dict(world.settings)
+
+
+def find(world: World, interface_id: int) -> tuple[Instance, LinodeInterface] | None:
+    """The Linode interface with this id, and its Linode."""
+    for inst in world.instances.values():
+        if interface_id in inst.interfaces:
+            return inst, inst.interfaces[interface_id]
+    return None
+
+
+def set_firewall(
+    world: World, inst: Instance, iface: LinodeInterface, firewall_id: int | None, now: str
+) -> None:
+    """Put the interface behind a firewall (None: behind none). The firewall lists it among
+    its devices, as a `linode_interface` whose parent is the Linode: the interface's
+    `firewall_id` and the firewall's device are one attachment, seen from either side."""
+    for fw in world.firewalls.values():
+        for device_id, device in list(fw.devices.items()):
+            if device.entity_type == "linode_interface" and device.entity_id == iface.id:
+                del fw.devices[device_id]
+    iface.firewall_id = firewall_id
+    if firewall_id is None:
+        return
+    device = Device(
+        id=world.new_id("device"),
+        entity_id=iface.id,
+        entity_type="linode_interface",
+        entity_label=None,
+        created=now,
+        updated=now,
+        parent_id=inst.id,
+        parent_label=inst.label,
+    )
+    world.firewalls[firewall_id].devices[device.id] = device
 
 
 def _linode_generation(inst: Instance) -> None:
@@ -187,7 +267,7 @@ def create(world: World, inst: Instance, raw: Any, now: str, field: str = "") ->
         created=now,
         updated=now,
     )
-    iface.firewall_id = _firewall(world, body.raw.get("firewall_id"), kind, f"{field}firewall_id")
+    firewall_id = _firewall(world, body.raw.get("firewall_id"), kind, f"{field}firewall_id")
     part = body.dict(kind) or {}
     if kind == "public":
         _public(inst, part, f"{field}public")
@@ -200,6 +280,7 @@ def create(world: World, inst: Instance, raw: Any, now: str, field: str = "") ->
     _default_route(iface, body.raw.get("default_route"), f"{field}default_route")
     inst.interfaces[iface.id] = iface
     _one_default(inst, iface)
+    set_firewall(world, inst, iface, firewall_id, now)
     return iface
 
 
@@ -214,7 +295,9 @@ def update(world: World, inst: Instance, interface_id: int, raw: Any, now: str) 
             raise bad_request(f"A {iface.kind} interface cannot become {other}", other)
     if "firewall_id" in body and body.raw["firewall_id"] is not None:
         # Its firewall may change at any time, and that alone is no new version.
-        iface.firewall_id = _firewall(world, body.raw["firewall_id"], iface.kind, "firewall_id")
+        chosen = _firewall(world, body.raw["firewall_id"], iface.kind, "firewall_id")
+        if chosen != iface.firewall_id:
+            set_firewall(world, inst, iface, chosen, now)
     changes = {k: body.raw[k] for k in ("default_route", iface.kind) if body.raw.get(k) is not None}
     if not changes:
         return iface
@@ -232,10 +315,11 @@ def update(world: World, inst: Instance, interface_id: int, raw: Any, now: str) 
     return iface
 
 
-def delete(inst: Instance, interface_id: int) -> None:
+def delete(world: World, inst: Instance, interface_id: int) -> None:
     _linode_generation(inst)
-    interface(inst, interface_id)
+    iface = interface(inst, interface_id)
     _offline(inst)
+    set_firewall(world, inst, iface, None, "")
     del inst.interfaces[interface_id]
 
 

@@ -17,6 +17,7 @@ from typing import Any
 from swarmboot.sim import catalog
 
 __all__ = [
+    "DEFAULT_SETTINGS",
     "Config",
     "Device",
     "Disk",
@@ -280,14 +281,31 @@ class StackScript:
 
 @dataclass
 class Device:
+    """A firewall's device: a Linode (`linode`, a legacy-config Linode's whole traffic) or
+    one interface of a Linode (`linode_interface`, the `linode` generation), whose Linode is
+    its `parent`."""
+
     id: int
     entity_id: int
     entity_type: str
-    entity_label: str
+    entity_label: str | None
     created: str
     updated: str
+    parent_id: int | None = None
+    parent_label: str | None = None
 
     def to_api(self) -> dict[str, Any]:
+        parent = None
+        url = f"/v4/linode/instances/{self.entity_id}"
+        if self.parent_id is not None:
+            url = f"/v4/linode/instances/{self.parent_id}/interfaces/{self.entity_id}"
+            parent = {
+                "id": self.parent_id,
+                "type": "linode",
+                "label": self.parent_label,
+                "url": f"/v4/linode/instances/{self.parent_id}",
+                "parent_entity": None,
+            }
         return {
             "id": self.id,
             "created": self.created,
@@ -296,7 +314,8 @@ class Device:
                 "id": self.entity_id,
                 "type": self.entity_type,
                 "label": self.entity_label,
-                "url": f"/v4/linode/instances/{self.entity_id}",
+                "url": url,
+                "parent_entity": parent,
             },
         }
 
@@ -412,6 +431,21 @@ class Event:
         }
 
 
+# The settings of a new simulated account. `interfaces_for_new_linodes` says which interface
+# generation a Linode made without `interface_generation` gets, and which one may be asked
+# for: legacy_config_only, legacy_config_default_but_linode_allowed,
+# linode_default_but_legacy_config_allowed, linode_only (linode_api4's
+# AccountSettingsInterfacesForNewLinodes).
+DEFAULT_SETTINGS: dict[str, Any] = {
+    "backups_enabled": False,
+    "interfaces_for_new_linodes": "legacy_config_default_but_linode_allowed",
+    "longview_subscription": None,
+    "managed": False,
+    "network_helper": True,
+    "object_storage": "disabled",
+}
+
+
 @dataclass
 class World:
     """Everything the account holds, and the next id of each kind."""
@@ -437,6 +471,8 @@ class World:
     events: dict[int, Event] = field(default_factory=dict)
     placement_groups: dict[int, PlacementGroup] = field(default_factory=dict)
     vpcs: dict[int, Vpc] = field(default_factory=dict)
+    # The account's settings (`GET /account/settings`): which interfaces new Linodes get.
+    settings: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_SETTINGS))
 
     def new_id(self, kind: str) -> int:
         value = self.next_ids[kind]
@@ -478,4 +514,5 @@ class World:
                 int(k): PlacementGroup(**v) for k, v in raw.get("placement_groups", {}).items()
             },
             vpcs={int(k): vpc(v) for k, v in raw.get("vpcs", {}).items()},
+            settings={**DEFAULT_SETTINGS, **raw.get("settings", {})},
         )

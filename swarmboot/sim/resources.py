@@ -6,7 +6,7 @@ from typing import Any
 
 from swarmboot import udf
 from swarmboot.errors import UdfError
-from swarmboot.sim import catalog
+from swarmboot.sim import catalog, interfaces
 from swarmboot.sim.engine import Simulator
 from swarmboot.sim.errors import ApiError, Problem, bad_request, not_found
 from swarmboot.sim.inputs import Body, check_label
@@ -319,6 +319,12 @@ def _attachable(sim: Simulator, iid: int, field: str) -> Instance:
     inst = sim.world.instances.get(iid)
     if inst is None:
         raise bad_request(f"Linode {iid} not found", field)
+    if inst.interface_generation == "linode":
+        raise bad_request(
+            f"Linode {inst.label} uses Linode interfaces: attach the firewall to its "
+            "interfaces (type linode_interface)",
+            field,
+        )
     for fw in sim.world.firewalls.values():
         if any(d.entity_type == "linode" and d.entity_id == iid for d in fw.devices.values()):
             raise bad_request(
@@ -345,18 +351,36 @@ def attach(sim: Simulator, fw: Firewall, inst: Instance) -> Device:
 def create_device(sim: Simulator, firewall_id: int, raw: Any) -> Device:
     body = Body(raw, frozenset({"id", "type"}))
     entity_id = body.int("id", required=True) or 0
-    if body.str("type", required=True) != "linode":
-        raise bad_request("Only linode devices are simulated", "type")
+    kind = body.str("type", required=True)
+    if kind not in ("linode", "linode_interface"):
+        raise bad_request("Only linode and linode_interface devices are simulated", "type")
     with sim.lock:
         fw = _firewall(sim, firewall_id)
-        return attach(sim, fw, _attachable(sim, entity_id, "id"))
+        if kind == "linode":
+            return attach(sim, fw, _attachable(sim, entity_id, "id"))
+        found = interfaces.find(sim.world, entity_id)
+        if found is None:
+            raise bad_request(f"Linode interface {entity_id} not found", "id")
+        inst, iface = found
+        if iface.kind == "vlan":
+            raise bad_request("Firewalls do not apply to VLAN interfaces", "id")
+        if iface.firewall_id is not None:
+            raise bad_request(f"Linode interface {entity_id} already belongs to a firewall", "id")
+        interfaces.set_firewall(sim.world, inst, iface, fw.id, sim.now())
+        sim.event("firewall_device_add", _firewall_entity(fw), "notification")
+        return next(d for d in fw.devices.values() if d.entity_id == entity_id)
 
 
 def delete_device(sim: Simulator, firewall_id: int, device_id: int) -> None:
     with sim.lock:
         fw = _firewall(sim, firewall_id)
-        if fw.devices.pop(device_id, None) is None:
+        device = fw.devices.pop(device_id, None)
+        if device is None:
             raise not_found()
+        if device.entity_type == "linode_interface":  # the interface is behind none now
+            found = interfaces.find(sim.world, device.entity_id)
+            if found is not None:
+                found[1].firewall_id = None
         sim.event("firewall_device_remove", _firewall_entity(fw), "notification")
 
 

@@ -267,6 +267,12 @@ _TABLE: list[tuple[str, str, Handler]] = [
     ("GET", "/images/{imageId}", _one(catalog.image, "imageId", withheld=True)),
     ("GET", "/profile", lambda sim, r: resources.profile(sim)),
     ("GET", "/account", lambda sim, r: resources.account(sim)),
+    ("GET", "/account/settings", _locked(lambda sim, r: dict(sim.world.settings))),
+    (
+        "PUT",
+        "/account/settings",
+        _changing(lambda sim, r: interfaces.update_account_settings(sim.world, r.body)),
+    ),
     (
         "GET",
         "/linode/instances",
@@ -512,7 +518,11 @@ _TABLE: list[tuple[str, str, Handler]] = [
     (
         "DELETE",
         "/linode/instances/{linodeId}/interfaces/{interfaceId}",
-        _empty(_changing(lambda sim, r: interfaces.delete(_instance(sim, r), r.id("interfaceId")))),
+        _empty(
+            _changing(
+                lambda sim, r: interfaces.delete(sim.world, _instance(sim, r), r.id("interfaceId"))
+            )
+        ),
     ),
     (
         "GET",

@@ -52,7 +52,8 @@ SPEC_CORRECTIONS = {
     "real-api-nulls": "The real API returns null where the spec forgets `nullable` (linode/"
     "linodego recorded fixtures): a Linode's backups.last_successful, a config's empty device "
     "slots and their disk_id/volume_id, an event's rate and secondary_entity, an IP address's "
-    "gateway and rdns, a firewall's outbound rules.",
+    "gateway and rdns, a firewall's outbound rules; and the account settings' "
+    "longview_subscription, null for Longview Free as its own description says.",
     "firewall-entities": "Firewalls carry `entities` (the attached devices) in the real API "
     "(linode/linodego recorded fixtures); the spec's closed Firewall schema omits it.",
     "firewall-protocols": "Firewall rules take protocol ALL and IP protocol numbers such as "
@@ -66,8 +67,10 @@ SPEC_CORRECTIONS = {
     "`interface_generation` (shown, and taken at create), Linode interfaces in a create's "
     "`interfaces` (`public`, `vpc`, `vlan`, `default_route`, `firewall_id`, no `purpose`), "
     "`config_id` of a subnet's Linode's interfaces and of a VPC address (null for a Linode "
-    "interface), and a VPC address's `nat_1_1` null without 1:1 NAT (as 4.229.1's Linode "
-    "interface has `nat_1_1_address`). "
+    "interface), a VPC address's `nat_1_1` null without 1:1 NAT (as 4.229.1's Linode "
+    "interface has `nat_1_1_address`), the account setting `interfaces_for_new_linodes`, "
+    "and firewall devices of type `linode_interface` with their `parent_entity` (the "
+    "Linode; null for a Linode device) and no label. "
     "4.189.0's closed schemas lack them; they are let in there, with 4.229.1's types.",
     "missing-error-responses": "A few operations (GET /placement/groups/{groupId}, GET "
     "/linode/instances/{linodeId}/configs, ...) list only their 200 answer, though they too "
@@ -142,6 +145,7 @@ _REAL_NULLS: tuple[tuple[frozenset[str], tuple[str, ...]], ...] = (
         frozenset({"inbound", "inbound_policy", "outbound", "outbound_policy"}),
         ("inbound", "outbound"),
     ),
+    (frozenset({"longview_subscription", "managed", "network_helper"}), ("longview_subscription",)),
 )
 
 
@@ -174,6 +178,14 @@ def _newer_fields(spec: dict[str, Any], node: dict[str, Any], props: dict[str, A
                 del node["required"]
     if names == {"active", "id"}:
         props["config_id"] = {"type": "integer", "nullable": True}
+    if {"backups_enabled", "managed", "network_helper", "object_storage"} <= names:
+        props.setdefault("interfaces_for_new_linodes", {"type": "string", "nullable": True})
+    if names == {"id", "label", "type", "url"}:  # a firewall device's entity (and an event's)
+        props["parent_entity"] = {"type": "object", "nullable": True}
+        _nullable(spec, props, "label")
+        kind = props["type"] = copy.deepcopy(_resolve(spec, props["type"]))
+        if "linode" in kind.get("enum", ()) and "linode_interface" not in kind["enum"]:
+            kind["enum"] = [*kind["enum"], "linode_interface"]
     if {"address", "vpc_id", "subnet_id", "linode_id", "config_id", "nat_1_1"} <= names:
         for name in ("config_id", "nat_1_1"):
             _nullable(spec, props, name)

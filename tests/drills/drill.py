@@ -16,8 +16,18 @@ records-only simulator has no machines, so `up` and `node rebuild` end with exit
 cloud steps (each node "is not a machine"): that is converged here; the swarm side is drilled in the
 lab (tests/drills/lab_drill.py).
 
-`python -m tests.drills.drill [N] [FIRST_SEED]` runs N drills (default 200) and prints the
-counts; tests/drills/test_drills.py runs a few in the test suite.
+Each drill runs on one interface generation: `legacy` (the example as it is: each Linode
+behind its Cloud Firewall as a whole) or `linode` (the example with `cluster.interfaces =
+"auto"` on an account whose new Linodes get Linode interfaces: each Linode with a public
+interface and one in its region's VPC, each behind its firewall, a VPC per region). With
+`linode`, converged also means: each Linode has exactly those two interfaces, both behind
+its own firewall and no Linode behind one as a whole, its VPC interface in its region's VPC,
+one VPC per region; a rebuilt node keeps its interfaces and VPC address; and no VPC is left
+after `down`.
+
+`python -m tests.drills.drill [N] [FIRST_SEED] [GENERATION...]` runs N drills (default 200)
+on each generation named (default both) and prints the counts per generation;
+tests/drills/test_drills.py runs a few in the test suite.
 """
 
 from __future__ import annotations
@@ -45,6 +55,7 @@ REPO = Path(__file__).resolve().parent.parent.parent
 EXE = str(Path(sys.executable).parent / "swarmboot")
 SPEC = REPO / "examples" / "itframe.toml"
 TOKEN = "drill-token"
+GENERATIONS = ("legacy", "linode")
 # How many times an operator runs a command again before the drill counts it as stuck.
 ATTEMPTS = 6
 
@@ -101,7 +112,7 @@ def faults_for(seed: int) -> dict:
 
 
 class Drills:
-    def __init__(self, spec: Path = SPEC) -> None:
+    def __init__(self, spec: Path = SPEC, interfaces: str = "legacy") -> None:
         config = SimConfig(
             port=0,
             token=TOKEN,
@@ -113,9 +124,18 @@ class Drills:
         self.server.start()
         self.admin = SimAdmin(self.server.url, TOKEN)
         self.client = LinodeClient(TOKEN, base_url=self.server.url, retry_rate_limit_interval=0.1)
+        self.interfaces = interfaces
+        self.key = self._key()
+        if interfaces == "linode":
+            # "auto" on an account whose new Linodes get Linode interfaces.
+            self.admin.set_interfaces_for_new_linodes("linode_default_but_legacy_config_allowed")
+            text = spec.read_text().replace(
+                'name = "itframe"\n', 'name = "itframe"\ninterfaces = "auto"\n', 1
+            )
+            spec = self.key.parent / spec.name
+            spec.write_text(text)
         self.spec_path = spec
         self.spec = load_spec(spec)
-        self.key = self._key()
         self.faults: dict = {}
         self._seq = 0
 
@@ -163,6 +183,7 @@ class Drills:
         self.admin.set_faults()  # the drill is over: look without faults
         left = [i.label for i in self._instances()]
         left += [g["label"] for g in self._placement_groups()]
+        left += [v["label"] for v in self._vpcs()]
         if left:
             tally.left_after_down += len(left)
             tally.problems.append(f"seed {seed}: left after down: {left}")
@@ -193,7 +214,7 @@ class Drills:
         problems = [] if calls == 1 else [f"{calls} rebuild calls for {label}"]
         if set(after) != set(before):
             problems.append(f"labels before {sorted(before)}, after {sorted(after)}")
-        for name, (linode_id, pin) in before.items():
+        for name, (linode_id, pin, interfaces) in before.items():
             now = after.get(name)
             if now is None:
                 continue
@@ -201,6 +222,8 @@ class Drills:
                 problems.append(f"{name} is Linode {now[0]}, was {linode_id}")
             if (now[1] != pin) != (name == label):
                 problems.append(f"{name}: pinned key {pin} -> {now[1]}")
+            if now[2] != interfaces:  # a rebuild keeps a Linode's interfaces
+                problems.append(f"{name}: interfaces {interfaces} -> {now[2]}")
         found: dict = {}
         self._quiet(lambda: found.update(self._look()))
         problems += found["problems"]
@@ -208,11 +231,29 @@ class Drills:
             tally.problems.append(f"seed {seed}: rebuild of {label}: {'; '.join(problems)}")
 
     def _pins(self) -> dict:
-        """label -> (Linode id, pinned host key) of the cluster's Linodes."""
+        """label -> (Linode id, pinned host key, its Linode interfaces) of the cluster's
+        Linodes (the interfaces with their ids, VPC addresses and firewalls; () for legacy)."""
         return {
-            i.label: (i.id, next((t for t in i.tags if t.startswith("hk:")), None))
+            i.label: (
+                i.id,
+                next((t for t in i.tags if t.startswith("hk:")), None),
+                self._interfaces(i.id) if self.interfaces == "linode" else (),
+            )
             for i in self._instances()
         }
+
+    def _interfaces(self, linode_id: int) -> tuple:
+        found = self._get(f"/linode/instances/{linode_id}/interfaces")["interfaces"]
+        return tuple(
+            (
+                f["id"],
+                "vpc" if f["vpc"] else "public" if f["public"] else "vlan",
+                f["vpc"]["ipv4"]["addresses"][0]["address"] if f["vpc"] else None,
+                f["vpc"]["subnet_id"] if f["vpc"] else None,
+                f["firewall_id"],
+            )
+            for f in found
+        )
 
     def _requests_since(self) -> list[dict]:
         """The simulator's request log since the last call."""
@@ -269,6 +310,13 @@ class Drills:
                 time.sleep(0.2)
         fn()
 
+    def _get(self, path: str) -> dict:
+        """One GET of the drill's own, tried again through the faults until it gets through
+        (a look of many requests would rarely get through whole)."""
+        found: dict = {}
+        self._quiet(lambda: found.update(self.client.get(path)))
+        return found
+
     def _delete_provisioning(self) -> None:
         for inst in self._instances():
             if inst.status == "provisioning":
@@ -320,14 +368,20 @@ class Drills:
                 problems.append(f"{inst.label} {inst.status}")
             if not any(t.startswith("hk:") for t in inst.tags):
                 problems.append(f"{inst.label} has no pinned key")
-            if inst.configs[0].kernel.id != "linode/grub2":
-                problems.append(f"{inst.label} kernel {inst.configs[0].kernel.id}")
+            kernel = self._get(f"/linode/instances/{inst.id}/configs")["data"][0]["kernel"]
+            if kernel != "linode/grub2":
+                problems.append(f"{inst.label} kernel {kernel}")
         firewalls = [
-            f for f in self.client.networking.firewalls() if f.label.startswith("itframe-")
+            f
+            for f in self._get("/networking/firewalls?page_size=500")["data"]
+            if f["label"].startswith("itframe-")
         ]
-        attached = {d.entity.id for f in firewalls for d in f.devices}
-        if attached != {i.id for i in found}:
-            problems.append("Cloud Firewall devices differ from the Linodes")
+        if self.interfaces == "linode":
+            problems += self._look_at_interfaces(found, firewalls)
+        else:
+            attached = {e["id"] for f in firewalls for e in f["entities"]}
+            if attached != {i.id for i in found}:
+                problems.append("Cloud Firewall devices differ from the Linodes")
         # Each region's managers (two or more) in their placement group, and nothing else.
         groups = {g["label"]: g for g in self._placement_groups()}
         for region, label in wanted_groups(self.spec).items():
@@ -339,16 +393,63 @@ class Drills:
                 problems.append(f"placement group {label} holds {sorted(held)}")
         return {"labels": [i.label for i in found], "problems": problems}
 
+    def _look_at_interfaces(self, found: list, firewalls: list) -> list[str]:
+        """Each Linode with a public and a VPC interface, both behind its own firewall (and
+        none behind one as a whole), the VPC one in its region's VPC; one VPC per region."""
+        problems = []
+        firewall_of = {f["label"]: f["id"] for f in firewalls}
+        whole = [e["id"] for f in firewalls for e in f["entities"] if e["type"] == "linode"]
+        if whole:
+            problems.append(f"Linodes {whole} behind a firewall as a whole")
+        vpcs = {v["region"]: v for v in self._vpcs()}
+        if sorted(vpcs) != sorted(self.spec.regions):
+            problems.append(f"VPCs in {sorted(vpcs)}")
+        for inst in found:
+            if inst.interface_generation != "linode":
+                problems.append(f"{inst.label} has {inst.interface_generation} interfaces")
+                continue
+            wanted = firewall_of.get("itframe-lb" if "-lb-" in inst.label else "itframe-nodes")
+            interfaces = self._interfaces(inst.id)
+            if sorted(kind for _, kind, *_ in interfaces) != ["public", "vpc"]:
+                problems.append(f"{inst.label} has interfaces {interfaces}")
+            if {f[4] for f in interfaces} != {wanted}:
+                problems.append(
+                    f"{inst.label}'s interfaces are behind {[f[4] for f in interfaces]}"
+                )
+            subnets = {s["id"] for s in vpcs.get(inst.region.id, {}).get("subnets", ())}
+            if not any(f[3] in subnets for f in interfaces if f[1] == "vpc"):
+                problems.append(f"{inst.label} is not in its region's VPC")
+        return problems
+
+    def _vpcs(self) -> list[dict]:
+        prefix = f"{self.spec.cluster.name}-"
+        found = self._get("/vpcs?page_size=500")["data"]
+        return [v for v in found if v["label"].startswith(prefix)]
+
     def _placement_groups(self) -> list[dict]:
         prefix = f"{self.spec.cluster.name}-"
-        found = self.client.get("/placement/groups?page_size=500")["data"]
+        found = self._get("/placement/groups?page_size=500")["data"]
         return [g for g in found if g["label"].startswith(prefix)]
 
 
 def main(argv: list[str]) -> int:
     count = int(argv[0]) if argv else 200
     first = int(argv[1]) if len(argv) > 1 else 1
-    drills = Drills()
+    generations = tuple(argv[2:]) or GENERATIONS
+    unknown = [g for g in generations if g not in GENERATIONS]
+    if unknown:
+        print(f"unknown interface generations {unknown}: give {' or '.join(GENERATIONS)}")
+        return 2
+    failed = False
+    for generation in generations:
+        failed |= not _drill(generation, count, first)
+    return 1 if failed else 0
+
+
+def _drill(generation: str, count: int, first: int) -> bool:
+    """N drills on one interface generation; whether they all converged without a problem."""
+    print(f"interfaces {generation}:", flush=True)
+    drills = Drills(interfaces=generation)
     tally = Tally()
     started = time.monotonic()
     try:
@@ -361,11 +462,11 @@ def main(argv: list[str]) -> int:
                 print(f"  {tally.line()} ({time.monotonic() - started:.0f} s)", flush=True)
     finally:
         drills.close()
-    print(tally.line())
+    print(f"interfaces {generation}: {tally.line()} ({time.monotonic() - started:.0f} s)")
     print("faults drawn: " + ", ".join(f"{k} {v}" for k, v in sorted(tally.faults.items())))
     for problem in tally.problems[:20]:
         print("  problem: " + problem)
-    return 0 if not tally.problems and tally.converged == tally.drills else 1
+    return not tally.problems and tally.converged == tally.drills
 
 
 if __name__ == "__main__":

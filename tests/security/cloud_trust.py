@@ -50,10 +50,15 @@ RULES = {
 FOREIGN_PIN = "hk:" + base64.b64encode(hashlib.sha256(b"someone else's key").digest()).decode()[:43]
 
 
+# The same cluster with Linode interfaces: a VPC in eu-central, `solo-eu-central`.
+LINODE_INTERFACES = ONE_MANAGER.replace('name = "solo"\n', 'name = "solo"\ninterfaces = "linode"\n')
+
+
 @dataclass(frozen=True)
 class Made:
     linodes: tuple[int, ...] = ()
     firewalls: tuple[int, ...] = ()
+    vpcs: tuple[int, ...] = ()
 
 
 def _linode(client: LinodeClient, label: str, tags: list[str]) -> int:
@@ -86,6 +91,45 @@ def _copied_mark(client: LinodeClient, world: CliWorld) -> Made:
     return Made((_linode(client, "solo-eu-central-manager-3", list(ours.tags)),))
 
 
+def _in_vpc(client: LinodeClient, subnet_id: int) -> dict:
+    """Someone else's Linode, with one interface: in that VPC subnet."""
+    return client.post(
+        "/linode/instances",
+        data={
+            "label": "shop-web-1",
+            "region": "eu-central",
+            "type": "g6-nanode-1",
+            "interface_generation": "linode",
+            "interfaces": [{"vpc": {"subnet_id": subnet_id}}],
+        },
+    )
+
+
+def _foreign_vpc(client: LinodeClient, world: CliWorld) -> Made:
+    """A VPC under the label of the cluster's in eu-central, with its tag but not its mark,
+    another's Linode in it."""
+    vpc = client.post(
+        "/vpcs",
+        data={
+            "label": "solo-eu-central",
+            "region": "eu-central",
+            "description": f"{TAG} sbm:notthemarkofthisidentity",
+            "subnets": [{"label": "nodes", "ipv4": "192.168.64.0/24"}],
+        },
+    )
+    other = _in_vpc(client, vpc["subnets"][0]["id"])
+    return Made((other["id"],), (), (vpc["id"],))
+
+
+def _stranger_in_vpc(client: LinodeClient, world: CliWorld) -> Made:
+    """The cluster is up with Linode interfaces; someone puts a Linode of their own into its
+    VPC (anyone on the account may)."""
+    world.invoke(["up", str(world.dir / "trust" / "solo-linode.toml"), "--timeout", "1"])
+    vpc = next(v for v in client.get("/vpcs")["data"] if v["label"] == "solo-eu-central")
+    other = _in_vpc(client, vpc["subnets"][0]["id"])
+    return Made((other["id"],))
+
+
 @dataclass(frozen=True)
 class TrustCase:
     id: str
@@ -95,6 +139,7 @@ class TrustCase:
     up: frozenset[int]  # and `up`
     # and `down --yes`: 1 where it says which Linodes under node labels it left (not marked)
     down: frozenset[int] = frozenset({0})
+    spec: str = "solo.toml"  # the spec file: solo.toml, or solo-linode.toml (Linode interfaces)
 
 
 REFUSE, GO_ON, LEFT_NAMED = frozenset({4}), frozenset({0}), frozenset({0, 1})
@@ -151,6 +196,23 @@ CASES = [
         frozenset({0, 6}),
         LEFT_NAMED,
     ),
+    TrustCase(
+        "foreign-vpc",
+        "a VPC under the label of the cluster's, with its tag but not its mark, another's "
+        "Linode in it",
+        _foreign_vpc,
+        REFUSE,
+        REFUSE,
+        spec="solo-linode.toml",
+    ),
+    TrustCase(
+        "stranger-in-vpc",
+        "another's Linode put into the cluster's VPC",
+        _stranger_in_vpc,
+        GO_ON,
+        frozenset({0, 6}),
+        spec="solo-linode.toml",
+    ),
 ]
 
 
@@ -164,10 +226,15 @@ def _state(client: LinodeClient, made: Made) -> dict:
         )
         for fid in firewalls
     }
+    vpcs = {v["id"]: v for v in client.get("/vpcs")["data"]}
     return {
         "linodes": {
             i: {k: linodes[i][k] for k in ("label", "tags")} if i in linodes else None
             for i in made.linodes
+        },
+        "vpcs": {
+            v: {k: vpcs[v][k] for k in ("label", "description", "subnets")} if v in vpcs else None
+            for v in made.vpcs
         },
         "firewalls": {
             f: {
@@ -187,6 +254,15 @@ def _state(client: LinodeClient, made: Made) -> dict:
             for i in devices[f]
             if i in made.linodes
         ),
+        # Of the watched Linodes, those with a Linode interface behind one of the cluster's
+        # firewalls (by the firewall's entities: each interface with its Linode).
+        "interfaces_behind_ours": {
+            e["parent_entity"]["id"]: True
+            for fw in firewalls.values()
+            if TAG in fw["tags"]
+            for e in fw["entities"]
+            if e["type"] == "linode_interface" and e["parent_entity"]["id"] in made.linodes
+        },
     }
 
 
@@ -197,6 +273,7 @@ def _check(case: TrustCase, world: CliWorld, client: LinodeClient, spec: str) ->
     steps = [("plan", ["plan", spec], case.plan), ("up", ["up", spec, "--timeout", "1"], case.up)]
     steps.append(("down --yes", ["down", spec, "--yes"], case.down))
     for name, args, expected in steps:
+        args = [a.replace("solo.toml", case.spec) for a in args]
         ran = world.invoke(args)
         if ran.traceback or ran.exit_code not in expected:
             want = "/".join(map(str, sorted(expected)))
@@ -210,13 +287,20 @@ def _check(case: TrustCase, world: CliWorld, client: LinodeClient, spec: str) ->
                 NOT_REFUSED,
                 f"after `{name}`: Linodes {now['behind_ours']} are behind the cluster's firewalls",
             )
+        theirs = [i for i in made.linodes if now["interfaces_behind_ours"].get(i)]
+        if theirs:
+            return (
+                NOT_REFUSED,
+                f"after `{name}`: interfaces of Linodes {theirs} are behind the cluster's "
+                "firewalls",
+            )
         changed = {
             kind: {
                 k: (before[kind][k], now[kind][k])
                 for k in before[kind]
                 if before[kind][k] != now[kind][k]
             }
-            for kind in ("linodes", "firewalls")
+            for kind in ("linodes", "firewalls", "vpcs")
         }
         changed = {k: v for k, v in changed.items() if v}
         if changed:
@@ -230,6 +314,7 @@ def run(world: CliWorld) -> list[Outcome]:
     where.mkdir(parents=True)
     spec = where / "solo.toml"
     spec.write_text(ONE_MANAGER)
+    (where / "solo-linode.toml").write_text(LINODE_INTERFACES)
     client = LinodeClient(CLI_TOKEN, base_url=world.url)
     out = []
     for case in CASES:

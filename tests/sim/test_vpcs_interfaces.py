@@ -238,3 +238,79 @@ def test_a_deleted_firewall_leaves_its_interfaces(client, api):
     shown = api("GET", f"/linode/instances/{linode.id}/interfaces/{iface.id}").json()
     assert shown["firewall_id"] is None
     assert list(iface.firewalls()) == []
+
+
+def _rules():
+    return {"inbound_policy": "DROP", "outbound_policy": "ACCEPT", "inbound": [], "outbound": []}
+
+
+def test_the_account_setting_chooses_the_generation_of_new_linodes(client, api, admin):
+    from linode_api4.objects import AccountSettings
+
+    settings = client.load(AccountSettings, "")
+    assert settings.interfaces_for_new_linodes == "legacy_config_default_but_linode_allowed"
+    made = client.linode.instance_create("g6-standard-1", REGION, label="old-2")
+    assert client.load(Instance, made.id).interface_generation == "legacy_config"
+    admin.set_interfaces_for_new_linodes("linode_default_but_legacy_config_allowed")
+    assert api("GET", "/account/settings").json()["interfaces_for_new_linodes"] == (
+        "linode_default_but_legacy_config_allowed"
+    )
+    made = client.linode.instance_create("g6-standard-1", REGION, label="new-1")
+    assert client.load(Instance, made.id).interface_generation == "linode"
+    admin.set_interfaces_for_new_linodes("linode_only")
+    body = {"region": REGION, "type": "g6-standard-1", "label": "old-3"}
+    refused = api("POST", "/linode/instances", {**body, "interface_generation": "legacy_config"})
+    assert refused.status_code == 400
+    assert refused.json()["errors"][0]["field"] == "interface_generation"
+    admin.set_interfaces_for_new_linodes("legacy_config_only")
+    refused = api("POST", "/linode/instances", {**body, "interface_generation": "linode"})
+    assert refused.status_code == 400 and "legacy_config_only" in refused.text
+    wrong = api("PUT", "/account/settings", {"interfaces_for_new_linodes": "both"})
+    assert wrong.status_code == 400
+
+
+def test_a_firewall_lists_the_interfaces_behind_it_as_devices(client, api):
+    vpc = _vpc(client)
+    fw = client.networking.firewall_create("per-iface", rules=_rules())
+    linode = _linode(
+        client,
+        "node-7",
+        interfaces=[
+            LinodeInterfaceOptions(firewall_id=fw.id, public=LinodeInterfacePublicOptions()),
+            _vpc_interface(vpc.subnets[0].id),
+        ],
+    )
+    public, private = client.load(Instance, linode.id).linode_interfaces
+    entities = api("GET", f"/networking/firewalls/{fw.id}").json()["entities"]
+    assert [(e["id"], e["type"], e["parent_entity"]["id"]) for e in entities] == [
+        (public.id, "linode_interface", linode.id)
+    ]
+    # Added as a device, it is the interface's firewall; deleted as one, it is gone from it.
+    added = api(
+        "POST",
+        f"/networking/firewalls/{fw.id}/devices",
+        {"id": private.id, "type": "linode_interface"},
+    )
+    assert added.status_code == 200, added.text
+    shown = api("GET", f"/linode/instances/{linode.id}/interfaces/{private.id}").json()
+    assert shown["firewall_id"] == fw.id
+    again = api(
+        "POST",
+        f"/networking/firewalls/{fw.id}/devices",
+        {"id": private.id, "type": "linode_interface"},
+    )
+    assert again.status_code == 400  # one firewall per interface
+    whole = api(
+        "POST", f"/networking/firewalls/{fw.id}/devices", {"id": linode.id, "type": "linode"}
+    )
+    assert whole.status_code == 400 and "Linode interfaces" in whole.text
+    api("DELETE", f"/networking/firewalls/{fw.id}/devices/{added.json()['id']}")
+    shown = api("GET", f"/linode/instances/{linode.id}/interfaces/{private.id}").json()
+    assert shown["firewall_id"] is None
+    # Another firewall on the interface moves it there: it is behind one at most.
+    other = client.networking.firewall_create("other", rules=_rules())
+    api("PUT", f"/linode/instances/{linode.id}/interfaces/{public.id}", {"firewall_id": other.id})
+    assert api("GET", f"/networking/firewalls/{fw.id}/devices").json()["data"] == []
+    assert len(api("GET", f"/networking/firewalls/{other.id}/devices").json()["data"]) == 1
+    api("DELETE", f"/linode/instances/{linode.id}")
+    assert api("GET", f"/networking/firewalls/{other.id}").json()["entities"] == []
