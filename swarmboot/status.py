@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from swarmboot.certs import certificate_warnings, expiry
 from swarmboot.lb import endpoints
 from swarmboot.membership import node_roles, not_members, surplus
 from swarmboot.placement import cluster_groups, group_label, wanted_groups
@@ -56,6 +57,8 @@ def status_rows(spec: Spec, observed: Observed) -> list[dict[str, Any]]:
                     else ("not joined" if observed.swarm else "no swarm")
                 ),
                 "labels": dict(entry.labels) if entry else {},
+                # Its swarm certificate's expiry (read by `status`: None otherwise).
+                **expiry(observed, label),
             }
         )
     return rows
@@ -126,4 +129,6 @@ def summary(spec: Spec, observed: Observed) -> dict[str, Any]:
         "placement": placement_rows(spec, observed),
         # What holds the cluster's labels or tag without being its own (not members).
         "not_members": list(not_members(spec, observed)),
+        # Certificates that expire soon, or nodes down longer than a certificate lives.
+        "warnings": certificate_warnings(observed),
     }
