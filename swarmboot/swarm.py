@@ -155,9 +155,12 @@ def _ca(attrs: dict) -> SwarmCA:
 
 
 def _timestamp(text: str | None) -> float | None:
-    """Epoch seconds of a time as Docker writes it (RFC 3339, to the nanosecond)."""
+    """Epoch seconds of a time as Docker writes it (RFC 3339, to the nanosecond); None for
+    none, or Go's zero time."""
+    if not text or text.startswith("0001-"):
+        return None
     try:
-        return datetime.fromisoformat(text).timestamp() if text else None
+        return datetime.fromisoformat(text).timestamp()
     except ValueError:
         return None
 
