@@ -238,3 +238,19 @@ def test_rotate_plan_case(path):
                 assert getattr(found, name) == value, name
     assert plan_rotate(spec, observed, **asked) == steps  # data: comparable, no closures
     assert all(isinstance(s, RotateJoinTokens | RotateCA | AwaitCARotation) for s in steps)
+
+
+def test_the_status_table_has_a_certificate_column_when_they_were_read(world, capsys):
+    from swarmboot.cli.cluster import show
+
+    server, fleet = world
+    up(make_context(server, fleet))
+    ctx = make_context(server, fleet)
+    observed = observe(ctx)
+    show(summary(ctx.spec, observed), False)
+    assert "certificate" not in capsys.readouterr().out  # a view after `up`: not read
+    show(summary(ctx.spec, observe_certificates(ctx, observed)), False)
+    out = capsys.readouterr().out
+    assert "certificate" in out
+    line = next(x for x in out.splitlines() if "itframe-gb-lon-worker-1" in x)
+    assert line.rstrip(" │").endswith(" d)")
