@@ -126,16 +126,19 @@ def plan_rotate(spec: Spec, observed: Observed, *, join_tokens: bool, ca: bool) 
         steps.append(RotateJoinTokens(swarm.manager))
     if ca:
         down = sorted({e.hostname for e in swarm.nodes if e.state != "ready"})
+        in_progress = swarm.ca.rotating or bool(ca_behind(swarm))
         if down:
+            names = f"{', '.join(down)} {'is' if len(down) == 1 else 'are'} not ready"
             raise SwarmbootError(
-                f"the swarm's CA cannot be rotated while {', '.join(down)} "
-                f"{'is' if len(down) == 1 else 'are'} not ready in the swarm: a node that is "
-                "down gets no new certificate, and the rotation waits for it",
+                f"the swarm's CA rotation in progress waits for nodes, and {names} in the swarm"
+                if in_progress
+                else f"the swarm's CA cannot be rotated while {names} in the swarm: a node "
+                "that is down gets no new certificate, and the rotation waits for it",
                 hint="`swarmboot repair SPEC` rebuilds the nodes that are down (`swarmboot up` "
                 "removes the entries of nodes that are gone); then rotate again",
             )
         labels = tuple(sorted(e.hostname for e in swarm.nodes))
-        if not (swarm.ca.rotating or ca_behind(swarm)):
+        if not in_progress:
             steps.append(RotateCA(swarm.manager, swarm.ca.force_rotate + 1, len(labels)))
         steps.append(AwaitCARotation(swarm.manager, labels))
     return tuple(steps)
