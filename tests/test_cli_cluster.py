@@ -141,6 +141,7 @@ def test_up_json_reports_what_it_changed_and_a_second_up_nothing(sim):
         "lb",
         "placement",
         "not_members",
+        "warnings",
         "changed",
     ]
     changed = printed["changed"]
