@@ -68,6 +68,7 @@ class Settings:
     workers: int = 8  # parallel creates, SSH sessions, joins
     drain_timeout: float = 300.0  # seconds a drained node's tasks may take to move
     heard_timeout: float = 180.0  # seconds a new leader may take to hear from every node
+    rotate_timeout: float = 900.0  # seconds a CA rotation may take to reach every node
 
 
 @dataclass

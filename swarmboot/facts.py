@@ -15,6 +15,7 @@ __all__ = [
     "METADATA_IPV6",
     "NFT_MEMBERS_SET",
     "NFT_TABLE",
+    "NODE_CERT_PATH",
     "NODE_ENV_FILE",
     "SERIAL_CONSOLE",
     "STATUS_PATH",
@@ -53,6 +54,8 @@ DOCKER_APT_KEY_FINGERPRINT = "9DC858229FC7DD38854AE2D88D81803C0EBFCD88"
 # Where a node's StackScript reports: read over SSH by the provisioner.
 STATUS_PATH = "/var/lib/swarmboot/status.json"
 LOG_PATH = "/var/log/swarmboot-stackscript.log"
+# A swarm node's own certificate, issued by the swarm's CA (read by `status`, over SSH).
+NODE_CERT_PATH = "/var/lib/docker/swarm/certificates/swarm-node.crt"
 
 # The node firewall: swarmboot's own nftables table, and the set of member addresses that
 # may reach the swarm ports, kept in a file that swarmboot rewrites as the cluster changes.

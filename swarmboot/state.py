@@ -18,10 +18,12 @@ __all__ = [
     "CloudFirewall",
     "Instance",
     "LocalSwarm",
+    "NodeCert",
     "Observed",
     "PlacementGroup",
     "PlacementMember",
     "PublishedScript",
+    "SwarmCA",
     "SwarmNode",
     "SwarmState",
     "Vpc",
@@ -188,6 +190,12 @@ class SwarmNode:
     labels: tuple[tuple[str, str], ...] = ()
     leader: bool = False
     reachability: str = ""  # a manager's raft reachability: "reachable", "unreachable"
+    # The CA that issued its certificate and the root it trusts, as it last told the
+    # managers (digests of its Description.TLSInfo: see `SwarmCA`), and when its entry last
+    # changed (`UpdatedAt`: for a node that is down, about when it went down; epoch seconds).
+    issuer: str = ""
+    trust_root: str = ""
+    updated_at: float | None = None
 
     @property
     def raft_member(self) -> bool:
@@ -214,6 +222,30 @@ class LocalSwarm:
 
 
 @dataclass(frozen=True)
+class SwarmCA:
+    """The swarm's certificate authority as `GET /swarm` shows it. `issuer` and `trust_root`
+    are digests of its TLSInfo (the issuer's subject and public key; the root certificate),
+    compared with each node's as `docker swarm ca --rotate` does to tell who has its new
+    certificate."""
+
+    issuer: str
+    trust_root: str
+    rotating: bool  # RootRotationInProgress: nodes are still being given new certificates
+    force_rotate: int  # Spec.CAConfig.ForceRotate: raised by one to rotate the CA
+    node_cert_expiry: int  # seconds a node's certificate is valid (Spec.CAConfig)
+
+
+@dataclass(frozen=True)
+class NodeCert:
+    """A node's swarm certificate (/var/lib/docker/swarm/certificates/swarm-node.crt) as
+    read on the node: when it expires (epoch seconds) and the key of the CA that signed it
+    (its authority key identifier, in hex; empty when the certificate names none)."""
+
+    not_after: float
+    issuer_key: str = ""
+
+
+@dataclass(frozen=True)
 class SwarmState:
     """The swarm as a manager sees it."""
 
@@ -221,6 +253,7 @@ class SwarmState:
     nodes: tuple[SwarmNode, ...]
     networks: tuple[tuple[str, bool], ...] = ()  # (overlay name, encrypted)
     heartbeat: int | None = None  # the dispatcher's heartbeat in seconds (None: not read)
+    ca: SwarmCA | None = None  # its CA (None: not read)
 
     def node(self, hostname: str) -> SwarmNode | None:
         found = [n for n in self.nodes if n.hostname == hostname]
@@ -274,6 +307,10 @@ class Observed:
     # without Linode's Metadata service, and its image if it lacks the cloud-init capability.
     metadata_unsupported: frozenset[str] = frozenset()
     cloud_init_unsupported: frozenset[str] = frozenset()
+    # Each answering node's swarm certificate, and when they were read (epoch seconds), read
+    # by `status` and `rotate` only (`observe_certificates`); None: not read.
+    certificates: dict[str, NodeCert] = field(default_factory=dict)
+    certificates_read_at: float | None = None
 
     def instance(self, label: str) -> Instance | None:
         return next((i for i in self.instances if i.label == label), None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from swarmboot.certs import certificate_warnings, expiry
 from swarmboot.interfaces import LEGACY, SUBNET_LABEL, new_generation, wanted_vpcs
 from swarmboot.lb import endpoints
 from swarmboot.membership import node_roles, not_members, surplus
@@ -59,6 +60,8 @@ def status_rows(spec: Spec, observed: Observed) -> list[dict[str, Any]]:
                     else ("not joined" if observed.swarm else "no swarm")
                 ),
                 "labels": dict(entry.labels) if entry else {},
+                # Its swarm certificate's expiry (read by `status`: None otherwise).
+                **expiry(observed, label),
             }
         )
     return rows
@@ -157,6 +160,8 @@ def summary(spec: Spec, observed: Observed) -> dict[str, Any]:
         # node's own are in its row), and each region's VPC where they are Linode ones.
         "interfaces": _new_interfaces(spec, observed),
         "vpcs": vpc_rows(spec, observed),
+        # Certificates that expire soon, or nodes down longer than a certificate lives.
+        "warnings": certificate_warnings(observed),
     }
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import gzip
+import hashlib
 import logging
 import os
 import shlex
@@ -18,8 +19,9 @@ import shutil
 import socket
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 from tenacity import (
@@ -34,7 +36,7 @@ from swarmboot.errors import SwarmbootError
 from swarmboot.raft import RaftStatus, raft_status
 from swarmboot.remote import Remote, RemoteError, shutdown_write
 from swarmboot.stacks import RegistryAuth, StackCalls, StackService, SwarmSecret
-from swarmboot.state import LocalSwarm, SwarmNode, SwarmState
+from swarmboot.state import LocalSwarm, SwarmCA, SwarmNode, SwarmState
 
 __all__ = ["DockerSwarm", "Inventory", "LocalSwarm", "ServiceTask", "SwarmDriver", "SwarmError"]
 
@@ -92,6 +94,8 @@ class SwarmDriver(Protocol):
         self, manager: Remote, name: str, encrypted: bool, subnet: str | None = None
     ) -> bool: ...
     def set_heartbeat(self, manager: Remote, seconds: int) -> bool: ...
+    def rotate_join_tokens(self, manager: Remote) -> None: ...
+    def rotate_ca(self, manager: Remote, force_rotate: int) -> bool: ...
     def leave(self, remote: Remote) -> None: ...
     def raft_status(self, remote: Remote) -> RaftStatus | None: ...
     def force_new_cluster(self, remote: Remote, advertise: str) -> None: ...
@@ -123,6 +127,42 @@ class SwarmDriver(Protocol):
 
 log = logging.getLogger("swarmboot.swarm")
 _NS = 1_000_000_000  # Docker gives durations in nanoseconds
+
+
+def _digest(*parts: str) -> str:
+    """A short digest of a TLSInfo's fields, to compare a node's with the swarm's."""
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def _tls(info: dict | None) -> tuple[str, str]:
+    """(issuer, trust root) digests of a TLSInfo (the swarm's, or a node's description's)."""
+    info = info or {}
+    issuer = _digest(info.get("CertIssuerSubject") or "", info.get("CertIssuerPublicKey") or "")
+    return issuer, _digest(info.get("TrustRoot") or "")
+
+
+def _ca(attrs: dict) -> SwarmCA:
+    """The swarm's CA, from `GET /swarm`."""
+    config = (attrs.get("Spec") or {}).get("CAConfig") or {}
+    issuer, root = _tls(attrs.get("TLSInfo"))
+    return SwarmCA(
+        issuer=issuer,
+        trust_root=root,
+        rotating=bool(attrs.get("RootRotationInProgress")),
+        force_rotate=int(config.get("ForceRotate") or 0),
+        node_cert_expiry=round((config.get("NodeCertExpiry") or 90 * 86400 * _NS) / _NS),
+    )
+
+
+def _timestamp(text: str | None) -> float | None:
+    """Epoch seconds of a time as Docker writes it (RFC 3339, to the nanosecond); None for
+    none, or Go's zero time."""
+    if not text or text.startswith("0001-"):
+        return None
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        return None
 
 
 def _heartbeat(attrs: dict) -> int | None:
@@ -359,7 +399,7 @@ class DockerSwarm(StackCalls):
             tunnel.close()
 
     def _call(
-        self, remote: Remote, what: str, fn, secrets: tuple[str, ...] = (), retry: bool = True
+        self, remote: Remote, what: str, fn, secrets: Collection[str] = (), retry: bool = True
     ):
         """Run `fn` with the node's docker client. A connection that broke (a pooled one the
         daemon dropped) is retried once on a fresh tunnel when the call is safe to repeat."""
@@ -405,6 +445,7 @@ class DockerSwarm(StackCalls):
             nodes = []
             for node in client.nodes.list():
                 a = node.attrs
+                issuer, root = _tls((a.get("Description") or {}).get("TLSInfo"))
                 nodes.append(
                     SwarmNode(
                         id=a["ID"],
@@ -416,6 +457,9 @@ class DockerSwarm(StackCalls):
                         labels=tuple(sorted((a["Spec"].get("Labels") or {}).items())),
                         leader=bool(a.get("ManagerStatus", {}).get("Leader")),
                         reachability=(a.get("ManagerStatus") or {}).get("Reachability", ""),
+                        issuer=issuer,
+                        trust_root=root,
+                        updated_at=_timestamp(a.get("UpdatedAt")),
                     )
                 )
             networks = tuple(
@@ -426,7 +470,8 @@ class DockerSwarm(StackCalls):
                 )
             )
             client.swarm.reload()
-            return SwarmState(label, tuple(nodes), networks, _heartbeat(client.swarm.attrs))
+            attrs = client.swarm.attrs
+            return SwarmState(label, tuple(nodes), networks, _heartbeat(attrs), _ca(attrs))
 
         return self._call(manager, "reading the swarm", read)
 
@@ -659,6 +704,45 @@ class DockerSwarm(StackCalls):
             return True
 
         return self._call(manager, "setting the swarm's heartbeat", update)
+
+    def rotate_join_tokens(self, manager: Remote) -> None:
+        """New join tokens, worker's and manager's (`docker swarm join-token --rotate`): the
+        old ones join no node any more. The swarm's spec goes back as it is, with its
+        version. The tokens are secrets: neither old nor new ones leave this call, and an
+        error's text is cleared of those it read."""
+        seen: list[str] = []
+
+        def rotate(client: Any) -> None:
+            client.swarm.reload()
+            attrs = client.swarm.attrs
+            seen.extend(t for t in (attrs.get("JoinTokens") or {}).values() if t)
+            client.api.update_swarm(
+                version=attrs["Version"]["Index"],
+                swarm_spec=attrs["Spec"],
+                rotate_worker_token=True,
+                rotate_manager_token=True,
+            )
+
+        self._call(manager, "rotating the join tokens", rotate, secrets=seen)
+
+    def rotate_ca(self, manager: Remote, force_rotate: int) -> bool:
+        """Start a rotation of the swarm's CA as `docker swarm ca --rotate` does: the spec's
+        CAConfig.ForceRotate raised, here to `force_rotate` (the value after the one read
+        when it was planned), so that a call repeated after a broken connection does not
+        start a second rotation (False: it is that already)."""
+
+        def rotate(client: Any) -> bool:
+            client.swarm.reload()
+            attrs = client.swarm.attrs
+            spec = dict(attrs["Spec"])
+            config = dict(spec.get("CAConfig") or {})
+            if int(config.get("ForceRotate") or 0) >= force_rotate:
+                return False
+            spec["CAConfig"] = dict(config, ForceRotate=force_rotate)
+            client.api.update_swarm(version=attrs["Version"]["Index"], swarm_spec=spec)
+            return True
+
+        return self._call(manager, "rotating the swarm's CA", rotate)
 
     def ensure_network(
         self, manager: Remote, name: str, encrypted: bool, subnet: str | None = None

@@ -26,7 +26,7 @@ from swarmboot.keys import fingerprint
 from swarmboot.raft import RaftStatus
 from swarmboot.remote import HostKeyMismatch, RemoteError, Unreachable
 from swarmboot.sim.backend import Machine, MachineError
-from swarmboot.state import SwarmNode, SwarmState
+from swarmboot.state import SwarmCA, SwarmNode, SwarmState
 from swarmboot.swarm import Inventory, LocalSwarm, ServiceTask, SwarmError
 
 from .fake_stacks import FakeStacks
@@ -75,6 +75,10 @@ class FakeNode:
     forced_out: bool = False
     raft_index: int = 0
     locked: bool = False
+    # Its swarm certificate: the generation of the CA that issued it (and whose root it
+    # trusts), and when it expires (epoch seconds).
+    ca_generation: int = 0
+    cert_not_after: float = 0.0
 
 
 class FakeFleet:
@@ -103,6 +107,7 @@ class FakeFleet:
         # the node stays in state error until it leaves), then as usual.
         self.join_outcomes: dict[str, list[str]] = {}
         self.tokens = ("SWMTKN-worker-secret", "SWMTKN-manager-secret")
+        self.rotations = 0  # join token rotations so far
         self.unlock_key = "SWMKEY-1-unlock-secret"
         self.joined = 0  # joins so far, for their node ids
         # As a new leader: right after a forced new cluster, the other entries are `unknown`
@@ -119,6 +124,18 @@ class FakeFleet:
         self.archives: dict[bytes, tuple[str, dict[str, FakeNode], dict[str, bool]]] = {}
         self.engine_stops: list[str] = []
         self.calls: list[tuple[str, str]] = []
+        # The swarm's CA: its generation (a rotation makes the next), ForceRotate, whether
+        # a rotation is in progress, and for how many more reads of the swarm the nodes
+        # that answer wait for their new certificates (then they all have them; one that
+        # is down never does, and the rotation stays in progress).
+        self.ca_generation = 1
+        self.force_rotate = 0
+        self.rotating = False
+        self.rotation_polls = 2
+        self.rotation_reads = 0
+        self.node_cert_expiry = 90 * 86400
+        self._ca_keys: dict[int, object] = {}
+        self._certs: dict[tuple[int, float, str], str] = {}
 
     def __call__(self, config) -> FakeFleet:
         return self
@@ -171,6 +188,48 @@ class FakeFleet:
             "error": "vxlan probe failed on kernel 6.1.0-56-amd64" if failed else None,
         }
 
+    def issue(self, node: FakeNode) -> None:
+        """A certificate for a node from the CA as it is now."""
+        node.ca_generation = self.ca_generation
+        node.cert_not_after = time.time() + self.node_cert_expiry
+
+    def certificate(self, node: FakeNode) -> str | None:
+        """The node's certificate as a PEM file, signed by its CA's generation's key, as
+        swarm-node.crt holds it; None for a node that never was in a swarm."""
+        from datetime import UTC, datetime, timedelta
+
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import NameOID
+
+        if not node.ca_generation:
+            return None
+        key = (node.ca_generation, node.cert_not_after, node.machine.label)
+        with self.lock:
+            if key in self._certs:
+                return self._certs[key]
+            ca_key = self._ca_keys.setdefault(
+                node.ca_generation, ec.generate_private_key(ec.SECP256R1())
+            )
+            not_after = datetime.fromtimestamp(node.cert_not_after, UTC)
+            cert = (
+                x509.CertificateBuilder()
+                .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, node.node_id)]))
+                .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "swarm-ca")]))
+                .public_key(ec.generate_private_key(ec.SECP256R1()).public_key())
+                .serial_number(x509.random_serial_number())
+                .not_valid_before(not_after - timedelta(days=365))
+                .not_valid_after(not_after)
+                .add_extension(
+                    x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+                    critical=False,
+                )
+                .sign(ca_key, hashes.SHA256())
+            )
+            self._certs[key] = cert.public_bytes(serialization.Encoding.PEM).decode()
+            return self._certs[key]
+
     def stop(self, instance_id: int) -> None:
         with self.lock:
             for node in self.nodes.values():
@@ -218,6 +277,8 @@ class FakeRemote:
         self._alive()
         if path == facts.STATUS_PATH and time.monotonic() < self.node.ready_at:
             return None
+        if path == facts.NODE_CERT_PATH:
+            return self.fleet.certificate(self.node)
         return self.node.files.get(path)
 
     def put_file(self, path: str, content: str, mode: int = 0o644) -> None:
@@ -288,6 +349,7 @@ class FakeSwarm(FakeStacks):
                 )
             unheard = self.fleet.unheard_reads > 0
             self.fleet.unheard_reads = max(0, self.fleet.unheard_reads - 1)
+            self._rotation_goes_on()
 
             slow = {} if unheard else self.fleet.reconnect_reads
             for name in list(slow):
@@ -317,15 +379,41 @@ class FakeSwarm(FakeStacks):
                         if n.manager and not n.forced_out
                         else ""
                     ),
+                    issuer=f"ca-{n.ca_generation}",
+                    trust_root=f"root-{n.ca_generation}",
                 )
                 for n in self.fleet.swarm_nodes.values()
             )
             members = [n for n in self.fleet.swarm_nodes.values() if n.manager and not n.forced_out]
             leader = next((n.node_id for n in members if not n.down and not n.left), None)
             nodes = tuple(replace(e, leader=e.id == leader) for e in nodes)
-            return SwarmState(
-                label, nodes, tuple(sorted(self.fleet.networks.items())), self.fleet.heartbeat
+            fleet = self.fleet
+            ca = SwarmCA(
+                f"ca-{fleet.ca_generation}",
+                f"root-{fleet.ca_generation}",
+                fleet.rotating,
+                fleet.force_rotate,
+                fleet.node_cert_expiry,
             )
+            return SwarmState(
+                label, nodes, tuple(sorted(fleet.networks.items())), fleet.heartbeat, ca
+            )
+
+    def _rotation_goes_on(self) -> None:
+        """A read of the swarm while its CA rotates: after `rotation_polls` of them, every
+        node that answers has its new certificate; the rotation is over once all have."""
+        fleet = self.fleet
+        if not fleet.rotating:
+            return
+        fleet.rotation_reads -= 1
+        if fleet.rotation_reads > 0:
+            return
+        for n in fleet.swarm_nodes.values():
+            if not (n.down or n.left) and n.ca_generation != fleet.ca_generation:
+                fleet.issue(n)
+        fleet.rotating = any(
+            n.ca_generation != fleet.ca_generation for n in fleet.swarm_nodes.values()
+        )
 
     def _register(self, node: FakeNode) -> None:
         """A node's earlier entries stay behind as Down copies, as Docker keeps them."""
@@ -346,6 +434,7 @@ class FakeSwarm(FakeStacks):
                 True,
                 advertise,
             )
+            self.fleet.issue(node)
             self._register(node)
 
     def join_tokens(self, manager: FakeRemote) -> tuple[str, str]:
@@ -388,6 +477,7 @@ class FakeSwarm(FakeStacks):
                 token == self.fleet.tokens[1],
                 advertise,
             )
+            self.fleet.issue(node)
             self._register(node)
             self.joins.append(node.machine.label)
 
@@ -457,6 +547,29 @@ class FakeSwarm(FakeStacks):
             changed = self.fleet.heartbeat != seconds
             self.fleet.heartbeat = seconds
         return changed
+
+    def rotate_join_tokens(self, manager: FakeRemote) -> None:
+        self._manager(manager)
+        with self.fleet.lock:
+            self.fleet.rotations += 1
+            n = self.fleet.rotations
+            self.fleet.tokens = (f"SWMTKN-worker-secret-{n}", f"SWMTKN-manager-secret-{n}")
+            self.fleet.calls.append(("rotate-join-tokens", manager.label))
+
+    def rotate_ca(self, manager: FakeRemote, force_rotate: int) -> bool:
+        """As Docker: ForceRotate raised starts a rotation (a new CA); the same value again
+        changes nothing."""
+        self._manager(manager)
+        with self.fleet.lock:
+            fleet = self.fleet
+            if fleet.force_rotate >= force_rotate:
+                return False
+            fleet.force_rotate = force_rotate
+            fleet.ca_generation += 1
+            fleet.rotating = True
+            fleet.rotation_reads = fleet.rotation_polls
+            fleet.calls.append(("rotate-ca", manager.label))
+            return True
 
     def _manager(self, manager: FakeRemote) -> None:
         if not self._n(manager).manager:

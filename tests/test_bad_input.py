@@ -236,6 +236,13 @@ CASES = [
         says="swarmboot stackscript udfs takes SCRIPT and was given more arguments, not repeated here (one may be a secret); remove them, and put a token in LINODE_TOKEN, never on the command line (see swarmboot stackscript udfs -h)",
     ),
     Case(
+        "rotate-nothing",
+        "`rotate` given neither --join-tokens nor --ca",
+        ("rotate", "SPEC"),
+        exit=2,
+        says="nothing to rotate: give --join-tokens, --ca or both; see `swarmboot rotate -h`",
+    ),
+    Case(
         "broken-udf-header",
         "a StackScript whose UDF header is broken",
         ("stackscript", "udfs", "DIR/broken.sh"),

@@ -143,6 +143,7 @@ def test_up_json_reports_what_it_changed_and_a_second_up_nothing(sim):
         "not_members",
         "interfaces",
         "vpcs",
+        "warnings",
         "changed",
     ]
     changed = printed["changed"]

@@ -378,3 +378,138 @@ def test_the_heartbeat_is_set_in_the_whole_spec_and_nothing_else_changes():
     assert sent == {**spec, "Dispatcher": {"HeartbeatPeriod": 20_000_000_000}}
     assert driver.set_heartbeat(_Node(), 20) is False  # so already: nothing sent
     assert len(client.api.updates) == 1
+
+
+class _RotatingApi:
+    """`client.api` of a swarm that takes updates as Docker does: the version must be the
+    current one; a token rotation makes new tokens."""
+
+    def __init__(self, model: _SwarmModel, refuse: str | None = None) -> None:
+        self.model = model
+        self.refuse = refuse
+        self.updates: list[tuple[int, dict, dict]] = []
+
+    def update_swarm(self, version: int, swarm_spec: dict, **flags: bool) -> bool:
+        import docker.errors
+
+        if self.refuse:
+            raise docker.errors.APIError("refused", _Answer(500), explanation=self.refuse)
+        assert version == self.model.attrs["Version"]["Index"], "update out of sequence"
+        self.updates.append((version, swarm_spec, flags))
+        tokens = self.model.attrs["JoinTokens"]
+        if flags.get("rotate_worker_token"):
+            tokens = {**tokens, "Worker": tokens["Worker"] + "-new"}
+        if flags.get("rotate_manager_token"):
+            tokens = {**tokens, "Manager": tokens["Manager"] + "-new"}
+        self.model.attrs = {
+            **self.model.attrs,
+            "Version": {"Index": version + 1},
+            "Spec": swarm_spec,
+            "JoinTokens": tokens,
+        }
+        return True
+
+
+SWARM_SPEC = {
+    "Name": "default",
+    "Dispatcher": {"HeartbeatPeriod": 20_000_000_000},
+    "CAConfig": {"NodeCertExpiry": 7_776_000_000_000_000, "ForceRotate": 2},
+    "EncryptionConfig": {"AutoLockManagers": False},
+}
+TOKENS = {"Worker": "SWMTKN-1-digest-workersecret", "Manager": "SWMTKN-1-digest-managersecret"}
+
+
+def _rotating_driver(refuse: str | None = None) -> tuple[DockerSwarm, _RotatingApi]:
+    from types import SimpleNamespace
+
+    model = _SwarmModel({"Version": {"Index": 7}, "Spec": SWARM_SPEC, "JoinTokens": TOKENS})
+    api = _RotatingApi(model, refuse)
+    client = SimpleNamespace(swarm=model, api=api)
+    driver = DockerSwarm(timeout=5.0)
+    real_call = DockerSwarm._call
+
+    def call(remote, what, fn, secrets=(), retry=True):
+        # The driver's own error handling, around the fake client.
+        driver._client = lambda r: client  # type: ignore[method-assign]
+        return real_call(driver, remote, what, fn, secrets, retry)
+
+    driver._call = call  # type: ignore[method-assign]
+    return driver, api
+
+
+def test_join_tokens_are_rotated_with_the_whole_spec_at_its_version():
+    driver, api = _rotating_driver()
+    driver.rotate_join_tokens(_Node())
+    ((version, sent, flags),) = api.updates
+    assert version == 7 and sent == SWARM_SPEC
+    assert flags == {"rotate_worker_token": True, "rotate_manager_token": True}
+    assert api.model.attrs["JoinTokens"]["Worker"] != TOKENS["Worker"]
+
+
+def test_a_refused_token_rotation_never_says_a_token():
+    said = f"cannot update: worker token {TOKENS['Worker']} and {TOKENS['Manager']} kept"
+    driver, _ = _rotating_driver(refuse=said)
+    with pytest.raises(SwarmError) as refused:
+        driver.rotate_join_tokens(_Node())
+    text = str(refused.value)
+    assert text.startswith("node-1: rotating the join tokens: ")
+    assert "<redacted>" in text
+    assert "secret" not in text
+
+
+def test_the_ca_is_rotated_by_raising_force_rotate_once():
+    """As `docker swarm ca --rotate`: the whole spec back with CAConfig.ForceRotate raised;
+    the same target again (a call repeated after a broken connection) sends nothing."""
+    driver, api = _rotating_driver()
+    assert driver.rotate_ca(_Node(), 3) is True
+    ((version, sent, flags),) = api.updates
+    assert version == 7 and flags == {}
+    assert sent == {**SWARM_SPEC, "CAConfig": {**SWARM_SPEC["CAConfig"], "ForceRotate": 3}}
+    assert driver.rotate_ca(_Node(), 3) is False
+    assert len(api.updates) == 1
+
+
+def test_the_swarm_state_carries_its_ca_and_each_nodes_tls_information():
+    from types import SimpleNamespace
+
+    old = {"TrustRoot": "OLD ROOT", "CertIssuerSubject": "c3Vi", "CertIssuerPublicKey": "b2xk"}
+    new = {"TrustRoot": "NEW ROOT", "CertIssuerSubject": "c3Vi", "CertIssuerPublicKey": "bmV3"}
+
+    def node(name: str, tls: dict, updated: str) -> SimpleNamespace:
+        return SimpleNamespace(
+            attrs={
+                "ID": name,
+                "UpdatedAt": updated,
+                "Description": {"Hostname": name, "TLSInfo": tls},
+                "Spec": {"Role": "worker", "Availability": "active"},
+                "Status": {"State": "ready", "Addr": "10.0.0.1"},
+            }
+        )
+
+    model = _SwarmModel(
+        {
+            "Version": {"Index": 9},
+            "Spec": SWARM_SPEC,
+            "TLSInfo": new,
+            "RootRotationInProgress": True,
+        }
+    )
+    client = SimpleNamespace(
+        swarm=model,
+        nodes=SimpleNamespace(
+            list=lambda: [
+                node("a", new, "2026-12-07T16:35:22.123456789Z"),
+                node("b", old, "0001-01-01T00:00:00Z"),
+            ]
+        ),
+        networks=SimpleNamespace(list=lambda filters: []),
+    )
+    driver = DockerSwarm(timeout=5.0)
+    driver._call = lambda remote, what, fn, secrets=(), retry=True: fn(client)  # type: ignore[method-assign]
+    state = driver.state(_Node(), "node-1")
+    ca = state.ca
+    assert ca.rotating and ca.force_rotate == 2 and ca.node_cert_expiry == 90 * 86400
+    a, b = state.nodes
+    assert (a.issuer, a.trust_root) == (ca.issuer, ca.trust_root)
+    assert b.issuer != ca.issuer and b.trust_root != ca.trust_root
+    assert a.updated_at == pytest.approx(1796661322.123456)

@@ -56,6 +56,8 @@ KINDS: dict[str, tuple[str, str, str]] = {
     "node_removed": ("swarm entry", "swarm entries", "removed"),
     "network_created": ("overlay network", "overlay networks", "created"),
     "heartbeat_set": ("swarm heartbeat", "swarm heartbeats", "set"),
+    "join_tokens_rotated": ("pair of join tokens", "pairs of join tokens", "rotated"),
+    "ca_rotated": ("swarm CA", "swarm CAs", "rotated"),
     # The application (deploy, secret set)
     "config_created": ("swarm config", "swarm configs", "created"),
     "config_removed": ("swarm config", "swarm configs", "removed"),

@@ -10,7 +10,7 @@ from typing import Any
 from swarmboot.apply import cloud_steps, stack_steps, swarm_steps
 from swarmboot.apply.changes import Change
 from swarmboot.apply.run import NotReadyError, Replan, Run
-from swarmboot.apply.waiting import await_nodes, bring_up, not_ready
+from swarmboot.apply.waiting import await_ca_rotation, await_nodes, bring_up, not_ready
 from swarmboot.cluster import FIREWALLS, GROUPS, LINODES, SCRIPTS, VPCS, Context, observe
 from swarmboot.down import DeleteCloudFirewall, DeletePlacementGroup, DeleteStackScript
 from swarmboot.errors import SwarmbootError
@@ -41,6 +41,7 @@ from swarmboot.plan import (
 )
 from swarmboot.recover import AwaitNodes
 from swarmboot.remote import Unreachable
+from swarmboot.rotate import AwaitCARotation
 from swarmboot.state import Observed
 from swarmboot.swarm import SwarmError
 
@@ -65,6 +66,7 @@ _RUNNERS: dict[type, Callable[[Run, Any], None]] = {
     **stack_steps.RUNNERS,
     NotReady: not_ready,
     AwaitNodes: await_nodes,
+    AwaitCARotation: await_ca_rotation,
 }
 
 # Steps that can be repeated as they are: they look before they change. Init and joins are
@@ -169,7 +171,7 @@ def _changes(step: Step) -> frozenset[str]:
     its firewall, and its placement group if it has one)."""
     if type(step) in swarm_steps.RUNNERS or type(step) in stack_steps.RUNNERS:
         return frozenset()  # the swarm's and the stacks' steps change nothing in the cloud
-    if isinstance(step, NotReady | AwaitNodes):
+    if isinstance(step, NotReady | AwaitNodes | AwaitCARotation):
         return frozenset()
     if isinstance(step, PublishStackScript | DeleteStackScript):
         return frozenset({SCRIPTS})

@@ -36,6 +36,7 @@ from swarmboot.plan import (
 )
 from swarmboot.recover import ForceNewCluster, UnlockSwarm
 from swarmboot.remote import Remote, RemoteError
+from swarmboot.rotate import RotateCA, RotateJoinTokens
 from swarmboot.swarm import SwarmError
 
 __all__ = ["JOIN_ATTEMPTS", "RUNNERS"]
@@ -228,6 +229,20 @@ def _set_heartbeat(run: Run, step: SetHeartbeat) -> None:
         run.changed("heartbeat_set", str(step.seconds))
 
 
+def _rotate_join_tokens(run: Run, step: RotateJoinTokens) -> None:
+    run.ctx.swarm.rotate_join_tokens(_via(run, step.via))
+    run.tokens = None  # the ones this run may have read join no node any more
+    run.report(step.describe())
+    run.changed("join_tokens_rotated", "worker and manager")
+
+
+def _rotate_ca(run: Run, step: RotateCA) -> None:
+    started = run.ctx.swarm.rotate_ca(_via(run, step.via), step.force_rotate)
+    run.report(step.describe())
+    if started:
+        run.changed("ca_rotated", "swarm CA", step.force_rotate)
+
+
 def _force_new_cluster(run: Run, step: ForceNewCluster) -> None:
     run.ctx.swarm.force_new_cluster(run.ctx.remote(run.instance(step.label)), step.advertise)
     run.report(step.describe())
@@ -322,4 +337,6 @@ RUNNERS: dict[type, Callable[[Run, Any], None]] = {
     DrainNode: _drain,
     DemoteNode: _demote,
     LeaveSwarm: _leave,
+    RotateJoinTokens: _rotate_join_tokens,
+    RotateCA: _rotate_ca,
 }

@@ -1,6 +1,7 @@
 """Booting the Linodes and waiting until each node is ready: the runner of `Boot` and
-`WaitReady`, of `NotReady` (a node left out, and why), and of `AwaitNodes` (a new leader
-hearing from every node)."""
+`WaitReady`, of `NotReady` (a node left out, and why), of `AwaitNodes` (a new leader
+hearing from every node) and of `AwaitCARotation` (every node given the new CA's
+certificate)."""
 
 from __future__ import annotations
 
@@ -20,10 +21,11 @@ from swarmboot.plan import Boot, NotReady, WaitReady
 from swarmboot.readiness import UNHEARD, judge
 from swarmboot.recover import AwaitNodes
 from swarmboot.remote import HostKeyMismatch, RemoteError
+from swarmboot.rotate import AwaitCARotation, ca_behind
 from swarmboot.routes import NotRoutable
 from swarmboot.state import Instance
 
-__all__ = ["LIST_EVERY", "await_nodes", "bring_up", "not_ready"]
+__all__ = ["LIST_EVERY", "await_ca_rotation", "await_nodes", "bring_up", "not_ready"]
 
 # While nodes that have not answered SSH yet are waited for, the Linodes are listed on every
 # LIST_EVERY-th poll (to notice one gone or shut down); once every node waited for has
@@ -422,5 +424,44 @@ def await_nodes(run: Run, step: AwaitNodes) -> None:
             ) from None
         raise Replan(
             f"the leader had not heard from {names} after {ctx.settings.heard_timeout:.0f} s"
+        ) from None
+    run.report(step.describe())
+
+
+def await_ca_rotation(run: Run, step: AwaitCARotation) -> None:
+    """Poll the swarm through `via` until its CA rotation is over and no node's TLS
+    information differs from the swarm's (the new issuer, the new root), as `docker swarm
+    ca --rotate` waits; up to settings.rotate_timeout. Not done in time: the nodes still
+    waited for are named; the rotation goes on without swarmboot, and `rotate --ca` again
+    waits for it."""
+    ctx = run.ctx
+    manager = ctx.remote(run.instance(step.via))
+
+    def left() -> tuple[bool, list[str]]:
+        swarm = ctx.swarm.state(manager, step.via)
+        assert swarm.ca is not None
+        return swarm.ca.rotating, ca_behind(swarm)
+
+    try:
+        Retrying(
+            stop=stop_after(ctx.clock, ctx.settings.rotate_timeout),
+            wait=lambda state: min(ctx.settings.poll_interval, 2.0),
+            sleep=ctx.clock.sleep,
+            retry=retry_if_result(lambda found: found[0] or bool(found[1])),
+        )(left)
+    except RetryError as exc:
+        _, behind = exc.last_attempt.result()
+        waiting = (
+            f"{', '.join(behind)} still {'has' if len(behind) == 1 else 'have'} a certificate "
+            "or root from the old CA"
+            if behind
+            else "the swarm still says the rotation is in progress"
+        )
+        raise SwarmbootError(
+            f"the swarm's CA rotation was not over after {ctx.settings.rotate_timeout:.0f} s: "
+            f"{waiting}",
+            hint="the rotation goes on in the swarm; `swarmboot rotate SPEC --ca` again waits "
+            "for it, and `swarmboot status` shows each node (one that is down must be "
+            "repaired)",
         ) from None
     run.report(step.describe())

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from swarmboot.cluster import Context
     from swarmboot.recover import RecoverResult
     from swarmboot.report import Reporter
+    from swarmboot.rotate import RotateResult
     from swarmboot.spec import Spec
 
 PruneOpt = Annotated[
@@ -74,7 +75,10 @@ def _print_table(summary: dict[str, Any]) -> None:
     )
     columns = ["node", "region", "role", "linode", "ipv4"]
     columns += ["interfaces", "vpc ipv4"] if interfaces else []
-    for column in (*columns, "kernel", "vxlan", "esp", "swarm"):
+    columns += ["kernel", "vxlan", "esp", "swarm"]
+    # The certificates' expiry, where it was read (`status`).
+    certs = any(row.get("cert_expires") for row in summary["nodes"])
+    for column in columns + (["certificate"] if certs else []):
         table.add_column(column)
     for row in summary["nodes"]:
         kernel = row["kernel"] or "-"
@@ -84,13 +88,16 @@ def _print_table(summary: dict[str, Any]) -> None:
         if interfaces:
             kind = {"linode": "linode", "legacy_config": "legacy"}.get(row["interfaces"], "-")
             cells += [kind, row["vpc_ipv4"] or "-"]
-        table.add_row(
-            *cells,
+        cells += [
             kernel,
             mark(row["vxlan"]),
             mark(row["esp"]),
             row["swarm"],
-        )
+        ]
+        if certs:
+            expires = row.get("cert_expires")
+            cells.append(f"{expires} ({row['cert_days_left']} d)" if expires else "-")
+        table.add_row(*cells)
     console = Console(file=sys.stdout, soft_wrap=False, width=160)
     console.print(table)
     for zone, urls in summary.get("lb", {}).items():
@@ -316,8 +323,8 @@ def show(data: dict[str, Any], as_json: bool) -> None:
         _print_table(data)
 
 
-def show_result(spec: Spec, result: UpResult | RecoverResult, as_json: bool) -> None:
-    """The status after a run that changes the cluster (`up`, `recover`, `restore`): the
+def show_result(spec: Spec, result: UpResult | RecoverResult | RotateResult, as_json: bool) -> None:
+    """The status after a run that changes the cluster (`up`, `recover`, `restore`, `rotate`): the
     table, or the status as JSON with what the run changed under "changed" (an empty list
     when it changed nothing)."""
     from swarmboot.apply import changes_data
@@ -345,15 +352,24 @@ def status_cmd(
 ) -> None:
     """Show each node: Linode status, address (and with Linode interfaces its interfaces and
     VPC address), kernel, vxlan, ESP, swarm state and labels; each region's placement group and
-    VPC."""
+    VPC.
+
+    And when each node's swarm certificate expires, with a warning for one that expires
+    within 30 days and for a node down in the swarm longer than a certificate lives (it must
+    be rebuilt: `swarmboot node rebuild`)."""
+    from swarmboot.certs import observe_certificates
     from swarmboot.cluster import observe
     from swarmboot.status import summary
 
-    context = make_context(spec, api_url, ssh_key, state_of(ctx).reporter)
+    reporter = state_of(ctx).reporter
+    context = make_context(spec, api_url, ssh_key, reporter)
     try:
-        show(summary(context.spec, observe(context)), as_json)
+        data = summary(context.spec, observe_certificates(context, observe(context)))
     finally:
         context.close()
+    show(data, as_json)
+    for line in data["warnings"]:
+        reporter.warn(line)
 
 
 @command

@@ -149,6 +149,89 @@ def test_a_node_shut_down_stops_and_comes_back_with_its_disk(lab, key, tmp_path)
     assert json.loads(status_file.read_text()) == status
 
 
+def _fingerprint(pem: str) -> bytes:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+
+    return x509.load_pem_x509_certificate(pem.encode()).fingerprint(hashes.SHA256())
+
+
+def _certificates(known_hosts, key, pins) -> dict[str, tuple[bytes, bytes]]:
+    """Each node's certificate as the node holds it: the key id of the CA that signed it,
+    and the fingerprint of the root it trusts (read with OpenSSH, parsed here)."""
+    from cryptography import x509
+
+    found = {}
+    for label, (address, _) in sorted(pins.items()):
+        pem = on_node(
+            known_hosts, key, address, "cat /var/lib/docker/swarm/certificates/swarm-node.crt"
+        )
+        cert = x509.load_pem_x509_certificate(pem.encode())
+        issuer = cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier)
+        root = on_node(
+            known_hosts, key, address, "cat /var/lib/docker/swarm/certificates/swarm-root-ca.crt"
+        )
+        found[label] = (issuer.value.key_identifier, _fingerprint(root))
+    return found
+
+
+def test_rotate_gives_every_node_a_new_certificate_and_new_join_tokens(lab, key, tmp_path):
+    """The swarm's CA and join tokens rotated on the live cluster: every node's certificate
+    is signed by the new CA and trusts its root, the old join token is gone (and shown
+    nowhere), and the swarm goes on as it was."""
+    if not linodes(lab):
+        swarmboot(lab, "up", str(SPEC), "--ssh-key", str(key))
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text(swarmboot(lab, "known-hosts", str(SPEC), "--ssh-key", str(key)).stdout)
+    pins = pinned(lab)
+    manager = pins["itframe-eu-central-manager-1"][0]
+    old_worker = on_node(known_hosts, key, manager, "docker swarm join-token -q worker").strip()
+    old_manager = on_node(known_hosts, key, manager, "docker swarm join-token -q manager").strip()
+    before = _certificates(known_hosts, key, pins)
+    assert len({issuer for issuer, _ in before.values()}) == 1  # one CA signed them all
+
+    # `status` shows each node's certificate expiry (Docker's default life: 90 days).
+    status = json.loads(swarmboot(lab, "status", str(SPEC), "--ssh-key", str(key), "--json").stdout)
+    assert all(88 <= row["cert_days_left"] <= 90 for row in status["nodes"]), status["nodes"]
+    assert status["warnings"] == []
+
+    done = swarmboot(
+        lab, "rotate", str(SPEC), "--join-tokens", "--ca", "--yes", "--ssh-key", str(key), "--json"
+    )
+    said = done.stdout + done.stderr
+    leaked = any(t in said for t in (old_worker, old_manager))
+    assert not leaked  # (the tokens themselves are never put in an assertion's message)
+    assert "Wait until each of the 9 nodes has its certificate from the new CA" in done.stderr
+    result = json.loads(done.stdout)
+    assert [c["kind"] for c in result["changed"]] == ["join_tokens_rotated", "ca_rotated"]
+
+    # Every node: a certificate from another CA than before, all from the same one, and the
+    # root it trusts changed to the one the swarm now has (the real docker CLI says which).
+    after = _certificates(known_hosts, key, pins)
+    assert set(after) == set(before)
+    assert all(after[label][0] != before[label][0] for label in before)
+    assert len({issuer for issuer, _ in after.values()}) == 1
+    root = _fingerprint(on_node(known_hosts, key, manager, "docker swarm ca"))
+    assert {trusted for _, trusted in after.values()} == {root}
+    assert all(after[label][1] != before[label][1] for label in before)
+    info = json.loads(on_node(known_hosts, key, manager, "docker info --format '{{json .Swarm}}'"))
+    assert info["Cluster"]["RootRotationInProgress"] is False
+
+    # New join tokens: neither old one is the swarm's any more.
+    new_worker = on_node(known_hosts, key, manager, "docker swarm join-token -q worker").strip()
+    new_manager = on_node(known_hosts, key, manager, "docker swarm join-token -q manager").strip()
+    unchanged = new_worker == old_worker or new_manager == old_manager
+    assert not unchanged
+    assert new_worker.startswith("SWMTKN-1-")
+
+    # The swarm goes on: every node Ready, and `up` has nothing to do.
+    listed = on_node(known_hosts, key, manager, "docker node ls --format '{{.Status}}'").split()
+    assert listed == ["Ready"] * len(pins)
+    assert (
+        json.loads(swarmboot(lab, "plan", str(SPEC), "--ssh-key", str(key), "--json").stdout) == []
+    )
+
+
 def test_down_leaves_no_linode_and_no_lab_node(lab, key):
     if not linodes(lab):
         swarmboot(lab, "up", str(SPEC), "--ssh-key", str(key))
