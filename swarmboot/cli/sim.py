@@ -142,6 +142,14 @@ def sim_cmd(
             help="JSON fault settings (error_rate, drop_rate, lost_create_rate, seed, ...).",
         ),
     ] = None,
+    idle_timeout: Annotated[
+        float,
+        typer.Option(
+            "--idle-timeout",
+            metavar="SECONDS",
+            help="Close a connection idle (between requests, or within one) this long.",
+        ),
+    ] = 60.0,
     no_rate_limits: Annotated[
         bool, typer.Option("--no-rate-limits", help="Serve without Linode's rate limits.")
     ] = False,
@@ -189,6 +197,7 @@ def sim_cmd(
             private_ranges=_ranges(private_range, "--private-range"),
             validate_spec=validate_spec,
             withheld=_withheld(withhold),
+            idle_timeout=idle_timeout,
         )
     except ValidationError as exc:
         first = exc.errors()[0]

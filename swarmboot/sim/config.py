@@ -59,6 +59,9 @@ class SimConfig(BaseModel):
     # Capabilities the catalogue does not offer for a region or image id (`--withhold`), as
     # where Linode has not rolled a service out: {"gb-lon": ("Metadata",)}.
     withheld: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    # Seconds a connection may wait for its next request (or the rest of one) before it is
+    # closed, as a real server closes an idle client's connection.
+    idle_timeout: float = Field(default=60.0, gt=0, le=3600)
 
     @field_validator("public_ranges", "private_ranges")
     @classmethod

@@ -5,8 +5,8 @@ Every `/v4` request passes, in order: routing (404/405), the bearer token (401),
 MAX_BODY; read only once the token is good), injected faults (a dropped connection, a delay,
 a 429 storm, a 5xx), the rate limits (429), the handler, and for an instance create the
 lost-response fault. With a spec validator attached, each request and response is checked
-against Linode's OpenAPI spec and violations are kept. A connection idle for IDLE_TIMEOUT
-seconds is closed, and so is one whose body was left unread.
+against Linode's OpenAPI spec and violations are kept. A connection idle for the config's
+`idle_timeout` (60 s) is closed, and so is one whose body was left unread.
 """
 
 from __future__ import annotations
@@ -45,8 +45,6 @@ log = logging.getLogger("swarmboot.sim")
 SPEC_VERSION = "4.229.1"
 # The largest request body read (a StackScript is at most 1 MiB with its data and more).
 MAX_BODY = 2 * 1024 * 1024
-# Seconds a connection may wait for its next request (or the rest of one) before it is closed.
-IDLE_TIMEOUT = 60.0
 API_PREFIXES = ("/v4", "/v4beta")
 
 # (method, path, query, headers, body, status, response headers, response body) -> problems
@@ -73,7 +71,10 @@ class SimServer:
         self.requests: collections.deque[dict[str, Any]] = collections.deque(maxlen=200_000)
         self._seq = 0
         self._lock = threading.Lock()
-        handler = type("Handler", (_Handler,), {"server_app": self})
+        # The socket's timeout: an idle client does not hold its thread forever.
+        handler = type(
+            "Handler", (_Handler,), {"server_app": self, "timeout": sim.config.idle_timeout}
+        )
         self.httpd = _HTTPServer((sim.config.host, sim.config.port), handler)
         self.httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
@@ -242,7 +243,6 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     server_version = "swarmboot-sim"
     sys_version = ""
     server_app: SimServer
-    timeout = IDLE_TIMEOUT  # on the socket: an idle client does not hold its thread forever
 
     def setup(self) -> None:
         super().setup()

@@ -5,8 +5,9 @@ Refused properly: the status the real API gives (401, 400, 404, 405, 411, 413, .
 reason where it has one, an answer rather than a dropped connection, no state change (the
 account read after each request that is not a GET), no traceback on the simulator's stderr,
 and for a body announced past the cap and streamed, no growth of the simulator's peak RSS (it
-is refused before it is read). Idle connections are closed after the server's IDLE_TIMEOUT
-(60 s), and a crowd of them does not stop it answering.
+is refused before it is read). Idle connections are closed after the server's idle timeout
+(60 s by default; the sweep serves with IDLE_TIMEOUT, `--idle-timeout`, so as not to wait a
+minute for it), and a crowd of them does not stop it answering.
 """
 
 from __future__ import annotations
@@ -25,8 +26,6 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-
-from swarmboot.sim.server import IDLE_TIMEOUT
 
 from .common import NOT_REFUSED, REFUSED, Outcome
 from .server_cases import (
@@ -47,6 +46,7 @@ from .server_cases import (
 CATEGORY = "server"
 TITLE = "requests to the simulator (swarmboot sim)"
 EXE = str(Path(sys.executable).parent / "swarmboot")
+IDLE_TIMEOUT = 5.0  # the simulator's --idle-timeout here
 RSS_GROWTH_LIMIT = 16 * MIB  # a body refused unread must not grow the simulator by more
 
 
@@ -136,7 +136,18 @@ class SimProcess:
         env["SWARMBOOT_SIM_TOKEN"] = TOKEN
         with self.stderr.open("wb") as err:
             self.proc = subprocess.Popen(
-                [EXE, "-v", "sim", "--port", "0", "--time-scale", "0.001", "--no-rate-limits"],
+                [
+                    EXE,
+                    "-v",
+                    "sim",
+                    "--port",
+                    "0",
+                    "--time-scale",
+                    "0.001",
+                    "--no-rate-limits",
+                    "--idle-timeout",
+                    str(IDLE_TIMEOUT),
+                ],
                 env=env,
                 stdout=subprocess.PIPE,
                 stderr=err,

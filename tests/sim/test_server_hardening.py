@@ -221,8 +221,8 @@ def test_the_token_is_checked_before_a_body_is_read(sim):
 
 
 def test_a_body_that_stops_coming_is_answered_408_without_a_traceback(spec_check, capfd):
-    server = SimServer(Simulator(SimConfig(port=0, token=TOKEN, timings=Timings(scale=0.001))))
-    server.httpd.RequestHandlerClass.timeout = 0.3
+    config = SimConfig(port=0, token=TOKEN, timings=Timings(scale=0.001), idle_timeout=0.3)
+    server = SimServer(Simulator(config))
     server.start()
     try:
         host, port = server.httpd.server_address[:2]
@@ -251,8 +251,8 @@ def test_the_log_has_a_request_before_its_answer(sim, admin):
 
 
 def test_an_idle_connection_is_closed(spec_check):
-    server = SimServer(Simulator(SimConfig(port=0, token=TOKEN, timings=Timings(scale=0.001))))
-    server.httpd.RequestHandlerClass.timeout = 0.3
+    config = SimConfig(port=0, token=TOKEN, timings=Timings(scale=0.001), idle_timeout=0.3)
+    server = SimServer(Simulator(config))
     server.start()
     try:
         host, port = server.httpd.server_address[:2]
@@ -263,6 +263,12 @@ def test_an_idle_connection_is_closed(spec_check):
             assert time.monotonic() - started < 5.0
     finally:
         server.stop()
+
+
+def test_the_idle_timeout_is_a_minute_unless_set():
+    assert SimConfig(token=TOKEN).idle_timeout == 60.0
+    with pytest.raises(ValueError, match="idle_timeout"):
+        SimConfig(token=TOKEN, idle_timeout=0)
 
 
 def test_a_firewall_protocol_in_other_digits_is_a_400(api, capfd):
