@@ -4,10 +4,20 @@ A node dies as a Linode whose host died would: every process of it is killed (ss
 dockerd with them) while the API still says running. What swarmboot made of it is checked
 with OpenSSH (host keys from `known-hosts`, checked against the pins) and the real docker
 CLI on a manager: the node Ready again, its labels, exactly one swarm entry per node.
+
+The module's cluster is made with `up --bootstrap cloud-init` (one cluster for both, as each
+costs a minute or more to form): each Linode gets the node script as metadata.user_data, and
+the lab hands it to Debian's own cloud-init on the node (a NoCloud seed stands in for Linode's
+Metadata service), whose stages put the pinned host key in place and run the script. The
+first test checks that path and rebuilds a worker the same way, before any StackScript is on
+the account; the repairs after it rebuild with the spec's bootstrap, the StackScript, so the
+cluster also holds nodes made both ways, as one moved from one to the other does.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import signal
 import subprocess
@@ -15,20 +25,76 @@ import time
 from pathlib import Path
 
 import pytest
+from linode_api4 import LinodeClient
 
+from ..conftest import STACKSCRIPTS
 from .apps import assert_whole, known_hosts, swarm_nodes
-from .lab import EXE, REPO, LabSim, linodes, on_node, pinned, swarmboot
+from .lab import EXE, REPO, TOKEN, LabSim, linodes, on_node, pinned, swarmboot
 
 pytestmark = pytest.mark.lab
 
 SPEC = REPO / "examples" / "itframe-lab.toml"
 REBUILD = (EXE, "node", "rebuild")
+USERDATA_WORKER = "itframe-gb-lon-worker-2"
+SCRIPT_SHA256 = hashlib.sha256((STACKSCRIPTS / "debian12-swarm-node.sh").read_bytes()).hexdigest()
 
 
 @pytest.fixture(scope="module")
 def cluster(lab, key):
-    swarmboot(lab, "up", str(SPEC), "--ssh-key", str(key))
+    made = swarmboot(
+        lab, "up", str(SPEC), "--ssh-key", str(key), "--bootstrap", "cloud-init", "--json"
+    )
+    assert json.loads(made.stdout)["managers"] == 3
+    assert "Publish StackScript" not in made.stderr
     return lab
+
+
+def _booted_by_cloud_init(known, key, address: str) -> dict:
+    """The node's status file, after checking cloud-init ran its user data to the end."""
+    said = on_node(known, key, address, "cloud-init status --long")
+    assert "status: done" in said, said
+    assert on_node(known, key, address, "test -e /var/lib/cloud/instance/boot-finished && echo y")
+    status = json.loads(on_node(known, key, address, "cat /var/lib/swarmboot/status.json"))
+    assert status["phase"] == "done" and status["vxlan_ok"] is True, status
+    assert status["script_sha256"] == SCRIPT_SHA256  # the StackScript's very bytes
+    return status
+
+
+def test_up_and_node_rebuild_with_cloud_init(cluster, key, tmp_path):
+    lab = cluster
+    client = LinodeClient(TOKEN, base_url=lab.url)
+    assert list(client.linode.stackscripts(mine_only=True)) == []
+    assert all(i.has_user_data for i in client.linode.instances())
+    known = known_hosts(lab, SPEC, key, tmp_path / "known_hosts")
+    pins = pinned(lab)
+    assert_whole(lab, SPEC, known, key, "itframe-eu-central-manager-1")
+    status = _booted_by_cloud_init(known, key, pins[USERDATA_WORKER][0])
+    assert (status["hostname"], status["role"], status["zone"]) == (
+        USERDATA_WORKER,
+        "worker",
+        "gb-lon",
+    )
+
+    rebuilt = swarmboot(
+        lab,
+        "node",
+        "rebuild",
+        str(SPEC),
+        USERDATA_WORKER,
+        "--ssh-key",
+        str(key),
+        "--yes",
+        "--bootstrap",
+        "cloud-init",
+    )
+    assert (
+        f"Rebuild {USERDATA_WORKER} from linode/debian12 and cloud-init user data" in rebuilt.stderr
+    )
+    assert pinned(lab)[USERDATA_WORKER][1] != pins[USERDATA_WORKER][1]  # a new pinned host key
+    known = known_hosts(lab, SPEC, key, tmp_path / "known_hosts")
+    assert_whole(lab, SPEC, known, key, "itframe-eu-central-manager-1")
+    _booted_by_cloud_init(known, key, pinned(lab)[USERDATA_WORKER][0])
+    assert list(client.linode.stackscripts(mine_only=True)) == []
 
 
 def _known(sim: LabSim, key: Path, tmp_path: Path) -> Path:
