@@ -86,6 +86,7 @@ class SwarmDriver(Protocol):
     def demote(self, manager: Remote, node_id: str) -> bool: ...
     def drain(self, manager: Remote, node_id: str) -> bool: ...
     def drained(self, manager: Remote, node_id: str) -> bool: ...
+    def activate(self, manager: Remote, node_id: str) -> bool: ...
     def set_labels(self, manager: Remote, node_id: str, labels: dict[str, str]) -> bool: ...
     def remove(self, manager: Remote, node_id: str) -> bool: ...
     def ensure_network(
@@ -576,6 +577,14 @@ class DockerSwarm(StackCalls):
             node_id,
             "draining a node",
             lambda spec: spec.__setitem__("Availability", "drain"),
+        )
+
+    def activate(self, manager: Remote, node_id: str) -> bool:
+        return self._update(
+            manager,
+            node_id,
+            "reactivating a node",
+            lambda spec: spec.__setitem__("Availability", "active"),
         )
 
     def drained(self, manager: Remote, node_id: str) -> bool:

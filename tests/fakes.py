@@ -28,6 +28,7 @@ from swarmboot.remote import HostKeyMismatch, RemoteError, Unreachable
 from swarmboot.sim.backend import Machine, MachineError
 from swarmboot.state import SwarmNode, SwarmState
 from swarmboot.swarm import Inventory, LocalSwarm, ServiceTask, SwarmError
+from swarmboot.upgrade import FACTS_COMMAND, FLAG_COMMAND, REBOOT_FLAG, upgrade_command
 
 from .fake_stacks import FakeStacks
 
@@ -75,6 +76,12 @@ class FakeNode:
     forced_out: bool = False
     raft_index: int = 0
     locked: bool = False
+    # Packages, as `upgrade` sees them: the kernel it runs and those installed, and the
+    # upgrades carried out on it (the command each time).
+    kernel: str = "6.1.0-56-amd64"
+    kernels: list[str] = field(default_factory=lambda: ["6.1.0-56-amd64"])
+    upgrades: list[str] = field(default_factory=list)
+    boots: int = 1
 
 
 class FakeFleet:
@@ -119,6 +126,12 @@ class FakeFleet:
         self.archives: dict[bytes, tuple[str, dict[str, FakeNode], dict[str, bool]]] = {}
         self.engine_stops: list[str] = []
         self.calls: list[tuple[str, str]] = []
+        # What a package upgrade brings: a newer kernel (installed beside the running one,
+        # and /run/reboot-required), or nothing new; the nodes whose upgrade fails (apt-get
+        # exits with an error), and those that come back from a reboot on the old kernel.
+        self.new_kernel: str | None = None
+        self.upgrade_fails: set[str] = set()
+        self.old_kernel_after_reboot: set[str] = set()
 
     def __call__(self, config) -> FakeFleet:
         return self
@@ -134,6 +147,12 @@ class FakeFleet:
             if existing is not None and not machine.first_boot:
                 existing.machine = machine
                 existing.down = False
+                existing.boots += 1
+                # A boot: /run is a fresh tmpfs, and GRUB boots the newest kernel.
+                for path in [p for p in existing.files if p.startswith("/run/")]:
+                    del existing.files[path]
+                if machine.label not in self.old_kernel_after_reboot:
+                    existing.kernel = sorted(existing.kernels)[-1]
                 return
             key_b64 = fields_of(machine).get("ssh_host_key")
             host_key = _fingerprint_of_private(key_b64) if key_b64 else None
@@ -212,7 +231,37 @@ class FakeRemote:
         self.node.commands.append(command)
         if command == "nft -f /etc/nftables.conf":
             return ""
+        if command in (upgrade_command("packages"), upgrade_command("docker")):
+            return self._upgrade(command)
+        if command == FACTS_COMMAND:
+            node = self.node
+            return (
+                f"kernel={node.kernel}\nnewest={sorted(node.kernels)[-1]}\ndistro=yes\n"
+                f"reboot_required={'yes' if '/run/reboot-required' in node.files else 'no'}\n"
+                f"vxlan=yes\ndocker=20.10.24+dfsg1\n"
+            )
+        if command == FLAG_COMMAND:
+            self.node.files[REBOOT_FLAG] = ""
+            return ""
         raise RemoteError(f"{self.label}: the fake node does not know `{command}`")
+
+    def _upgrade(self, command: str) -> str:
+        """As apt-get: the node's packages upgraded (a newer kernel when the fleet has one,
+        with /run/reboot-required), or an error when the test says so."""
+        fleet, node = self.fleet, self.node
+        with fleet.lock:
+            if self.label in fleet.upgrade_fails:
+                raise RemoteError(
+                    f"{self.label}: `{command}` exited with 100: E: Sub-process /usr/bin/dpkg "
+                    "returned an error code (1)"
+                )
+            node.upgrades.append("packages" if "dist-upgrade" in command else "docker")
+            fleet.calls.append(("upgrade", self.label))
+            if fleet.new_kernel and "dist-upgrade" in command:
+                if fleet.new_kernel not in node.kernels:
+                    node.kernels.append(fleet.new_kernel)
+                node.files["/run/reboot-required"] = "*** System restart required ***\n"
+        return "Reading package lists...\n"
 
     def read_file(self, path: str) -> str | None:
         self._alive()
@@ -417,6 +466,13 @@ class FakeSwarm(FakeStacks):
         self.fleet.swarm_nodes[node_id].availability = "drain"
         self.fleet.calls.append(("drain", self.fleet.swarm_nodes[node_id].machine.label))
         return was != "drain"
+
+    def activate(self, manager: FakeRemote, node_id: str) -> bool:
+        self._n(manager)
+        was = self.fleet.swarm_nodes[node_id].availability
+        self.fleet.swarm_nodes[node_id].availability = "active"
+        self.fleet.calls.append(("activate", self.fleet.swarm_nodes[node_id].machine.label))
+        return was != "active"
 
     def drained(self, manager: FakeRemote, node_id: str) -> bool:
         self._n(manager)
