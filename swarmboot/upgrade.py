@@ -390,9 +390,10 @@ def _run(
                 left[node.label] = ""
         if left:
             if kind != mode.kind:
+                names = ", ".join(left) if len(left) <= 3 else f"{len(left)} nodes"
                 raise UpgradeError(
                     f"an upgrade by {kind} (run {newest}) is unfinished: "
-                    f"{', '.join(left)} {'is' if len(left) == 1 else 'are'} left",
+                    f"{names} {'is' if len(left) == 1 else 'are'} left",
                     hint=f"finish it first: `swarmboot upgrade SPEC --{kind}` carries it on",
                 )
             return newest, left
@@ -502,8 +503,8 @@ def _refuse(spec: Spec, observed: Observed, mode: UpgradeMode, left: dict[str, s
     ):
         count = len(members)
         raise QuorumError(
-            f"refusing to upgrade: the swarm has {count} manager{'s' if count != 1 else ''}, "
-            f"and raft needs {majority(count)} of them while one is out",
+            f"refusing to upgrade: the swarm has {count} manager{'s' if count != 1 else ''}; "
+            f"with one out, {count - 1} would answer and raft needs {majority(count)}",
             hint="a swarm keeps its quorum through a manager's upgrade with 3 managers or "
             "more: raise the manager count in the spec and run `swarmboot up` first",
         )

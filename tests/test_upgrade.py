@@ -13,6 +13,7 @@ import pytest
 from swarmboot.apply import run_steps, up
 from swarmboot.cluster import observe
 from swarmboot.errors import ExitCode, SwarmbootError
+from swarmboot.status import status_rows
 from swarmboot.upgrade import (
     MarkUpgrade,
     NodeFacts,
@@ -162,6 +163,9 @@ def test_a_node_that_fails_is_left_drained_named_and_carried_on_once_fixed(world
     node = fleet.node("itframe-eu-central-worker-2")
     assert fleet.swarm_nodes[node.node_id].availability == "drain"
     assert _marks(ctx)["itframe-eu-central-worker-2"] == "out"
+    rows = {r["node"]: r for r in status_rows(ctx.spec, observe(ctx))}
+    assert rows["itframe-eu-central-worker-2"]["linode"] == "running, out for its upgrade"
+    assert rows["itframe-eu-central-worker-2"]["upgrade"].endswith(":p:out")
     assert _upgrades(fleet) == ORDER[:1]
     # Another mode is refused while this run is unfinished.
     again = make_context(server, fleet)

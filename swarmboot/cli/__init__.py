@@ -9,7 +9,17 @@ import typer
 from typer.core import TyperGroup
 
 from swarmboot import __version__
-from swarmboot.cli import cluster, deploy, lb, node, recovery, render, sim, stackscript
+from swarmboot.cli import (
+    cluster,
+    deploy,
+    lb,
+    node,
+    recovery,
+    render,
+    sim,
+    stackscript,
+    upgrade,
+)
 from swarmboot.cli._common import State
 from swarmboot.errors import ExitCode
 
@@ -101,6 +111,7 @@ app.command("repair")(cluster.repair_cmd)
 app.command("recover")(recovery.recover_cmd)
 app.command("backup")(recovery.backup_cmd)
 app.command("restore")(recovery.restore_cmd)
+app.command("upgrade")(upgrade.upgrade_cmd)
 app.add_typer(node.app, name="node")
 app.add_typer(lb.app, name="lb")
 app.command("deploy")(deploy.deploy_cmd)
