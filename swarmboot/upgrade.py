@@ -42,6 +42,7 @@ run again and carries on.
 from __future__ import annotations
 
 import re
+import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
@@ -65,6 +66,7 @@ __all__ = [
     "FACTS_COMMAND",
     "FLAG_COMMAND",
     "REBOOT_FLAG",
+    "UPGRADE_LOG",
     "UPGRADE_TAG",
     "AwaitUpgraded",
     "CarryOnRebuild",
@@ -231,15 +233,32 @@ def parse_facts(text: str) -> NodeFacts:
     )
 
 
+# Where the upgrade's apt-get writes on the node (its tail is in the error when it fails).
+UPGRADE_LOG = "/var/log/swarmboot-upgrade.log"
+
+
 def upgrade_command(kind: Kind) -> str:
-    """The apt-get run on a node: non-interactive, its own configuration files kept."""
+    """The apt-get run on a node: non-interactive, its own configuration files kept, in a
+    session of its own writing to UPGRADE_LOG, so that an `upgrade` killed meanwhile (its SSH
+    connection gone) does not kill dpkg halfway; the next run waits for its lock, and first
+    finishes what an interrupted dpkg left unconfigured."""
     apt = (
-        "DEBIAN_FRONTEND=noninteractive apt-get -q -y -o Dpkg::Options::=--force-confdef "
+        "apt-get -q -y -o DPkg::Lock::Timeout=900 -o Dpkg::Options::=--force-confdef "
         "-o Dpkg::Options::=--force-confold"
     )
     if kind == "packages":
-        return f"apt-get -q update && {apt} dist-upgrade"
-    return f"apt-get -q update && {apt} install --only-upgrade {' '.join(DOCKER_PACKAGES)}"
+        what = f"{apt} dist-upgrade"
+    else:
+        what = f"{apt} install --only-upgrade {' '.join(DOCKER_PACKAGES)}"
+    script = (
+        "export DEBIAN_FRONTEND=noninteractive; "
+        "dpkg --configure -a >/dev/null 2>&1 || true; "
+        f"apt-get -q -o DPkg::Lock::Timeout=900 update && {what}"
+    )
+    return (
+        f"setsid --wait sh -c {shlex.quote(script)} >{UPGRADE_LOG} 2>&1 </dev/null; "
+        f"rc=$?; tail -n 5 {UPGRADE_LOG}; exit $rc"
+    )
 
 
 # --- the steps ---------------------------------------------------------------------------

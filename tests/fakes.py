@@ -255,9 +255,9 @@ class FakeRemote:
                     f"{self.label}: `{command}` exited with 100: E: Sub-process /usr/bin/dpkg "
                     "returned an error code (1)"
                 )
-            node.upgrades.append("packages" if "dist-upgrade" in command else "docker")
+            node.upgrades.append("packages" if " dist-upgrade" in command else "docker")
             fleet.calls.append(("upgrade", self.label))
-            if fleet.new_kernel and "dist-upgrade" in command:
+            if fleet.new_kernel and " dist-upgrade" in command:
                 if fleet.new_kernel not in node.kernels:
                     node.kernels.append(fleet.new_kernel)
                 node.files["/run/reboot-required"] = "*** System restart required ***\n"

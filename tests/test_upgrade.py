@@ -155,7 +155,8 @@ def test_a_node_that_fails_is_left_drained_named_and_carried_on_once_fixed(world
         upgrade(ctx, PACKAGES)
     assert str(stopped.value).startswith(
         "the upgrade stopped at itframe-eu-central-worker-2, which is left out of service "
-        "(drained) and marked: itframe-eu-central-worker-2: `apt-get -q update && "
+        "(drained) and marked: itframe-eu-central-worker-2: apt-get exited with 100: E: "
+        "Sub-process /usr/bin/dpkg returned an error code (1); see to "
     )
     assert "run `swarmboot upgrade SPEC --packages` again: it carries on from " in str(
         stopped.value

@@ -15,13 +15,14 @@ from swarmboot.apply.cloud_steps import busy
 from swarmboot.apply.run import Run
 from swarmboot.clock import stop_after
 from swarmboot.errors import SwarmbootError
-from swarmboot.remote import HostKeyMismatch, Remote, RemoteError
+from swarmboot.remote import HostKeyMismatch, Remote, RemoteError, Unreachable
 from swarmboot.routes import NotRoutable
 from swarmboot.swarm import SwarmError
 from swarmboot.upgrade import (
     FACTS_COMMAND,
     FLAG_COMMAND,
     REBOOT_FLAG,
+    UPGRADE_LOG,
     AwaitUpgraded,
     CheckNode,
     MarkUpgrade,
@@ -80,7 +81,17 @@ def _take_out(run: Run, step: TakeOut) -> None:
 
 def _upgrade_packages(run: Run, step: UpgradePackages) -> None:
     remote = run.ctx.remote(run.instance(step.label))
-    remote.run(upgrade_command(step.kind), timeout=APT_TIMEOUT)
+    try:
+        remote.run(upgrade_command(step.kind), timeout=APT_TIMEOUT)
+    except Unreachable:
+        raise
+    except RemoteError as exc:
+        # The command is long and the same every time: its exit and output's tail say it.
+        said = exc.message.rsplit("`", 1)[-1].strip()
+        raise SwarmbootError(
+            f"{step.label}: apt-get {said}",
+            hint=f"{UPGRADE_LOG} on the node has its whole output",
+        ) from None
     run.report(step.describe())
     run.changed("node_upgraded", step.label)
 
