@@ -132,6 +132,9 @@ class FakeFleet:
         self.new_kernel: str | None = None
         self.upgrade_fails: set[str] = set()
         self.old_kernel_after_reboot: set[str] = set()
+        # Replicated services whose every task runs on a node (by label): `upgrade` rolls
+        # them off before it drains the node.
+        self.sole: dict[str, tuple[str, ...]] = {}
 
     def __call__(self, config) -> FakeFleet:
         return self
@@ -473,6 +476,31 @@ class FakeSwarm(FakeStacks):
         self.fleet.swarm_nodes[node_id].availability = "active"
         self.fleet.calls.append(("activate", self.fleet.swarm_nodes[node_id].machine.label))
         return was != "active"
+
+    def pause(self, manager: FakeRemote, node_id: str) -> bool:
+        self._n(manager)
+        was = self.fleet.swarm_nodes[node_id].availability
+        self.fleet.swarm_nodes[node_id].availability = "pause"
+        self.fleet.calls.append(("pause", self.fleet.swarm_nodes[node_id].machine.label))
+        return was != "pause"
+
+    def sole_services(self, manager: FakeRemote, node_id: str) -> tuple[str, ...]:
+        """The services a test says run only on the node (`fleet.sole`, by label), until
+        they are rolled."""
+        self._n(manager)
+        with self.fleet.lock:
+            return self.fleet.sole.get(self.fleet.swarm_nodes[node_id].machine.label, ())
+
+    def roll(self, manager: FakeRemote, service: str) -> None:
+        self._n(manager)
+        with self.fleet.lock:
+            self.fleet.calls.append(("roll", service))
+            for label, services in list(self.fleet.sole.items()):
+                self.fleet.sole[label] = tuple(s for s in services if s != service)
+
+    def moved(self, manager: FakeRemote, node_id: str, services: tuple[str, ...]) -> bool:
+        self._n(manager)
+        return True
 
     def drained(self, manager: FakeRemote, node_id: str) -> bool:
         self._n(manager)

@@ -98,6 +98,28 @@ def test_every_node_is_upgraded_once_in_order_and_rebooted_onto_its_new_kernel(w
     assert "Upgraded itframe-eu-central-manager-1 in " in said
 
 
+def test_a_service_running_only_on_the_node_is_rolled_off_before_the_drain(world):
+    """Its tasks would all stop at once in a drain: the node is paused and the service
+    rolled (one task at a time), then the node drained, and made active again after."""
+    server, fleet = world
+    up(make_context(server, fleet))
+    fleet.sole = {"itframe-gb-lon-worker-2": ("itframe_app-gb-lon",)}
+    ctx = make_context(server, fleet)
+    upgrade(ctx, PACKAGES)
+    worker = [c for c in fleet.calls if c[1] in ("itframe-gb-lon-worker-2", "itframe_app-gb-lon")]
+    assert [c for c in worker if c[0] in ("pause", "roll", "drain", "upgrade", "activate")] == [
+        ("pause", "itframe-gb-lon-worker-2"),
+        ("roll", "itframe_app-gb-lon"),
+        ("drain", "itframe-gb-lon-worker-2"),
+        ("upgrade", "itframe-gb-lon-worker-2"),
+        ("activate", "itframe-gb-lon-worker-2"),
+    ]
+    assert "✓ Moved itframe_app-gb-lon off itframe-gb-lon-worker-2, one task at a time" in (
+        ctx.reporter.lines
+    )
+    _assert_converged(ctx, fleet)
+
+
 def test_without_a_new_kernel_no_node_is_rebooted(world):
     server, fleet = world
     up(make_context(server, fleet))

@@ -53,29 +53,61 @@ def _mark(run: Run, step: MarkUpgrade) -> None:
     run.changed("upgrade_marked", step.label, step.linode_id)
 
 
-def _take_out(run: Run, step: TakeOut) -> None:
-    """Drain the node and wait until its tasks have moved; not in time: the upgrade stops
-    here (the node stays drained)."""
+def _until(run: Run, check: Callable[[], bool]) -> bool:
+    """Poll `check` until it holds, up to settings.drain_timeout; whether it did."""
     ctx = run.ctx
-    manager = _manager(run, step.via)
-    drained = ctx.swarm.drain(manager, step.node_id)
-    if drained:
-        run.changed("node_drained", step.label, step.node_id)
     try:
         Retrying(
-            retry=retry_if_result(lambda moved: not moved),
+            retry=retry_if_result(lambda ok: not ok),
             wait=lambda state: min(ctx.settings.poll_interval, 2.0),
             stop=stop_after(ctx.clock, ctx.settings.drain_timeout),
             sleep=ctx.clock.sleep,
-        )(lambda: ctx.swarm.drained(manager, step.node_id))
+        )(check)
     except RetryError:
+        return False
+    return True
+
+
+def _move_sole_services(run: Run, step: TakeOut, manager: Remote) -> None:
+    """A replicated service whose every task runs on the node (its other nodes upgraded
+    before it, say) would stop serving for a moment if the node were drained: its tasks
+    stop at once, and new ones take a while to answer. So the node is paused (it takes no
+    new task) and such a service rolled (`docker service update --force`): its tasks move
+    elsewhere one at a time, start-first where its update_config says so."""
+    ctx = run.ctx
+    sole = ctx.swarm.sole_services(manager, step.node_id)
+    if not sole:
+        return
+    ctx.swarm.pause(manager, step.node_id)
+    for name in sole:
+        ctx.swarm.roll(manager, name)
+    if not _until(run, lambda: ctx.swarm.moved(manager, step.node_id, sole)):
+        raise SwarmbootError(
+            f"{', '.join(sole)} had not moved off {step.label} "
+            f"{ctx.settings.drain_timeout:.0f} s after it was paused and they were rolled",
+            hint="`docker service ps` on a manager shows why (constraints or resources may "
+            "leave no other node for them)",
+        )
+    ctx.reporter.ok(f"Moved {', '.join(sole)} off {step.label}, one task at a time")
+
+
+def _take_out(run: Run, step: TakeOut) -> None:
+    """Move off the services that run only there, drain the node and wait until its tasks
+    have moved; not in time: the upgrade stops here (the node stays out)."""
+    ctx = run.ctx
+    manager = _manager(run, step.via)
+    _move_sole_services(run, step, manager)
+    drained = ctx.swarm.drain(manager, step.node_id)
+    if drained:
+        run.changed("node_drained", step.label, step.node_id)
+    if not _until(run, lambda: ctx.swarm.drained(manager, step.node_id)):
         raise SwarmbootError(
             f"{step.label}'s tasks had not all moved {ctx.settings.drain_timeout:.0f} s after "
             "its drain (a task still runs there, or a replicated service is below its count "
             "elsewhere)",
             hint="`docker service ls` on a manager shows which; constraints or resources may "
             "leave no other node for it",
-        ) from None
+        )
     run.report(step.describe())
 
 

@@ -221,7 +221,11 @@ class ZoneLoad:
 # --- the drill ----------------------------------------------------------------------------
 
 
-def _upgrade(lab: LabSim, spec: Path, key: Path, kill_after: float | None) -> tuple[int, str]:
+def _upgrade(
+    lab: LabSim, spec: Path, key: Path, kill_after: float | None, t0: float, said: list
+) -> tuple[int, str]:
+    """One `upgrade --packages --yes`, SIGKILLed after `kill_after` seconds if given; what it
+    said goes into `said` as (seconds since t0, line), to read the load's failures against."""
     env = lab.client_env()
     env.update(SWARMBOOT_SSH_KEY=str(key))
     proc = subprocess.Popen(
@@ -231,13 +235,25 @@ def _upgrade(lab: LabSim, spec: Path, key: Path, kill_after: float | None) -> tu
         stderr=subprocess.PIPE,
         text=True,
     )
+    lines: list[str] = []
+
+    def read() -> None:
+        for line in proc.stderr:
+            lines.append(line)
+            said.append((time.monotonic() - t0, line.strip()))
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
     try:
-        _, err = proc.communicate(timeout=kill_after if kill_after is not None else 3600)
+        proc.wait(timeout=kill_after if kill_after is not None else 3600)
+        rc = proc.returncode
     except subprocess.TimeoutExpired:
         proc.send_signal(signal.SIGKILL)
-        _, err = proc.communicate(timeout=60)
-        return -9, err
-    return proc.returncode, err
+        proc.wait(timeout=60)
+        said.append((time.monotonic() - t0, "(SIGKILL)"))
+        rc = -9
+    reader.join(timeout=30)
+    return rc, "".join(lines)
 
 
 def drill(seed: int) -> list[str]:
@@ -289,11 +305,15 @@ def drill(seed: int) -> list[str]:
                         time.sleep(1)
             loads[zone] = ZoneLoad(zone, zone_urls)
             loads[zone].start()
+        load_began = min(load.started for load in loads.values())
+        said: list[tuple[float, str]] = []
         kill_after = rng.uniform(*KILL_WITHIN)
         runs: list[tuple[int, str]] = []
         upgrade_began = time.monotonic()
         for attempt in range(ATTEMPTS):
-            rc, err = _upgrade(lab, spec, key, kill_after if attempt == 0 else None)
+            rc, err = _upgrade(
+                lab, spec, key, kill_after if attempt == 0 else None, load_began, said
+            )
             runs.append((rc, err))
             print(
                 f"upgrade run {attempt + 1}: exit {rc}"
@@ -352,7 +372,9 @@ def drill(seed: int) -> list[str]:
                 f"{load.failovers} answered by the other load balancer"
             )
             for error in load.errors[:5]:
-                print(f"    {error}")
+                at = float(error.split(" s:", 1)[0]) + load.started - load_began
+                doing = [line for t, line in said if t <= at]
+                print(f"    {error}  (upgrade: {doing[-1] if doing else 'not begun'})")
         # Each node's time, in the order they were done (a node the kill cut short is timed
         # from where the next run took it up).
         times = [
