@@ -68,6 +68,7 @@ __all__ = [
     "REBOOT_FLAG",
     "UPGRADE_LOG",
     "UPGRADE_TAG",
+    "AwaitSwarm",
     "AwaitUpgraded",
     "CarryOnRebuild",
     "CheckNode",
@@ -349,6 +350,21 @@ class CheckNode:
 
 
 @dataclass(frozen=True)
+class AwaitSwarm:
+    """After a manager's upgrade: the leadership may have moved (the leader restarted), and
+    a new leader knows the other nodes only once each has reached it."""
+
+    labels: tuple[str, ...]
+    via: str
+
+    def describe(self) -> str:
+        return (
+            f"Wait until all {len(self.labels)} nodes are Ready to the swarm's leader again "
+            "(a manager's restart may move the leadership)"
+        )
+
+
+@dataclass(frozen=True)
 class CarryOnRebuild:
     """The node's rebuild is marked: `up` carries it out (as after `node rebuild`)."""
 
@@ -553,6 +569,11 @@ def _node_steps(
             else []
         ),
         CheckNode(label, via, node_labels(spec, node)),
+        *(
+            [AwaitSwarm(tuple(n.label for n in spec.nodes()), via)]
+            if node.role == "manager"
+            else []
+        ),
         mark("done"),
     ]
     if mode.kind == "image":

@@ -156,6 +156,10 @@ class FakeFleet:
                     del existing.files[path]
                 if machine.label not in self.old_kernel_after_reboot:
                     existing.kernel = sorted(existing.kernels)[-1]
+                if existing.manager and existing.swarm == "active":
+                    # A manager back from a reboot: raft may have a new leader, which knows
+                    # the other nodes only once each has reached it.
+                    self.unheard_reads = self.settle_reads
                 return
             key_b64 = fields_of(machine).get("ssh_host_key")
             host_key = _fingerprint_of_private(key_b64) if key_b64 else None

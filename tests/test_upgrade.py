@@ -89,8 +89,12 @@ def test_every_node_is_upgraded_once_in_order_and_rebooted_onto_its_new_kernel(w
     moves = [(c, label) for c, label in fleet.calls if c in ("drain", "activate")]
     assert moves == [(c, label) for label in ORDER for c in ("drain", "activate")]
     assert set(_marks(ctx).values()) == {"done"}
+    # The last manager's reboot moved the leadership: the run ended once the new leader had
+    # every node Ready again.
+    assert {e.state for e in observe(ctx).swarm.nodes} == {"ready"}
     _assert_converged(ctx, fleet)
     said = "\n".join(ctx.reporter.lines)
+    assert "Wait until all 9 nodes are Ready to the swarm's leader again" in said
     assert (
         "Reboot itframe-gb-lon-worker-1 through GRUB: kernel 6.1.0-57-amd64 is installed, "
         "6.1.0-56-amd64 runs" in said

@@ -23,6 +23,7 @@ from swarmboot.upgrade import (
     FLAG_COMMAND,
     REBOOT_FLAG,
     UPGRADE_LOG,
+    AwaitSwarm,
     AwaitUpgraded,
     CheckNode,
     MarkUpgrade,
@@ -265,6 +266,38 @@ def _check(run: Run, step: CheckNode) -> None:
     run.report(step.describe())
 
 
+def _await_swarm(run: Run, step: AwaitSwarm) -> None:
+    """Until the leader has every node Ready (up to settings.heard_timeout): after a
+    manager restarted, the next node is taken out only from a whole swarm."""
+    ctx = run.ctx
+    left: list[str] = []
+
+    def whole() -> bool:
+        try:
+            swarm = ctx.swarm.state(_manager(run, step.via), step.via)
+        except (SwarmError, RemoteError) as exc:
+            left[:] = [f"the swarm could not be read ({exc.message})"]
+            return False
+        ready = {e.hostname for e in swarm.nodes if e.state == "ready"}
+        left[:] = [label for label in step.labels if label not in ready]
+        return not left
+
+    try:
+        Retrying(
+            retry=retry_if_result(lambda ok: not ok),
+            wait=lambda state: min(ctx.settings.poll_interval, 2.0),
+            stop=stop_after(ctx.clock, ctx.settings.heard_timeout),
+            sleep=ctx.clock.sleep,
+        )(whole)
+    except RetryError:
+        raise SwarmbootError(
+            f"{', '.join(left)} not Ready to the swarm's leader "
+            f"{ctx.settings.heard_timeout:.0f} s after a manager's upgrade",
+            hint="`swarmboot status SPEC` shows each node",
+        ) from None
+    run.report(step.describe())
+
+
 RUNNERS: dict[type, Callable[[Run, Any], None]] = {
     MarkUpgrade: _mark,
     TakeOut: _take_out,
@@ -273,8 +306,9 @@ RUNNERS: dict[type, Callable[[Run, Any], None]] = {
     AwaitUpgraded: _await_upgraded,
     Reactivate: _reactivate,
     CheckNode: _check,
+    AwaitSwarm: _await_swarm,
 }
 # Steps that change nothing in the cloud (the engine's `_changes`).
-SWARM_STEPS = (TakeOut, UpgradePackages, AwaitUpgraded, Reactivate, CheckNode)
+SWARM_STEPS = (TakeOut, UpgradePackages, AwaitUpgraded, Reactivate, CheckNode, AwaitSwarm)
 # Steps that look before they change: repeated once after a broken SSH connection.
 REPEATABLE = (TakeOut, Reactivate, CheckNode)
