@@ -524,6 +524,17 @@ def _refuse(spec: Spec, observed: Observed, mode: UpgradeMode, left: dict[str, s
             f"refusing to upgrade: {label} is not Ready ({why})",
             hint="`swarmboot repair SPEC` rebuilds it first; then run the upgrade again",
         )
+    absent = [
+        n.label
+        for n in spec.nodes()
+        if _entry(observed, n.label) is None and n.label not in started
+    ]
+    if absent:
+        raise UpgradeError(
+            f"refusing to upgrade: {', '.join(absent)} {'is' if len(absent) == 1 else 'are'} "
+            "not in the swarm",
+            hint="`swarmboot up` joins it first; then run the upgrade again",
+        )
     for node in spec.nodes():
         entry = _entry(observed, node.label)
         if entry is not None and entry.availability != "active" and node.label not in started:

@@ -72,7 +72,10 @@ def upgrade_cmd(
             what = f"upgrade {len(planned.labels)} node(s) of {name} one at a time ({mode.option})"
             down = [w.split(" is the only", 1)[0] for w in planned.warnings]
             if down:
-                what += f", taking the only load balancer of its zone out: {', '.join(down)}"
+                what += (
+                    f", taking out {', '.join(down)}, each its zone's only load balancer "
+                    "(the zone's endpoint down meanwhile)"
+                )
             confirm(what, yes)
 
         result = upgrade(context, mode, world, confirm=ask if planned.labels else None)
