@@ -313,3 +313,18 @@ def test_upgrade_plan_case(path):
     assert list(planned.warnings) == case.get("warnings", [])
     steps = plan_upgrade(spec, world_, mode)
     assert [s.describe() for s in steps] == case["steps"]
+
+
+def test_where_the_kernel_is_not_the_nodes_only_a_package_asks_for_a_reboot():
+    """The lab's nodes share this machine's kernel (cluster.require_grub_kernel = false):
+    the kernels in /boot say nothing, /run/reboot-required does."""
+    shared = NodeFacts("6.18.44-host", "6.1.0-57-amd64", False, False, True, "20.10.24")
+    assert shared.reboot_wanted(require_distro_kernel=True)
+    assert not shared.reboot_wanted(require_distro_kernel=False)
+    assert shared.problems(require_distro_kernel=False) == ()
+    assert shared.problems(require_distro_kernel=True) == (
+        "it runs kernel 6.18.44-host, which is not the distribution's",
+    )
+    asked = NodeFacts("6.18.44-host", None, False, True, True, None)
+    assert asked.reboot_wanted(require_distro_kernel=False)
+    assert asked.problems(require_distro_kernel=False) == ("Docker does not answer",)
