@@ -18,7 +18,7 @@ VMTEST_LIMIT ?= 2700
 SHELL_SCRIPTS := stackscripts/*.sh tests/debian/enter-root.sh tests/debian/systemctl-shim .ci/run examples/demo.sh tests/vm/guest-check.sh tests/vm/guest-first-boot.sh tests/vm/guest-cloud-init-first-boot.sh \
   swarmboot/lab/files/node-init.sh swarmboot/lab/files/systemctl swarmboot/lab/files/grub-probe
 
-.PHONY: help venv host-deps vm-deps vmtest vmtest-full test test-fast demo sim bench drills drills-lab security stackscripts lint format docs clean
+.PHONY: help venv host-deps vm-deps vmtest vmtest-full test test-fast demo sim bench drills drills-lab drills-upgrade-lab security stackscripts lint format docs clean
 
 help:
 	@echo "make demo          form the example swarm for real in the lab, show it, tear it down (KEEP=1 keeps it)"
@@ -29,7 +29,9 @@ help:
 	@echo "make sim           serve the Linode API simulator on 127.0.0.1:8765 (state in .cache/)"
 	@echo "make bench         measure the simulator and up (requests/s, memory, wall time)"
 	@echo "make drills        DRILLS (200) seeded fault drills on each interface generation: up, node rebuild, down killed and run again"
-	@echo "make drills-lab    LAB_DRILLS (5) of them on real swarm nodes in the lab (as root)"
+	@echo "make drills-lab    LAB_DRILLS (5) of them on real swarm nodes in the lab (as root),"
+	@echo "                   then the upgrade drill"
+	@echo "make drills-upgrade-lab  the upgrade drill alone: every node upgraded under load (as root)"
 	@echo "make security      the security sweep: hostile specs, command lines, API requests, host keys, trust"
 	@echo "make stackscripts  render templates/ into stackscripts/"
 	@echo "make lint          ruff, shellcheck and the freshness of stackscripts/ and docs/"
@@ -99,6 +101,11 @@ drills: venv
 
 drills-lab: venv host-deps
 	$(BIN)/python -m tests.drills.lab_drill $(LAB_DRILLS)
+	$(BIN)/python -m tests.drills.upgrade_drill
+
+# The upgrade drill alone: every node upgraded under load, `upgrade` SIGKILLed and run again.
+drills-upgrade-lab: venv host-deps
+	$(BIN)/python -m tests.drills.upgrade_drill $(SEED)
 
 # Hostile inputs against swarmboot, per category: how many were tried, refused properly,
 # accepted as valid (and why harmless), and each one NOT refused; exit 1 if any was not.

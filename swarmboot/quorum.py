@@ -18,6 +18,7 @@ __all__ = [
     "RegionLoss",
     "has_quorum",
     "majority",
+    "outage_problem",
     "quorum_problem",
     "region_losses",
     "region_report",
@@ -68,6 +69,30 @@ def quorum_problem(swarm: SwarmState | None, going: set[str]) -> str | None:
             f"without {names}, {left_reachable} of the {left} remaining managers would be "
             f"reachable and raft needs {majority(left)}: the swarm would take no change until "
             "they are back"
+        )
+    return None
+
+
+def outage_problem(swarm: SwarmState | None, label: str) -> str | None:
+    """Why the manager `label` being unreachable for a while (drained and rebooted, still a
+    member of raft: nothing is demoted) would cost the swarm its quorum, if it would: every
+    other member must be reachable, and raft needs a majority of all members without it."""
+    if swarm is None:
+        return None
+    managers = _members(swarm)
+    if not any(e.hostname == label for e in managers):
+        return None
+    others = [e for e in managers if e.hostname != label]
+    away = sorted({e.hostname for e in others if not e.reachable_manager})
+    if away:
+        return f"{', '.join(away)} {'is' if len(away) == 1 else 'are'} not reachable"
+    n = len(managers)
+    if len(others) < majority(n):
+        if not others:
+            return f"{label} is the swarm's only manager: the swarm takes no change without it"
+        return (
+            f"without {label}, {len(others)} of the {n} managers would be reachable and raft "
+            f"needs {majority(n)}"
         )
     return None
 

@@ -12,6 +12,7 @@ from swarmboot.placement import cluster_groups, group_label, wanted_groups
 from swarmboot.readiness import status_problems
 from swarmboot.spec import Spec
 from swarmboot.state import Observed
+from swarmboot.upgrade import upgrade_mark
 
 __all__ = ["placement_rows", "status_rows", "summary", "vpc_rows"]
 
@@ -32,6 +33,9 @@ def status_rows(spec: Spec, observed: Observed) -> list[dict[str, Any]]:
         status = inst.status if inst else "missing"
         if inst and inst.rebuild_since is not None:
             status += ", rebuilding"
+        mark = upgrade_mark(inst.tags) if inst else None
+        if mark is not None and mark.state != "done":
+            status += f", {'out for its upgrade' if mark.state == 'out' else 'upgraded'}"
         if not in_spec:
             status += ", not in the spec"
         rows.append(
@@ -41,6 +45,8 @@ def status_rows(spec: Spec, observed: Observed) -> list[dict[str, Any]]:
                 "role": role,
                 "in_spec": in_spec,
                 "rebuilding": bool(inst and inst.rebuild_since is not None),
+                # Its upgrade mark ("upgrade:<run>:<mode>:<state>"), None if it has none.
+                "upgrade": mark.tag if mark else None,
                 "linode": status,
                 "id": inst.id if inst else None,
                 "ipv4": inst.ipv4_public if inst else None,

@@ -88,6 +88,11 @@ class SwarmDriver(Protocol):
     def demote(self, manager: Remote, node_id: str) -> bool: ...
     def drain(self, manager: Remote, node_id: str) -> bool: ...
     def drained(self, manager: Remote, node_id: str) -> bool: ...
+    def activate(self, manager: Remote, node_id: str) -> bool: ...
+    def pause(self, manager: Remote, node_id: str) -> bool: ...
+    def sole_services(self, manager: Remote, node_id: str) -> tuple[str, ...]: ...
+    def roll(self, manager: Remote, service: str) -> None: ...
+    def moved(self, manager: Remote, node_id: str, services: tuple[str, ...]) -> bool: ...
     def set_labels(self, manager: Remote, node_id: str, labels: dict[str, str]) -> bool: ...
     def remove(self, manager: Remote, node_id: str) -> bool: ...
     def ensure_network(
@@ -622,6 +627,77 @@ class DockerSwarm(StackCalls):
             "draining a node",
             lambda spec: spec.__setitem__("Availability", "drain"),
         )
+
+    def activate(self, manager: Remote, node_id: str) -> bool:
+        return self._update(
+            manager,
+            node_id,
+            "reactivating a node",
+            lambda spec: spec.__setitem__("Availability", "active"),
+        )
+
+    def pause(self, manager: Remote, node_id: str) -> bool:
+        return self._update(
+            manager,
+            node_id,
+            "pausing a node",
+            lambda spec: spec.__setitem__("Availability", "pause"),
+        )
+
+    def sole_services(self, manager: Remote, node_id: str) -> tuple[str, ...]:
+        """The replicated services whose every running task is on the node: a drain would
+        stop them all at once."""
+
+        def read(client: Any) -> tuple[str, ...]:
+            here = client.api.tasks(filters={"node": node_id, "desired-state": "running"})
+            out = []
+            for service_id in {t["ServiceID"] for t in here if t["Status"]["State"] in _ACTIVE}:
+                service = client.api.inspect_service(service_id)
+                if "Replicated" not in (service["Spec"].get("Mode") or {}):
+                    continue  # global: one task per eligible node, nothing to move
+                running = client.api.tasks(
+                    filters={"service": service_id, "desired-state": "running"}
+                )
+                if not any(
+                    t.get("NodeID") != node_id and t["Status"]["State"] == "running"
+                    for t in running
+                ):
+                    out.append(service["Spec"]["Name"])
+            return tuple(sorted(out))
+
+        return self._call(manager, "looking at a node's services", read)
+
+    def roll(self, manager: Remote, service: str) -> None:
+        """Replace the service's tasks as its update_config says (one at a time, start-first
+        where it says so): `docker service update --force`."""
+        self._call(
+            manager,
+            f"rolling {service}",
+            lambda client: client.services.get(service).force_update(),
+        )
+
+    def moved(self, manager: Remote, node_id: str, services: tuple[str, ...]) -> bool:
+        """None of the services has a task on the node any more, and each runs its replicas
+        elsewhere."""
+
+        def check(client: Any) -> bool:
+            for name in services:
+                service = client.api.inspect_service(name)
+                tasks = client.api.tasks(
+                    filters={"service": service["ID"], "desired-state": "running"}
+                )
+                if any(
+                    t.get("NodeID") == node_id and t["Status"]["State"] in _ACTIVE for t in tasks
+                ):
+                    return False
+                replicas = ((service["Spec"].get("Mode") or {}).get("Replicated") or {}).get(
+                    "Replicas", 0
+                )
+                if sum(t["Status"]["State"] == "running" for t in tasks) < replicas:
+                    return False
+            return True
+
+        return self._call(manager, "looking at the services moving off a node", check)
 
     def drained(self, manager: Remote, node_id: str) -> bool:
         """No task runs on the node any more, and every replicated service that had one

@@ -28,6 +28,7 @@ from swarmboot.remote import HostKeyMismatch, RemoteError, Unreachable
 from swarmboot.sim.backend import Machine, MachineError
 from swarmboot.state import SwarmCA, SwarmNode, SwarmState
 from swarmboot.swarm import Inventory, LocalSwarm, ServiceTask, SwarmError
+from swarmboot.upgrade import FACTS_COMMAND, FLAG_COMMAND, REBOOT_FLAG, upgrade_command
 
 from .fake_stacks import FakeStacks
 
@@ -79,6 +80,12 @@ class FakeNode:
     # trusts), and when it expires (epoch seconds).
     ca_generation: int = 0
     cert_not_after: float = 0.0
+    # Packages, as `upgrade` sees them: the kernel it runs and those installed, and the
+    # upgrades carried out on it (the command each time).
+    kernel: str = "6.1.0-56-amd64"
+    kernels: list[str] = field(default_factory=lambda: ["6.1.0-56-amd64"])
+    upgrades: list[str] = field(default_factory=list)
+    boots: int = 1
 
 
 class FakeFleet:
@@ -136,6 +143,15 @@ class FakeFleet:
         self.node_cert_expiry = 90 * 86400
         self._ca_keys: dict[int, object] = {}
         self._certs: dict[tuple[int, float, str], str] = {}
+        # What a package upgrade brings: a newer kernel (installed beside the running one,
+        # and /run/reboot-required), or nothing new; the nodes whose upgrade fails (apt-get
+        # exits with an error), and those that come back from a reboot on the old kernel.
+        self.new_kernel: str | None = None
+        self.upgrade_fails: set[str] = set()
+        self.old_kernel_after_reboot: set[str] = set()
+        # Replicated services whose every task runs on a node (by label): `upgrade` rolls
+        # them off before it drains the node.
+        self.sole: dict[str, tuple[str, ...]] = {}
 
     def __call__(self, config) -> FakeFleet:
         return self
@@ -151,6 +167,16 @@ class FakeFleet:
             if existing is not None and not machine.first_boot:
                 existing.machine = machine
                 existing.down = False
+                existing.boots += 1
+                # A boot: /run is a fresh tmpfs, and GRUB boots the newest kernel.
+                for path in [p for p in existing.files if p.startswith("/run/")]:
+                    del existing.files[path]
+                if machine.label not in self.old_kernel_after_reboot:
+                    existing.kernel = sorted(existing.kernels)[-1]
+                if existing.manager and existing.swarm == "active":
+                    # A manager back from a reboot: raft may have a new leader, which knows
+                    # the other nodes only once each has reached it.
+                    self.unheard_reads = self.settle_reads
                 return
             key_b64 = fields_of(machine).get("ssh_host_key")
             host_key = _fingerprint_of_private(key_b64) if key_b64 else None
@@ -271,7 +297,37 @@ class FakeRemote:
         self.node.commands.append(command)
         if command == "nft -f /etc/nftables.conf":
             return ""
+        if command in (upgrade_command("packages"), upgrade_command("docker")):
+            return self._upgrade(command)
+        if command == FACTS_COMMAND:
+            node = self.node
+            return (
+                f"kernel={node.kernel}\nnewest={sorted(node.kernels)[-1]}\ndistro=yes\n"
+                f"reboot_required={'yes' if '/run/reboot-required' in node.files else 'no'}\n"
+                f"vxlan=yes\ndocker=20.10.24+dfsg1\n"
+            )
+        if command == FLAG_COMMAND:
+            self.node.files[REBOOT_FLAG] = ""
+            return ""
         raise RemoteError(f"{self.label}: the fake node does not know `{command}`")
+
+    def _upgrade(self, command: str) -> str:
+        """As apt-get: the node's packages upgraded (a newer kernel when the fleet has one,
+        with /run/reboot-required), or an error when the test says so."""
+        fleet, node = self.fleet, self.node
+        with fleet.lock:
+            if self.label in fleet.upgrade_fails:
+                raise RemoteError(
+                    f"{self.label}: `{command}` exited with 100: E: Sub-process /usr/bin/dpkg "
+                    "returned an error code (1)"
+                )
+            node.upgrades.append("packages" if " dist-upgrade" in command else "docker")
+            fleet.calls.append(("upgrade", self.label))
+            if fleet.new_kernel and " dist-upgrade" in command:
+                if fleet.new_kernel not in node.kernels:
+                    node.kernels.append(fleet.new_kernel)
+                node.files["/run/reboot-required"] = "*** System restart required ***\n"
+        return "Reading package lists...\n"
 
     def read_file(self, path: str) -> str | None:
         self._alive()
@@ -507,6 +563,38 @@ class FakeSwarm(FakeStacks):
         self.fleet.swarm_nodes[node_id].availability = "drain"
         self.fleet.calls.append(("drain", self.fleet.swarm_nodes[node_id].machine.label))
         return was != "drain"
+
+    def activate(self, manager: FakeRemote, node_id: str) -> bool:
+        self._n(manager)
+        was = self.fleet.swarm_nodes[node_id].availability
+        self.fleet.swarm_nodes[node_id].availability = "active"
+        self.fleet.calls.append(("activate", self.fleet.swarm_nodes[node_id].machine.label))
+        return was != "active"
+
+    def pause(self, manager: FakeRemote, node_id: str) -> bool:
+        self._n(manager)
+        was = self.fleet.swarm_nodes[node_id].availability
+        self.fleet.swarm_nodes[node_id].availability = "pause"
+        self.fleet.calls.append(("pause", self.fleet.swarm_nodes[node_id].machine.label))
+        return was != "pause"
+
+    def sole_services(self, manager: FakeRemote, node_id: str) -> tuple[str, ...]:
+        """The services a test says run only on the node (`fleet.sole`, by label), until
+        they are rolled."""
+        self._n(manager)
+        with self.fleet.lock:
+            return self.fleet.sole.get(self.fleet.swarm_nodes[node_id].machine.label, ())
+
+    def roll(self, manager: FakeRemote, service: str) -> None:
+        self._n(manager)
+        with self.fleet.lock:
+            self.fleet.calls.append(("roll", service))
+            for label, services in list(self.fleet.sole.items()):
+                self.fleet.sole[label] = tuple(s for s in services if s != service)
+
+    def moved(self, manager: FakeRemote, node_id: str, services: tuple[str, ...]) -> bool:
+        self._n(manager)
+        return True
 
     def drained(self, manager: FakeRemote, node_id: str) -> bool:
         self._n(manager)

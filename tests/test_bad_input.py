@@ -612,6 +612,27 @@ CASES = [
         files={"empty.txt": ""},
         says="DIR/empty.txt gave an empty value; give the secret's value",
     ),
+    Case(
+        "upgrade-two-modes",
+        "two upgrade modes at once",
+        ("upgrade", "SPEC", "--docker", "--image", "linode/debian13"),
+        exit=2,
+        says="--docker and --image were given together: an upgrade has one mode; give one of --packages (the default), --docker and --image IMAGE",
+    ),
+    Case(
+        "plan-upgrade-mode-alone",
+        "an upgrade mode given to `plan` without --upgrade",
+        ("plan", "SPEC", "--packages"),
+        exit=2,
+        says="--packages, --docker and --image go with --upgrade (and not with --down); add --upgrade: `plan --upgrade --packages` shows the order of an upgrade",
+    ),
+    Case(
+        "upgrade-image-not-the-spec-image",
+        "an --image the spec's cluster.image does not say",
+        ("upgrade", "SPEC", "--image", "linode/debian13", "--yes"),
+        exit=2,
+        says="--image linode/debian13 is not the spec's image (linode/debian12): a rebuild takes the spec's image and script; set cluster.image = \"linode/debian13\" (and its cluster.stackscript) in the spec, so that later rebuilds and new nodes take it too",
+    ),
 ]
 
 

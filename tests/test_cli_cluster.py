@@ -298,3 +298,16 @@ def test_rebuild_and_repair_ask_first_and_name_a_label_the_spec_lacks(sim):
     ]
     writes = [r for r in SimAdmin(sim.url, TOKEN).requests() if r["method"] != "GET"]
     assert writes == []
+
+
+def test_upgrade_and_plan_upgrade_refuse_a_cluster_without_a_swarm(sim):
+    for args in (("plan", EXAMPLE, "--upgrade"), ("upgrade", EXAMPLE, "--docker", "--yes")):
+        refused = run(*args)
+        assert refused.exit_code == 1, refused.output
+        assert refused.stderr == (
+            "Error: itframe has no swarm to upgrade; `swarmboot up` makes the cluster "
+            "(`swarmboot status` shows each node)\n"
+        )
+    both = run("plan", EXAMPLE, "--upgrade", "--down")
+    assert both.exit_code == 2
+    assert both.stderr.startswith("Error: --packages, --docker and --image go with --upgrade")

@@ -89,3 +89,29 @@ def test_managers_a_forced_new_cluster_left_behind_are_not_in_raft():
         ),
     )
     assert not has_quorum(lost)
+
+
+def test_a_manager_out_for_a_while_needs_every_other_one_and_a_majority_without_it():
+    from swarmboot.quorum import outage_problem
+    from swarmboot.state import SwarmNode, SwarmState
+
+    def swarm(*states: str) -> SwarmState:
+        return SwarmState(
+            "m1",
+            tuple(
+                SwarmNode(f"id{n}", f"m{n}", "manager", "ready", "active", "", (), n == 1, s)
+                for n, s in enumerate(states, start=1)
+            ),
+        )
+
+    assert outage_problem(swarm("reachable", "reachable", "reachable"), "m3") is None
+    assert outage_problem(swarm("reachable", "unreachable", "reachable"), "m3") == (
+        "m2 is not reachable"
+    )
+    assert outage_problem(swarm("reachable"), "m1") == (
+        "m1 is the swarm's only manager: the swarm takes no change without it"
+    )
+    assert outage_problem(swarm("reachable", "reachable"), "m2") == (
+        "without m2, 1 of the 2 managers would be reachable and raft needs 2"
+    )
+    assert outage_problem(swarm("reachable", "reachable", "reachable"), "w1") is None

@@ -41,6 +41,8 @@ KINDS: dict[str, tuple[str, str, str]] = {
     "linode_marked": ("Linode", "Linodes", "marked as the cluster's"),
     "rebuild_marked": ("Linode", "Linodes", "marked for a rebuild"),
     "rebuild_finished": ("rebuild", "rebuilds", "finished"),
+    "upgrade_marked": ("upgrade mark", "upgrade marks", "set"),
+    "linode_rebooted": ("Linode", "Linodes", "rebooted"),
     # The nodes and the swarm
     "member_set_updated": ("firewall member set", "firewall member sets", "updated"),
     "swarm_initialised": ("swarm", "swarms", "initialised"),
@@ -51,6 +53,8 @@ KINDS: dict[str, tuple[str, str, str]] = {
     "node_promoted": ("node", "nodes", "promoted"),
     "node_demoted": ("node", "nodes", "demoted"),
     "node_drained": ("node", "nodes", "drained"),
+    "node_upgraded": ("node", "nodes", "upgraded"),
+    "node_reactivated": ("node", "nodes", "reactivated"),
     "node_labelled": ("node", "nodes", "labelled"),
     "node_left": ("node", "nodes", "made to leave the swarm"),
     "node_removed": ("swarm entry", "swarm entries", "removed"),

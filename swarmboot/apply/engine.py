@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from swarmboot.apply import cloud_steps, stack_steps, swarm_steps
+from swarmboot.apply import cloud_steps, stack_steps, swarm_steps, upgrade_steps
 from swarmboot.apply.changes import Change
 from swarmboot.apply.run import NotReadyError, Replan, Run
 from swarmboot.apply.waiting import await_ca_rotation, await_nodes, bring_up, not_ready
@@ -64,6 +64,7 @@ _RUNNERS: dict[type, Callable[[Run, Any], None]] = {
     **cloud_steps.RUNNERS,
     **swarm_steps.RUNNERS,
     **stack_steps.RUNNERS,
+    **upgrade_steps.RUNNERS,
     NotReady: not_ready,
     AwaitNodes: await_nodes,
     AwaitCARotation: await_ca_rotation,
@@ -81,6 +82,7 @@ _REPEATABLE = (
     DrainNode,
     DemoteNode,
     ClearRebuildMark,
+    *upgrade_steps.REPEATABLE,
 )
 
 
@@ -171,7 +173,7 @@ def _changes(step: Step) -> frozenset[str]:
     its firewall, and its placement group if it has one)."""
     if type(step) in swarm_steps.RUNNERS or type(step) in stack_steps.RUNNERS:
         return frozenset()  # the swarm's and the stacks' steps change nothing in the cloud
-    if isinstance(step, NotReady | AwaitNodes | AwaitCARotation):
+    if isinstance(step, (NotReady, AwaitNodes, AwaitCARotation, *upgrade_steps.SWARM_STEPS)):
         return frozenset()
     if isinstance(step, PublishStackScript | DeleteStackScript):
         return frozenset({SCRIPTS})

@@ -19,6 +19,7 @@ from swarmboot.cli import (
     rotation,
     sim,
     stackscript,
+    upgrade,
 )
 from swarmboot.cli._common import State
 from swarmboot.errors import ExitCode
@@ -112,6 +113,7 @@ app.command("recover")(recovery.recover_cmd)
 app.command("backup")(recovery.backup_cmd)
 app.command("restore")(recovery.restore_cmd)
 app.command("rotate")(rotation.rotate_cmd)
+app.command("upgrade")(upgrade.upgrade_cmd)
 app.add_typer(node.app, name="node")
 app.add_typer(lb.app, name="lb")
 app.command("deploy")(deploy.deploy_cmd)

@@ -10,14 +10,27 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
 from swarmboot.errors import ExitCode, SwarmbootError
 from swarmboot.report import ConsoleReporter
 
-__all__ = ["Ctx", "JsonOpt", "State", "command", "print_json"]
+if TYPE_CHECKING:
+    from swarmboot.upgrade import UpgradeMode
+
+__all__ = [
+    "Ctx",
+    "DockerOpt",
+    "ImageOpt",
+    "JsonOpt",
+    "PackagesOpt",
+    "State",
+    "command",
+    "print_json",
+    "upgrade_mode",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -31,6 +44,44 @@ TemplatesOpt = Annotated[
         help="Template folder with a catalog.toml (default: swarmboot's templates/).",
     ),
 ]
+
+PackagesOpt = Annotated[
+    bool,
+    typer.Option(
+        "--packages",
+        help="Upgrade every package (apt-get dist-upgrade), rebooting through GRUB when the "
+        "kernel changed. The default.",
+    ),
+]
+DockerOpt = Annotated[
+    bool, typer.Option("--docker", help="Upgrade Docker's packages only (containerd with them).")
+]
+ImageOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--image",
+        metavar="IMAGE",
+        help="Rebuild each node onto IMAGE (e.g. linode/debian13) with the spec's script; the "
+        "spec's cluster.image must say IMAGE.",
+    ),
+]
+
+
+def upgrade_mode(packages: bool, docker: bool, image: str | None) -> UpgradeMode:
+    """The mode the options ask for (packages when none); two of them: a usage error."""
+    from swarmboot.upgrade import UpgradeMode, UpgradeUsage
+
+    given = [name for name, on in (("--packages", packages), ("--docker", docker)) if on]
+    if image is not None:
+        given.append("--image")
+    if len(given) > 1:
+        raise UpgradeUsage(
+            f"{' and '.join(given)} were given together: an upgrade has one mode",
+            hint="give one of --packages (the default), --docker and --image IMAGE",
+        )
+    if image is not None:
+        return UpgradeMode("image", image)
+    return UpgradeMode("docker" if docker else "packages")
 
 
 @dataclass(frozen=True)

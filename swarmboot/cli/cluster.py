@@ -7,7 +7,17 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from swarmboot.cli._common import Ctx, JsonOpt, command, print_json, state_of
+from swarmboot.cli._common import (
+    Ctx,
+    DockerOpt,
+    ImageOpt,
+    JsonOpt,
+    PackagesOpt,
+    command,
+    print_json,
+    state_of,
+    upgrade_mode,
+)
 from swarmboot.cli._factory import (
     ApiUrlOpt,
     BootstrapOpt,
@@ -180,17 +190,38 @@ def plan_cmd(
     ] = False,
     stackscripts: StackScriptsOpt = False,
     bootstrap: BootstrapOpt = None,
+    upgrade: Annotated[
+        bool,
+        typer.Option(
+            "--upgrade", help="Show the order in which `swarmboot upgrade` would take the nodes."
+        ),
+    ] = False,
+    packages: PackagesOpt = False,
+    docker: DockerOpt = False,
+    image: ImageOpt = None,
 ) -> None:
     """Print what `up` would do, from the cloud and the swarm as they are now. Changes nothing.
 
     A cluster not made yet needs no SSH key: `plan` names the key `up` would install and
     log in with, or says that `up` will need one. With --down, what `down` would delete
-    (from the cloud alone: no node is contacted)."""
+    (from the cloud alone: no node is contacted). With --upgrade (and --packages, --docker
+    or --image), the nodes in the order `upgrade` takes them, refused as it would be."""
     from swarmboot.cluster import observe, observe_cloud
     from swarmboot.down import left_alone, plan_down
     from swarmboot.plan import plan, step_data
 
     reporter = state_of(ctx).reporter
+    if upgrade or packages or docker or image is not None:
+        _plan_upgrade(
+            spec,
+            api_url,
+            ssh_key,
+            reporter,
+            as_json,
+            upgrade_mode(packages, docker, image),
+            upgrade and not down,
+        )
+        return
     if down:
         context = make_cloud_context(spec, api_url, ssh_key, reporter)
     else:
@@ -229,6 +260,48 @@ def plan_cmd(
         f"{name}: {len(steps)} step(s) to converge"
         if steps
         else f"{name} is as the spec says: nothing to do"
+    )
+
+
+def _plan_upgrade(
+    spec: Any,
+    api_url: str | None,
+    ssh_key: Any,
+    reporter: Reporter,
+    as_json: bool,
+    mode: Any,
+    asked: bool,
+) -> None:
+    """`plan --upgrade`: the order, the warnings, the refusals."""
+    from swarmboot.cli.upgrade import say_intent
+    from swarmboot.upgrade import UpgradeUsage, intent, observe_upgrade
+
+    if not asked:
+        raise UpgradeUsage(
+            "--packages, --docker and --image go with --upgrade (and not with --down)",
+            hint="add --upgrade: `plan --upgrade --packages` shows the order of an upgrade",
+        )
+    context = make_context(spec, api_url, ssh_key, reporter)
+    try:
+        planned = intent(context.spec, observe_upgrade(context, mode), mode)
+    finally:
+        context.close()
+    name = context.spec.cluster.name
+    if as_json:
+        print_json(
+            {
+                "cluster": name,
+                "mode": mode.kind,
+                "run": planned.run,
+                "order": list(planned.labels),
+                "warnings": list(planned.warnings),
+            }
+        )
+    say_intent(planned, reporter, as_json)
+    reporter.ok(
+        f"{name}: {len(planned.labels)} node(s) to upgrade, one at a time"
+        if planned.labels
+        else f"{name}: every node is upgraded (run {planned.run}): nothing to do"
     )
 
 

@@ -222,6 +222,39 @@ def test_deploy_rolls_a_new_image_with_every_zone_answering_and_rolls_back_a_bro
     assert listed.split() == ["app_token.v1"], listed
 
 
+def test_plan_upgrade_orders_the_nodes_and_names_each_lone_load_balancer(cluster, key):
+    """On the real nodes: workers and load balancers zone by zone, the managers last, the
+    leader last of all; each zone's only load balancer named with its endpoint. Nothing is
+    changed (the upgrade itself is drilled: tests/drills/upgrade_drill.py)."""
+    lab, spec, known, manager = cluster
+    done = swarmboot(lab, "plan", str(spec), "--upgrade", "--docker", "--ssh-key", str(key))
+    order = [line.split(". ", 1)[1].split(" (", 1)[0] for line in done.stdout.splitlines()]
+    assert order[:6] == [
+        "itframe-eu-central-worker-1",
+        "itframe-eu-central-worker-2",
+        "itframe-eu-central-lb-1",
+        "itframe-gb-lon-worker-1",
+        "itframe-gb-lon-worker-2",
+        "itframe-gb-lon-lb-1",
+    ]
+    leader = on_node(
+        known, key, manager, "docker node ls --format '{{.Hostname}} {{.ManagerStatus}}'"
+    )
+    (leading,) = [line.split()[0] for line in leader.splitlines() if line.endswith("Leader")]
+    assert sorted(order[6:]) == [
+        "itframe-eu-central-manager-1",
+        "itframe-eu-central-manager-2",
+        "itframe-gb-lon-manager-1",
+    ]
+    assert order[-1] == leading
+    lbs = {i.label: i.ipv4[0] for i in linodes(lab) if "-lb-" in i.label}
+    assert (
+        f"itframe-gb-lon-lb-1 is the only load balancer of gb-lon: the zone's endpoint "
+        f"(http://{lbs['itframe-gb-lon-lb-1']}:80) is down while it is upgraded, about 3 min"
+    ) in done.stderr
+    assert done.stderr.splitlines()[-1].endswith("itframe: 9 node(s) to upgrade, one at a time")
+
+
 def test_an_ingress_publish_is_refused_where_the_kernel_lacks_ipvs(cluster, key):
     lab, spec, known, manager = cluster
     ingress = spec.with_name("itframe-ingress.toml")
