@@ -20,9 +20,13 @@ the other when a connection fails; a request fails when both do.
 2. requests to each zone in a loop (one every 50 ms per zone, for at most 20 minutes);
 3. `upgrade --packages --yes`, SIGKILLed after a random delay (seeded), then run again until
    it exits 0;
-4. checked: on every node version 2 of the marker, and its line in the log exactly once; one
+4. `rotate --ca --join-tokens --yes` under the same load: a new CA, a new certificate on every
+   node, new join tokens;
+5. checked: on every node version 2 of the marker, and its line in the log exactly once; one
    reboot event per Linode; every node Ready and active with its labels; the upgrade marks
-   all `done`, of one run; then the requests and failures per zone, and each node's time.
+   all `done`, of one run; every node's certificate from the new CA (its issuer's key, read on
+   the node, is one and the same and not the old one); then the requests and failures per
+   zone (upgrade and rotation together), each node's time, and the rotation's.
 
 As root, under the lab lock: `python -m tests.drills.upgrade_drill [SEED]`
 (`make drills-upgrade-lab`). Not while another lab runs.
@@ -221,6 +225,20 @@ class ZoneLoad:
 # --- the drill ----------------------------------------------------------------------------
 
 
+def _issuers(known: Path, key: Path, nodes: dict[str, tuple[str, str]]) -> dict[str, str]:
+    """Each node's swarm certificate's issuer key (its authority key identifier), read on the
+    node."""
+    from swarmboot.certs import parse_node_certificate
+    from swarmboot.facts import NODE_CERT_PATH
+
+    return {
+        label: str(
+            parse_node_certificate(on_node(known, key, address, f"cat {NODE_CERT_PATH}")).issuer_key
+        )
+        for label, (address, _) in nodes.items()
+    }
+
+
 def _upgrade(
     lab: LabSim, spec: Path, key: Path, kill_after: float | None, t0: float, said: list
 ) -> tuple[int, str]:
@@ -325,8 +343,19 @@ def drill(seed: int) -> list[str]:
             if rc != -9:
                 problems.append(f"upgrade exited {rc}: {err.strip().splitlines()[-1:]}")
         upgrade_seconds = time.monotonic() - upgrade_began
+        issuers_before = _issuers(known, key, nodes)
+        rotate_began = time.monotonic()
+        said.append((rotate_began - load_began, "rotate --ca --join-tokens"))
+        swarmboot(lab, "rotate", str(spec), "--ca", "--join-tokens", "--yes", "--ssh-key", str(key))
+        rotate_seconds = time.monotonic() - rotate_began
+        said.append((time.monotonic() - load_began, "rotated"))
         for load in loads.values():
             load.stop()
+        issuers_after = _issuers(known, key, nodes)
+        if len(set(issuers_after.values())) != 1 or set(issuers_after.values()) & set(
+            issuers_before.values()
+        ):
+            problems.append(f"certificate issuers before {issuers_before}, after {issuers_after}")
         # What each node says, and the cloud.
         for label, (address, _) in sorted(nodes.items()):
             version, installed = marker_state(known, key, address)
@@ -366,6 +395,7 @@ def drill(seed: int) -> list[str]:
                 problems.append(f"{name}: {state}, {availability}")
         # The figures.
         print(f"upgrade of {len(nodes)} nodes: {len(runs)} run(s), {upgrade_seconds:.0f} s in all")
+        print(f"CA and join tokens rotated in {rotate_seconds:.0f} s")
         for zone, load in loads.items():
             print(
                 f"  {zone}: {load.ok + load.failed} requests, {load.failed} failed, "
