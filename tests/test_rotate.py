@@ -75,6 +75,13 @@ def test_join_tokens_and_the_ca_are_rotated_and_every_node_gets_its_new_certific
     assert old_tokens[0] not in fleet.tokens
     # The cluster is as it was: `up` has nothing to do.
     assert up(make_context(server, fleet)).changes == []
+    # A worker that leaves is joined again by `up` with the new token, read afresh (a token
+    # kept from before the rotation would be refused).
+    ctx = make_context(server, fleet)
+    worker = observe(ctx).instance("itframe-gb-lon-worker-1")
+    ctx.swarm.leave(ctx.remote(worker))
+    again = up(make_context(server, fleet))
+    assert ("node_joined", "itframe-gb-lon-worker-1") in {(c.kind, c.name) for c in again.changes}
 
 
 def test_a_rotation_cut_short_is_waited_for_when_run_again_and_not_started_twice(world):
