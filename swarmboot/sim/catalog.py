@@ -38,6 +38,7 @@ _CORE = [
     "Object Storage",
     "Kubernetes",
     "Cloud Firewall",
+    "Disk Encryption",
     "Vlans",
     "VPCs",
     "Linode Interfaces",

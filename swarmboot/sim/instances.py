@@ -53,8 +53,15 @@ _CREATE_FIELDS = frozenset(
         "interfaces",
         "interface_generation",
         "placement_group",
+        # 4.229.1's additions that the simulator serves (maintenance_policy and ipv4, a
+        # reserved address, are not: their products are out of its scope).
+        "disk_encryption",
+        "kernel",
+        "boot_size",
+        "network_helper",
     }
 )
+DISK_ENCRYPTION = "Disk Encryption"  # the region capability
 _REBUILD_FIELDS = frozenset(
     {
         "image",
@@ -183,8 +190,16 @@ def _deployment(sim: Simulator, body: Body, region: str, *, rebuilding: bool) ->
     }
 
 
-def _lay_disks(sim: Simulator, inst: Instance, image: str | None, swap_mb: int) -> None:
-    """The disks and config profile Linode makes for an image: root, swap, one profile."""
+def _lay_disks(
+    sim: Simulator,
+    inst: Instance,
+    image: str | None,
+    swap_mb: int,
+    kernel: str | None = None,
+    boot_size: int | None = None,
+) -> None:
+    """The disks and config profile Linode makes for an image: root (`boot_size` MB, else
+    the rest of the plan's disk), swap, one profile (booting `kernel`, else the default)."""
     inst.disks.clear()
     inst.configs.clear()
     if image is None:
@@ -195,11 +210,12 @@ def _lay_disks(sim: Simulator, inst: Instance, image: str | None, swap_mb: int) 
     root = Disk(
         id=sim.world.new_id("disk"),
         label=f"{name} Disk",
-        size=spec["disk"] - swap_mb,
+        size=boot_size if boot_size is not None else spec["disk"] - swap_mb,
         filesystem="ext4",
         status="ready",
         created=now,
         updated=now,
+        disk_encryption=inst.disk_encryption,
     )
     swap = Disk(
         id=sim.world.new_id("disk"),
@@ -209,6 +225,7 @@ def _lay_disks(sim: Simulator, inst: Instance, image: str | None, swap_mb: int) 
         status="ready",
         created=now,
         updated=now,
+        disk_encryption=inst.disk_encryption,
     )
     inst.disks = {root.id: root, swap.id: swap}
     devices: dict[str, Any] = {f"sd{c}": None for c in "abcdefgh"}
@@ -217,10 +234,24 @@ def _lay_disks(sim: Simulator, inst: Instance, image: str | None, swap_mb: int) 
     config = Config(
         id=sim.world.new_id("config"),
         label=f"My {name} Disk Profile",
-        kernel=sim.config.default_kernel,
+        kernel=kernel or sim.config.default_kernel,
         devices=devices,
     )
     inst.configs = {config.id: config}
+
+
+def _disk_encryption(body: Body, region: str, withheld: catalog.Withheld) -> str:
+    """`enabled` or `disabled`; left out, enabled where the region offers it, as Linode
+    does for new Linodes (linodego's recorded creates all come back `enabled`)."""
+    offered = DISK_ENCRYPTION in (catalog.region(region, withheld) or {}).get("capabilities", ())
+    wanted = body.str("disk_encryption")
+    if wanted is None:
+        return "enabled" if offered else "disabled"
+    if wanted not in ("enabled", "disabled"):
+        raise bad_request("Must be enabled or disabled", "disk_encryption")
+    if wanted == "enabled" and not offered:
+        raise bad_request(f"Disk encryption is not available in {region}", "disk_encryption")
+    return wanted
 
 
 # --- calls --------------------------------------------------------------------------------
@@ -247,6 +278,18 @@ def create(sim: Simulator, raw: Any) -> Instance:
         raise bad_request("You must provide an image to boot a Linode", "booted")
     private_ip = body.bool("private_ip", default=False)
     swap = body.int("swap_size", default=_SWAP_MB)
+    encryption = _disk_encryption(body, region, sim.config.withheld)
+    kernel = body.str("kernel")
+    if kernel is not None and catalog.kernel(kernel) is None:
+        raise bad_request(f"Kernel {kernel} not found", "kernel")
+    boot_size = body.int("boot_size")
+    if boot_size is not None:
+        if deployment["image"] is None:
+            raise bad_request("boot_size needs an image", "boot_size")
+        room = (catalog.type_(type_id) or {}).get("disk", 0) - swap
+        if not 1 <= boot_size <= room:
+            raise bad_request(f"Must be 1-{room} MB (the plan's disk less swap)", "boot_size")
+    network_helper = body.bool("network_helper", default=True)
     joins = body.dict("placement_group")
     generation = interfaces.new_generation(sim.world, body.str("interface_generation"))
     wanted_interfaces = body.raw.get("interfaces") or []
@@ -326,6 +369,8 @@ def create(sim: Simulator, raw: Any) -> Instance:
             has_user_data=deployment["user_data"] is not None,
             placement_group_id=group.id if group is not None else None,
             interface_generation=generation or "legacy_config",
+            disk_encryption=encryption,
+            network_helper=bool(network_helper),
         )
         if generation == "linode":
             try:
@@ -336,7 +381,7 @@ def create(sim: Simulator, raw: Any) -> Instance:
                     interfaces.set_firewall(sim.world, inst, iface, None, now)
                 sim.addresses.release(public, private)
                 raise
-        _lay_disks(sim, inst, deployment["image"], swap)
+        _lay_disks(sim, inst, deployment["image"], swap, kernel, boot_size)
         sim.world.instances[iid] = inst
         if deployment["script"] is not None:
             deployment["script"].deployments_total += 1

@@ -48,6 +48,7 @@ class Disk:
     status: str
     created: str
     updated: str
+    disk_encryption: str = "disabled"
 
     def to_api(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -117,6 +118,8 @@ class Instance:
     interface_generation: str = "legacy_config"
     interfaces: dict[int, LinodeInterface] = field(default_factory=dict)
     network_helper: bool = True
+    # Its disks' encryption at rest ("enabled" or "disabled"), fixed at create.
+    disk_encryption: str = "disabled"
 
     def to_api(self, group: PlacementGroup | None) -> dict[str, Any]:
         """The Linode as the API shows it; `group` is its placement group's record."""
@@ -142,6 +145,7 @@ class Instance:
             "lke_cluster_id": None,
             "placement_group": group.summary() if group is not None else None,
             "interface_generation": self.interface_generation,
+            "disk_encryption": self.disk_encryption,
             "capabilities": [],
             "specs": {
                 "disk": spec.get("disk", 0),

@@ -185,7 +185,15 @@ def _firewall_entity(fw: Firewall) -> dict[str, Any]:
     }
 
 
-def _check_rules(raw: Any, field: str) -> dict[str, Any]:
+_RULE_KEYS = ("inbound", "outbound", "inbound_policy", "outbound_policy")
+
+
+def _check_rules(raw: Any, field: str, current: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Rules as given; on an update (`current`), a policy or direction left out keeps the
+    firewall's (linode-cli's `rules-update --inbound ...` sends only what changes, and the
+    real API takes it)."""
+    if current is not None and isinstance(raw, dict):
+        raw = {**{k: v for k, v in current.items() if k in _RULE_KEYS}, **raw}
     body = Body(
         raw,
         frozenset(
@@ -240,15 +248,19 @@ def _check_rules(raw: Any, field: str) -> dict[str, Any]:
     return rules
 
 
+# A firewall's fields that 4.229.1's create body marks readOnly.
+_FIREWALL_READ_ONLY = frozenset({"created", "entities", "id", "status", "updated"})
+
+
 def create_firewall(sim: Simulator, raw: Any) -> Firewall:
-    body = Body(raw, frozenset({"label", "rules", "tags", "devices"}))
+    body = Body(raw, frozenset({"label", "rules", "tags", "devices"}), _FIREWALL_READ_ONLY)
     label = check_label(body.str("label", required=True), "label", low=3, high=32)
     rules = _check_rules(body.dict("rules", required=True), "rules")
     devices = Body(body.dict("devices") or {}, frozenset({"linodes", "nodebalancers"}))
     linode_ids = devices.ints("linodes")
     with sim.lock:
         if any(fw.label == label for fw in sim.world.firewalls.values()):
-            raise bad_request("Label must be unique among your firewalls", "label")
+            raise bad_request("Label must be unique among your Cloud Firewalls", "label")
         targets = [_attachable(sim, iid, "devices.linodes") for iid in linode_ids]
         now = sim.now()
         fw = Firewall(
@@ -293,9 +305,9 @@ def update_firewall(sim: Simulator, firewall_id: int, raw: Any) -> Firewall:
 
 
 def update_rules(sim: Simulator, firewall_id: int, raw: Any) -> Firewall:
-    rules = _check_rules(raw, "rules")
     with sim.lock:
         fw = _firewall(sim, firewall_id)
+        rules = _check_rules(raw, "rules", fw.rules)
         if rules != {k: fw.rules.get(k) for k in rules}:
             fw.rules = rules
             fw.version += 1

@@ -66,6 +66,8 @@ SPEC_CORRECTIONS = {
     "newer-spec-fields": "The simulator serves what 4.229.1 adds: a Linode's "
     "`interface_generation` (shown, and taken at create), Linode interfaces in a create's "
     "`interfaces` (`public`, `vpc`, `vlan`, `default_route`, `firewall_id`, no `purpose`), "
+    "a Linode's and a disk's `disk_encryption` and a create's `disk_encryption`, `kernel`, "
+    "`boot_size` and `network_helper`, "
     "`config_id` of a subnet's Linode's interfaces and of a VPC address (null for a Linode "
     "interface), a VPC address's `nat_1_1` null without 1:1 NAT (as 4.229.1's Linode "
     "interface has `nat_1_1_address`), the account setting `interfaces_for_new_linodes`, "
@@ -93,6 +95,14 @@ KNOWN_DIFFERENCES = {
     "interface is viewed and changed by `firewall_id` on list, get and update; changing it "
     "makes no new version). 4.229.1 has it only in a create's body; the update's body is "
     "widened to take it.",
+    "firewall-create-status": "linode_api4's own integration suite creates its firewall with "
+    "`status: enabled`, and the real API takes it; both specs mark `status` readOnly in the "
+    "create's body. The simulator drops the read-only fields of that body; the body is "
+    "widened to take `status`.",
+    "firewall-rules-partial": "linode-cli's `firewalls rules-update ID --inbound ...` sends "
+    "only what changes, and the real API keeps the rest (linode-cli's own suite); the spec "
+    "requires both policies. The simulator keeps what is left out; the body's `required` "
+    "goes.",
 }
 
 _LINODE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})?$")
@@ -170,6 +180,13 @@ def _newer_fields(spec: dict[str, Any], node: dict[str, Any], props: dict[str, A
         props.setdefault(
             "interface_generation", {"type": "string", "enum": ["legacy_config", "linode"]}
         )
+        props.setdefault("disk_encryption", {"type": "string", "enum": ["enabled", "disabled"]})
+    if {"region", "type", "stackscript_id", "booted"} <= names:  # a create's body
+        props.setdefault("kernel", {"type": "string"})
+        props.setdefault("boot_size", {"type": "integer"})
+        props.setdefault("network_helper", {"type": "boolean"})
+    if names >= {"filesystem", "size", "status"} and "id" in names:  # a disk
+        props.setdefault("disk_encryption", {"type": "string", "enum": ["enabled", "disabled"]})
     if {"purpose", "ipam_address"} <= names and "public" not in names:
         props.update(copy.deepcopy(_LINODE_INTERFACE_PARTS))
         if "required" in node:
@@ -271,6 +288,25 @@ def _take_interface_firewall(spec: dict[str, Any]) -> None:
             props.setdefault("firewall_id", {"type": "integer", "nullable": True})
 
 
+def _request_schemas(spec: dict[str, Any], path: str, method: str) -> list[dict[str, Any]]:
+    operation = spec["paths"].get("/{apiVersion}" + path, {}).get(method, {})
+    media = operation.get("requestBody", {}).get("content", {}).values()
+    return [m["schema"] for m in media if isinstance(m.get("schema"), dict)]
+
+
+def _take_client_bodies(spec: dict[str, Any]) -> None:
+    """`firewall-create-status` and `firewall-rules-partial`: what the official clients send
+    and the real API takes."""
+    for schema in _request_schemas(spec, "/networking/firewalls", "post"):
+        props = schema.get("properties", {})
+        if "status" in props:
+            props["status"] = {
+                k: v for k, v in _resolve(spec, props["status"]).items() if k != "readOnly"
+            }
+    for schema in _request_schemas(spec, "/networking/firewalls/{firewallId}/rules", "put"):
+        schema.pop("required", None)
+
+
 def correct_spec(spec: dict[str, Any]) -> dict[str, Any]:
     """Apply `SPEC_CORRECTIONS` (all but the two that live in the checker) to a spec copy,
     and widen the request bodies of `KNOWN_DIFFERENCES` to what clients send."""
@@ -297,6 +333,7 @@ def correct_spec(spec: dict[str, Any]) -> dict[str, Any]:
                     _merge_closed_allof(spec, schema)
     _take_compliant_only(spec)
     _take_interface_firewall(spec)
+    _take_client_bodies(spec)
     _correct_schemas(spec)
     # Corrections copy the schemas they change; a second pass reaches inside the copies.
     _correct_schemas(spec)

@@ -49,8 +49,11 @@ _LINODE_PRIVATE = ipaddress.ip_network("192.168.128.0/17")
 
 
 def _label(value: Any, field: str) -> str:
-    if not isinstance(value, str) or not 1 <= len(value) <= 64 or not _LABEL.fullmatch(value):
-        raise bad_request("Label must be 1-64 ASCII letters, numbers and single hyphens", field)
+    """The real API's words (linode_api4's and linode-cli's suites assert them)."""
+    if not isinstance(value, str) or not 1 <= len(value) <= 64:
+        raise bad_request("Length must be 1-64 characters", field)
+    if not _LABEL.fullmatch(value):
+        raise bad_request("Must only use ASCII letters, numbers, and dashes", field)
     return value
 
 

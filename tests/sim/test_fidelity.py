@@ -1,0 +1,91 @@
+"""What the official clients' own integration suites found missing or different (make
+fidelity), each checked here so that `make test` guards it without the suites."""
+
+from __future__ import annotations
+
+from .test_behaviour import ROOT_PASS, create
+
+RULES = {"inbound_policy": "DROP", "outbound_policy": "ACCEPT", "inbound": [], "outbound": []}
+SSH = {"action": "ACCEPT", "protocol": "TCP", "ports": "22", "addresses": {"ipv4": ["0.0.0.0/0"]}}
+
+
+def test_a_firewall_create_takes_and_ignores_read_only_fields(client, api):
+    # linode_api4's suite creates its session firewall with status="enabled".
+    fw = client.networking.firewall_create("fw-status", rules=RULES, status="enabled")
+    assert fw.status == "enabled"
+    answer = api("POST", "/networking/firewalls", {"label": "fw-other", "rules": RULES, "nope": 1})
+    assert answer.status_code == 400
+    assert answer.json()["errors"] == [{"reason": "Unknown field", "field": "nope"}]
+
+
+def test_a_rules_update_keeps_what_it_leaves_out(api):
+    fw = api("POST", "/networking/firewalls", {"label": "fw-rules", "rules": RULES}).json()
+    # linode-cli's `firewalls rules-update ID --inbound '[...]'` sends only the inbound rules.
+    answer = api("PUT", f"/networking/firewalls/{fw['id']}/rules", {"inbound": [SSH]})
+    assert answer.status_code == 200, answer.text
+    rules = answer.json()
+    assert rules["inbound"] == [SSH]
+    assert (rules["inbound_policy"], rules["outbound_policy"], rules["outbound"]) == (
+        "DROP",
+        "ACCEPT",
+        [],
+    )
+    assert rules["version"] == 2
+
+
+def test_the_real_apis_words_for_labels(api):
+    api("POST", "/networking/firewalls", {"label": "fw-twice", "rules": RULES})
+    again = api("POST", "/networking/firewalls", {"label": "fw-twice", "rules": RULES})
+    assert again.json()["errors"][0]["reason"] == "Label must be unique among your Cloud Firewalls"
+    bad = api("POST", "/vpcs", {"label": "no_underscores", "region": "us-east"})
+    assert bad.json()["errors"] == [
+        {"reason": "Must only use ASCII letters, numbers, and dashes", "field": "label"}
+    ]
+
+
+def test_disk_encryption_kernel_and_boot_size_at_create(api):
+    plain = create(api, "enc-default", image="linode/debian12", root_pass=ROOT_PASS)
+    assert plain["disk_encryption"] == "enabled"  # where the region offers it, as Linode does
+    made = create(
+        api,
+        "enc-off",
+        image="linode/debian12",
+        root_pass=ROOT_PASS,
+        disk_encryption="disabled",
+        kernel="linode/latest-64bit",
+        boot_size=10000,
+        network_helper=False,
+    )
+    assert made["disk_encryption"] == "disabled"
+    disks = api("GET", f"/linode/instances/{made['id']}/disks").json()["data"]
+    assert [(d["size"], d["disk_encryption"]) for d in disks] == [
+        (10000, "disabled"),
+        (512, "disabled"),
+    ]
+    (config,) = api("GET", f"/linode/instances/{made['id']}/configs").json()["data"]
+    assert config["kernel"] == "linode/latest-64bit"
+    for field, value in (
+        ("disk_encryption", "sometimes"),
+        ("kernel", "linode/nope"),
+        ("boot_size", 10**7),
+    ):
+        body = {
+            "type": "g6-nanode-1",
+            "region": "us-east",
+            "image": "linode/debian12",
+            "root_pass": ROOT_PASS,
+            field: value,
+        }
+        answer = api("POST", "/linode/instances", body)
+        assert answer.status_code == 400 and answer.json()["errors"][0]["field"] == field
+
+
+def test_disk_encryption_only_where_the_region_offers_it(api, admin):
+    admin.set_withheld({"us-east": ["Disk Encryption"]})
+    plain = create(api, "enc-nowhere", region="us-east")
+    assert plain["disk_encryption"] == "disabled"
+    body = {"type": "g6-nanode-1", "region": "us-east", "disk_encryption": "enabled"}
+    answer = api("POST", "/linode/instances", body)
+    assert answer.json()["errors"] == [
+        {"reason": "Disk encryption is not available in us-east", "field": "disk_encryption"}
+    ]
