@@ -242,14 +242,6 @@ class Simulator:
             "url": f"/v4/linode/instances/{inst.id}",
         }
 
-    def tags(self) -> list[str]:
-        found: set[str] = set()
-        for inst in self.world.instances.values():
-            found.update(inst.tags)
-        for fw in self.world.firewalls.values():
-            found.update(fw.tags)
-        return sorted(found)
-
     # --- the state file --------------------------------------------------------------------
 
     def _load(self, path: os.PathLike[str]) -> None:

@@ -451,6 +451,19 @@ DEFAULT_SETTINGS: dict[str, Any] = {
 
 
 @dataclass
+class SshKey:
+    """A public key of the profile (`/profile/sshkeys`)."""
+
+    id: int
+    label: str
+    ssh_key: str
+    created: str
+
+    def to_api(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
 class World:
     """Everything the account holds, and the next id of each kind."""
 
@@ -467,6 +480,7 @@ class World:
             "vpc": 3001,
             "subnet": 4001,
             "interface": 5001,
+            "ssh_key": 10001,
         }
     )
     instances: dict[int, Instance] = field(default_factory=dict)
@@ -477,6 +491,9 @@ class World:
     vpcs: dict[int, Vpc] = field(default_factory=dict)
     # The account's settings (`GET /account/settings`): which interfaces new Linodes get.
     settings: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_SETTINGS))
+    # Tags made with `POST /tags` (a tag also exists while an object carries it).
+    tags: list[str] = field(default_factory=list)
+    ssh_keys: dict[int, SshKey] = field(default_factory=dict)
 
     def new_id(self, kind: str) -> int:
         value = self.next_ids[kind]
@@ -519,4 +536,6 @@ class World:
             },
             vpcs={int(k): vpc(v) for k, v in raw.get("vpcs", {}).items()},
             settings={**DEFAULT_SETTINGS, **raw.get("settings", {})},
+            tags=list(raw.get("tags", [])),
+            ssh_keys={int(k): SshKey(**v) for k, v in raw.get("ssh_keys", {}).items()},
         )

@@ -6,8 +6,9 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote
 
-from swarmboot.sim import catalog, instances, interfaces, placement, resources, vpcs
+from swarmboot.sim import account, catalog, instances, interfaces, placement, resources, vpcs
 from swarmboot.sim.engine import Simulator
 from swarmboot.sim.errors import not_found
 from swarmboot.sim.model import Instance, PlacementGroup
@@ -59,7 +60,12 @@ FILTERABLE: dict[str, frozenset[str]] = {
     "/vpcs/{vpcId}/ips": frozenset({"active", "config_id", "linode_id", "region", "vpc_id"}),
     "/vpcs/{vpcId}/subnets": frozenset({"created", "id", "label", "updated"}),
     "/tags": frozenset(),
+    "/tags/{tagLabel}": frozenset(),
+    "/profile/sshkeys": frozenset(),
 }
+# Filters the real API takes beyond the spec's marks: tags by label, as Linode's own
+# JavaScript client (@linode/api-v4) asks for them (docs/simulator.md, `tags-label-filter`).
+EXTRA_FILTERS: dict[str, frozenset[str]] = {"/tags": frozenset({"label"})}
 
 
 @dataclass(frozen=True)
@@ -100,7 +106,7 @@ class Route:
 
 
 def _listing(template: str, items: Callable[[Simulator, Request], list[dict[str, Any]]]) -> Handler:
-    filterable = FILTERABLE[template]
+    filterable = FILTERABLE[template] | EXTRA_FILTERS.get(template, frozenset())
 
     def handler(sim: Simulator, request: Request) -> Any:
         query = parse_filter(request.headers.get("x-filter"), filterable)
@@ -609,12 +615,75 @@ _TABLE: list[tuple[str, str, Handler]] = [
     ),
     ("GET", "/account/events", _listing("/account/events", _locked(_events))),
     ("GET", "/account/events/{eventId}", _locked(_event)),
-    ("GET", "/tags", _listing("/tags", _locked(lambda sim, r: [{"label": t} for t in sim.tags()]))),
+    (
+        "GET",
+        "/tags",
+        _listing("/tags", _locked(lambda sim, r: [{"label": t} for t in account.tags(sim.world)])),
+    ),
+    ("POST", "/tags", _changing(lambda sim, r: account.create_tag(sim.world, r.body))),
+    (
+        "GET",
+        "/tags/{tagLabel}",
+        _listing(
+            "/tags/{tagLabel}",
+            _locked(lambda sim, r: account.tagged(sim.world, r.args["tagLabel"])),
+        ),
+    ),
+    (
+        "DELETE",
+        "/tags/{tagLabel}",
+        _empty(_changing(lambda sim, r: account.delete_tag(sim.world, r.args["tagLabel"]))),
+    ),
+    (
+        "POST",
+        "/account/events/{eventId}/seen",
+        _empty(_changing(lambda sim, r: account.mark_seen(sim.world, r.id("eventId")))),
+    ),
+    (
+        "GET",
+        "/profile/sshkeys",
+        _listing(
+            "/profile/sshkeys",
+            _locked(lambda sim, r: [k.to_api() for k in sim.world.ssh_keys.values()]),
+        ),
+    ),
+    (
+        "POST",
+        "/profile/sshkeys",
+        _changing(lambda sim, r: account.create_ssh_key(sim.world, r.body, sim.now()).to_api()),
+    ),
+    (
+        "GET",
+        "/profile/sshkeys/{sshKeyId}",
+        _locked(lambda sim, r: account.ssh_key(sim.world, r.id("sshKeyId")).to_api()),
+    ),
+    (
+        "PUT",
+        "/profile/sshkeys/{sshKeyId}",
+        _changing(
+            lambda sim, r: account.update_ssh_key(sim.world, r.id("sshKeyId"), r.body).to_api()
+        ),
+    ),
+    (
+        "DELETE",
+        "/profile/sshkeys/{sshKeyId}",
+        _empty(_changing(lambda sim, r: account.delete_ssh_key(sim.world, r.id("sshKeyId")))),
+    ),
 ]
 
 
+# Ids that hold a slash (`linode/debian12`, `linode/grub2`): linode-cli puts them in the
+# path as they are (`kernels view linode/grub2`), others escape the slash (%2F).
+_SLASHED = ("imageId", "kernelId")
+
+
 def _compile(template: str) -> re.Pattern[str]:
-    regex = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(template))
+    def arg(found: re.Match[str]) -> str:
+        name = found.group(1)
+        inner = r"[^/]+(?:/[^/]+)?" if name in _SLASHED else r"[^/]+"
+        return f"(?P<{name}>{inner})"
+
+    regex = re.sub(r"\\\{(\w+)\\\}", arg, re.escape(template))
     return re.compile(f"^{regex}$")
 
 
@@ -633,5 +702,5 @@ def match(method: str, path: str) -> tuple[Route | None, dict[str, str], bool]:
             continue
         path_known = True
         if route.method == method:
-            return route, found.groupdict(), True
+            return route, {k: unquote(v) for k, v in found.groupdict().items()}, True
     return None, {}, path_known

@@ -74,6 +74,12 @@ SPEC_CORRECTIONS = {
     "and firewall devices of type `linode_interface` with their `parent_entity` (the "
     "Linode; null for a Linode device) and no label. "
     "4.189.0's closed schemas lack them; they are let in there, with 4.229.1's types.",
+    "tagged-object-discriminator": "GET /tags/{tagLabel} lists objects as {type, data}; the "
+    "spec puts a discriminator on `type` inside `data`, where a Linode's `type` is its plan "
+    "(g6-nanode-1), so no answer could pass; and 4.229.1's open alternatives all match "
+    "any object, which a oneOf refuses; the reconstruction of 4.229.1 lost the oneOf and "
+    "types `data` as a string. The discriminator goes, the oneOf is an anyOf, and a string "
+    "`data` is an object.",
     "missing-error-responses": "A few operations (GET /placement/groups/{groupId}, GET "
     "/linode/instances/{linodeId}/configs, ...) list only their 200 answer, though they too "
     "answer errors (404 for an unknown id); they get the `default` error response every other "
@@ -99,12 +105,18 @@ KNOWN_DIFFERENCES = {
     "`status: enabled`, and the real API takes it; both specs mark `status` readOnly in the "
     "create's body. The simulator drops the read-only fields of that body; the body is "
     "widened to take `status`.",
+    "tags-label-filter": "Tags are filtered by `label` in the real API, as Linode's own "
+    "JavaScript client (@linode/api-v4) asks for them; neither spec marks it filterable. "
+    "`routes.EXTRA_FILTERS` adds it.",
     "firewall-rules-partial": "linode-cli's `firewalls rules-update ID --inbound ...` sends "
     "only what changes, and the real API keeps the rest (linode-cli's own suite); the spec "
     "requires both policies. The simulator keeps what is left out; the body's `required` "
     "goes.",
 }
 
+# An image's or kernel's id put in the path with its slash (`/linode/kernels/linode/grub2`,
+# as linode-cli sends it): the spec's path parameter is one segment, so it is escaped.
+_SLASHED_ID = re.compile(r"^(/v4(?:beta)?/(?:images|linode/kernels)/[^/]+)/([^/]+)$")
 _LINODE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})?$")
 
 
@@ -307,6 +319,19 @@ def _take_client_bodies(spec: dict[str, Any]) -> None:
         schema.pop("required", None)
 
 
+def _drop_tagged_discriminator(spec: dict[str, Any]) -> None:
+    """`tagged-object-discriminator`."""
+    operation = spec["paths"].get("/{apiVersion}/tags/{tagLabel}", {}).get("get", {})
+    for response in operation.get("responses", {}).values():
+        for node in list(_walk(_resolve(spec, response))):
+            node.pop("discriminator", None)
+            if "oneOf" in node:
+                node["anyOf"] = node.pop("oneOf")
+            props = node.get("properties", {})
+            if set(props) == {"data", "type"} and props["data"].get("type") == "string":
+                props["data"] = {"type": "object"}
+
+
 def correct_spec(spec: dict[str, Any]) -> dict[str, Any]:
     """Apply `SPEC_CORRECTIONS` (all but the two that live in the checker) to a spec copy,
     and widen the request bodies of `KNOWN_DIFFERENCES` to what clients send."""
@@ -334,6 +359,7 @@ def correct_spec(spec: dict[str, Any]) -> dict[str, Any]:
     _take_compliant_only(spec)
     _take_interface_firewall(spec)
     _take_client_bodies(spec)
+    _drop_tagged_discriminator(spec)
     _correct_schemas(spec)
     # Corrections copy the schemas they change; a second pass reaches inside the copies.
     _correct_schemas(spec)
@@ -461,7 +487,7 @@ def _load_one(spec_path: Path):
         response_headers: dict[str, str],
         answer: Any,
     ) -> tuple[bool, list[str]]:
-        request = _Request(method, path, params, headers, body)
+        request = _Request(method, _SLASHED_ID.sub(r"\1%2F\2", path), params, headers, body)
         problems = []
         response = _Response(status, response_headers, _to_spec_spelling(path, answer))
         for error in api.iter_response_errors(request, response):

@@ -89,3 +89,53 @@ def test_disk_encryption_only_where_the_region_offers_it(api, admin):
     assert answer.json()["errors"] == [
         {"reason": "Disk encryption is not available in us-east", "field": "disk_encryption"}
     ]
+
+
+def test_tags_are_made_listed_filtered_shown_and_deleted(api, client):
+    linode = create(api, "tagged-one")
+    assert api("POST", "/tags", {"label": "web", "linodes": [linode["id"]]}).json() == {
+        "label": "web"
+    }
+    assert api("POST", "/tags", {"label": "empty-tag"}).status_code == 200
+    listed = api("GET", "/tags", headers={"X-Filter": '{"label": "web"}'}).json()["data"]
+    assert listed == [{"label": "web"}]
+    (item,) = api("GET", "/tags/web").json()["data"]
+    assert (item["type"], item["data"]["id"]) == ("linode", linode["id"])
+    assert [t.label for t in client.tags()] == ["empty-tag", "web"]
+    assert api("DELETE", "/tags/web").status_code == 200
+    assert api("GET", f"/linode/instances/{linode['id']}").json()["tags"] == []
+    assert api("GET", "/tags/web").status_code == 404
+    short = api("POST", "/tags", {"label": "aa"})
+    assert short.json()["errors"] == [
+        {"reason": "Length must be 3-50 characters", "field": "label"}
+    ]
+    missing = api("POST", "/tags", {"label": "vols", "volumes": [1]})
+    assert missing.status_code == 400
+
+
+def test_profile_ssh_keys(client, api):
+    key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGZ0ZXN0a2V5 someone@example"
+    made = client.profile.ssh_key_upload(key, "laptop")
+    assert [k.label for k in client.profile.ssh_keys()] == ["laptop"]
+    made.label = "desk"
+    made.save()
+    assert api("GET", f"/profile/sshkeys/{made.id}").json()["label"] == "desk"
+    assert api("POST", "/profile/sshkeys", {"ssh_key": "not a key"}).status_code == 400
+    made.delete()
+    assert api("GET", "/profile/sshkeys").json()["data"] == []
+
+
+def test_an_event_seen_marks_it_and_the_older_ones(api):
+    create(api, "seen-one")
+    create(api, "seen-two")
+    newest, older = api("GET", "/account/events").json()["data"][:2]
+    assert api("POST", f"/account/events/{older['id']}/seen").json() == {}
+    seen = {e["id"]: e["seen"] for e in api("GET", "/account/events").json()["data"]}
+    assert seen[older["id"]] and not seen[newest["id"]]
+    assert api("POST", "/account/events/1/seen").status_code == 404
+
+
+def test_ids_with_a_slash_in_the_path(api):
+    # linode-cli's `kernels view linode/grub2` puts the id in the path as it is.
+    assert api("GET", "/linode/kernels/linode/grub2").json()["id"] == "linode/grub2"
+    assert api("GET", "/images/linode%2Fdebian10").json()["capabilities"] == []
