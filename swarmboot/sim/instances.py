@@ -12,7 +12,7 @@ import binascii
 from typing import Any
 
 from swarmboot import udf
-from swarmboot.sim import catalog, interfaces, placement, resources
+from swarmboot.sim import catalog, interfaces, placement, profiles, resources
 from swarmboot.sim.engine import Simulator, begin_boot, machine_of
 from swarmboot.sim.errors import ApiError, Problem, bad_request
 from swarmboot.sim.inputs import Body, check_label
@@ -21,6 +21,7 @@ from swarmboot.sim.network import Exhausted, NoRange
 
 __all__ = [
     "boot",
+    "busy",
     "create",
     "delete",
     "reboot",
@@ -81,6 +82,11 @@ _SWAP_MB = 512
 
 def _busy(inst: Instance) -> ApiError:
     return ApiError(400, (Problem("Linode busy."),))
+
+
+def busy(inst: Instance) -> ApiError:
+    """The API's answer to an action on a Linode in transition."""
+    return _busy(inst)
 
 
 def _require_quiet(inst: Instance) -> None:
@@ -382,6 +388,16 @@ def create(sim: Simulator, raw: Any) -> Instance:
                 sim.addresses.release(public, private)
                 raise
         _lay_disks(sim, inst, deployment["image"], swap, kernel, boot_size)
+        if generation != "linode" and wanted_interfaces:
+            if not inst.configs:
+                sim.addresses.release(public, private)
+                raise bad_request("Interfaces need an image: they go in its profile", "interfaces")
+            config = next(iter(inst.configs.values()))
+            try:
+                profiles.set_interfaces(sim.world, inst, config, wanted_interfaces, "interfaces")
+            except ApiError:
+                sim.addresses.release(public, private)
+                raise
         sim.world.instances[iid] = inst
         if deployment["script"] is not None:
             deployment["script"].deployments_total += 1
@@ -578,7 +594,7 @@ def update_config(sim: Simulator, iid: int, config_id: int, raw: Any) -> Config:
                     raise bad_request("Disk not found", f"devices.{slot}.disk_id")
                 config.devices[slot] = device
         if "interfaces" in body:
-            config.interfaces = list(body.raw["interfaces"] or [])
+            profiles.set_interfaces(sim.world, inst, config, body.raw["interfaces"], "interfaces")
         inst.updated = sim.now()
         sim.event("linode_config_update", sim.linode_entity(inst), "notification")
         return config

@@ -481,6 +481,7 @@ class World:
             "subnet": 4001,
             "interface": 5001,
             "ssh_key": 10001,
+            "config_interface": 11001,
         }
     )
     instances: dict[int, Instance] = field(default_factory=dict)

@@ -8,7 +8,17 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
-from swarmboot.sim import account, catalog, instances, interfaces, placement, resources, vpcs
+from swarmboot.sim import (
+    account,
+    catalog,
+    disks,
+    instances,
+    interfaces,
+    placement,
+    profiles,
+    resources,
+    vpcs,
+)
 from swarmboot.sim.engine import Simulator
 from swarmboot.sim.errors import not_found
 from swarmboot.sim.model import Instance, PlacementGroup
@@ -61,6 +71,7 @@ FILTERABLE: dict[str, frozenset[str]] = {
     "/vpcs/{vpcId}/subnets": frozenset({"created", "id", "label", "updated"}),
     "/tags": frozenset(),
     "/tags/{tagLabel}": frozenset(),
+    "/networking/vlans": frozenset({"label", "region"}),
     "/profile/sshkeys": frozenset(),
 }
 # Filters the real API takes beyond the spec's marks: tags by label, as Linode's own
@@ -254,6 +265,47 @@ def _changed_interface(sim: Simulator, request: Request) -> dict[str, Any]:
     return iface.to_api(inst)
 
 
+def _profile(sim: Simulator, request: Request) -> tuple[Instance, Any]:
+    inst = _instance(sim, request)
+    return inst, profiles.config(inst, request.id("configId"))
+
+
+def _config_interface(sim: Simulator, request: Request) -> dict[str, Any]:
+    inst, cfg = _profile(sim, request)
+    return profiles.interface_api(inst, profiles.interface(cfg, request.id("interfaceId")))
+
+
+def _new_config_interface(sim: Simulator, request: Request) -> dict[str, Any]:
+    inst, cfg = _profile(sim, request)
+    return profiles.interface_api(inst, profiles.add_interface(sim.world, inst, cfg, request.body))
+
+
+def _changed_config_interface(sim: Simulator, request: Request) -> dict[str, Any]:
+    inst, cfg = _profile(sim, request)
+    iface = profiles.update_interface(inst, cfg, request.id("interfaceId"), request.body)
+    return profiles.interface_api(inst, iface)
+
+
+def _new_config(sim: Simulator, request: Request) -> dict[str, Any]:
+    inst = _instance(sim, request)
+    cfg = profiles.new_config(sim.world, inst, request.body)
+    sim.event("linode_config_create", sim.linode_entity(inst), "notification")
+    return cfg.to_api()
+
+
+def _gone_config(sim: Simulator, request: Request) -> None:
+    inst, cfg = _profile(sim, request)
+    if inst.status not in ("running", "offline"):
+        raise instances.busy(inst)
+    del inst.configs[cfg.id]
+    sim.event("linode_config_delete", sim.linode_entity(inst), "notification")
+
+
+def _disk_event(sim: Simulator, request: Request, action: str, made: Any) -> dict[str, Any]:
+    sim.event(action, sim.linode_entity(_instance(sim, request)), "notification")
+    return made.to_api()
+
+
 def _empty(fn: Callable[[Simulator, Request], Any]) -> Handler:
     def handler(sim: Simulator, request: Request) -> Any:
         fn(sim, request)
@@ -341,6 +393,115 @@ _TABLE: list[tuple[str, str, Handler]] = [
         ),
     ),
     ("GET", "/linode/instances/{linodeId}/configs/{configId}", _locked(_config)),
+    ("POST", "/linode/instances/{linodeId}/configs", _changing(_new_config)),
+    ("DELETE", "/linode/instances/{linodeId}/configs/{configId}", _empty(_changing(_gone_config))),
+    (
+        "GET",
+        "/linode/instances/{linodeId}/configs/{configId}/interfaces",
+        _locked(
+            lambda sim, r: [
+                profiles.interface_api(_profile(sim, r)[0], i)
+                for i in _profile(sim, r)[1].interfaces
+            ]
+        ),
+    ),
+    (
+        "POST",
+        "/linode/instances/{linodeId}/configs/{configId}/interfaces",
+        _changing(_new_config_interface),
+    ),
+    (
+        "GET",
+        "/linode/instances/{linodeId}/configs/{configId}/interfaces/{interfaceId}",
+        _locked(_config_interface),
+    ),
+    (
+        "PUT",
+        "/linode/instances/{linodeId}/configs/{configId}/interfaces/{interfaceId}",
+        _changing(_changed_config_interface),
+    ),
+    (
+        "DELETE",
+        "/linode/instances/{linodeId}/configs/{configId}/interfaces/{interfaceId}",
+        _empty(
+            _changing(
+                lambda sim, r: profiles.remove_interface(_profile(sim, r)[1], r.id("interfaceId"))
+            )
+        ),
+    ),
+    (
+        "POST",
+        "/linode/instances/{linodeId}/configs/{configId}/interfaces/order",
+        _empty(_changing(lambda sim, r: profiles.order_interfaces(_profile(sim, r)[1], r.body))),
+    ),
+    (
+        "GET",
+        "/networking/vlans",
+        _listing("/networking/vlans", _locked(lambda sim, r: profiles.vlans(sim.world))),
+    ),
+    (
+        "POST",
+        "/linode/instances/{linodeId}/disks",
+        _changing(
+            lambda sim, r: _disk_event(
+                sim, r, "disk_create", disks.create(sim.world, _instance(sim, r), r.body, sim.now())
+            )
+        ),
+    ),
+    (
+        "PUT",
+        "/linode/instances/{linodeId}/disks/{diskId}",
+        _changing(
+            lambda sim, r: disks.update(
+                _instance(sim, r), r.id("diskId"), r.body, sim.now()
+            ).to_api()
+        ),
+    ),
+    (
+        "DELETE",
+        "/linode/instances/{linodeId}/disks/{diskId}",
+        _empty(_changing(lambda sim, r: disks.delete(_instance(sim, r), r.id("diskId")))),
+    ),
+    (
+        "POST",
+        "/linode/instances/{linodeId}/disks/{diskId}/resize",
+        _empty(
+            _changing(
+                lambda sim, r: _disk_event(
+                    sim,
+                    r,
+                    "disk_resize",
+                    disks.resize(_instance(sim, r), r.id("diskId"), r.body, sim.now()),
+                )
+            )
+        ),
+    ),
+    (
+        "POST",
+        "/linode/instances/{linodeId}/disks/{diskId}/clone",
+        _changing(
+            lambda sim, r: _disk_event(
+                sim,
+                r,
+                "disk_duplicate",
+                disks.clone(sim.world, _instance(sim, r), r.id("diskId"), sim.now()),
+            )
+        ),
+    ),
+    (
+        "POST",
+        "/linode/instances/{linodeId}/disks/{diskId}/password",
+        _empty(
+            _changing(
+                lambda sim, r: disks.reset_password(_instance(sim, r), r.id("diskId"), r.body)
+            )
+        ),
+    ),
+    (
+        "POST",
+        "/linode/instances/{linodeId}/password",
+        _empty(_changing(lambda sim, r: disks.reset_root_password(_instance(sim, r), r.body))),
+    ),
     (
         "PUT",
         "/linode/instances/{linodeId}/configs/{configId}",

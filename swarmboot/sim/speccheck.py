@@ -53,7 +53,8 @@ SPEC_CORRECTIONS = {
     "linodego recorded fixtures): a Linode's backups.last_successful, a config's empty device "
     "slots and their disk_id/volume_id, an event's rate and secondary_entity, an IP address's "
     "gateway and rdns, a firewall's outbound rules; and the account settings' "
-    "longview_subscription, null for Longview Free as its own description says.",
+    "longview_subscription, null for Longview Free as its own description says; a config "
+    "interface's ipv4 and ip_ranges (null on a public or VLAN one).",
     "firewall-entities": "Firewalls carry `entities` (the attached devices) in the real API "
     "(linode/linodego recorded fixtures); the spec's closed Firewall schema omits it.",
     "firewall-protocols": "Firewall rules take protocol ALL and IP protocol numbers such as "
@@ -80,6 +81,11 @@ SPEC_CORRECTIONS = {
     "any object, which a oneOf refuses; the reconstruction of 4.229.1 lost the oneOf and "
     "types `data` as a string. The discriminator goes, the oneOf is an anyOf, and a string "
     "`data` is an object.",
+    "config-interface-bodies": "Config-profile interfaces as the real API serves them (linode/"
+    "linodego recorded fixtures): their list is a plain array, which 4.229.1's reconstruction "
+    "types as an object; a new one needs a `label` only for a VLAN, where 4.229.1 requires it "
+    "always; the interface `order` body lists ids that 4.189.0 marks readOnly. Each is "
+    "corrected; 4.189.0's interfaces also take 4.229.1's `ipv6` (null), as served.",
     "missing-error-responses": "A few operations (GET /placement/groups/{groupId}, GET "
     "/linode/instances/{linodeId}/configs, ...) list only their 200 answer, though they too "
     "answer errors (404 for an unknown id); they get the `default` error response every other "
@@ -168,6 +174,7 @@ _REAL_NULLS: tuple[tuple[frozenset[str], tuple[str, ...]], ...] = (
         ("inbound", "outbound"),
     ),
     (frozenset({"longview_subscription", "managed", "network_helper"}), ("longview_subscription",)),
+    (frozenset({"purpose", "ipam_address", "ipv4", "ip_ranges"}), ("ipv4", "ip_ranges")),
 )
 
 
@@ -199,6 +206,8 @@ def _newer_fields(spec: dict[str, Any], node: dict[str, Any], props: dict[str, A
         props.setdefault("network_helper", {"type": "boolean"})
     if names >= {"filesystem", "size", "status"} and "id" in names:  # a disk
         props.setdefault("disk_encryption", {"type": "string", "enum": ["enabled", "disabled"]})
+    if {"purpose", "ipam_address", "ipv4"} <= names and "id" in names:  # a config interface
+        props.setdefault("ipv6", {"type": "object", "nullable": True})
     if {"purpose", "ipam_address"} <= names and "public" not in names:
         props.update(copy.deepcopy(_LINODE_INTERFACE_PARTS))
         if "required" in node:
@@ -319,6 +328,25 @@ def _take_client_bodies(spec: dict[str, Any]) -> None:
         schema.pop("required", None)
 
 
+def _correct_config_interfaces(spec: dict[str, Any]) -> None:
+    """`config-interface-bodies`."""
+    path = "/linode/instances/{linodeId}/configs/{configId}/interfaces"
+    listing = spec["paths"].get("/{apiVersion}" + path, {}).get("get", {})
+    for media in listing.get("responses", {}).get("200", {}).get("content", {}).values():
+        schema = _resolve(spec, media.get("schema", {}))
+        if schema.get("type") == "object" and "properties" in schema:
+            media["schema"] = {"type": "array", "items": copy.deepcopy(schema)}
+    for schema in _request_schemas(spec, path, "post"):
+        if "required" in schema:
+            schema["required"] = [r for r in schema["required"] if r != "label"]
+    for schema in _request_schemas(spec, path + "/order", "post"):
+        ids = schema.get("properties", {}).get("ids")
+        if isinstance(ids, dict):
+            items = copy.deepcopy(_resolve(spec, ids.get("items", {})))
+            items.pop("readOnly", None)
+            schema["properties"]["ids"] = {**ids, "items": items}
+
+
 def _drop_tagged_discriminator(spec: dict[str, Any]) -> None:
     """`tagged-object-discriminator`."""
     operation = spec["paths"].get("/{apiVersion}/tags/{tagLabel}", {}).get("get", {})
@@ -360,6 +388,7 @@ def correct_spec(spec: dict[str, Any]) -> dict[str, Any]:
     _take_interface_firewall(spec)
     _take_client_bodies(spec)
     _drop_tagged_discriminator(spec)
+    _correct_config_interfaces(spec)
     _correct_schemas(spec)
     # Corrections copy the schemas they change; a second pass reaches inside the copies.
     _correct_schemas(spec)

@@ -3,7 +3,7 @@ fidelity), each checked here so that `make test` guards it without the suites.""
 
 from __future__ import annotations
 
-from .test_behaviour import ROOT_PASS, create
+from .test_behaviour import ROOT_PASS, create, wait
 
 RULES = {"inbound_policy": "DROP", "outbound_policy": "ACCEPT", "inbound": [], "outbound": []}
 SSH = {"action": "ACCEPT", "protocol": "TCP", "ports": "22", "addresses": {"ipv4": ["0.0.0.0/0"]}}
@@ -139,3 +139,100 @@ def test_ids_with_a_slash_in_the_path(api):
     # linode-cli's `kernels view linode/grub2` puts the id in the path as it is.
     assert api("GET", "/linode/kernels/linode/grub2").json()["id"] == "linode/grub2"
     assert api("GET", "/images/linode%2Fdebian10").json()["capabilities"] == []
+
+
+def test_config_profiles_and_their_interfaces(api):
+    vpc = api(
+        "POST",
+        "/vpcs",
+        {
+            "label": "cfg-vpc",
+            "region": "us-east",
+            "subnets": [{"label": "s", "ipv4": "10.0.0.0/24"}],
+        },
+    ).json()
+    subnet_id = vpc["subnets"][0]["id"]
+    made = create(
+        api,
+        "cfg-one",
+        region="us-east",
+        image="linode/debian12",
+        root_pass=ROOT_PASS,
+        interfaces=[
+            {"purpose": "public"},
+            {"purpose": "vpc", "subnet_id": subnet_id, "ipv4": {"nat_1_1": "any"}},
+        ],
+    )
+    base = f"/linode/instances/{made['id']}/configs"
+    (config,) = api("GET", base).json()["data"]
+    public, vpc_iface = config["interfaces"]
+    assert public["purpose"] == "public"
+    assert vpc_iface["ipv4"] == {"vpc": "10.0.0.2", "nat_1_1": made["ipv4"][0]}
+    subnet = api("GET", f"/vpcs/{vpc['id']}/subnets/{subnet_id}").json()
+    assert subnet["linodes"] == [
+        {
+            "id": made["id"],
+            "interfaces": [{"id": vpc_iface["id"], "active": False, "config_id": config["id"]}],
+        }
+    ]
+    disk_id = config["devices"]["sda"]["disk_id"]
+    second = api("POST", base, {"label": "second", "devices": {"sda": {"disk_id": disk_id}}})
+    assert second.status_code == 200, second.text
+    second_id = second.json()["id"]
+    vlan = api(
+        "POST",
+        f"{base}/{second_id}/interfaces",
+        {"purpose": "vlan", "label": "back", "ipam_address": "10.8.0.1/24"},
+    )
+    assert vlan.status_code == 200, vlan.text
+    pub = api("POST", f"{base}/{second_id}/interfaces", {"purpose": "public"}).json()
+    order = [pub["id"], vlan.json()["id"]]
+    assert api("POST", f"{base}/{second_id}/interfaces/order", {"ids": order}).json() == {}
+    listed = api("GET", f"{base}/{second_id}/interfaces").json()
+    assert [i["id"] for i in listed] == order
+    changed = api("PUT", f"{base}/{second_id}/interfaces/{pub['id']}", {"primary": True}).json()
+    assert changed["primary"] is True
+    assert api("GET", "/networking/vlans").json()["data"] == [
+        {
+            "label": "back",
+            "region": "us-east",
+            "linodes": [made["id"]],
+            "created": "2024-01-01T00:00:00",
+        }
+    ]
+    assert api("DELETE", f"{base}/{second_id}/interfaces/{vlan.json()['id']}").status_code == 200
+    assert api("DELETE", f"{base}/{second_id}").status_code == 200
+    assert api("POST", base, {"label": "no-devices"}).json()["errors"][0]["field"] == "devices"
+    two_public = api("POST", f"{base}/{config['id']}/interfaces", {"purpose": "public"})
+    assert two_public.status_code == 400
+
+
+def test_disks_made_resized_cloned_and_deleted(api):
+    made = create(
+        api,
+        "disk-one",
+        image="linode/debian12",
+        root_pass=ROOT_PASS,
+        boot_size=10000,
+        swap_size=256,
+    )
+    wait(api, made["id"], "offline")
+    base = f"/linode/instances/{made['id']}/disks"
+    new = api("POST", base, {"label": "data", "size": 2000, "filesystem": "ext4"})
+    assert new.status_code == 200, new.text
+    disk = new.json()
+    assert (disk["status"], disk["disk_encryption"]) == ("ready", "enabled")
+    assert api("PUT", f"{base}/{disk['id']}", {"label": "data-2"}).json()["label"] == "data-2"
+    assert api("POST", f"{base}/{disk['id']}/resize", {"size": 3000}).json() == {}
+    clone = api("POST", f"{base}/{disk['id']}/clone").json()
+    assert clone["size"] == 3000
+    too_big = api("POST", base, {"label": "huge", "size": 10**6})
+    assert too_big.json()["errors"][0]["field"] == "size"
+    assert api("POST", f"{base}/{disk['id']}/password", {"password": ROOT_PASS}).json() == {}
+    assert api("DELETE", f"{base}/{clone['id']}").status_code == 200
+    assert (
+        api("POST", f"/linode/instances/{made['id']}/password", {"root_pass": ROOT_PASS}).json()
+        == {}
+    )
+    weak = api("POST", f"/linode/instances/{made['id']}/password", {"root_pass": "short"})
+    assert weak.status_code == 400
