@@ -260,6 +260,16 @@ def region(rid: str, withheld: Withheld | None = None) -> dict[str, Any] | None:
     return _less(_REGIONS.get(rid), withheld)
 
 
+def vpc_availability(row: dict[str, Any]) -> dict[str, Any]:
+    """A region's VPC availability: where it has the VPCs capability; no IPv6 prefix lengths
+    (VPC IPv6 is not modelled)."""
+    return {
+        "region": row["id"],
+        "available": "VPCs" in row["capabilities"],
+        "available_ipv6_prefix_lengths": [],
+    }
+
+
 def regions(withheld: Withheld | None = None) -> list[dict[str, Any]]:
     return [_less(dict(r), withheld) for r in REGIONS]  # type: ignore[misc]
 

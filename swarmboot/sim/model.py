@@ -495,6 +495,8 @@ class World:
     # Tags made with `POST /tags` (a tag also exists while an object carries it).
     tags: list[str] = field(default_factory=list)
     ssh_keys: dict[int, SshKey] = field(default_factory=dict)
+    # The account's default firewalls (`/networking/firewalls/settings`), by kind.
+    firewall_defaults: dict[str, int | None] = field(default_factory=dict)
 
     def new_id(self, kind: str) -> int:
         value = self.next_ids[kind]
@@ -539,4 +541,5 @@ class World:
             settings={**DEFAULT_SETTINGS, **raw.get("settings", {})},
             tags=list(raw.get("tags", [])),
             ssh_keys={int(k): SshKey(**v) for k, v in raw.get("ssh_keys", {}).items()},
+            firewall_defaults=dict(raw.get("firewall_defaults", {})),
         )

@@ -320,6 +320,9 @@ def delete_firewall(sim: Simulator, firewall_id: int) -> None:
     with sim.lock:
         fw = _firewall(sim, firewall_id)
         del sim.world.firewalls[firewall_id]
+        for kind, default in sim.world.firewall_defaults.items():
+            if default == firewall_id:
+                sim.world.firewall_defaults[kind] = None
         for inst in sim.world.instances.values():  # Linode interfaces lose it too
             for iface in inst.interfaces.values():
                 if iface.firewall_id == firewall_id:

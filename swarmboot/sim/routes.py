@@ -12,6 +12,7 @@ from swarmboot.sim import (
     account,
     catalog,
     disks,
+    firewall_templates,
     instances,
     interfaces,
     placement,
@@ -72,6 +73,10 @@ FILTERABLE: dict[str, frozenset[str]] = {
     "/tags": frozenset(),
     "/tags/{tagLabel}": frozenset(),
     "/networking/vlans": frozenset({"label", "region"}),
+    "/networking/firewalls/templates": frozenset(),
+    "/account/notifications": frozenset(),
+    "/regions/availability": frozenset({"available", "plan", "region"}),
+    "/regions/vpc-availability": frozenset({"region"}),
     "/profile/sshkeys": frozenset(),
 }
 # Filters the real API takes beyond the spec's marks: tags by label, as Linode's own
@@ -306,6 +311,14 @@ def _disk_event(sim: Simulator, request: Request, action: str, made: Any) -> dic
     return made.to_api()
 
 
+def _region_rows(sim: Simulator, request: Request, rows: Any) -> Any:
+    """A region's plan availability (`rows`), or its VPC availability (`rows` None)."""
+    region = catalog.region(request.args["regionId"], sim.config.withheld)
+    if region is None:
+        raise not_found()
+    return rows if rows is not None else catalog.vpc_availability(region)
+
+
 def _empty(fn: Callable[[Simulator, Request], Any]) -> Handler:
     def handler(sim: Simulator, request: Request) -> Any:
         fn(sim, request)
@@ -317,6 +330,46 @@ def _empty(fn: Callable[[Simulator, Request], Any]) -> Handler:
 _TABLE: list[tuple[str, str, Handler]] = [
     ("GET", "/regions", _listing("/regions", lambda sim, r: catalog.regions(sim.config.withheld))),
     ("GET", "/regions/{regionId}", _one(catalog.region, "regionId", withheld=True)),
+    # Plan availability lists the plans a region lacks: none here (as linodego's recording
+    # of a real account shows it, empty).
+    ("GET", "/regions/availability", _listing("/regions/availability", lambda sim, r: [])),
+    ("GET", "/regions/{regionId}/availability", lambda sim, r: _region_rows(sim, r, [])),
+    (
+        "GET",
+        "/regions/vpc-availability",
+        _listing(
+            "/regions/vpc-availability",
+            lambda sim, r: [
+                catalog.vpc_availability(g) for g in catalog.regions(sim.config.withheld)
+            ],
+        ),
+    ),
+    (
+        "GET",
+        "/regions/{regionId}/vpc-availability",
+        lambda sim, r: _region_rows(sim, r, None),
+    ),
+    ("GET", "/account/notifications", _listing("/account/notifications", lambda sim, r: [])),
+    (
+        "GET",
+        "/networking/firewalls/templates",
+        _listing("/networking/firewalls/templates", lambda sim, r: firewall_templates.templates()),
+    ),
+    (
+        "GET",
+        "/networking/firewalls/templates/{slug}",
+        lambda sim, r: firewall_templates.template(r.args["slug"]),
+    ),
+    (
+        "GET",
+        "/networking/firewalls/settings",
+        _locked(lambda sim, r: firewall_templates.settings(sim.world)),
+    ),
+    (
+        "PUT",
+        "/networking/firewalls/settings",
+        _changing(lambda sim, r: firewall_templates.update_settings(sim.world, r.body)),
+    ),
     ("GET", "/linode/types", _listing("/linode/types", _static(catalog.TYPES))),
     ("GET", "/linode/types/{typeId}", _one(catalog.type_, "typeId")),
     ("GET", "/linode/kernels", _listing("/linode/kernels", _static(catalog.KERNELS))),
@@ -848,8 +901,16 @@ def _compile(template: str) -> re.Pattern[str]:
     return re.compile(f"^{regex}$")
 
 
+# Fewer path arguments first: a path's own words win over an argument (`/regions/availability`
+# is not the region "availability", `/networking/firewalls/templates` not a firewall).
 ROUTES: tuple[Route, ...] = tuple(
-    Route(method, template, handler, _compile(template)) for method, template, handler in _TABLE
+    sorted(
+        (
+            Route(method, template, handler, _compile(template))
+            for method, template, handler in _TABLE
+        ),
+        key=lambda route: route.template.count("{"),
+    )
 )
 
 

@@ -3,6 +3,8 @@ fidelity), each checked here so that `make test` guards it without the suites.""
 
 from __future__ import annotations
 
+from linode_api4 import FirewallTemplate
+
 from .test_behaviour import ROOT_PASS, create, wait
 
 RULES = {"inbound_policy": "DROP", "outbound_policy": "ACCEPT", "inbound": [], "outbound": []}
@@ -236,3 +238,35 @@ def test_disks_made_resized_cloned_and_deleted(api):
     )
     weak = api("POST", f"/linode/instances/{made['id']}/password", {"root_pass": "short"})
     assert weak.status_code == 400
+
+
+def test_firewall_templates_and_default_firewalls(api, client):
+    slugs = [t["slug"] for t in api("GET", "/networking/firewalls/templates").json()["data"]]
+    assert slugs == ["akamai-non-prod", "vpc", "public"]
+    assert client.load(FirewallTemplate, "vpc").rules.inbound_policy == "DROP"
+    assert api("GET", "/networking/firewalls/templates/nope").status_code == 404
+    defaults = api("GET", "/networking/firewalls/settings").json()["default_firewall_ids"]
+    assert defaults == dict.fromkeys(
+        ("linode", "nodebalancer", "public_interface", "vpc_interface")
+    )
+    fw = api("POST", "/networking/firewalls", {"label": "fw-default", "rules": RULES}).json()
+    body = {"default_firewall_ids": {"linode": fw["id"], "vpc_interface": fw["id"]}}
+    changed = api("PUT", "/networking/firewalls/settings", body).json()["default_firewall_ids"]
+    assert (changed["linode"], changed["public_interface"]) == (fw["id"], None)
+    bad = api("PUT", "/networking/firewalls/settings", {"default_firewall_ids": {"linode": 1}})
+    assert bad.status_code == 400
+    api("DELETE", f"/networking/firewalls/{fw['id']}")
+    assert api("GET", "/networking/firewalls/settings").json()["default_firewall_ids"] == defaults
+
+
+def test_region_availability_and_notifications(api):
+    assert api("GET", "/regions/availability").json()["data"] == []
+    assert api("GET", "/regions/us-east/availability").json() == []
+    assert api("GET", "/regions/us-east/vpc-availability").json() == {
+        "region": "us-east",
+        "available": True,
+        "available_ipv6_prefix_lengths": [],
+    }
+    assert len(api("GET", "/regions/vpc-availability").json()["data"]) > 20
+    assert api("GET", "/regions/nowhere/vpc-availability").status_code == 404
+    assert api("GET", "/account/notifications").json()["data"] == []

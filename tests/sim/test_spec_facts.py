@@ -69,8 +69,15 @@ def test_every_route_is_in_the_newest_spec_and_the_old_ones_in_both(spec, newest
     for route in ROUTES:
         path = "/{apiVersion}" + route.template
         assert route.method.lower() in newest["paths"].get(path, {}), route.template
-        if route.template.startswith(("/linode/instances/{linodeId}/interfaces",)):
-            continue  # Linode interfaces came after 4.189.0
+        if route.template.startswith(
+            (
+                "/linode/instances/{linodeId}/interfaces",
+                "/networking/firewalls/templates",
+                "/networking/firewalls/settings",
+            )
+        ) or route.template.endswith("/vpc-availability"):
+            continue  # Linode interfaces, firewall templates and settings, VPC availability
+            # came after 4.189.0
         assert route.method.lower() in spec["paths"].get(path, {}), route.template
 
 
