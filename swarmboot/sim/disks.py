@@ -69,7 +69,8 @@ def _root_pass(value: Any, field: str) -> str:
     return value
 
 
-def create(world: World, inst: Instance, raw: Any, now: str) -> Disk:
+def create(world: World, inst: Instance, raw: Any, now: str, ready_at: float | None = None) -> Disk:
+    """A new disk, `not ready` until `ready_at` (epoch)."""
     _quiet(inst)
     body = Body(raw, _CREATE, _READ_ONLY)
     size = body.int("size", required=True) or 0
@@ -101,6 +102,7 @@ def create(world: World, inst: Instance, raw: Any, now: str) -> Disk:
         created=now,
         updated=now,
         disk_encryption=inst.disk_encryption,
+        ready_at=ready_at,
     )
     inst.disks[made.id] = made
     return made
@@ -135,7 +137,7 @@ def clone(world: World, inst: Instance, disk_id: int, now: str) -> Disk:
         raise bad_request("Not enough free space to clone this disk")
     copy = Disk(
         id=world.new_id("disk"),
-        label=found.label[:40] + " (copy)" if len(found.label) > 41 else f"{found.label} (copy)",
+        label=f"Copy of {found.label}"[:48],  # the real API's name (linode-cli's suite)
         size=found.size,
         filesystem=found.filesystem,
         status="ready",

@@ -269,7 +269,7 @@ class Simulator:
         self.addresses.mark(
             a
             for inst in self.world.instances.values()
-            for a in (inst.ipv4_public, inst.ipv4_private)
+            for a in (inst.ipv4_public, inst.ipv4_private, *inst.extra_public)
         )
         self._jobs.extend(jobs)
         heapq.heapify(self._jobs)

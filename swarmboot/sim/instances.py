@@ -13,6 +13,7 @@ from typing import Any
 
 from swarmboot import udf
 from swarmboot.sim import catalog, interfaces, placement, profiles, resources
+from swarmboot.sim import ips as ips_model
 from swarmboot.sim.engine import Simulator, begin_boot, machine_of
 from swarmboot.sim.errors import ApiError, Problem, bad_request
 from swarmboot.sim.inputs import Body, check_label
@@ -135,23 +136,26 @@ def _user_data(sim: Simulator, body: Body, region: str, image: str | None) -> st
 
 def _deployment(sim: Simulator, body: Body, region: str, *, rebuilding: bool) -> dict[str, Any]:
     """The image, credentials, StackScript and user data of a create or rebuild."""
-    image = body.str("image", required=rebuilding)
+    # The real API's words (linode-cli's own suite asserts them).
+    image = body.str("image")
+    if image is None and rebuilding:
+        raise bad_request("You must specify an image", "image")
     if image is not None and catalog.image(image) is None:
-        raise bad_request(f"Image {image} not found", "image")
-    root_pass = body.str("root_pass", required=rebuilding)
+        raise bad_request("image is not valid", "image")
+    root_pass = body.str("root_pass")
     if root_pass is not None and (
         len(root_pass) < 11 or root_pass.isalpha() or root_pass.isdigit()
     ):
         raise bad_request("Password does not meet strength requirement.", "root_pass")
     keys = body.strings("authorized_keys")
-    for key in keys:
-        if len(key.split()) < 2:
+    for key in keys:  # the real API takes even a bare key type (linode-cli's suite sends one)
+        if not key.strip() or "\n" in key.strip():
             raise bad_request("Invalid SSH public key", "authorized_keys")
     if body.strings("authorized_users"):
         raise bad_request("No such user in this account", "authorized_users")
     if image is not None and root_pass is None and not keys:
         raise bad_request(
-            "A root password or an SSH key is required to deploy an image", "root_pass"
+            "Must provide valid root_pass, authorized_keys, or authorized_users", "root_pass"
         )
     script_id = body.int("stackscript_id")
     script = None
@@ -302,16 +306,22 @@ def create(sim: Simulator, raw: Any) -> Instance:
     if not isinstance(wanted_interfaces, list):
         raise bad_request("Must be a list of interfaces", "interfaces")
     if generation == "linode":
-        if firewall_id is not None:
-            raise bad_request(
-                "A Linode with Linode interfaces takes its firewalls per interface "
-                "(interfaces[].firewall_id)",
-                "firewall_id",
-            )
         # Made without any, it gets a public interface that is its default route.
         wanted_interfaces = wanted_interfaces or [
             {"public": {}, "default_route": {"ipv4": True, "ipv6": True}}
         ]
+        if firewall_id is not None:
+            # linode-cli's own suite sends both, and the real API takes it: the simulator
+            # puts it on each public or VPC interface that names no firewall of its own.
+            wanted_interfaces = [
+                {**item, "firewall_id": firewall_id}
+                if isinstance(item, dict)
+                and item.get("firewall_id") is None
+                and ("public" in item or "vpc" in item)
+                else item
+                for item in wanted_interfaces
+            ]
+            firewall_id = None
     with sim.lock:
         if label is None:
             label = f"linode{sim.world.next_ids['linode']}"
@@ -530,7 +540,13 @@ def delete(sim: Simulator, iid: int) -> None:
         inst = sim.instance(iid)
         inst.generation += 1
         del sim.world.instances[iid]
-        sim.addresses.release(inst.ipv4_public, inst.ipv4_private)
+        sim.addresses.release(inst.ipv4_public, inst.ipv4_private, *inst.extra_public)
+        for other in sim.world.instances.values():  # its addresses are no longer shared
+            other.shared_ipv4 = [
+                a
+                for a in other.shared_ipv4
+                if a not in (inst.ipv4_public, inst.ipv4_private, *inst.extra_public)
+            ]
         script = sim.world.stackscripts.get(inst.stackscript_id or 0)
         if script is not None:
             script.deployments_active = max(0, script.deployments_active - 1)
@@ -603,21 +619,6 @@ def update_config(sim: Simulator, iid: int, config_id: int, raw: Any) -> Config:
 def ips(sim: Simulator, iid: int) -> dict[str, Any]:
     with sim.lock:
         inst = sim.instance(iid)
-        public_net = sim.addresses.public_network(inst.region)
-
-        def v4(address: str, net: Any, public: bool) -> dict[str, Any]:
-            return {
-                "address": address,
-                "gateway": str(net.network_address + 1) if public else None,
-                "subnet_mask": str(net.netmask),
-                "prefix": net.prefixlen,
-                "type": "ipv4",
-                "public": public,
-                "rdns": f"{address.replace('.', '-')}.ip.linodeusercontent.com" if public else None,
-                "linode_id": inst.id,
-                "region": inst.region,
-            }
-
         slaac = inst.ipv6.split("/")[0]
         v6 = {
             "address": slaac,
@@ -637,16 +638,7 @@ def ips(sim: Simulator, iid: int) -> dict[str, Any]:
             rdns=None,
             subnet_mask="ffff:ffff:ffff:ffff::",
         )
-        private = []
-        if inst.ipv4_private:
-            private.append(v4(inst.ipv4_private, sim.addresses.private_network(inst.region), False))
         return {
-            "ipv4": {
-                "public": [v4(inst.ipv4_public, public_net, True)],
-                "private": private,
-                "shared": [],
-                "reserved": [],
-                "vpc": [],
-            },
+            "ipv4": ips_model.linode_ips(sim.world, sim.addresses, inst),
             "ipv6": {"slaac": v6, "link_local": link_local, "global": []},
         }

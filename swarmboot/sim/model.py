@@ -49,9 +49,15 @@ class Disk:
     created: str
     updated: str
     disk_encryption: str = "disabled"
+    # A disk being made is `not ready` until then (epoch); None: ready.
+    ready_at: float | None = None
 
-    def to_api(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+    def to_api(self, now: float | None = None) -> dict[str, Any]:
+        shown = dataclasses.asdict(self)
+        ready_at = shown.pop("ready_at")
+        if ready_at is not None and now is not None and now < ready_at:
+            shown["status"] = "not ready"
+        return shown
 
 
 @dataclass
@@ -120,11 +126,18 @@ class Instance:
     network_helper: bool = True
     # Its disks' encryption at rest ("enabled" or "disabled"), fixed at create.
     disk_encryption: str = "disabled"
+    # More public IPv4 addresses (POST .../ips), others' addresses shared to it, and the
+    # reverse DNS set for its addresses.
+    extra_public: list[str] = field(default_factory=list)
+    shared_ipv4: list[str] = field(default_factory=list)
+    rdns: dict[str, str | None] = field(default_factory=dict)
 
     def to_api(self, group: PlacementGroup | None) -> dict[str, Any]:
         """The Linode as the API shows it; `group` is its placement group's record."""
         spec = catalog.type_(self.type) or {}
-        ipv4 = [self.ipv4_public] + ([self.ipv4_private] if self.ipv4_private else [])
+        ipv4 = [self.ipv4_public, *self.extra_public] + (
+            [self.ipv4_private] if self.ipv4_private else []
+        )
         return {
             "id": self.id,
             "label": self.label,

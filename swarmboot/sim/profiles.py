@@ -169,7 +169,9 @@ def add_interface(world: World, inst: Instance, cfg: Config, raw: Any) -> dict[s
     return iface
 
 
-def update_interface(inst: Instance, cfg: Config, interface_id: int, raw: Any) -> dict[str, Any]:
+def update_interface(
+    world: World, inst: Instance, cfg: Config, interface_id: int, raw: Any
+) -> dict[str, Any]:
     iface = interface(cfg, interface_id)
     allowed = frozenset({"primary", "ipv4", "ip_ranges"})
     body = Body(raw, allowed, (_READ_ONLY | _FIELDS) - allowed)
@@ -182,8 +184,12 @@ def update_interface(inst: Instance, cfg: Config, interface_id: int, raw: Any) -
     if iface["purpose"] == "vpc":
         if "ipv4" in body:
             ipv4 = Body(body.dict("ipv4"), frozenset({"vpc", "nat_1_1"}))
-            if ipv4.str("vpc") not in (None, "auto", iface["ipv4"]["vpc"]):
-                raise bad_request("Delete and add the interface to change its address", "ipv4.vpc")
+            wanted = ipv4.str("vpc")
+            if wanted not in (None, "auto", iface["ipv4"]["vpc"]):
+                found = vpcs.find_subnet(world, iface["subnet_id"])
+                if found is None:  # its subnet is gone: nothing to take an address from
+                    raise bad_request("The interface's subnet is gone", "ipv4.vpc")
+                iface["ipv4"]["vpc"] = vpcs.take_address(world, found[1], wanted, "ipv4.vpc")
             if "nat_1_1" in ipv4:
                 nat = ipv4.str("nat_1_1")
                 if nat not in (None, "any", inst.ipv4_public):

@@ -90,7 +90,7 @@ def _parse_script(text: str) -> list[dict[str, str]]:
 def _images(body: Body) -> list[str]:
     images = body.strings("images")
     if not images:
-        raise bad_request("At least one image is required", "images")
+        raise bad_request("images is required", "images")  # the real API's words
     for image in images:
         if image != "any/all" and catalog.image(image) is None:
             raise bad_request(f"Image {image} not found", "images")
@@ -102,9 +102,9 @@ def create_stackscript(sim: Simulator, raw: Any) -> StackScript:
     label = body.str("label", required=True) or ""
     if not 3 <= len(label) <= 128:
         raise bad_request("Label must be between 3 and 128 characters", "label")
+    images = _images(body)  # before the script, as the real API reports them
     text = body.str("script", required=True) or ""
     fields = _parse_script(text)
-    images = _images(body)
     with sim.lock:
         now = sim.now()
         script = StackScript(

@@ -15,13 +15,14 @@ from swarmboot.sim import (
     firewall_templates,
     instances,
     interfaces,
+    ips,
     placement,
     profiles,
     resources,
     vpcs,
 )
 from swarmboot.sim.engine import Simulator
-from swarmboot.sim.errors import not_found
+from swarmboot.sim.errors import bad_request, not_found
 from swarmboot.sim.model import Instance, PlacementGroup
 from swarmboot.sim.query import paginate, parse_filter, parse_paging, run_query
 
@@ -73,6 +74,7 @@ FILTERABLE: dict[str, frozenset[str]] = {
     "/tags": frozenset(),
     "/tags/{tagLabel}": frozenset(),
     "/networking/vlans": frozenset({"label", "region"}),
+    "/networking/ips": frozenset({"address", "prefix", "rdns", "region", "type"}),
     "/networking/firewalls/templates": frozenset(),
     "/account/notifications": frozenset(),
     "/regions/availability": frozenset({"available", "plan", "region"}),
@@ -193,7 +195,7 @@ def _disk(sim: Simulator, request: Request) -> Any:
     disk = _instance(sim, request).disks.get(request.id("diskId"))
     if disk is None:
         raise not_found()
-    return disk.to_api()
+    return disk.to_api(sim.clock())
 
 
 def _script(sim: Simulator, request: Request) -> Any:
@@ -287,7 +289,7 @@ def _new_config_interface(sim: Simulator, request: Request) -> dict[str, Any]:
 
 def _changed_config_interface(sim: Simulator, request: Request) -> dict[str, Any]:
     inst, cfg = _profile(sim, request)
-    iface = profiles.update_interface(inst, cfg, request.id("interfaceId"), request.body)
+    iface = profiles.update_interface(sim.world, inst, cfg, request.id("interfaceId"), request.body)
     return profiles.interface_api(inst, iface)
 
 
@@ -308,7 +310,7 @@ def _gone_config(sim: Simulator, request: Request) -> None:
 
 def _disk_event(sim: Simulator, request: Request, action: str, made: Any) -> dict[str, Any]:
     sim.event(action, sim.linode_entity(_instance(sim, request)), "notification")
-    return made.to_api()
+    return made.to_api(sim.clock())
 
 
 def _region_rows(sim: Simulator, request: Request, rows: Any) -> Any:
@@ -317,6 +319,29 @@ def _region_rows(sim: Simulator, request: Request, rows: Any) -> Any:
     if region is None:
         raise not_found()
     return rows if rows is not None else catalog.vpc_availability(region)
+
+
+def ips_linode(body: Any) -> int:
+    """The `linode_id` of POST /networking/ips (a 400 naming it when missing)."""
+    linode_id = body.get("linode_id") if isinstance(body, dict) else None
+    if not isinstance(linode_id, int) or isinstance(linode_id, bool):
+        raise bad_request("linode_id is required", "linode_id")
+    return linode_id
+
+
+def _owned_address(sim: Simulator, request: Request) -> tuple[Instance, str]:
+    """The Linode of the path and one of its addresses (404 for another's)."""
+    inst = _instance(sim, request)
+    owner, address = ips.find(sim.world, request.args["address"])
+    if owner.id != inst.id:
+        raise not_found()
+    return inst, address
+
+
+def _allocated(sim: Simulator, inst: Instance, body: Any, fields: tuple[str, ...]) -> Any:
+    address = ips.allocate(sim.world, sim.addresses, inst, body, fields)
+    sim.event("linode_addip", sim.linode_entity(inst), "notification")
+    return ips.address_api(sim.addresses, inst, address)
 
 
 def _empty(fn: Callable[[Simulator, Request], Any]) -> Handler:
@@ -489,6 +514,70 @@ _TABLE: list[tuple[str, str, Handler]] = [
     ),
     (
         "GET",
+        "/networking/ips",
+        _listing(
+            "/networking/ips", _locked(lambda sim, r: ips.all_addresses(sim.world, sim.addresses))
+        ),
+    ),
+    (
+        "POST",
+        "/networking/ips",
+        _changing(
+            lambda sim, r: _allocated(
+                sim,
+                sim.instance(ips_linode(r.body)),
+                {k: v for k, v in (r.body or {}).items() if k != "linode_id"}
+                if isinstance(r.body, dict)
+                else r.body,
+                (),
+            )
+        ),
+    ),
+    (
+        "GET",
+        "/networking/ips/{address}",
+        _locked(
+            lambda sim, r: ips.address_api(sim.addresses, *ips.find(sim.world, r.args["address"]))
+        ),
+    ),
+    (
+        "PUT",
+        "/networking/ips/{address}",
+        _changing(
+            lambda sim, r: ips.set_rdns(
+                sim.addresses, *ips.find(sim.world, r.args["address"]), r.body
+            )
+        ),
+    ),
+    (
+        "POST",
+        "/networking/ips/share",
+        _empty(_changing(lambda sim, r: ips.share(sim.world, r.body))),
+    ),
+    (
+        "POST",
+        "/linode/instances/{linodeId}/ips",
+        _changing(lambda sim, r: _allocated(sim, _instance(sim, r), r.body, ())),
+    ),
+    (
+        "GET",
+        "/linode/instances/{linodeId}/ips/{address}",
+        _locked(lambda sim, r: ips.address_api(sim.addresses, *_owned_address(sim, r))),
+    ),
+    (
+        "PUT",
+        "/linode/instances/{linodeId}/ips/{address}",
+        _changing(lambda sim, r: ips.set_rdns(sim.addresses, *_owned_address(sim, r), r.body)),
+    ),
+    (
+        "DELETE",
+        "/linode/instances/{linodeId}/ips/{address}",
+        _empty(
+            _changing(lambda sim, r: ips.remove(sim.world, sim.addresses, *_owned_address(sim, r)))
+        ),
+    ),
+    (
+        "GET",
         "/networking/vlans",
         _listing("/networking/vlans", _locked(lambda sim, r: profiles.vlans(sim.world))),
     ),
@@ -497,7 +586,16 @@ _TABLE: list[tuple[str, str, Handler]] = [
         "/linode/instances/{linodeId}/disks",
         _changing(
             lambda sim, r: _disk_event(
-                sim, r, "disk_create", disks.create(sim.world, _instance(sim, r), r.body, sim.now())
+                sim,
+                r,
+                "disk_create",
+                disks.create(
+                    sim.world,
+                    _instance(sim, r),
+                    r.body,
+                    sim.now(),
+                    sim.clock() + sim.config.timings.of("boot"),
+                ),
             )
         ),
     ),
@@ -567,7 +665,9 @@ _TABLE: list[tuple[str, str, Handler]] = [
         "/linode/instances/{linodeId}/disks",
         _listing(
             "/linode/instances/{linodeId}/disks",
-            _locked(lambda sim, r: [d.to_api() for d in _instance(sim, r).disks.values()]),
+            _locked(
+                lambda sim, r: [d.to_api(sim.clock()) for d in _instance(sim, r).disks.values()]
+            ),
         ),
     ),
     ("GET", "/linode/instances/{linodeId}/disks/{diskId}", _locked(_disk)),

@@ -355,6 +355,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._admin(method, url.path, params)
             return
 
+        if url.path.endswith("/") and url.path.strip("/").count("/") >= 1:
+            # A trailing slash names the same resource, as the real API takes it
+            # (linode_api4 posts to /networking/ips/ and loads /account/events/).
+            url = url._replace(path=url.path.rstrip("/"))
         prefix = next((p for p in API_PREFIXES if url.path.startswith(p + "/")), None)
         if prefix is None:
             self._send(404, {"errors": [{"reason": "Not found"}]})

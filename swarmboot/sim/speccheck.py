@@ -54,7 +54,8 @@ SPEC_CORRECTIONS = {
     "slots and their disk_id/volume_id, an event's rate and secondary_entity, an IP address's "
     "gateway and rdns, a firewall's outbound rules; and the account settings' "
     "longview_subscription, null for Longview Free as its own description says; a config "
-    "interface's ipv4 and ip_ranges (null on a public or VLAN one).",
+    "interface's ipv4 and ip_ranges (null on a public or VLAN one); an IP address's "
+    "vpc_nat_1_1.",
     "firewall-entities": "Firewalls carry `entities` (the attached devices) in the real API "
     "(linode/linodego recorded fixtures); the spec's closed Firewall schema omits it.",
     "firewall-protocols": "Firewall rules take protocol ALL and IP protocol numbers such as "
@@ -67,7 +68,8 @@ SPEC_CORRECTIONS = {
     "newer-spec-fields": "The simulator serves what 4.229.1 adds: a Linode's "
     "`interface_generation` (shown, and taken at create), Linode interfaces in a create's "
     "`interfaces` (`public`, `vpc`, `vlan`, `default_route`, `firewall_id`, no `purpose`), "
-    "a Linode's and a disk's `disk_encryption` and a create's `disk_encryption`, `kernel`, "
+    "an IP address's `interface_id`, `reserved` (and a private one's `vpc_nat_1_1`), a "
+    "Linode's and a disk's `disk_encryption` and a create's `disk_encryption`, `kernel`, "
     "`boot_size` and `network_helper`, "
     "`config_id` of a subnet's Linode's interfaces and of a VPC address (null for a Linode "
     "interface), a VPC address's `nat_1_1` null without 1:1 NAT (as 4.229.1's Linode "
@@ -81,6 +83,10 @@ SPEC_CORRECTIONS = {
     "any object, which a oneOf refuses; the reconstruction of 4.229.1 lost the oneOf and "
     "types `data` as a string. The discriminator goes, the oneOf is an anyOf, and a string "
     "`data` is an object.",
+    "reconstructed-ip-types": "4.229.1's reconstruction types every field of the IP "
+    "addresses under /networking/ips as a string; the real API's (linode/linodego "
+    "recordings) and 4.189.0's `linode_id` and `interface_id` are integers, `public` and "
+    "`reserved` booleans. Those types are put back.",
     "reconstructed-arrays": "4.229.1's reconstruction types two answers that are plain arrays "
     "(in 4.189.0 and in linode/linodego's recordings) as objects: a config profile's "
     "interfaces, a region's plan availability and a firewall template's inbound and outbound "
@@ -178,6 +184,7 @@ _REAL_NULLS: tuple[tuple[frozenset[str], tuple[str, ...]], ...] = (
     ),
     (frozenset({"longview_subscription", "managed", "network_helper"}), ("longview_subscription",)),
     (frozenset({"purpose", "ipam_address", "ipv4", "ip_ranges"}), ("ipv4", "ip_ranges")),
+    (frozenset({"address", "gateway", "rdns", "subnet_mask", "vpc_nat_1_1"}), ("vpc_nat_1_1",)),
 )
 
 
@@ -209,6 +216,10 @@ def _newer_fields(spec: dict[str, Any], node: dict[str, Any], props: dict[str, A
         props.setdefault("network_helper", {"type": "boolean"})
     if names >= {"filesystem", "size", "status"} and "id" in names:  # a disk
         props.setdefault("disk_encryption", {"type": "string", "enum": ["enabled", "disabled"]})
+    if {"address", "gateway", "rdns", "subnet_mask", "linode_id"} <= names:  # an IP address
+        props.setdefault("interface_id", {"type": "integer", "nullable": True})
+        props.setdefault("reserved", {"type": "boolean"})
+        props.setdefault("vpc_nat_1_1", {"type": "object", "nullable": True})
     if {"purpose", "ipam_address", "ipv4"} <= names and "id" in names:  # a config interface
         props.setdefault("ipv6", {"type": "object", "nullable": True})
     if {"purpose", "ipam_address"} <= names and "public" not in names:
@@ -359,6 +370,21 @@ def _correct_config_interfaces(spec: dict[str, Any]) -> None:
             schema["properties"]["ids"] = {**ids, "items": items}
 
 
+def _correct_ip_types(spec: dict[str, Any]) -> None:
+    """`reconstructed-ip-types`."""
+    kinds = {"linode_id": "integer", "interface_id": "integer", "public": "boolean"}
+    kinds["reserved"] = "boolean"
+    for path, item in spec["paths"].items():
+        if not path.startswith("/{apiVersion}/networking/ips"):
+            continue
+        for node in list(_walk(item)):
+            props = node.get("properties", {})
+            if {"linode_id", "reserved"} <= set(props):
+                for name, kind in kinds.items():
+                    if name in props and props[name].get("type") == "string":
+                        props[name] = {**props[name], "type": kind}
+
+
 def _drop_tagged_discriminator(spec: dict[str, Any]) -> None:
     """`tagged-object-discriminator`."""
     operation = spec["paths"].get("/{apiVersion}/tags/{tagLabel}", {}).get("get", {})
@@ -401,6 +427,7 @@ def correct_spec(spec: dict[str, Any]) -> dict[str, Any]:
     _take_client_bodies(spec)
     _drop_tagged_discriminator(spec)
     _correct_config_interfaces(spec)
+    _correct_ip_types(spec)
     _correct_schemas(spec)
     # Corrections copy the schemas they change; a second pass reaches inside the copies.
     _correct_schemas(spec)

@@ -60,13 +60,12 @@ class Row:
 
 
 def region_ranges() -> list[str]:
-    """A public range for every region of the catalogue: the default four keep theirs, the
-    others get a /24 of 100.64.0.0/10 (no one's public addresses, enough for a run)."""
+    """A public /24 for every region of the catalogue, as Linode's addresses are (the suites
+    assert prefix 24), from 100.64.0.0/10: no one's public addresses, enough for a run."""
     from swarmboot.sim.catalog import REGIONS
-    from swarmboot.sim.config import DEFAULT_PUBLIC_RANGES
 
     spare = ipaddress.IPv4Network("100.64.0.0/10").subnets(new_prefix=24)
-    return [f"{r['id']}={next(spare)}" for r in REGIONS if r["id"] not in DEFAULT_PUBLIC_RANGES]
+    return [f"{r['id']}={next(spare)}" for r in REGIONS]
 
 
 class Sim:

@@ -3,6 +3,8 @@ fidelity), each checked here so that `make test` guards it without the suites.""
 
 from __future__ import annotations
 
+import time
+
 from linode_api4 import FirewallTemplate
 
 from .test_behaviour import ROOT_PASS, create, wait
@@ -137,6 +139,12 @@ def test_an_event_seen_marks_it_and_the_older_ones(api):
     assert api("POST", "/account/events/1/seen").status_code == 404
 
 
+def test_a_trailing_slash_names_the_same_resource(api):
+    create(api, "slash-one")
+    # linode_api4 loads Event("") as /account/events/ and posts ip_allocate to /networking/ips/.
+    assert api("GET", "/account/events/").json()["results"] == 1
+
+
 def test_ids_with_a_slash_in_the_path(api):
     # linode-cli's `kernels view linode/grub2` puts the id in the path as it is.
     assert api("GET", "/linode/kernels/linode/grub2").json()["id"] == "linode/grub2"
@@ -223,7 +231,11 @@ def test_disks_made_resized_cloned_and_deleted(api):
     new = api("POST", base, {"label": "data", "size": 2000, "filesystem": "ext4"})
     assert new.status_code == 200, new.text
     disk = new.json()
-    assert (disk["status"], disk["disk_encryption"]) == ("ready", "enabled")
+    assert (disk["status"], disk["disk_encryption"]) == ("not ready", "enabled")
+    deadline = time.monotonic() + 5
+    while api("GET", f"{base}/{disk['id']}").json()["status"] != "ready":
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
     assert api("PUT", f"{base}/{disk['id']}", {"label": "data-2"}).json()["label"] == "data-2"
     assert api("POST", f"{base}/{disk['id']}/resize", {"size": 3000}).json() == {}
     clone = api("POST", f"{base}/{disk['id']}/clone").json()
@@ -270,3 +282,34 @@ def test_region_availability_and_notifications(api):
     assert len(api("GET", "/regions/vpc-availability").json()["data"]) > 20
     assert api("GET", "/regions/nowhere/vpc-availability").status_code == 404
     assert api("GET", "/account/notifications").json()["data"] == []
+
+
+def test_ip_addresses_allocated_shared_named_and_removed(api, client):
+    one = create(api, "ips-one", region="us-east")
+    two = create(api, "ips-two", region="us-east")
+    extra = api("POST", f"/linode/instances/{one['id']}/ips", {"type": "ipv4", "public": True})
+    assert extra.status_code == 200, extra.text
+    address = extra.json()["address"]
+    assert api("GET", f"/linode/instances/{one['id']}").json()["ipv4"] == [one["ipv4"][0], address]
+    private = api(
+        "POST", "/networking/ips", {"type": "ipv4", "public": False, "linode_id": one["id"]}
+    )
+    assert private.json()["public"] is False
+    seen = api("GET", f"/networking/ips/{address}").json()
+    assert (seen["linode_id"], seen["interface_id"], seen["reserved"]) == (one["id"], None, False)
+    named = api("PUT", f"/networking/ips/{address}", {"rdns": "www.example.com"}).json()
+    assert named["rdns"] == "www.example.com"
+    assert (
+        api("POST", "/networking/ips/share", {"ips": [address], "linode_id": two["id"]}).json()
+        == {}
+    )
+    shared = api("GET", f"/linode/instances/{two['id']}/ips").json()["ipv4"]["shared"]
+    assert [s["address"] for s in shared] == [address]
+    assert len(api("GET", "/networking/ips").json()["data"]) == 4
+    assert api("DELETE", f"/linode/instances/{one['id']}/ips/{address}").status_code == 200
+    assert api("GET", f"/linode/instances/{two['id']}/ips").json()["ipv4"]["shared"] == []
+    only = api("DELETE", f"/linode/instances/{two['id']}/ips/{two['ipv4'][0]}")
+    assert only.status_code == 400
+    assert api("GET", "/networking/ips/203.0.113.99").status_code == 404
+    ip = client.networking.ip_allocate(two["id"])
+    assert ip.delete() is True
