@@ -270,11 +270,15 @@ def _disk_encryption(body: Body, region: str, withheld: catalog.Withheld) -> str
 def create(sim: Simulator, raw: Any) -> Instance:
     body = Body(raw, _CREATE_FIELDS)
     region = body.str("region", required=True) or ""
-    if catalog.region(region) is None:
-        raise bad_request(f"Region {region} not found", "region")
     type_id = body.str("type", required=True)
+    # Both at once, in the real API's words and order (linode_api4's test_error_400).
+    wrong = []
     if catalog.type_(type_id) is None:
-        raise bad_request(f"Linode type {type_id} not found", "type")
+        wrong.append(Problem("A valid plan type by that ID was not found", "type"))
+    if catalog.region(region) is None:
+        wrong.append(Problem("region is not valid", "region"))
+    if wrong:
+        raise ApiError(400, tuple(wrong))
     with sim.lock:  # it looks up the StackScript
         deployment = _deployment(sim, body, region, rebuilding=False)
     label = body.str("label")

@@ -460,6 +460,9 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "managed": False,
     "network_helper": True,
     "object_storage": "disabled",
+    # Shown as the real API shows it (linodego's recording); the maintenance policies
+    # themselves (/maintenance/policies, changing this) are not served.
+    "maintenance_policy": "linode/migrate",
 }
 
 

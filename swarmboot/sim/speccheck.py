@@ -73,7 +73,8 @@ SPEC_CORRECTIONS = {
     "`boot_size` and `network_helper`, "
     "`config_id` of a subnet's Linode's interfaces and of a VPC address (null for a Linode "
     "interface), a VPC address's `nat_1_1` null without 1:1 NAT (as 4.229.1's Linode "
-    "interface has `nat_1_1_address`), the account setting `interfaces_for_new_linodes`, "
+    "interface has `nat_1_1_address`), the account settings `interfaces_for_new_linodes` "
+    "and `maintenance_policy`, "
     "and firewall devices of type `linode_interface` with their `parent_entity` (the "
     "Linode; null for a Linode device) and no label. "
     "4.189.0's closed schemas lack them; they are let in there, with 4.229.1's types.",
@@ -232,6 +233,7 @@ def _newer_fields(spec: dict[str, Any], node: dict[str, Any], props: dict[str, A
         props["config_id"] = {"type": "integer", "nullable": True}
     if {"backups_enabled", "managed", "network_helper", "object_storage"} <= names:
         props.setdefault("interfaces_for_new_linodes", {"type": "string", "nullable": True})
+        props.setdefault("maintenance_policy", {"type": "string"})
     if names == {"id", "label", "type", "url"}:  # a firewall device's entity (and an event's)
         props["parent_entity"] = {"type": "object", "nullable": True}
         _nullable(spec, props, "label")

@@ -313,3 +313,16 @@ def test_ip_addresses_allocated_shared_named_and_removed(api, client):
     assert api("GET", "/networking/ips/203.0.113.99").status_code == 404
     ip = client.networking.ip_allocate(two["id"])
     assert ip.delete() is True
+
+
+def test_account_settings_show_the_maintenance_policy(client):
+    settings = client.account.settings()
+    assert settings.maintenance_policy == "linode/migrate"
+
+
+def test_a_create_names_a_wrong_type_and_region_together(api):
+    body = {"type": "g6-fake-plan", "region": "us-fakeregion"}
+    assert api("POST", "/linode/instances", body).json()["errors"] == [
+        {"reason": "A valid plan type by that ID was not found", "field": "type"},
+        {"reason": "region is not valid", "field": "region"},
+    ]
