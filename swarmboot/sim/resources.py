@@ -256,12 +256,26 @@ def create_firewall(sim: Simulator, raw: Any) -> Firewall:
     body = Body(raw, frozenset({"label", "rules", "tags", "devices"}), _FIREWALL_READ_ONLY)
     label = check_label(body.str("label", required=True), "label", low=3, high=32)
     rules = _check_rules(body.dict("rules", required=True), "rules")
-    devices = Body(body.dict("devices") or {}, frozenset({"linodes", "nodebalancers"}))
+    devices = Body(
+        body.dict("devices") or {}, frozenset({"linodes", "nodebalancers", "linode_interfaces"})
+    )
     linode_ids = devices.ints("linodes")
+    interface_ids = devices.ints("linode_interfaces")
+    if devices.ints("nodebalancers"):  # NodeBalancers are out of the simulator's scope
+        raise bad_request("NodeBalancer not found", "devices.nodebalancers")
     with sim.lock:
         if any(fw.label == label for fw in sim.world.firewalls.values()):
             raise bad_request("Label must be unique among your Cloud Firewalls", "label")
         targets = [_attachable(sim, iid, "devices.linodes") for iid in linode_ids]
+        behind = []
+        for interface_id in interface_ids:
+            found = interfaces.find(sim.world, interface_id)
+            if found is None or found[1].kind == "vlan" or found[1].firewall_id is not None:
+                raise bad_request(
+                    f"Linode interface {interface_id} cannot take this firewall",
+                    "devices.linode_interfaces",
+                )
+            behind.append(found)
         now = sim.now()
         fw = Firewall(
             id=sim.world.new_id("firewall"),
@@ -276,6 +290,8 @@ def create_firewall(sim: Simulator, raw: Any) -> Firewall:
         sim.event("firewall_create", _firewall_entity(fw), "notification")
         for inst in targets:
             attach(sim, fw, inst)
+        for inst, iface in behind:
+            interfaces.set_firewall(sim.world, inst, iface, fw.id, now)
         return fw
 
 

@@ -70,7 +70,7 @@ SPEC_CORRECTIONS = {
     "`interfaces` (`public`, `vpc`, `vlan`, `default_route`, `firewall_id`, no `purpose`), "
     "an IP address's `interface_id`, `reserved` (and a private one's `vpc_nat_1_1`), a "
     "Linode's and a disk's `disk_encryption` and a create's `disk_encryption`, `kernel`, "
-    "`boot_size` and `network_helper`, "
+    "`boot_size` and `network_helper`, a firewall create's `devices`, "
     "`config_id` of a subnet's Linode's interfaces and of a VPC address (null for a Linode "
     "interface), a VPC address's `nat_1_1` null without 1:1 NAT (as 4.229.1's Linode "
     "interface has `nat_1_1_address`), the account settings `interfaces_for_new_linodes` "
@@ -334,8 +334,15 @@ def _request_schemas(spec: dict[str, Any], path: str, method: str) -> list[dict[
 def _take_client_bodies(spec: dict[str, Any]) -> None:
     """`firewall-create-status` and `firewall-rules-partial`: what the official clients send
     and the real API takes."""
+    ids = {"type": "array", "items": {"type": "integer"}, "nullable": True}
+    devices = {
+        "type": "object",
+        "nullable": True,
+        "properties": {k: ids for k in ("linodes", "nodebalancers", "linode_interfaces")},
+    }
     for schema in _request_schemas(spec, "/networking/firewalls", "post"):
         props = schema.get("properties", {})
+        props.setdefault("devices", devices)  # `newer-spec-fields`: 4.229.1's create
         if "status" in props:
             props["status"] = {
                 k: v for k, v in _resolve(spec, props["status"]).items() if k != "readOnly"

@@ -326,3 +326,18 @@ def test_a_create_names_a_wrong_type_and_region_together(api):
         {"reason": "A valid plan type by that ID was not found", "field": "type"},
         {"reason": "region is not valid", "field": "region"},
     ]
+
+
+def test_a_firewall_made_with_its_devices(api):
+    one = create(api, "fw-dev-one")
+    body = {
+        "label": "fw-devices",
+        "rules": RULES,
+        "devices": {"linodes": [one["id"]]},
+    }
+    fw = api("POST", "/networking/firewalls", body)
+    assert fw.status_code == 200, fw.text
+    (device,) = api("GET", f"/networking/firewalls/{fw.json()['id']}/devices").json()["data"]
+    assert device["entity"]["id"] == one["id"]
+    nb = {"label": "fw-nb", "rules": RULES, "devices": {"nodebalancers": [1]}}
+    assert api("POST", "/networking/firewalls", nb).status_code == 400
