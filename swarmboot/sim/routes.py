@@ -824,6 +824,13 @@ _TABLE: list[tuple[str, str, Handler]] = [
         _changing(lambda sim, r: interfaces.update_settings(_instance(sim, r), r.body)),
     ),
     ("GET", "/linode/instances/{linodeId}/interfaces", _locked(_interfaces)),
+    (
+        "POST",
+        "/linode/instances/{linodeId}/upgrade-interfaces",
+        _changing(
+            lambda sim, r: interfaces.upgrade(sim.world, _instance(sim, r), r.body, sim.now())
+        ),
+    ),
     ("POST", "/linode/instances/{linodeId}/interfaces", _changing(_new_interface)),
     ("GET", "/linode/instances/{linodeId}/interfaces/{interfaceId}", _locked(_interface)),
     (

@@ -341,3 +341,31 @@ def test_a_firewall_made_with_its_devices(api):
     assert device["entity"]["id"] == one["id"]
     nb = {"label": "fw-nb", "rules": RULES, "devices": {"nodebalancers": [1]}}
     assert api("POST", "/networking/firewalls", nb).status_code == 400
+
+
+def test_upgrading_a_legacy_linode_to_linode_interfaces(api):
+    fw = api("POST", "/networking/firewalls", {"label": "fw-upgrade", "rules": RULES}).json()
+    made = create(
+        api,
+        "upgrade-one",
+        region="us-east",
+        image="linode/debian12",
+        root_pass=ROOT_PASS,
+        firewall_id=fw["id"],
+    )
+    wait(api, made["id"], "offline")
+    url = f"/linode/instances/{made['id']}/upgrade-interfaces"
+    shown = api("POST", url, {"dry_run": True}).json()
+    assert shown["dry_run"] is True
+    assert api("GET", f"/linode/instances/{made['id']}").json()["interface_generation"] == (
+        "legacy_config"
+    )
+    done = api("POST", url, {"dry_run": False})
+    assert done.status_code == 200, done.text
+    (public,) = done.json()["interfaces"]
+    assert public["default_route"] == {"ipv4": True, "ipv6": True}
+    assert public["public"]["ipv4"]["addresses"][0]["address"] == made["ipv4"][0]
+    assert public["firewall_id"] == fw["id"]
+    (device,) = api("GET", f"/networking/firewalls/{fw['id']}/devices").json()["data"]
+    assert device["entity"]["type"] == "linode_interface"
+    assert api("POST", url, {"dry_run": False}).status_code == 400

@@ -72,6 +72,7 @@ def test_every_route_is_in_the_newest_spec_and_the_old_ones_in_both(spec, newest
         if route.template.startswith(
             (
                 "/linode/instances/{linodeId}/interfaces",
+                "/linode/instances/{linodeId}/upgrade-interfaces",
                 "/networking/firewalls/templates",
                 "/networking/firewalls/settings",
             )
