@@ -27,6 +27,10 @@ _CREATE = frozenset(
         "authorized_users",
         "stackscript_id",
         "stackscript_data",
+        # linode_api4's disk_create sends `read_only` (false) always, and the real API takes
+        # it (`disk-create-read-only`); a disk takes its Linode's encryption.
+        "read_only",
+        "disk_encryption",
     }
 )
 _READ_ONLY = frozenset({"id", "status", "created", "updated", "disk_encryption"})
@@ -74,6 +78,8 @@ def create(world: World, inst: Instance, raw: Any, now: str, ready_at: float | N
     _quiet(inst)
     body = Body(raw, _CREATE, _READ_ONLY)
     size = body.int("size", required=True) or 0
+    if body.bool("read_only"):
+        raise bad_request("Read-only disks are not simulated", "read_only")
     image = body.str("image")
     if image is not None and catalog.image(image) is None:
         raise bad_request(f"Image {image} not found", "image")

@@ -121,6 +121,9 @@ KNOWN_DIFFERENCES = {
     "`status: enabled`, and the real API takes it; both specs mark `status` readOnly in the "
     "create's body. The simulator drops the read-only fields of that body; the body is "
     "widened to take `status`.",
+    "disk-create-read-only": "linode_api4's disk_create sends `read_only` (false) and may "
+    "send `disk_encryption`, and the real API takes them (linode_api4's own suite); neither "
+    "spec's disk create body has them. The body is widened to take both.",
     "tags-label-filter": "Tags are filtered by `label` in the real API, as Linode's own "
     "JavaScript client (@linode/api-v4) asks for them; neither spec marks it filterable. "
     "`routes.EXTRA_FILTERS` adds it.",
@@ -332,8 +335,8 @@ def _request_schemas(spec: dict[str, Any], path: str, method: str) -> list[dict[
 
 
 def _take_client_bodies(spec: dict[str, Any]) -> None:
-    """`firewall-create-status` and `firewall-rules-partial`: what the official clients send
-    and the real API takes."""
+    """`firewall-create-status`, `firewall-rules-partial` and `disk-create-read-only`: what
+    the official clients send and the real API takes."""
     ids = {"type": "array", "items": {"type": "integer"}, "nullable": True}
     devices = {
         "type": "object",
@@ -349,6 +352,10 @@ def _take_client_bodies(spec: dict[str, Any]) -> None:
             }
     for schema in _request_schemas(spec, "/networking/firewalls/{firewallId}/rules", "put"):
         schema.pop("required", None)
+    for schema in _request_schemas(spec, "/linode/instances/{linodeId}/disks", "post"):
+        props = schema.setdefault("properties", {})
+        props.setdefault("read_only", {"type": "boolean"})
+        props.setdefault("disk_encryption", {"type": "string"})
 
 
 def _correct_config_interfaces(spec: dict[str, Any]) -> None:

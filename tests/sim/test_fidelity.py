@@ -228,7 +228,8 @@ def test_disks_made_resized_cloned_and_deleted(api):
     )
     wait(api, made["id"], "offline")
     base = f"/linode/instances/{made['id']}/disks"
-    new = api("POST", base, {"label": "data", "size": 2000, "filesystem": "ext4"})
+    body = {"label": "data", "size": 2000, "filesystem": "ext4", "read_only": False}
+    new = api("POST", base, body)
     assert new.status_code == 200, new.text
     disk = new.json()
     assert (disk["status"], disk["disk_encryption"]) == ("not ready", "enabled")
