@@ -276,6 +276,7 @@ def create(world: World, inst: Instance, raw: Any, now: str, field: str = "") ->
         _vpc(world, inst, iface, part, f"{field}vpc")
     else:
         _vlan(iface, part, f"{field}vlan")
+        world.vlans.setdefault(f"{inst.region}/{iface.vlan_label}", now)
         if any(i.vlan_label == iface.vlan_label for i in inst.interfaces.values()):
             raise bad_request("The Linode has an interface on this VLAN", f"{field}vlan.vlan_label")
     _default_route(iface, body.raw.get("default_route"), f"{field}default_route")

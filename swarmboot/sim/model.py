@@ -511,6 +511,8 @@ class World:
     # Tags made with `POST /tags` (a tag also exists while an object carries it).
     tags: list[str] = field(default_factory=list)
     ssh_keys: dict[int, SshKey] = field(default_factory=dict)
+    # VLANs by "region/label": made with their first interface, kept until deleted.
+    vlans: dict[str, str] = field(default_factory=dict)
     # The account's default firewalls (`/networking/firewalls/settings`), by kind.
     firewall_defaults: dict[str, int | None] = field(default_factory=dict)
 
@@ -558,4 +560,5 @@ class World:
             tags=list(raw.get("tags", [])),
             ssh_keys={int(k): SshKey(**v) for k, v in raw.get("ssh_keys", {}).items()},
             firewall_defaults=dict(raw.get("firewall_defaults", {})),
+            vlans=dict(raw.get("vlans", {})),
         )

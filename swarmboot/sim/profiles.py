@@ -16,6 +16,7 @@ from swarmboot.sim.model import Config, Instance, World
 __all__ = [
     "add_interface",
     "config",
+    "delete_vlan",
     "interface",
     "interface_api",
     "new_config",
@@ -98,6 +99,7 @@ def _new_interface(
             raise bad_request("Length must be 1-64 characters", f"{field}label")
         iface["label"] = label
         iface["ipam_address"] = body.str("ipam_address") or ""
+        world.vlans.setdefault(f"{inst.region}/{label}", _CREATED)
     elif purpose == "vpc":
         subnet_id = body.int("subnet_id", required=True) or 0
         found = vpcs.find_subnet(world, subnet_id)
@@ -243,9 +245,7 @@ def new_config(world: World, inst: Instance, raw: Any) -> Config:
     return cfg
 
 
-def vlans(world: World) -> list[dict[str, Any]]:
-    """GET /networking/vlans: each VLAN (a label in a region) and the Linodes on it, from
-    config-profile and Linode interfaces alike."""
+def _attached(world: World) -> dict[tuple[str, str], set[int]]:
     found: dict[tuple[str, str], set[int]] = {}
     for inst in world.instances.values():
         labels = {
@@ -257,7 +257,31 @@ def vlans(world: World) -> list[dict[str, Any]]:
         labels |= {i.vlan_label for i in inst.interfaces.values() if i.kind == "vlan"}
         for label in labels:
             found.setdefault((inst.region, label), set()).add(inst.id)
+    return found
+
+
+def vlans(world: World) -> list[dict[str, Any]]:
+    """GET /networking/vlans: each VLAN (a label in a region, made with its first interface
+    and kept until deleted) and the Linodes on it, from config-profile and Linode interfaces
+    alike."""
+    found = _attached(world)
+    for key in world.vlans:
+        region, _, label = key.partition("/")
+        found.setdefault((region, label), set())
     return [
-        {"label": label, "region": region, "linodes": sorted(ids), "created": _CREATED}
+        {
+            "label": label,
+            "region": region,
+            "linodes": sorted(ids),
+            "created": world.vlans.get(f"{region}/{label}", _CREATED),
+        }
         for (region, label), ids in sorted(found.items())
     ]
+
+
+def delete_vlan(world: World, region: str, label: str) -> None:
+    """DELETE /networking/vlans/{region}/{label}: one no Linode is on."""
+    if _attached(world).get((region, label)):
+        raise bad_request("The VLAN has Linodes on it; remove their interfaces first", "label")
+    if world.vlans.pop(f"{region}/{label}", None) is None:
+        raise not_found()

@@ -577,6 +577,15 @@ _TABLE: list[tuple[str, str, Handler]] = [
         ),
     ),
     (
+        "DELETE",
+        "/networking/vlans/{regionId}/{label}",
+        _empty(
+            _changing(
+                lambda sim, r: profiles.delete_vlan(sim.world, r.args["regionId"], r.args["label"])
+            )
+        ),
+    ),
+    (
         "GET",
         "/networking/vlans",
         _listing("/networking/vlans", _locked(lambda sim, r: profiles.vlans(sim.world))),

@@ -210,7 +210,12 @@ def test_config_profiles_and_their_interfaces(api):
             "created": "2024-01-01T00:00:00",
         }
     ]
+    busy = api("DELETE", "/networking/vlans/us-east/back")
+    assert busy.status_code == 400
     assert api("DELETE", f"{base}/{second_id}/interfaces/{vlan.json()['id']}").status_code == 200
+    assert api("GET", "/networking/vlans").json()["data"][0]["linodes"] == []
+    assert api("DELETE", "/networking/vlans/us-east/back").status_code == 200
+    assert api("GET", "/networking/vlans").json()["data"] == []
     assert api("DELETE", f"{base}/{second_id}").status_code == 200
     assert api("POST", base, {"label": "no-devices"}).json()["errors"][0]["field"] == "devices"
     two_public = api("POST", f"{base}/{config['id']}/interfaces", {"purpose": "public"})

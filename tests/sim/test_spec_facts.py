@@ -75,10 +75,11 @@ def test_every_route_is_in_the_newest_spec_and_the_old_ones_in_both(spec, newest
                 "/linode/instances/{linodeId}/upgrade-interfaces",
                 "/networking/firewalls/templates",
                 "/networking/firewalls/settings",
+                "/networking/vlans/{regionId}/{label}",
             )
         ) or route.template.endswith("/vpc-availability"):
-            continue  # Linode interfaces, firewall templates and settings, VPC availability
-            # came after 4.189.0
+            continue  # Linode interfaces, firewall templates and settings, VPC availability,
+            # deleting a VLAN came after 4.189.0
         assert route.method.lower() in spec["paths"].get(path, {}), route.template
 
 
