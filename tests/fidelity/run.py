@@ -74,8 +74,8 @@ class Sim:
         for value in region_ranges():
             args += ["--public-range", value]
         env = {**os.environ, "SWARMBOOT_SIM_TOKEN": TOKEN, "PYTHONPATH": str(src)}
-        self.proc = subprocess.Popen(
-            args, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+        self.proc = subprocess.Popen(  # in `src`: `python -m` puts the cwd first on the path
+            args, env=env, cwd=src, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
         )
         line = self.proc.stdout.readline().strip()
         if not line.startswith("http"):
