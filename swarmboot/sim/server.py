@@ -405,6 +405,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 sim.count("rate_limited")
                 raise ApiError(429, (Problem("Too Many Requests"),), verdict.headers())
             body = load_json(raw) if raw else None
+            if body is not None and not isinstance(body, dict):
+                # Every body of the API is an object: refused before any record is looked
+                # up, as each operation's own check would.
+                raise ApiError(400, (Problem("Request body must be a JSON object"),))
             request = routes.Request(method, path, params, headers, body, args)
             answer = route.handler(sim, request)
             if (method, template) == (
