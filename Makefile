@@ -18,7 +18,7 @@ VMTEST_LIMIT ?= 2700
 SHELL_SCRIPTS := stackscripts/*.sh tests/debian/enter-root.sh tests/debian/systemctl-shim .ci/run examples/demo.sh tests/vm/guest-check.sh tests/vm/guest-first-boot.sh tests/vm/guest-cloud-init-first-boot.sh \
   swarmboot/lab/files/node-init.sh swarmboot/lab/files/systemctl swarmboot/lab/files/grub-probe
 
-.PHONY: help venv host-deps vm-deps vmtest vmtest-full test test-fast demo sim bench drills drills-lab drills-upgrade-lab security stackscripts lint format docs clean
+.PHONY: help venv host-deps vm-deps vmtest vmtest-full test test-fast demo sim bench drills drills-lab drills-upgrade-lab security fidelity fidelity-prepare stackscripts lint format docs clean
 
 help:
 	@echo "make demo          form the example swarm for real in the lab, show it, tear it down (KEEP=1 keeps it)"
@@ -33,6 +33,8 @@ help:
 	@echo "                   then the upgrade drill"
 	@echo "make drills-upgrade-lab  the upgrade drill alone: every node upgraded under load (as root)"
 	@echo "make security      the security sweep: hostile specs, command lines, API requests, host keys, trust"
+	@echo "make fidelity      the official clients' own integration suites against the simulator (release check)"
+	@echo "make fidelity-prepare API4=SDIST CLI=GITDIR|TARBALL  unpack those suites into .cache/fidelity/"
 	@echo "make stackscripts  render templates/ into stackscripts/"
 	@echo "make lint          ruff, shellcheck and the freshness of stackscripts/ and docs/"
 	@echo "make docs          regenerate docs/cli.md from the commands' --help"
@@ -111,6 +113,20 @@ drills-upgrade-lab: venv host-deps
 # accepted as valid (and why harmless), and each one NOT refused; exit 1 if any was not.
 security: venv
 	$(BIN)/python -m tests.security.sweep
+
+# The official clients' integration suites (linode_api4's from its sdist, linode-cli's from
+# its repository), unchanged, against a fresh simulator: one row per file. Fetches nothing;
+# fidelity-prepare unpacks them (and their venv) into .cache/fidelity/ once. A release check:
+# CI has neither source, and a run takes about FIDELITY_MINUTES minutes.
+API4 ?=
+CLI ?=
+CLI_REF ?= v5.68.0
+fidelity: venv
+	$(BIN)/python -m tests.fidelity.run --failures
+
+fidelity-prepare: venv
+	@test -n "$(API4)" -a -n "$(CLI)" || { echo "usage: make fidelity-prepare API4=linode_api4-5.48.0.tar.gz CLI=linode-cli.git [CLI_REF=v5.68.0]"; exit 2; }
+	$(BIN)/python -m tests.fidelity.prepare --api4 "$(API4)" --cli "$(CLI)" --cli-ref "$(CLI_REF)"
 
 stackscripts: venv
 	$(BIN)/swarmboot render

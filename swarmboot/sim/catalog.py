@@ -38,6 +38,7 @@ _CORE = [
     "Object Storage",
     "Kubernetes",
     "Cloud Firewall",
+    "Disk Encryption",
     "Vlans",
     "VPCs",
     "Linode Interfaces",
@@ -194,14 +195,21 @@ KERNELS: tuple[dict[str, Any], ...] = (
     },
 )
 
-# (id, label, vendor, size MB, deprecated)
-_IMAGE_ROWS = (
+# (id, label, vendor, size MB, deprecated[, capabilities]): cloud-init unless given. Older
+# images are still listed, and deployable, as linodego's recorded listings show (debian10
+# and debian9 without cloud-init); linode-cli's own suite deploys debian10 StackScripts.
+_IMAGE_ROWS: tuple[tuple[Any, ...], ...] = (
     ("linode/debian13", "Debian 13", "Debian", 1500, False),
     ("linode/debian12", "Debian 12", "Debian", 1300, False),
     ("linode/debian11", "Debian 11", "Debian", 1100, True),
+    ("linode/debian10", "Debian 10", "Debian", 1000, False, ()),
+    ("linode/debian9", "Debian 9", "Debian", 1000, False, ()),
     ("linode/ubuntu24.04", "Ubuntu 24.04 LTS", "Ubuntu", 2500, False),
     ("linode/ubuntu22.04", "Ubuntu 22.04 LTS", "Ubuntu", 2500, False),
+    ("linode/ubuntu20.04", "Ubuntu 20.04 LTS", "Ubuntu", 2500, True),
     ("linode/alpine3.20", "Alpine 3.20", "Alpine", 100, False),
+    ("linode/alpine3.22", "Alpine 3.22", "Alpine", 100, False),
+    ("linode/arch", "Arch Linux", "Arch", 1500, False),
 )
 
 IMAGES: tuple[dict[str, Any], ...] = tuple(
@@ -221,11 +229,11 @@ IMAGES: tuple[dict[str, Any], ...] = tuple(
         "vendor": vendor,
         "expiry": None,
         "eol": None,
-        "capabilities": ["cloud-init"],
+        "capabilities": list(rest[0] if rest else ("cloud-init",)),
         "tags": [],
         "regions": [],
     }
-    for iid, label, vendor, size, deprecated in _IMAGE_ROWS
+    for iid, label, vendor, size, deprecated, *rest in _IMAGE_ROWS
 )
 
 
@@ -250,6 +258,16 @@ def _less(row: dict[str, Any] | None, withheld: Withheld | None) -> dict[str, An
 
 def region(rid: str, withheld: Withheld | None = None) -> dict[str, Any] | None:
     return _less(_REGIONS.get(rid), withheld)
+
+
+def vpc_availability(row: dict[str, Any]) -> dict[str, Any]:
+    """A region's VPC availability: where it has the VPCs capability; no IPv6 prefix lengths
+    (VPC IPv6 is not modelled)."""
+    return {
+        "region": row["id"],
+        "available": "VPCs" in row["capabilities"],
+        "available_ipv6_prefix_lengths": [],
+    }
 
 
 def regions(withheld: Withheld | None = None) -> list[dict[str, Any]]:

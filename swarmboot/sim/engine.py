@@ -242,14 +242,6 @@ class Simulator:
             "url": f"/v4/linode/instances/{inst.id}",
         }
 
-    def tags(self) -> list[str]:
-        found: set[str] = set()
-        for inst in self.world.instances.values():
-            found.update(inst.tags)
-        for fw in self.world.firewalls.values():
-            found.update(fw.tags)
-        return sorted(found)
-
     # --- the state file --------------------------------------------------------------------
 
     def _load(self, path: os.PathLike[str]) -> None:
@@ -277,7 +269,7 @@ class Simulator:
         self.addresses.mark(
             a
             for inst in self.world.instances.values()
-            for a in (inst.ipv4_public, inst.ipv4_private)
+            for a in (inst.ipv4_public, inst.ipv4_private, *inst.extra_public)
         )
         self._jobs.extend(jobs)
         heapq.heapify(self._jobs)

@@ -66,11 +66,22 @@ def check_label(value: Any, field: str, *, low: int, high: int) -> str:
 class Body:
     """A JSON request body with typed getters that raise the API's 400 on a wrong value."""
 
-    def __init__(self, raw: Any, allowed: frozenset[str] | None = None) -> None:
+    def __init__(
+        self,
+        raw: Any,
+        allowed: frozenset[str] | None = None,
+        read_only: frozenset[str] = frozenset(),
+    ) -> None:
+        """`allowed`: the fields the body may have (others are a 400 "Unknown field");
+        `read_only`: fields the spec marks readOnly in the request body, which the API takes
+        and leaves alone (the official clients send some: linode_api4 a firewall's
+        `status` at create), so they are dropped here."""
         if raw is None:
             raw = {}
         if not isinstance(raw, Mapping):
             raise bad_request("Request body must be a JSON object")
+        if read_only:
+            raw = {k: v for k, v in raw.items() if k not in read_only}
         self.raw: Mapping[str, Any] = raw
         if allowed is not None:
             unknown = sorted(set(raw) - allowed)

@@ -12,7 +12,8 @@ import binascii
 from typing import Any
 
 from swarmboot import udf
-from swarmboot.sim import catalog, interfaces, placement, resources
+from swarmboot.sim import catalog, interfaces, placement, profiles, resources
+from swarmboot.sim import ips as ips_model
 from swarmboot.sim.engine import Simulator, begin_boot, machine_of
 from swarmboot.sim.errors import ApiError, Problem, bad_request
 from swarmboot.sim.inputs import Body, check_label
@@ -21,6 +22,7 @@ from swarmboot.sim.network import Exhausted, NoRange
 
 __all__ = [
     "boot",
+    "busy",
     "create",
     "delete",
     "reboot",
@@ -53,8 +55,15 @@ _CREATE_FIELDS = frozenset(
         "interfaces",
         "interface_generation",
         "placement_group",
+        # 4.229.1's additions that the simulator serves (maintenance_policy and ipv4, a
+        # reserved address, are not: their products are out of its scope).
+        "disk_encryption",
+        "kernel",
+        "boot_size",
+        "network_helper",
     }
 )
+DISK_ENCRYPTION = "Disk Encryption"  # the region capability
 _REBUILD_FIELDS = frozenset(
     {
         "image",
@@ -74,6 +83,11 @@ _SWAP_MB = 512
 
 def _busy(inst: Instance) -> ApiError:
     return ApiError(400, (Problem("Linode busy."),))
+
+
+def busy(inst: Instance) -> ApiError:
+    """The API's answer to an action on a Linode in transition."""
+    return _busy(inst)
 
 
 def _require_quiet(inst: Instance) -> None:
@@ -122,23 +136,26 @@ def _user_data(sim: Simulator, body: Body, region: str, image: str | None) -> st
 
 def _deployment(sim: Simulator, body: Body, region: str, *, rebuilding: bool) -> dict[str, Any]:
     """The image, credentials, StackScript and user data of a create or rebuild."""
-    image = body.str("image", required=rebuilding)
+    # The real API's words (linode-cli's own suite asserts them).
+    image = body.str("image")
+    if image is None and rebuilding:
+        raise bad_request("You must specify an image", "image")
     if image is not None and catalog.image(image) is None:
-        raise bad_request(f"Image {image} not found", "image")
-    root_pass = body.str("root_pass", required=rebuilding)
+        raise bad_request("image is not valid", "image")
+    root_pass = body.str("root_pass")
     if root_pass is not None and (
         len(root_pass) < 11 or root_pass.isalpha() or root_pass.isdigit()
     ):
         raise bad_request("Password does not meet strength requirement.", "root_pass")
     keys = body.strings("authorized_keys")
-    for key in keys:
-        if len(key.split()) < 2:
+    for key in keys:  # the real API takes even a bare key type (linode-cli's suite sends one)
+        if not key.strip() or "\n" in key.strip():
             raise bad_request("Invalid SSH public key", "authorized_keys")
     if body.strings("authorized_users"):
         raise bad_request("No such user in this account", "authorized_users")
     if image is not None and root_pass is None and not keys:
         raise bad_request(
-            "A root password or an SSH key is required to deploy an image", "root_pass"
+            "Must provide valid root_pass, authorized_keys, or authorized_users", "root_pass"
         )
     script_id = body.int("stackscript_id")
     script = None
@@ -183,8 +200,16 @@ def _deployment(sim: Simulator, body: Body, region: str, *, rebuilding: bool) ->
     }
 
 
-def _lay_disks(sim: Simulator, inst: Instance, image: str | None, swap_mb: int) -> None:
-    """The disks and config profile Linode makes for an image: root, swap, one profile."""
+def _lay_disks(
+    sim: Simulator,
+    inst: Instance,
+    image: str | None,
+    swap_mb: int,
+    kernel: str | None = None,
+    boot_size: int | None = None,
+) -> None:
+    """The disks and config profile Linode makes for an image: root (`boot_size` MB, else
+    the rest of the plan's disk), swap, one profile (booting `kernel`, else the default)."""
     inst.disks.clear()
     inst.configs.clear()
     if image is None:
@@ -195,11 +220,12 @@ def _lay_disks(sim: Simulator, inst: Instance, image: str | None, swap_mb: int) 
     root = Disk(
         id=sim.world.new_id("disk"),
         label=f"{name} Disk",
-        size=spec["disk"] - swap_mb,
+        size=boot_size if boot_size is not None else spec["disk"] - swap_mb,
         filesystem="ext4",
         status="ready",
         created=now,
         updated=now,
+        disk_encryption=inst.disk_encryption,
     )
     swap = Disk(
         id=sim.world.new_id("disk"),
@@ -209,6 +235,7 @@ def _lay_disks(sim: Simulator, inst: Instance, image: str | None, swap_mb: int) 
         status="ready",
         created=now,
         updated=now,
+        disk_encryption=inst.disk_encryption,
     )
     inst.disks = {root.id: root, swap.id: swap}
     devices: dict[str, Any] = {f"sd{c}": None for c in "abcdefgh"}
@@ -217,10 +244,24 @@ def _lay_disks(sim: Simulator, inst: Instance, image: str | None, swap_mb: int) 
     config = Config(
         id=sim.world.new_id("config"),
         label=f"My {name} Disk Profile",
-        kernel=sim.config.default_kernel,
+        kernel=kernel or sim.config.default_kernel,
         devices=devices,
     )
     inst.configs = {config.id: config}
+
+
+def _disk_encryption(body: Body, region: str, withheld: catalog.Withheld) -> str:
+    """`enabled` or `disabled`; left out, enabled where the region offers it, as Linode
+    does for new Linodes (linodego's recorded creates all come back `enabled`)."""
+    offered = DISK_ENCRYPTION in (catalog.region(region, withheld) or {}).get("capabilities", ())
+    wanted = body.str("disk_encryption")
+    if wanted is None:
+        return "enabled" if offered else "disabled"
+    if wanted not in ("enabled", "disabled"):
+        raise bad_request("Must be enabled or disabled", "disk_encryption")
+    if wanted == "enabled" and not offered:
+        raise bad_request(f"Disk encryption is not available in {region}", "disk_encryption")
+    return wanted
 
 
 # --- calls --------------------------------------------------------------------------------
@@ -229,11 +270,15 @@ def _lay_disks(sim: Simulator, inst: Instance, image: str | None, swap_mb: int) 
 def create(sim: Simulator, raw: Any) -> Instance:
     body = Body(raw, _CREATE_FIELDS)
     region = body.str("region", required=True) or ""
-    if catalog.region(region) is None:
-        raise bad_request(f"Region {region} not found", "region")
     type_id = body.str("type", required=True)
+    # Both at once, in the real API's words and order (linode_api4's test_error_400).
+    wrong = []
     if catalog.type_(type_id) is None:
-        raise bad_request(f"Linode type {type_id} not found", "type")
+        wrong.append(Problem("A valid plan type by that ID was not found", "type"))
+    if catalog.region(region) is None:
+        wrong.append(Problem("region is not valid", "region"))
+    if wrong:
+        raise ApiError(400, tuple(wrong))
     with sim.lock:  # it looks up the StackScript
         deployment = _deployment(sim, body, region, rebuilding=False)
     label = body.str("label")
@@ -247,22 +292,40 @@ def create(sim: Simulator, raw: Any) -> Instance:
         raise bad_request("You must provide an image to boot a Linode", "booted")
     private_ip = body.bool("private_ip", default=False)
     swap = body.int("swap_size", default=_SWAP_MB)
+    encryption = _disk_encryption(body, region, sim.config.withheld)
+    kernel = body.str("kernel")
+    if kernel is not None and catalog.kernel(kernel) is None:
+        raise bad_request(f"Kernel {kernel} not found", "kernel")
+    boot_size = body.int("boot_size")
+    if boot_size is not None:
+        if deployment["image"] is None:
+            raise bad_request("boot_size needs an image", "boot_size")
+        room = (catalog.type_(type_id) or {}).get("disk", 0) - swap
+        if not 1 <= boot_size <= room:
+            raise bad_request(f"Must be 1-{room} MB (the plan's disk less swap)", "boot_size")
+    network_helper = body.bool("network_helper", default=True)
     joins = body.dict("placement_group")
     generation = interfaces.new_generation(sim.world, body.str("interface_generation"))
     wanted_interfaces = body.raw.get("interfaces") or []
     if not isinstance(wanted_interfaces, list):
         raise bad_request("Must be a list of interfaces", "interfaces")
     if generation == "linode":
-        if firewall_id is not None:
-            raise bad_request(
-                "A Linode with Linode interfaces takes its firewalls per interface "
-                "(interfaces[].firewall_id)",
-                "firewall_id",
-            )
         # Made without any, it gets a public interface that is its default route.
         wanted_interfaces = wanted_interfaces or [
             {"public": {}, "default_route": {"ipv4": True, "ipv6": True}}
         ]
+        if firewall_id is not None:
+            # linode-cli's own suite sends both, and the real API takes it: the simulator
+            # puts it on each public or VPC interface that names no firewall of its own.
+            wanted_interfaces = [
+                {**item, "firewall_id": firewall_id}
+                if isinstance(item, dict)
+                and item.get("firewall_id") is None
+                and ("public" in item or "vpc" in item)
+                else item
+                for item in wanted_interfaces
+            ]
+            firewall_id = None
     with sim.lock:
         if label is None:
             label = f"linode{sim.world.next_ids['linode']}"
@@ -326,6 +389,8 @@ def create(sim: Simulator, raw: Any) -> Instance:
             has_user_data=deployment["user_data"] is not None,
             placement_group_id=group.id if group is not None else None,
             interface_generation=generation or "legacy_config",
+            disk_encryption=encryption,
+            network_helper=bool(network_helper),
         )
         if generation == "linode":
             try:
@@ -336,7 +401,17 @@ def create(sim: Simulator, raw: Any) -> Instance:
                     interfaces.set_firewall(sim.world, inst, iface, None, now)
                 sim.addresses.release(public, private)
                 raise
-        _lay_disks(sim, inst, deployment["image"], swap)
+        _lay_disks(sim, inst, deployment["image"], swap, kernel, boot_size)
+        if generation != "linode" and wanted_interfaces:
+            if not inst.configs:
+                sim.addresses.release(public, private)
+                raise bad_request("Interfaces need an image: they go in its profile", "interfaces")
+            config = next(iter(inst.configs.values()))
+            try:
+                profiles.set_interfaces(sim.world, inst, config, wanted_interfaces, "interfaces")
+            except ApiError:
+                sim.addresses.release(public, private)
+                raise
         sim.world.instances[iid] = inst
         if deployment["script"] is not None:
             deployment["script"].deployments_total += 1
@@ -469,7 +544,13 @@ def delete(sim: Simulator, iid: int) -> None:
         inst = sim.instance(iid)
         inst.generation += 1
         del sim.world.instances[iid]
-        sim.addresses.release(inst.ipv4_public, inst.ipv4_private)
+        sim.addresses.release(inst.ipv4_public, inst.ipv4_private, *inst.extra_public)
+        for other in sim.world.instances.values():  # its addresses are no longer shared
+            other.shared_ipv4 = [
+                a
+                for a in other.shared_ipv4
+                if a not in (inst.ipv4_public, inst.ipv4_private, *inst.extra_public)
+            ]
         script = sim.world.stackscripts.get(inst.stackscript_id or 0)
         if script is not None:
             script.deployments_active = max(0, script.deployments_active - 1)
@@ -533,7 +614,7 @@ def update_config(sim: Simulator, iid: int, config_id: int, raw: Any) -> Config:
                     raise bad_request("Disk not found", f"devices.{slot}.disk_id")
                 config.devices[slot] = device
         if "interfaces" in body:
-            config.interfaces = list(body.raw["interfaces"] or [])
+            profiles.set_interfaces(sim.world, inst, config, body.raw["interfaces"], "interfaces")
         inst.updated = sim.now()
         sim.event("linode_config_update", sim.linode_entity(inst), "notification")
         return config
@@ -542,21 +623,6 @@ def update_config(sim: Simulator, iid: int, config_id: int, raw: Any) -> Config:
 def ips(sim: Simulator, iid: int) -> dict[str, Any]:
     with sim.lock:
         inst = sim.instance(iid)
-        public_net = sim.addresses.public_network(inst.region)
-
-        def v4(address: str, net: Any, public: bool) -> dict[str, Any]:
-            return {
-                "address": address,
-                "gateway": str(net.network_address + 1) if public else None,
-                "subnet_mask": str(net.netmask),
-                "prefix": net.prefixlen,
-                "type": "ipv4",
-                "public": public,
-                "rdns": f"{address.replace('.', '-')}.ip.linodeusercontent.com" if public else None,
-                "linode_id": inst.id,
-                "region": inst.region,
-            }
-
         slaac = inst.ipv6.split("/")[0]
         v6 = {
             "address": slaac,
@@ -576,16 +642,7 @@ def ips(sim: Simulator, iid: int) -> dict[str, Any]:
             rdns=None,
             subnet_mask="ffff:ffff:ffff:ffff::",
         )
-        private = []
-        if inst.ipv4_private:
-            private.append(v4(inst.ipv4_private, sim.addresses.private_network(inst.region), False))
         return {
-            "ipv4": {
-                "public": [v4(inst.ipv4_public, public_net, True)],
-                "private": private,
-                "shared": [],
-                "reserved": [],
-                "vpc": [],
-            },
+            "ipv4": ips_model.linode_ips(sim.world, sim.addresses, inst),
             "ipv6": {"slaac": v6, "link_local": link_local, "global": []},
         }

@@ -36,6 +36,7 @@ __all__ = [
     "update",
     "update_account_settings",
     "update_settings",
+    "upgrade",
 ]
 
 GENERATIONS = ("legacy_config", "linode")
@@ -275,6 +276,7 @@ def create(world: World, inst: Instance, raw: Any, now: str, field: str = "") ->
         _vpc(world, inst, iface, part, f"{field}vpc")
     else:
         _vlan(iface, part, f"{field}vlan")
+        world.vlans.setdefault(f"{inst.region}/{iface.vlan_label}", now)
         if any(i.vlan_label == iface.vlan_label for i in inst.interfaces.values()):
             raise bad_request("The Linode has an interface on this VLAN", f"{field}vlan.vlan_label")
     _default_route(iface, body.raw.get("default_route"), f"{field}default_route")
@@ -356,3 +358,80 @@ def update_settings(inst: Instance, raw: Any) -> dict[str, Any]:
         for iface in inst.interfaces.values():
             setattr(iface, attr, iface.id == chosen)
     return settings_api(inst)
+
+
+def _upgraded_bodies(legacy: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Linode interface bodies for a profile's legacy interfaces (none: the implicit public
+    eth0), the IPv4 default route on the primary one (else the public, else the first), IPv6
+    on the public one."""
+    legacy = legacy or [{"purpose": "public", "primary": False}]
+    bodies: list[dict[str, Any]] = []
+    for item in legacy:
+        if item["purpose"] == "public":
+            bodies.append({"public": {}})
+        elif item["purpose"] == "vlan":
+            bodies.append(
+                {"vlan": {"vlan_label": item["label"], "ipam_address": item.get("ipam_address")}}
+            )
+        else:
+            address = {"address": item["ipv4"]["vpc"]}
+            if item["ipv4"].get("nat_1_1"):
+                address["nat_1_1_address"] = "auto"
+            bodies.append(
+                {"vpc": {"subnet_id": item["subnet_id"], "ipv4": {"addresses": [address]}}}
+            )
+    routed = next((n for n, i in enumerate(legacy) if i.get("primary")), None)
+    if routed is None:
+        routed = next((n for n, i in enumerate(legacy) if i["purpose"] == "public"), 0)
+    if legacy[routed]["purpose"] != "vlan":
+        bodies[routed]["default_route"] = {"ipv4": True}
+    for n, item in enumerate(legacy):
+        if item["purpose"] == "public":
+            bodies[n].setdefault("default_route", {})["ipv6"] = True
+    return bodies
+
+
+def upgrade(world: World, inst: Instance, raw: Any, now: str) -> dict[str, Any]:
+    """POST /linode/instances/{id}/upgrade-interfaces: a `legacy_config` Linode's profile
+    interfaces become Linode interfaces (`dry_run`: shown, nothing changed). The Linode's
+    firewall moves onto its new public and VPC interfaces."""
+    body = Body(raw, frozenset({"config_id", "dry_run"}))
+    dry_run = body.bool("dry_run", default=True)
+    if inst.interface_generation == "linode":
+        raise bad_request("This Linode already uses Linode interfaces", "interface_generation")
+    _offline(inst)
+    config_id = body.int("config_id")
+    if config_id is None:
+        if len(inst.configs) != 1:
+            raise bad_request("Name the config profile to upgrade", "config_id")
+        config_id = next(iter(inst.configs))
+    if config_id not in inst.configs:
+        raise bad_request(f"Config {config_id} not found", "config_id")
+    if dry_run:  # on a copy: the answer is what would be made
+        copy = World.from_json(world.to_json())
+        shown = upgrade(
+            copy, copy.instances[inst.id], {"config_id": config_id, "dry_run": False}, now
+        )
+        return {**shown, "dry_run": True}
+    config = inst.configs[config_id]
+    bodies = _upgraded_bodies(config.interfaces)
+    firewalls = [
+        fw
+        for fw in world.firewalls.values()
+        for device in fw.devices.values()
+        if device.entity_type == "linode" and device.entity_id == inst.id
+    ]
+    for fw in firewalls:  # the Linode's own device goes; its interfaces take the firewall
+        fw.devices = {
+            k: d
+            for k, d in fw.devices.items()
+            if not (d.entity_type == "linode" and d.entity_id == inst.id)
+        }
+    if firewalls:
+        for item in bodies:
+            if "public" in item or "vpc" in item:
+                item["firewall_id"] = firewalls[0].id
+    config.interfaces = []
+    inst.interface_generation = "linode"
+    made = [create(world, inst, item, now, f"interfaces[{n}].") for n, item in enumerate(bodies)]
+    return {"config_id": config_id, "dry_run": False, "interfaces": [i.to_api(inst) for i in made]}

@@ -48,9 +48,16 @@ class Disk:
     status: str
     created: str
     updated: str
+    disk_encryption: str = "disabled"
+    # A disk being made is `not ready` until then (epoch); None: ready.
+    ready_at: float | None = None
 
-    def to_api(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+    def to_api(self, now: float | None = None) -> dict[str, Any]:
+        shown = dataclasses.asdict(self)
+        ready_at = shown.pop("ready_at")
+        if ready_at is not None and now is not None and now < ready_at:
+            shown["status"] = "not ready"
+        return shown
 
 
 @dataclass
@@ -117,11 +124,20 @@ class Instance:
     interface_generation: str = "legacy_config"
     interfaces: dict[int, LinodeInterface] = field(default_factory=dict)
     network_helper: bool = True
+    # Its disks' encryption at rest ("enabled" or "disabled"), fixed at create.
+    disk_encryption: str = "disabled"
+    # More public IPv4 addresses (POST .../ips), others' addresses shared to it, and the
+    # reverse DNS set for its addresses.
+    extra_public: list[str] = field(default_factory=list)
+    shared_ipv4: list[str] = field(default_factory=list)
+    rdns: dict[str, str | None] = field(default_factory=dict)
 
     def to_api(self, group: PlacementGroup | None) -> dict[str, Any]:
         """The Linode as the API shows it; `group` is its placement group's record."""
         spec = catalog.type_(self.type) or {}
-        ipv4 = [self.ipv4_public] + ([self.ipv4_private] if self.ipv4_private else [])
+        ipv4 = [self.ipv4_public, *self.extra_public] + (
+            [self.ipv4_private] if self.ipv4_private else []
+        )
         return {
             "id": self.id,
             "label": self.label,
@@ -142,6 +158,7 @@ class Instance:
             "lke_cluster_id": None,
             "placement_group": group.summary() if group is not None else None,
             "interface_generation": self.interface_generation,
+            "disk_encryption": self.disk_encryption,
             "capabilities": [],
             "specs": {
                 "disk": spec.get("disk", 0),
@@ -443,7 +460,23 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "managed": False,
     "network_helper": True,
     "object_storage": "disabled",
+    # Shown as the real API shows it (linodego's recording); the maintenance policies
+    # themselves (/maintenance/policies, changing this) are not served.
+    "maintenance_policy": "linode/migrate",
 }
+
+
+@dataclass
+class SshKey:
+    """A public key of the profile (`/profile/sshkeys`)."""
+
+    id: int
+    label: str
+    ssh_key: str
+    created: str
+
+    def to_api(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
 
 
 @dataclass
@@ -463,6 +496,8 @@ class World:
             "vpc": 3001,
             "subnet": 4001,
             "interface": 5001,
+            "ssh_key": 10001,
+            "config_interface": 11001,
         }
     )
     instances: dict[int, Instance] = field(default_factory=dict)
@@ -473,6 +508,13 @@ class World:
     vpcs: dict[int, Vpc] = field(default_factory=dict)
     # The account's settings (`GET /account/settings`): which interfaces new Linodes get.
     settings: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_SETTINGS))
+    # Tags made with `POST /tags` (a tag also exists while an object carries it).
+    tags: list[str] = field(default_factory=list)
+    ssh_keys: dict[int, SshKey] = field(default_factory=dict)
+    # VLANs by "region/label": made with their first interface, kept until deleted.
+    vlans: dict[str, str] = field(default_factory=dict)
+    # The account's default firewalls (`/networking/firewalls/settings`), by kind.
+    firewall_defaults: dict[str, int | None] = field(default_factory=dict)
 
     def new_id(self, kind: str) -> int:
         value = self.next_ids[kind]
@@ -515,4 +557,8 @@ class World:
             },
             vpcs={int(k): vpc(v) for k, v in raw.get("vpcs", {}).items()},
             settings={**DEFAULT_SETTINGS, **raw.get("settings", {})},
+            tags=list(raw.get("tags", [])),
+            ssh_keys={int(k): SshKey(**v) for k, v in raw.get("ssh_keys", {}).items()},
+            firewall_defaults=dict(raw.get("firewall_defaults", {})),
+            vlans=dict(raw.get("vlans", {})),
         )

@@ -90,7 +90,7 @@ def _parse_script(text: str) -> list[dict[str, str]]:
 def _images(body: Body) -> list[str]:
     images = body.strings("images")
     if not images:
-        raise bad_request("At least one image is required", "images")
+        raise bad_request("images is required", "images")  # the real API's words
     for image in images:
         if image != "any/all" and catalog.image(image) is None:
             raise bad_request(f"Image {image} not found", "images")
@@ -102,9 +102,9 @@ def create_stackscript(sim: Simulator, raw: Any) -> StackScript:
     label = body.str("label", required=True) or ""
     if not 3 <= len(label) <= 128:
         raise bad_request("Label must be between 3 and 128 characters", "label")
+    images = _images(body)  # before the script, as the real API reports them
     text = body.str("script", required=True) or ""
     fields = _parse_script(text)
-    images = _images(body)
     with sim.lock:
         now = sim.now()
         script = StackScript(
@@ -185,7 +185,15 @@ def _firewall_entity(fw: Firewall) -> dict[str, Any]:
     }
 
 
-def _check_rules(raw: Any, field: str) -> dict[str, Any]:
+_RULE_KEYS = ("inbound", "outbound", "inbound_policy", "outbound_policy")
+
+
+def _check_rules(raw: Any, field: str, current: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Rules as given; on an update (`current`), a policy or direction left out keeps the
+    firewall's (linode-cli's `rules-update --inbound ...` sends only what changes, and the
+    real API takes it)."""
+    if current is not None and isinstance(raw, dict):
+        raw = {**{k: v for k, v in current.items() if k in _RULE_KEYS}, **raw}
     body = Body(
         raw,
         frozenset(
@@ -240,16 +248,34 @@ def _check_rules(raw: Any, field: str) -> dict[str, Any]:
     return rules
 
 
+# A firewall's fields that 4.229.1's create body marks readOnly.
+_FIREWALL_READ_ONLY = frozenset({"created", "entities", "id", "status", "updated"})
+
+
 def create_firewall(sim: Simulator, raw: Any) -> Firewall:
-    body = Body(raw, frozenset({"label", "rules", "tags", "devices"}))
+    body = Body(raw, frozenset({"label", "rules", "tags", "devices"}), _FIREWALL_READ_ONLY)
     label = check_label(body.str("label", required=True), "label", low=3, high=32)
     rules = _check_rules(body.dict("rules", required=True), "rules")
-    devices = Body(body.dict("devices") or {}, frozenset({"linodes", "nodebalancers"}))
+    devices = Body(
+        body.dict("devices") or {}, frozenset({"linodes", "nodebalancers", "linode_interfaces"})
+    )
     linode_ids = devices.ints("linodes")
+    interface_ids = devices.ints("linode_interfaces")
+    if devices.ints("nodebalancers"):  # NodeBalancers are out of the simulator's scope
+        raise bad_request("NodeBalancer not found", "devices.nodebalancers")
     with sim.lock:
         if any(fw.label == label for fw in sim.world.firewalls.values()):
-            raise bad_request("Label must be unique among your firewalls", "label")
+            raise bad_request("Label must be unique among your Cloud Firewalls", "label")
         targets = [_attachable(sim, iid, "devices.linodes") for iid in linode_ids]
+        behind = []
+        for interface_id in interface_ids:
+            found = interfaces.find(sim.world, interface_id)
+            if found is None or found[1].kind == "vlan" or found[1].firewall_id is not None:
+                raise bad_request(
+                    f"Linode interface {interface_id} cannot take this firewall",
+                    "devices.linode_interfaces",
+                )
+            behind.append(found)
         now = sim.now()
         fw = Firewall(
             id=sim.world.new_id("firewall"),
@@ -264,6 +290,8 @@ def create_firewall(sim: Simulator, raw: Any) -> Firewall:
         sim.event("firewall_create", _firewall_entity(fw), "notification")
         for inst in targets:
             attach(sim, fw, inst)
+        for inst, iface in behind:
+            interfaces.set_firewall(sim.world, inst, iface, fw.id, now)
         return fw
 
 
@@ -293,9 +321,9 @@ def update_firewall(sim: Simulator, firewall_id: int, raw: Any) -> Firewall:
 
 
 def update_rules(sim: Simulator, firewall_id: int, raw: Any) -> Firewall:
-    rules = _check_rules(raw, "rules")
     with sim.lock:
         fw = _firewall(sim, firewall_id)
+        rules = _check_rules(raw, "rules", fw.rules)
         if rules != {k: fw.rules.get(k) for k in rules}:
             fw.rules = rules
             fw.version += 1
@@ -308,6 +336,9 @@ def delete_firewall(sim: Simulator, firewall_id: int) -> None:
     with sim.lock:
         fw = _firewall(sim, firewall_id)
         del sim.world.firewalls[firewall_id]
+        for kind, default in sim.world.firewall_defaults.items():
+            if default == firewall_id:
+                sim.world.firewall_defaults[kind] = None
         for inst in sim.world.instances.values():  # Linode interfaces lose it too
             for iface in inst.interfaces.values():
                 if iface.firewall_id == firewall_id:

@@ -6,10 +6,23 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote
 
-from swarmboot.sim import catalog, instances, interfaces, placement, resources, vpcs
+from swarmboot.sim import (
+    account,
+    catalog,
+    disks,
+    firewall_templates,
+    instances,
+    interfaces,
+    ips,
+    placement,
+    profiles,
+    resources,
+    vpcs,
+)
 from swarmboot.sim.engine import Simulator
-from swarmboot.sim.errors import not_found
+from swarmboot.sim.errors import bad_request, not_found
 from swarmboot.sim.model import Instance, PlacementGroup
 from swarmboot.sim.query import paginate, parse_filter, parse_paging, run_query
 
@@ -59,7 +72,18 @@ FILTERABLE: dict[str, frozenset[str]] = {
     "/vpcs/{vpcId}/ips": frozenset({"active", "config_id", "linode_id", "region", "vpc_id"}),
     "/vpcs/{vpcId}/subnets": frozenset({"created", "id", "label", "updated"}),
     "/tags": frozenset(),
+    "/tags/{tagLabel}": frozenset(),
+    "/networking/vlans": frozenset({"label", "region"}),
+    "/networking/ips": frozenset({"address", "prefix", "rdns", "region", "type"}),
+    "/networking/firewalls/templates": frozenset(),
+    "/account/notifications": frozenset(),
+    "/regions/availability": frozenset({"available", "plan", "region"}),
+    "/regions/vpc-availability": frozenset({"region"}),
+    "/profile/sshkeys": frozenset(),
 }
+# Filters the real API takes beyond the spec's marks: tags by label, as Linode's own
+# JavaScript client (@linode/api-v4) asks for them (docs/simulator.md, `tags-label-filter`).
+EXTRA_FILTERS: dict[str, frozenset[str]] = {"/tags": frozenset({"label"})}
 
 
 @dataclass(frozen=True)
@@ -100,7 +124,7 @@ class Route:
 
 
 def _listing(template: str, items: Callable[[Simulator, Request], list[dict[str, Any]]]) -> Handler:
-    filterable = FILTERABLE[template]
+    filterable = FILTERABLE[template] | EXTRA_FILTERS.get(template, frozenset())
 
     def handler(sim: Simulator, request: Request) -> Any:
         query = parse_filter(request.headers.get("x-filter"), filterable)
@@ -171,7 +195,7 @@ def _disk(sim: Simulator, request: Request) -> Any:
     disk = _instance(sim, request).disks.get(request.id("diskId"))
     if disk is None:
         raise not_found()
-    return disk.to_api()
+    return disk.to_api(sim.clock())
 
 
 def _script(sim: Simulator, request: Request) -> Any:
@@ -248,6 +272,78 @@ def _changed_interface(sim: Simulator, request: Request) -> dict[str, Any]:
     return iface.to_api(inst)
 
 
+def _profile(sim: Simulator, request: Request) -> tuple[Instance, Any]:
+    inst = _instance(sim, request)
+    return inst, profiles.config(inst, request.id("configId"))
+
+
+def _config_interface(sim: Simulator, request: Request) -> dict[str, Any]:
+    inst, cfg = _profile(sim, request)
+    return profiles.interface_api(inst, profiles.interface(cfg, request.id("interfaceId")))
+
+
+def _new_config_interface(sim: Simulator, request: Request) -> dict[str, Any]:
+    inst, cfg = _profile(sim, request)
+    return profiles.interface_api(inst, profiles.add_interface(sim.world, inst, cfg, request.body))
+
+
+def _changed_config_interface(sim: Simulator, request: Request) -> dict[str, Any]:
+    inst, cfg = _profile(sim, request)
+    iface = profiles.update_interface(sim.world, inst, cfg, request.id("interfaceId"), request.body)
+    return profiles.interface_api(inst, iface)
+
+
+def _new_config(sim: Simulator, request: Request) -> dict[str, Any]:
+    inst = _instance(sim, request)
+    cfg = profiles.new_config(sim.world, inst, request.body)
+    sim.event("linode_config_create", sim.linode_entity(inst), "notification")
+    return cfg.to_api()
+
+
+def _gone_config(sim: Simulator, request: Request) -> None:
+    inst, cfg = _profile(sim, request)
+    if inst.status not in ("running", "offline"):
+        raise instances.busy(inst)
+    del inst.configs[cfg.id]
+    sim.event("linode_config_delete", sim.linode_entity(inst), "notification")
+
+
+def _disk_event(sim: Simulator, request: Request, action: str, made: Any) -> dict[str, Any]:
+    sim.event(action, sim.linode_entity(_instance(sim, request)), "notification")
+    return made.to_api(sim.clock())
+
+
+def _region_rows(sim: Simulator, request: Request, rows: Any) -> Any:
+    """A region's plan availability (`rows`), or its VPC availability (`rows` None)."""
+    region = catalog.region(request.args["regionId"], sim.config.withheld)
+    if region is None:
+        raise not_found()
+    return rows if rows is not None else catalog.vpc_availability(region)
+
+
+def ips_linode(body: Any) -> int:
+    """The `linode_id` of POST /networking/ips (a 400 naming it when missing)."""
+    linode_id = body.get("linode_id") if isinstance(body, dict) else None
+    if not isinstance(linode_id, int) or isinstance(linode_id, bool):
+        raise bad_request("linode_id is required", "linode_id")
+    return linode_id
+
+
+def _owned_address(sim: Simulator, request: Request) -> tuple[Instance, str]:
+    """The Linode of the path and one of its addresses (404 for another's)."""
+    inst = _instance(sim, request)
+    owner, address = ips.find(sim.world, request.args["address"])
+    if owner.id != inst.id:
+        raise not_found()
+    return inst, address
+
+
+def _allocated(sim: Simulator, inst: Instance, body: Any, fields: tuple[str, ...]) -> Any:
+    address = ips.allocate(sim.world, sim.addresses, inst, body, fields)
+    sim.event("linode_addip", sim.linode_entity(inst), "notification")
+    return ips.address_api(sim.addresses, inst, address)
+
+
 def _empty(fn: Callable[[Simulator, Request], Any]) -> Handler:
     def handler(sim: Simulator, request: Request) -> Any:
         fn(sim, request)
@@ -259,6 +355,46 @@ def _empty(fn: Callable[[Simulator, Request], Any]) -> Handler:
 _TABLE: list[tuple[str, str, Handler]] = [
     ("GET", "/regions", _listing("/regions", lambda sim, r: catalog.regions(sim.config.withheld))),
     ("GET", "/regions/{regionId}", _one(catalog.region, "regionId", withheld=True)),
+    # Plan availability lists the plans a region lacks: none here (as linodego's recording
+    # of a real account shows it, empty).
+    ("GET", "/regions/availability", _listing("/regions/availability", lambda sim, r: [])),
+    ("GET", "/regions/{regionId}/availability", lambda sim, r: _region_rows(sim, r, [])),
+    (
+        "GET",
+        "/regions/vpc-availability",
+        _listing(
+            "/regions/vpc-availability",
+            lambda sim, r: [
+                catalog.vpc_availability(g) for g in catalog.regions(sim.config.withheld)
+            ],
+        ),
+    ),
+    (
+        "GET",
+        "/regions/{regionId}/vpc-availability",
+        lambda sim, r: _region_rows(sim, r, None),
+    ),
+    ("GET", "/account/notifications", _listing("/account/notifications", lambda sim, r: [])),
+    (
+        "GET",
+        "/networking/firewalls/templates",
+        _listing("/networking/firewalls/templates", lambda sim, r: firewall_templates.templates()),
+    ),
+    (
+        "GET",
+        "/networking/firewalls/templates/{slug}",
+        lambda sim, r: firewall_templates.template(r.args["slug"]),
+    ),
+    (
+        "GET",
+        "/networking/firewalls/settings",
+        _locked(lambda sim, r: firewall_templates.settings(sim.world)),
+    ),
+    (
+        "PUT",
+        "/networking/firewalls/settings",
+        _changing(lambda sim, r: firewall_templates.update_settings(sim.world, r.body)),
+    ),
     ("GET", "/linode/types", _listing("/linode/types", _static(catalog.TYPES))),
     ("GET", "/linode/types/{typeId}", _one(catalog.type_, "typeId")),
     ("GET", "/linode/kernels", _listing("/linode/kernels", _static(catalog.KERNELS))),
@@ -335,6 +471,197 @@ _TABLE: list[tuple[str, str, Handler]] = [
         ),
     ),
     ("GET", "/linode/instances/{linodeId}/configs/{configId}", _locked(_config)),
+    ("POST", "/linode/instances/{linodeId}/configs", _changing(_new_config)),
+    ("DELETE", "/linode/instances/{linodeId}/configs/{configId}", _empty(_changing(_gone_config))),
+    (
+        "GET",
+        "/linode/instances/{linodeId}/configs/{configId}/interfaces",
+        _locked(
+            lambda sim, r: [
+                profiles.interface_api(_profile(sim, r)[0], i)
+                for i in _profile(sim, r)[1].interfaces
+            ]
+        ),
+    ),
+    (
+        "POST",
+        "/linode/instances/{linodeId}/configs/{configId}/interfaces",
+        _changing(_new_config_interface),
+    ),
+    (
+        "GET",
+        "/linode/instances/{linodeId}/configs/{configId}/interfaces/{interfaceId}",
+        _locked(_config_interface),
+    ),
+    (
+        "PUT",
+        "/linode/instances/{linodeId}/configs/{configId}/interfaces/{interfaceId}",
+        _changing(_changed_config_interface),
+    ),
+    (
+        "DELETE",
+        "/linode/instances/{linodeId}/configs/{configId}/interfaces/{interfaceId}",
+        _empty(
+            _changing(
+                lambda sim, r: profiles.remove_interface(_profile(sim, r)[1], r.id("interfaceId"))
+            )
+        ),
+    ),
+    (
+        "POST",
+        "/linode/instances/{linodeId}/configs/{configId}/interfaces/order",
+        _empty(_changing(lambda sim, r: profiles.order_interfaces(_profile(sim, r)[1], r.body))),
+    ),
+    (
+        "GET",
+        "/networking/ips",
+        _listing(
+            "/networking/ips", _locked(lambda sim, r: ips.all_addresses(sim.world, sim.addresses))
+        ),
+    ),
+    (
+        "POST",
+        "/networking/ips",
+        _changing(
+            lambda sim, r: _allocated(
+                sim,
+                sim.instance(ips_linode(r.body)),
+                {k: v for k, v in (r.body or {}).items() if k != "linode_id"}
+                if isinstance(r.body, dict)
+                else r.body,
+                (),
+            )
+        ),
+    ),
+    (
+        "GET",
+        "/networking/ips/{address}",
+        _locked(
+            lambda sim, r: ips.address_api(sim.addresses, *ips.find(sim.world, r.args["address"]))
+        ),
+    ),
+    (
+        "PUT",
+        "/networking/ips/{address}",
+        _changing(
+            lambda sim, r: ips.set_rdns(
+                sim.addresses, *ips.find(sim.world, r.args["address"]), r.body
+            )
+        ),
+    ),
+    (
+        "POST",
+        "/networking/ips/share",
+        _empty(_changing(lambda sim, r: ips.share(sim.world, r.body))),
+    ),
+    (
+        "POST",
+        "/linode/instances/{linodeId}/ips",
+        _changing(lambda sim, r: _allocated(sim, _instance(sim, r), r.body, ())),
+    ),
+    (
+        "GET",
+        "/linode/instances/{linodeId}/ips/{address}",
+        _locked(lambda sim, r: ips.address_api(sim.addresses, *_owned_address(sim, r))),
+    ),
+    (
+        "PUT",
+        "/linode/instances/{linodeId}/ips/{address}",
+        _changing(lambda sim, r: ips.set_rdns(sim.addresses, *_owned_address(sim, r), r.body)),
+    ),
+    (
+        "DELETE",
+        "/linode/instances/{linodeId}/ips/{address}",
+        _empty(
+            _changing(lambda sim, r: ips.remove(sim.world, sim.addresses, *_owned_address(sim, r)))
+        ),
+    ),
+    (
+        "DELETE",
+        "/networking/vlans/{regionId}/{label}",
+        _empty(
+            _changing(
+                lambda sim, r: profiles.delete_vlan(sim.world, r.args["regionId"], r.args["label"])
+            )
+        ),
+    ),
+    (
+        "GET",
+        "/networking/vlans",
+        _listing("/networking/vlans", _locked(lambda sim, r: profiles.vlans(sim.world))),
+    ),
+    (
+        "POST",
+        "/linode/instances/{linodeId}/disks",
+        _changing(
+            lambda sim, r: _disk_event(
+                sim,
+                r,
+                "disk_create",
+                disks.create(
+                    sim.world,
+                    _instance(sim, r),
+                    r.body,
+                    sim.now(),
+                    sim.clock() + sim.config.timings.of("boot"),
+                ),
+            )
+        ),
+    ),
+    (
+        "PUT",
+        "/linode/instances/{linodeId}/disks/{diskId}",
+        _changing(
+            lambda sim, r: disks.update(
+                _instance(sim, r), r.id("diskId"), r.body, sim.now()
+            ).to_api()
+        ),
+    ),
+    (
+        "DELETE",
+        "/linode/instances/{linodeId}/disks/{diskId}",
+        _empty(_changing(lambda sim, r: disks.delete(_instance(sim, r), r.id("diskId")))),
+    ),
+    (
+        "POST",
+        "/linode/instances/{linodeId}/disks/{diskId}/resize",
+        _empty(
+            _changing(
+                lambda sim, r: _disk_event(
+                    sim,
+                    r,
+                    "disk_resize",
+                    disks.resize(_instance(sim, r), r.id("diskId"), r.body, sim.now()),
+                )
+            )
+        ),
+    ),
+    (
+        "POST",
+        "/linode/instances/{linodeId}/disks/{diskId}/clone",
+        _changing(
+            lambda sim, r: _disk_event(
+                sim,
+                r,
+                "disk_duplicate",
+                disks.clone(sim.world, _instance(sim, r), r.id("diskId"), sim.now()),
+            )
+        ),
+    ),
+    (
+        "POST",
+        "/linode/instances/{linodeId}/disks/{diskId}/password",
+        _empty(
+            _changing(
+                lambda sim, r: disks.reset_password(_instance(sim, r), r.id("diskId"), r.body)
+            )
+        ),
+    ),
+    (
+        "POST",
+        "/linode/instances/{linodeId}/password",
+        _empty(_changing(lambda sim, r: disks.reset_root_password(_instance(sim, r), r.body))),
+    ),
     (
         "PUT",
         "/linode/instances/{linodeId}/configs/{configId}",
@@ -347,7 +674,9 @@ _TABLE: list[tuple[str, str, Handler]] = [
         "/linode/instances/{linodeId}/disks",
         _listing(
             "/linode/instances/{linodeId}/disks",
-            _locked(lambda sim, r: [d.to_api() for d in _instance(sim, r).disks.values()]),
+            _locked(
+                lambda sim, r: [d.to_api(sim.clock()) for d in _instance(sim, r).disks.values()]
+            ),
         ),
     ),
     ("GET", "/linode/instances/{linodeId}/disks/{diskId}", _locked(_disk)),
@@ -504,6 +833,13 @@ _TABLE: list[tuple[str, str, Handler]] = [
         _changing(lambda sim, r: interfaces.update_settings(_instance(sim, r), r.body)),
     ),
     ("GET", "/linode/instances/{linodeId}/interfaces", _locked(_interfaces)),
+    (
+        "POST",
+        "/linode/instances/{linodeId}/upgrade-interfaces",
+        _changing(
+            lambda sim, r: interfaces.upgrade(sim.world, _instance(sim, r), r.body, sim.now())
+        ),
+    ),
     ("POST", "/linode/instances/{linodeId}/interfaces", _changing(_new_interface)),
     ("GET", "/linode/instances/{linodeId}/interfaces/{interfaceId}", _locked(_interface)),
     (
@@ -609,17 +945,88 @@ _TABLE: list[tuple[str, str, Handler]] = [
     ),
     ("GET", "/account/events", _listing("/account/events", _locked(_events))),
     ("GET", "/account/events/{eventId}", _locked(_event)),
-    ("GET", "/tags", _listing("/tags", _locked(lambda sim, r: [{"label": t} for t in sim.tags()]))),
+    (
+        "GET",
+        "/tags",
+        _listing("/tags", _locked(lambda sim, r: [{"label": t} for t in account.tags(sim.world)])),
+    ),
+    ("POST", "/tags", _changing(lambda sim, r: account.create_tag(sim.world, r.body))),
+    (
+        "GET",
+        "/tags/{tagLabel}",
+        _listing(
+            "/tags/{tagLabel}",
+            _locked(lambda sim, r: account.tagged(sim.world, r.args["tagLabel"])),
+        ),
+    ),
+    (
+        "DELETE",
+        "/tags/{tagLabel}",
+        _empty(_changing(lambda sim, r: account.delete_tag(sim.world, r.args["tagLabel"]))),
+    ),
+    (
+        "POST",
+        "/account/events/{eventId}/seen",
+        _empty(_changing(lambda sim, r: account.mark_seen(sim.world, r.id("eventId")))),
+    ),
+    (
+        "GET",
+        "/profile/sshkeys",
+        _listing(
+            "/profile/sshkeys",
+            _locked(lambda sim, r: [k.to_api() for k in sim.world.ssh_keys.values()]),
+        ),
+    ),
+    (
+        "POST",
+        "/profile/sshkeys",
+        _changing(lambda sim, r: account.create_ssh_key(sim.world, r.body, sim.now()).to_api()),
+    ),
+    (
+        "GET",
+        "/profile/sshkeys/{sshKeyId}",
+        _locked(lambda sim, r: account.ssh_key(sim.world, r.id("sshKeyId")).to_api()),
+    ),
+    (
+        "PUT",
+        "/profile/sshkeys/{sshKeyId}",
+        _changing(
+            lambda sim, r: account.update_ssh_key(sim.world, r.id("sshKeyId"), r.body).to_api()
+        ),
+    ),
+    (
+        "DELETE",
+        "/profile/sshkeys/{sshKeyId}",
+        _empty(_changing(lambda sim, r: account.delete_ssh_key(sim.world, r.id("sshKeyId")))),
+    ),
 ]
 
 
+# Ids that hold a slash (`linode/debian12`, `linode/grub2`): linode-cli puts them in the
+# path as they are (`kernels view linode/grub2`), others escape the slash (%2F).
+_SLASHED = ("imageId", "kernelId")
+
+
 def _compile(template: str) -> re.Pattern[str]:
-    regex = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(template))
+    def arg(found: re.Match[str]) -> str:
+        name = found.group(1)
+        inner = r"[^/]+(?:/[^/]+)?" if name in _SLASHED else r"[^/]+"
+        return f"(?P<{name}>{inner})"
+
+    regex = re.sub(r"\\\{(\w+)\\\}", arg, re.escape(template))
     return re.compile(f"^{regex}$")
 
 
+# Fewer path arguments first: a path's own words win over an argument (`/regions/availability`
+# is not the region "availability", `/networking/firewalls/templates` not a firewall).
 ROUTES: tuple[Route, ...] = tuple(
-    Route(method, template, handler, _compile(template)) for method, template, handler in _TABLE
+    sorted(
+        (
+            Route(method, template, handler, _compile(template))
+            for method, template, handler in _TABLE
+        ),
+        key=lambda route: route.template.count("{"),
+    )
 )
 
 
@@ -633,5 +1040,5 @@ def match(method: str, path: str) -> tuple[Route | None, dict[str, str], bool]:
             continue
         path_known = True
         if route.method == method:
-            return route, found.groupdict(), True
+            return route, {k: unquote(v) for k, v in found.groupdict().items()}, True
     return None, {}, path_known

@@ -355,6 +355,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._admin(method, url.path, params)
             return
 
+        if url.path.endswith("/") and url.path.strip("/").count("/") >= 1:
+            # A trailing slash names the same resource, as the real API takes it
+            # (linode_api4 posts to /networking/ips/ and loads /account/events/).
+            url = url._replace(path=url.path.rstrip("/"))
         prefix = next((p for p in API_PREFIXES if url.path.startswith(p + "/")), None)
         if prefix is None:
             self._send(404, {"errors": [{"reason": "Not found"}]})
@@ -401,6 +405,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 sim.count("rate_limited")
                 raise ApiError(429, (Problem("Too Many Requests"),), verdict.headers())
             body = load_json(raw) if raw else None
+            if body is not None and not isinstance(body, dict):
+                # Every body of the API is an object: refused before any record is looked
+                # up, as each operation's own check would.
+                raise ApiError(400, (Problem("Request body must be a JSON object"),))
             request = routes.Request(method, path, params, headers, body, args)
             answer = route.handler(sim, request)
             if (method, template) == (

@@ -23,10 +23,11 @@ from typing import Any
 from swarmboot.sim import catalog
 from swarmboot.sim.errors import bad_request, not_found
 from swarmboot.sim.inputs import Body
-from swarmboot.sim.model import Instance, LinodeInterface, Subnet, Vpc, World
+from swarmboot.sim.model import Config, Instance, LinodeInterface, Subnet, Vpc, World
 
 __all__ = [
     "CAPABILITY",
+    "config_interfaces_in",
     "create_subnet",
     "create_vpc",
     "delete_subnet",
@@ -49,8 +50,11 @@ _LINODE_PRIVATE = ipaddress.ip_network("192.168.128.0/17")
 
 
 def _label(value: Any, field: str) -> str:
-    if not isinstance(value, str) or not 1 <= len(value) <= 64 or not _LABEL.fullmatch(value):
-        raise bad_request("Label must be 1-64 ASCII letters, numbers and single hyphens", field)
+    """The real API's words (linode_api4's and linode-cli's suites assert them)."""
+    if not isinstance(value, str) or not 1 <= len(value) <= 64:
+        raise bad_request("Length must be 1-64 characters", field)
+    if not _LABEL.fullmatch(value):
+        raise bad_request("Must only use ASCII letters, numbers, and dashes", field)
     return value
 
 
@@ -94,11 +98,32 @@ def _interfaces_in(world: World, subnet_id: int) -> Iterator[tuple[Instance, Lin
                 yield inst, iface
 
 
+def config_interfaces_in(
+    world: World, subnet_id: int
+) -> Iterator[tuple[Instance, Config, dict[str, Any]]]:
+    """The config-profile (legacy) VPC interfaces in a subnet, with their Linode and profile."""
+    for inst in world.instances.values():
+        for cfg in inst.configs.values():
+            for iface in cfg.interfaces:
+                if iface.get("purpose") == "vpc" and iface.get("subnet_id") == subnet_id:
+                    yield inst, cfg, iface
+
+
+def _in_use(world: World, subnet_id: int) -> bool:
+    return any(True for _ in _interfaces_in(world, subnet_id)) or any(
+        True for _ in config_interfaces_in(world, subnet_id)
+    )
+
+
 def subnet_api(world: World, sub: Subnet) -> dict[str, Any]:
     linodes: dict[int, list[dict[str, Any]]] = {}
     for inst, iface in _interfaces_in(world, sub.id):
         linodes.setdefault(inst.id, []).append(
             {"id": iface.id, "active": inst.status == "running", "config_id": None}
+        )
+    for inst, cfg, legacy in config_interfaces_in(world, sub.id):
+        linodes.setdefault(inst.id, []).append(
+            {"id": legacy["id"], "active": inst.status == "running", "config_id": cfg.id}
         )
     return {
         "id": sub.id,
@@ -188,7 +213,7 @@ def update_vpc(world: World, vpc_id: int, raw: Any, now: str) -> Vpc:
 def delete_vpc(world: World, vpc_id: int) -> None:
     v = vpc(world, vpc_id)
     for sub in v.subnets.values():
-        if any(True for _ in _interfaces_in(world, sub.id)):
+        if _in_use(world, sub.id):
             raise bad_request(
                 f"Subnet {sub.label} has interfaces; delete them before the VPC", "vpc_id"
             )
@@ -219,7 +244,7 @@ def update_subnet(world: World, vpc_id: int, subnet_id: int, raw: Any, now: str)
 def delete_subnet(world: World, vpc_id: int, subnet_id: int) -> None:
     v = vpc(world, vpc_id)
     subnet(world, vpc_id, subnet_id)
-    if any(True for _ in _interfaces_in(world, subnet_id)):
+    if _in_use(world, subnet_id):
         raise bad_request("The subnet has interfaces; delete them first", "subnet_id")
     del v.subnets[subnet_id]
 
@@ -231,11 +256,14 @@ def find_subnet(world: World, subnet_id: int) -> tuple[Vpc, Subnet] | None:
     return None
 
 
-def take_address(world: World, sub: Subnet, wanted: str | None, field: str) -> str:
+def take_address(
+    world: World, sub: Subnet, wanted: str | None, field: str, taken: set[str] = frozenset()
+) -> str:
     """An address of the subnet for a new interface: `wanted`, or the lowest free one past
-    the gateway (`auto` or none)."""
+    the gateway (`auto` or none); `taken` are held by interfaces not made yet."""
     net = ipaddress.ip_network(sub.ipv4)
-    used = {iface.vpc_address for _, iface in _interfaces_in(world, sub.id)}
+    used = {iface.vpc_address for _, iface in _interfaces_in(world, sub.id)} | set(taken)
+    used |= {i["ipv4"]["vpc"] for _, _, i in config_interfaces_in(world, sub.id)}
     hosts = list(net.hosts())
     gateway = str(hosts[0])
     if wanted not in (None, "auto"):
@@ -275,6 +303,24 @@ def ips(world: World, vpc_id: int | None = None) -> list[dict[str, Any]]:
                         "interface_id": iface.id,
                         "active": inst.status == "running",
                         "nat_1_1": iface.nat_1_1,
+                        "gateway": str(next(net.hosts())),
+                        "prefix": net.prefixlen,
+                        "subnet_mask": str(net.netmask),
+                    }
+                )
+            for inst, cfg, legacy in config_interfaces_in(world, sub.id):
+                rows.append(
+                    {
+                        "address": legacy["ipv4"]["vpc"],
+                        "address_range": None,
+                        "vpc_id": v.id,
+                        "subnet_id": sub.id,
+                        "region": v.region,
+                        "linode_id": inst.id,
+                        "config_id": cfg.id,
+                        "interface_id": legacy["id"],
+                        "active": inst.status == "running",
+                        "nat_1_1": legacy["ipv4"]["nat_1_1"],
                         "gateway": str(next(net.hosts())),
                         "prefix": net.prefixlen,
                         "subnet_mask": str(net.netmask),

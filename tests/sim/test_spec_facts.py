@@ -69,8 +69,17 @@ def test_every_route_is_in_the_newest_spec_and_the_old_ones_in_both(spec, newest
     for route in ROUTES:
         path = "/{apiVersion}" + route.template
         assert route.method.lower() in newest["paths"].get(path, {}), route.template
-        if route.template.startswith(("/linode/instances/{linodeId}/interfaces",)):
-            continue  # Linode interfaces came after 4.189.0
+        if route.template.startswith(
+            (
+                "/linode/instances/{linodeId}/interfaces",
+                "/linode/instances/{linodeId}/upgrade-interfaces",
+                "/networking/firewalls/templates",
+                "/networking/firewalls/settings",
+                "/networking/vlans/{regionId}/{label}",
+            )
+        ) or route.template.endswith("/vpc-availability"):
+            continue  # Linode interfaces, firewall templates and settings, VPC availability,
+            # deleting a VLAN came after 4.189.0
         assert route.method.lower() in spec["paths"].get(path, {}), route.template
 
 

@@ -1,0 +1,162 @@
+"""A Linode's IPv4 addresses beyond its first: more public ones, a private one, reverse DNS,
+and addresses shared to it by other Linodes of its region (`/networking/ips`,
+`/linode/instances/{id}/ips`).
+
+Models: they take the account's `World` and the address book, never the engine."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+from swarmboot.sim.errors import bad_request, not_found
+from swarmboot.sim.inputs import Body
+from swarmboot.sim.model import Instance, World
+from swarmboot.sim.network import AddressBook, Exhausted, NoRange
+
+__all__ = [
+    "address_api",
+    "all_addresses",
+    "allocate",
+    "find",
+    "linode_ips",
+    "remove",
+    "set_rdns",
+    "share",
+]
+
+
+def _rdns(inst: Instance, address: str, public: bool) -> str | None:
+    if address in inst.rdns:
+        return inst.rdns[address]
+    return f"{address.replace('.', '-')}.ip.linodeusercontent.com" if public else None
+
+
+def address_api(book: AddressBook, inst: Instance, address: str) -> dict[str, Any]:
+    """One IPv4 address of a Linode as the API shows it."""
+    public = address != inst.ipv4_private
+    net = book.public_network(inst.region) if public else book.private_network(inst.region)
+    return {
+        "address": address,
+        "gateway": str(net.network_address + 1) if public else None,
+        "subnet_mask": str(net.netmask),
+        "prefix": net.prefixlen,
+        "type": "ipv4",
+        "public": public,
+        "rdns": _rdns(inst, address, public),
+        "linode_id": inst.id,
+        "interface_id": None,
+        "region": inst.region,
+        "vpc_nat_1_1": None,
+        "reserved": False,
+    }
+
+
+def _own(inst: Instance) -> list[str]:
+    return [inst.ipv4_public, *inst.extra_public] + (
+        [inst.ipv4_private] if inst.ipv4_private else []
+    )
+
+
+def find(world: World, address: str) -> tuple[Instance, str]:
+    for inst in world.instances.values():
+        if address in _own(inst):
+            return inst, address
+    raise not_found()
+
+
+def all_addresses(world: World, book: AddressBook) -> list[dict[str, Any]]:
+    """GET /networking/ips: every IPv4 address of the account's Linodes."""
+    return [address_api(book, inst, a) for inst in world.instances.values() for a in _own(inst)]
+
+
+def linode_ips(world: World, book: AddressBook, inst: Instance) -> dict[str, Any]:
+    """The `ipv4` part of GET /linode/instances/{id}/ips."""
+    shared = []
+    for address in inst.shared_ipv4:
+        try:
+            owner, _ = find(world, address)
+        except Exception:
+            continue
+        shared.append(address_api(book, owner, address))
+    return {
+        "public": [address_api(book, inst, a) for a in [inst.ipv4_public, *inst.extra_public]],
+        "private": [address_api(book, inst, inst.ipv4_private)] if inst.ipv4_private else [],
+        "shared": shared,
+        "reserved": [],
+        "vpc": [],
+    }
+
+
+def allocate(world: World, book: AddressBook, inst: Instance, raw: Any, fields=()) -> str:
+    """A new IPv4 address for the Linode: public (from its region's range) or its private one."""
+    body = Body(raw, frozenset({"type", "public", "linode_id", *fields}))
+    if body.str("type", required=True) != "ipv4":
+        raise bad_request("Only ipv4 addresses can be allocated", "type")
+    public = body.bool("public")
+    if public is None:
+        raise bad_request("public is required", "public")
+    try:
+        if public:
+            address = book.take_public(inst.region)
+            inst.extra_public.append(address)
+        else:
+            if inst.ipv4_private:
+                raise bad_request("This Linode already has a private IPv4 address", "public")
+            address = book.take_private(inst.region)
+            inst.ipv4_private = address
+    except (Exhausted, NoRange):
+        raise bad_request(f"No IPv4 addresses are left in {inst.region}", "public") from None
+    return address
+
+
+def remove(world: World, book: AddressBook, inst: Instance, address: str) -> None:
+    """DELETE /linode/instances/{id}/ips/{address}: not its only public address."""
+    if address == inst.ipv4_public:
+        if not inst.extra_public:
+            raise bad_request("A Linode must keep one public IPv4 address", "address")
+        inst.ipv4_public = inst.extra_public.pop(0)
+    elif address in inst.extra_public:
+        inst.extra_public.remove(address)
+    elif address == inst.ipv4_private:
+        inst.ipv4_private = None
+    else:
+        raise not_found()
+    inst.rdns.pop(address, None)
+    book.release(address)
+    for other in world.instances.values():
+        if address in other.shared_ipv4:
+            other.shared_ipv4.remove(address)
+
+
+def set_rdns(book: AddressBook, inst: Instance, address: str, raw: Any) -> dict[str, Any]:
+    body = Body(raw, frozenset({"rdns"}))
+    rdns = body.str("rdns")
+    if rdns is not None and (len(rdns) > 255 or " " in rdns):
+        raise bad_request("Must be a domain name", "rdns")
+    if address == inst.ipv4_private:
+        raise bad_request("A private address has no reverse DNS", "rdns")
+    inst.rdns[address] = rdns
+    return address_api(book, inst, address)
+
+
+def share(world: World, raw: Any) -> None:
+    """POST /networking/ips/share: the Linode's shared addresses become `ips` (none: unshared),
+    each a public IPv4 address of another Linode of its region."""
+    body = Body(raw, frozenset({"ips", "linode_id"}))
+    linode_id = body.int("linode_id", required=True)
+    target = world.instances.get(linode_id or 0)
+    if target is None:
+        raise bad_request(f"Linode {linode_id} not found", "linode_id")
+    wanted = body.strings("ips")
+    for address in wanted:
+        try:
+            ipaddress.IPv4Address(address)
+            owner, _ = find(world, address)
+        except Exception:
+            raise bad_request(f"{address} is not an address of this account", "ips") from None
+        if owner.id == target.id or address == owner.ipv4_private:
+            raise bad_request(f"{address} cannot be shared with this Linode", "ips")
+        if owner.region != target.region:
+            raise bad_request(f"{address} is not in {target.region}", "ips")
+    target.shared_ipv4 = list(dict.fromkeys(wanted))

@@ -1,0 +1,1 @@
+"""The official clients' own integration suites, run unchanged against the simulator."""

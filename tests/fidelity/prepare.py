@@ -1,0 +1,132 @@
+"""Unpack the official clients' integration suites into .cache/fidelity/, and make the
+venv they run in. Nothing of the suites enters the project: they are read from the
+sources given here and kept under .cache/ (ignored by git).
+
+    python -m tests.fidelity.prepare --api4 linode_api4-5.48.0.tar.gz \\
+        --cli /work/.mirror/linode+linode-cli/repo [--cli-ref v5.68.0]
+
+--api4 is linode_api4's sdist from PyPI (it carries test/integration/):
+    pip download --no-deps --no-binary :all: linode_api4==5.48.0 -d DIR
+--cli is linode-cli's repository (a bare or normal git dir, read at --cli-ref) or a
+tarball of it (GitHub's source archive of a tag): its sdist on PyPI has no tests.
+
+The venv (.cache/fidelity/venv) sees the project's venv (the clients under test, pytest)
+through a .pth file and adds only what the suites import beyond it (httpretty, polling),
+installed from the package registry here, never at run time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tarfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+CACHE = REPO / ".cache" / "fidelity"
+API4_DIR = CACHE / "linode_api4"
+CLI_DIR = CACHE / "linode-cli"
+VENV = CACHE / "venv"
+SOURCES = CACHE / "sources.json"
+# What the suites import that the project's venv lacks (pytest-rerunfailures is left out
+# on purpose: a rerun would hide a failure the simulator caused).
+EXTRA_DEPS = ("httpretty==1.1.4", "polling==0.3.2")
+DEFAULT_CLI_REF = "v5.68.0"  # the newest tag in linode-cli's repository (5.69.0 has none)
+
+
+def _extract(tar: tarfile.TarFile, dest: Path, keep: str) -> None:
+    """Extract the members under `keep` (after the archive's top folder, if any) to dest."""
+    dest.mkdir(parents=True)
+    for member in tar.getmembers():
+        parts = Path(member.name).parts
+        if parts and parts[0] not in (keep.split("/")[0],):
+            parts = parts[1:]  # the archive's top folder (name-version/)
+        rel = Path(*parts) if parts else None
+        if rel is None or not str(rel).startswith(keep):
+            continue
+        if not (member.isfile() or member.isdir()):
+            continue
+        member.name = str(rel)
+        tar.extract(member, dest, filter="data")
+
+
+def unpack_api4(sdist: Path) -> str:
+    shutil.rmtree(API4_DIR, ignore_errors=True)
+    with tarfile.open(sdist) as tar:
+        _extract(tar, API4_DIR, "test")
+        top = tar.getmembers()[0].name.split("/")[0]
+    # Its pytest settings (python_files = *_test.py too) and markers, from its pyproject.
+    (API4_DIR / "pytest.ini").write_text(
+        "[pytest]\npython_files = *_test.py test_*.py\n"
+        "markers =\n    smoke: smoke test\n    flaky: rerun\n"
+    )
+    return top
+
+
+def unpack_cli(source: Path, ref: str) -> str:
+    shutil.rmtree(CLI_DIR, ignore_errors=True)
+    if source.is_dir():
+        git = ["git", f"--git-dir={source / '.git' if (source / '.git').exists() else source}"]
+        commit = subprocess.run(
+            [*git, "rev-parse", f"{ref}^{{commit}}"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        data = subprocess.run(
+            [*git, "archive", "--format=tar", commit, "tests"], capture_output=True, check=True
+        ).stdout
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            _extract(tar, CLI_DIR, "tests")
+        described = f"{source} at {ref} ({commit})"
+    else:
+        with tarfile.open(source) as tar:
+            _extract(tar, CLI_DIR, "tests")
+        described = str(source)
+    (CLI_DIR / "pytest.ini").write_text("[pytest]\nmarkers =\n    smoke: smoke test\n")
+    return described
+
+
+def make_venv() -> None:
+    if not (VENV / "bin" / "python").exists():
+        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+    pyver = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    site = VENV / "lib" / pyver / "site-packages"
+    # The project's venv (the clients under test, pytest, swarmboot) behind the venv's own.
+    (site / "swarmboot-project.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    subprocess.run(
+        [
+            str(VENV / "bin" / "pip"),
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-deps",
+            *EXTRA_DEPS,
+        ],
+        check=True,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--api4", type=Path, required=True, help="linode_api4's sdist")
+    parser.add_argument("--cli", type=Path, required=True, help="linode-cli's git dir or tarball")
+    parser.add_argument("--cli-ref", default=DEFAULT_CLI_REF, help="tag or commit (git dir)")
+    parser.add_argument("--no-venv", action="store_true", help="leave the venv as it is")
+    args = parser.parse_args(argv)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    api4 = unpack_api4(args.api4)
+    cli = unpack_cli(args.cli, args.cli_ref)
+    if not args.no_venv:
+        make_venv()
+    SOURCES.write_text(json.dumps({"linode_api4": api4, "linode-cli": cli}, indent=1) + "\n")
+    print(f"linode_api4: {api4} -> {API4_DIR}")
+    print(f"linode-cli: {cli} -> {CLI_DIR}")
+    print(f"venv: {VENV}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
