@@ -14,10 +14,17 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
+from tenacity import (
+    RetryError,
+    Retrying,
+    retry_if_exception,
+    retry_if_result,
+    stop_after_attempt,
+    wait_exponential,
+)
 
 from swarmboot.apply.changes import Change
-from swarmboot.clock import Clock
+from swarmboot.clock import Clock, stop_after
 from swarmboot.cloud import CloudError
 from swarmboot.cluster import Context
 from swarmboot.errors import ExitCode, SwarmbootError
@@ -126,6 +133,21 @@ class Run:
             sleep=self.ctx.clock.sleep,
             reraise=True,
         )(fn)
+
+    def until(self, check: Callable[[], bool], seconds: float, *, longest: float = 2.0) -> bool:
+        """Poll `check` until it holds, for up to `seconds` on the context's clock, every
+        poll interval (at most `longest` seconds apart); whether it came to hold."""
+        ctx = self.ctx
+        try:
+            Retrying(
+                retry=retry_if_result(lambda held: not held),
+                wait=lambda state: min(ctx.settings.poll_interval, longest),
+                stop=stop_after(ctx.clock, seconds),
+                sleep=ctx.clock.sleep,
+            )(check)
+        except RetryError:
+            return False
+        return True
 
     @property
     def events_known(self) -> bool:

@@ -12,12 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tenacity import RetryError, Retrying, retry_if_result
-
 from swarmboot import facts
 from swarmboot.apply.run import Replan, Run
 from swarmboot.backup import Backup, BackupSwarm, RestoreSwarm, manifest, seal
-from swarmboot.clock import stop_after
 from swarmboot.cluster import advertise_address
 from swarmboot.errors import SwarmbootError
 from swarmboot.firewall import members_file
@@ -179,14 +176,7 @@ def _drain(run: Run, step: DrainNode) -> None:
     ctx = run.ctx
     manager = _via(run, step.via)
     drained = ctx.swarm.drain(manager, step.node_id)
-    try:
-        Retrying(
-            retry=retry_if_result(lambda moved: not moved),
-            wait=lambda state: min(ctx.settings.poll_interval, 2.0),
-            stop=stop_after(ctx.clock, ctx.settings.drain_timeout),
-            sleep=ctx.clock.sleep,
-        )(lambda: ctx.swarm.drained(manager, step.node_id))
-    except RetryError:
+    if not run.until(lambda: ctx.swarm.drained(manager, step.node_id), ctx.settings.drain_timeout):
         ctx.reporter.failed(
             f"{step.label}: its tasks had not all moved after {ctx.settings.drain_timeout:.0f} s;"
             " going on"
@@ -278,14 +268,7 @@ def _backup(run: Run, step: BackupSwarm) -> None:
         entry = ctx.swarm.state(via, step.via).node(step.label)
         return entry is not None and entry.state == "ready" and entry.reachable_manager
 
-    try:
-        Retrying(
-            retry=retry_if_result(lambda ok: not ok),
-            wait=lambda state: min(ctx.settings.poll_interval, 2.0),
-            stop=stop_after(ctx.clock, ctx.settings.heard_timeout),
-            sleep=ctx.clock.sleep,
-        )(back)
-    except RetryError:
+    if not run.until(back, ctx.settings.heard_timeout):
         ctx.reporter.failed(
             f"{step.label} was not back in raft {ctx.settings.heard_timeout:.0f} s after the "
             "copy; `swarmboot status` shows it"

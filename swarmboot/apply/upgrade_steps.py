@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from tenacity import RetryError, Retrying, retry_if_exception, retry_if_result
+from tenacity import Retrying, retry_if_exception
 
 from swarmboot import facts
 from swarmboot.apply.cloud_steps import busy
@@ -54,21 +54,6 @@ def _mark(run: Run, step: MarkUpgrade) -> None:
     run.changed("upgrade_marked", step.label, step.linode_id)
 
 
-def _until(run: Run, check: Callable[[], bool]) -> bool:
-    """Poll `check` until it holds, up to settings.drain_timeout; whether it did."""
-    ctx = run.ctx
-    try:
-        Retrying(
-            retry=retry_if_result(lambda ok: not ok),
-            wait=lambda state: min(ctx.settings.poll_interval, 2.0),
-            stop=stop_after(ctx.clock, ctx.settings.drain_timeout),
-            sleep=ctx.clock.sleep,
-        )(check)
-    except RetryError:
-        return False
-    return True
-
-
 def _move_sole_services(run: Run, step: TakeOut, manager: Remote) -> None:
     """A replicated service whose every task runs on the node (its other nodes upgraded
     before it, say) would stop serving for a moment if the node were drained: its tasks
@@ -82,7 +67,9 @@ def _move_sole_services(run: Run, step: TakeOut, manager: Remote) -> None:
     ctx.swarm.pause(manager, step.node_id)
     for name in sole:
         ctx.swarm.roll(manager, name)
-    if not _until(run, lambda: ctx.swarm.moved(manager, step.node_id, sole)):
+    if not run.until(
+        lambda: ctx.swarm.moved(manager, step.node_id, sole), ctx.settings.drain_timeout
+    ):
         raise SwarmbootError(
             f"{', '.join(sole)} had not moved off {step.label} "
             f"{ctx.settings.drain_timeout:.0f} s after it was paused and they were rolled",
@@ -101,7 +88,7 @@ def _take_out(run: Run, step: TakeOut) -> None:
     drained = ctx.swarm.drain(manager, step.node_id)
     if drained:
         run.changed("node_drained", step.label, step.node_id)
-    if not _until(run, lambda: ctx.swarm.drained(manager, step.node_id)):
+    if not run.until(lambda: ctx.swarm.drained(manager, step.node_id), ctx.settings.drain_timeout):
         raise SwarmbootError(
             f"{step.label}'s tasks had not all moved {ctx.settings.drain_timeout:.0f} s after "
             "its drain (a task still runs there, or a replicated service is below its count "
@@ -159,19 +146,12 @@ def _reboot(run: Run, step: Reboot) -> None:
             ctx.forget(step.label)
             return False
 
-    try:
-        Retrying(
-            retry=retry_if_result(lambda back: not back),
-            wait=lambda state: ctx.settings.poll_interval,
-            stop=stop_after(ctx.clock, ctx.settings.ready_timeout),
-            sleep=ctx.clock.sleep,
-        )(booted)
-    except RetryError:
+    if not run.until(booted, ctx.settings.ready_timeout, longest=ctx.settings.poll_interval):
         raise SwarmbootError(
             f"{step.label} did not answer SSH after its reboot within "
             f"{ctx.settings.ready_timeout:.0f} s",
             hint="Lish (the Linode's console) shows how far it booted",
-        ) from None
+        )
     run.report(step.describe())
 
 
@@ -228,20 +208,13 @@ def _await_upgraded(run: Run, step: AwaitUpgraded) -> None:
         _refresh_status(ctx.remote(run.instance(step.label)), found)
         return True
 
-    try:
-        Retrying(
-            retry=retry_if_result(lambda ok: not ok),
-            wait=lambda state: min(ctx.settings.poll_interval, 5.0),
-            stop=stop_after(ctx.clock, ctx.settings.ready_timeout),
-            sleep=ctx.clock.sleep,
-        )(ready)
-    except RetryError:
+    if not run.until(ready, ctx.settings.ready_timeout, longest=5.0):
         raise SwarmbootError(
             f"{step.label} was not ready {ctx.settings.ready_timeout:.0f} s after its upgrade: "
             f"{why[0]}",
             hint="a kernel that is not the newest installed means GRUB booted another one: "
             "check the config profile's kernel (linode/grub2) and /boot/grub/grub.cfg",
-        ) from None
+        )
     run.report(step.describe())
 
 
@@ -282,19 +255,12 @@ def _await_swarm(run: Run, step: AwaitSwarm) -> None:
         left[:] = [label for label in step.labels if label not in ready]
         return not left
 
-    try:
-        Retrying(
-            retry=retry_if_result(lambda ok: not ok),
-            wait=lambda state: min(ctx.settings.poll_interval, 2.0),
-            stop=stop_after(ctx.clock, ctx.settings.heard_timeout),
-            sleep=ctx.clock.sleep,
-        )(whole)
-    except RetryError:
+    if not run.until(whole, ctx.settings.heard_timeout):
         raise SwarmbootError(
             f"{', '.join(left)} not Ready to the swarm's leader "
             f"{ctx.settings.heard_timeout:.0f} s after a manager's upgrade",
             hint="`swarmboot status SPEC` shows each node",
-        ) from None
+        )
     run.report(step.describe())
 
 
