@@ -314,11 +314,11 @@ def _disk_event(sim: Simulator, request: Request, action: str, made: Any) -> dic
 
 
 def _region_rows(sim: Simulator, request: Request, rows: Any) -> Any:
-    """A region's plan availability (`rows`), or its VPC availability (`rows` None)."""
+    """A region's plan availability (`rows` "plans"), or its VPC availability (None)."""
     region = catalog.region(request.args["regionId"], sim.config.withheld)
     if region is None:
         raise not_found()
-    return rows if rows is not None else catalog.vpc_availability(region)
+    return catalog.plan_availability(region) if rows else catalog.vpc_availability(region)
 
 
 def ips_linode(body: Any) -> int:
@@ -355,10 +355,25 @@ def _empty(fn: Callable[[Simulator, Request], Any]) -> Handler:
 _TABLE: list[tuple[str, str, Handler]] = [
     ("GET", "/regions", _listing("/regions", lambda sim, r: catalog.regions(sim.config.withheld))),
     ("GET", "/regions/{regionId}", _one(catalog.region, "regionId", withheld=True)),
-    # Plan availability lists the plans a region lacks: none here (as linodego's recording
-    # of a real account shows it, empty).
-    ("GET", "/regions/availability", _listing("/regions/availability", lambda sim, r: [])),
-    ("GET", "/regions/{regionId}/availability", lambda sim, r: _region_rows(sim, r, [])),
+    # Plan availability: every plan in every region (linode-cli's suite reads a region from
+    # the list, so the real API lists some; linodego's one recording of it is empty).
+    (
+        "GET",
+        "/regions/availability",
+        _listing(
+            "/regions/availability",
+            lambda sim, r: [
+                row
+                for region in catalog.regions(sim.config.withheld)
+                for row in catalog.plan_availability(region)
+            ],
+        ),
+    ),
+    (
+        "GET",
+        "/regions/{regionId}/availability",
+        lambda sim, r: _region_rows(sim, r, "plans"),
+    ),
     (
         "GET",
         "/regions/vpc-availability",

@@ -70,7 +70,8 @@ SPEC_CORRECTIONS = {
     "`interfaces` (`public`, `vpc`, `vlan`, `default_route`, `firewall_id`, no `purpose`), "
     "an IP address's `interface_id`, `reserved` (and a private one's `vpc_nat_1_1`), a "
     "Linode's and a disk's `disk_encryption` and a create's `disk_encryption`, `kernel`, "
-    "`boot_size` and `network_helper`, a firewall create's `devices`, "
+    "`boot_size` and `network_helper`, a rebuild's `disk_encryption`, a firewall create's "
+    "`devices`, "
     "`config_id` of a subnet's Linode's interfaces and of a VPC address (null for a Linode "
     "interface), a VPC address's `nat_1_1` null without 1:1 NAT (as 4.229.1's Linode "
     "interface has `nat_1_1_address`), the account settings `interfaces_for_new_linodes` "
@@ -218,6 +219,8 @@ def _newer_fields(spec: dict[str, Any], node: dict[str, Any], props: dict[str, A
         props.setdefault("kernel", {"type": "string"})
         props.setdefault("boot_size", {"type": "integer"})
         props.setdefault("network_helper", {"type": "boolean"})
+    if {"image", "root_pass", "booted", "stackscript_id"} <= names and "region" not in names:
+        props.setdefault("disk_encryption", {"type": "string"})  # a rebuild's body
     if names >= {"filesystem", "size", "status"} and "id" in names:  # a disk
         props.setdefault("disk_encryption", {"type": "string", "enum": ["enabled", "disabled"]})
     if {"address", "gateway", "rdns", "subnet_mask", "linode_id"} <= names:  # an IP address

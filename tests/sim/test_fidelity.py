@@ -278,8 +278,10 @@ def test_firewall_templates_and_default_firewalls(api, client):
 
 
 def test_region_availability_and_notifications(api):
-    assert api("GET", "/regions/availability").json()["data"] == []
-    assert api("GET", "/regions/us-east/availability").json() == []
+    everywhere = api("GET", "/regions/availability").json()
+    assert everywhere["results"] > 100 and everywhere["data"][0]["available"] is True
+    (first, *_) = api("GET", "/regions/us-east/availability").json()
+    assert first == {"region": "us-east", "plan": "g6-nanode-1", "available": True}
     assert api("GET", "/regions/us-east/vpc-availability").json() == {
         "region": "us-east",
         "available": True,
@@ -324,6 +326,15 @@ def test_ip_addresses_allocated_shared_named_and_removed(api, client):
 def test_account_settings_show_the_maintenance_policy(client):
     settings = client.account.settings()
     assert settings.maintenance_policy == "linode/migrate"
+
+
+def test_a_rebuild_sets_the_disks_encryption(api):
+    made = create(api, "rebuild-enc", image="linode/debian12", root_pass=ROOT_PASS)
+    wait(api, made["id"], "offline")
+    body = {"image": "linode/debian12", "root_pass": ROOT_PASS, "disk_encryption": "disabled"}
+    rebuilt = api("POST", f"/linode/instances/{made['id']}/rebuild", body)
+    assert rebuilt.status_code == 200, rebuilt.text
+    assert rebuilt.json()["disk_encryption"] == "disabled"
 
 
 def test_a_create_names_a_wrong_type_and_region_together(api):
