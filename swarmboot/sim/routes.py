@@ -213,6 +213,18 @@ def _firewall(sim: Simulator, request: Request) -> Any:
     return fw
 
 
+def _rule_version(sim: Simulator, request: Request) -> Any:
+    """One version of a firewall's rules (those of a firewall made before the simulator
+    kept versions: only the current one)."""
+    fw, version = _firewall(sim, request), request.id("version")
+    found = next((v for v in fw.history if v["rules"]["version"] == version), None)
+    if found is None and version == fw.version:
+        return fw.rules_api()
+    if found is None:
+        raise not_found()
+    return dict(found["rules"])
+
+
 def _device(sim: Simulator, request: Request) -> Any:
     device = _firewall(sim, request).devices.get(request.id("deviceId"))
     if device is None:
@@ -767,6 +779,17 @@ _TABLE: list[tuple[str, str, Handler]] = [
         "/networking/firewalls/{firewallId}/rules",
         lambda sim, r: resources.update_rules(sim, r.id("firewallId"), r.body).rules_api(),
     ),
+    (
+        "GET",
+        "/networking/firewalls/{firewallId}/history",
+        # Paged, but no filters: the specs describe no collection here (`firewall-history`).
+        _locked(
+            lambda sim, r: paginate(
+                [dict(v) for v in _firewall(sim, r).history], *parse_paging(r.params)
+            )
+        ),
+    ),
+    ("GET", "/networking/firewalls/{firewallId}/history/rules/{version}", _locked(_rule_version)),
     (
         "GET",
         "/networking/firewalls/{firewallId}/devices",

@@ -387,3 +387,14 @@ def test_upgrading_a_legacy_linode_to_linode_interfaces(api):
     (device,) = api("GET", f"/networking/firewalls/{fw['id']}/devices").json()["data"]
     assert device["entity"]["type"] == "linode_interface"
     assert api("POST", url, {"dry_run": False}).status_code == 400
+
+
+def test_a_firewalls_rule_history(client, api):
+    fw = client.networking.firewall_create("fw-history", rules=RULES)
+    fw.update_rules({**RULES, "inbound": [SSH]})
+    history = fw.rule_versions
+    assert history["results"] == 2
+    assert [v["rules"]["version"] for v in history["data"]] == [1, 2]
+    assert fw.get_rule_version(1)["inbound"] == []
+    assert fw.get_rule_version(2)["inbound"] == [SSH]
+    assert api("GET", f"/networking/firewalls/{fw.id}/history/rules/3").status_code == 404
