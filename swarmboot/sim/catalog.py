@@ -260,6 +260,12 @@ def region(rid: str, withheld: Withheld | None = None) -> dict[str, Any] | None:
     return _less(_REGIONS.get(rid), withheld)
 
 
+def plan_availability(row: dict[str, Any]) -> list[dict[str, Any]]:
+    """A region's plans and whether each can be had there: all, where it has Linodes."""
+    offered = "Linodes" in row["capabilities"]
+    return [{"region": row["id"], "plan": t["id"], "available": offered} for t in TYPES]
+
+
 def vpc_availability(row: dict[str, Any]) -> dict[str, Any]:
     """A region's VPC availability: where it has the VPCs capability; no IPv6 prefix lengths
     (VPC IPv6 is not modelled)."""

@@ -75,6 +75,7 @@ _REBUILD_FIELDS = frozenset(
         "booted",
         "metadata",
         "type",
+        "disk_encryption",  # 4.229.1: the rebuilt disks' encryption
     }
 )
 _QUIET = ("running", "offline")
@@ -511,6 +512,8 @@ def rebuild(sim: Simulator, iid: int, raw: Any) -> Instance:
         inst = sim.instance(iid)
         _require_quiet(inst)
         deployment = _deployment(sim, body, inst.region, rebuilding=True)
+        if "disk_encryption" in body:
+            inst.disk_encryption = _disk_encryption(body, inst.region, sim.config.withheld)
         previous = sim.world.stackscripts.get(inst.stackscript_id or 0)
         if previous is not None:
             previous.deployments_active = max(0, previous.deployments_active - 1)

@@ -65,9 +65,31 @@ def find(world: World, address: str) -> tuple[Instance, str]:
     raise not_found()
 
 
+def _slaac_api(inst: Instance) -> dict[str, Any]:
+    return {
+        "address": inst.ipv6.split("/")[0],
+        "gateway": "fe80::1",
+        "subnet_mask": "ffff:ffff:ffff:ffff::",
+        "prefix": 64,
+        "type": "ipv6",
+        "public": True,
+        "rdns": None,
+        "linode_id": inst.id,
+        "interface_id": None,
+        "region": inst.region,
+        "vpc_nat_1_1": None,
+        "reserved": False,
+    }
+
+
 def all_addresses(world: World, book: AddressBook) -> list[dict[str, Any]]:
-    """GET /networking/ips: every IPv4 address of the account's Linodes."""
-    return [address_api(book, inst, a) for inst in world.instances.values() for a in _own(inst)]
+    """GET /networking/ips: every IPv4 address of the account's Linodes, and each one's
+    IPv6 SLAAC address (as linode-cli's suite finds them listed)."""
+    return [
+        row
+        for inst in world.instances.values()
+        for row in [*(address_api(book, inst, a) for a in _own(inst)), _slaac_api(inst)]
+    ]
 
 
 def linode_ips(world: World, book: AddressBook, inst: Instance) -> dict[str, Any]:

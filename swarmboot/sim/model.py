@@ -348,6 +348,12 @@ class Firewall:
     status: str = "enabled"
     tags: list[str] = field(default_factory=list)
     devices: dict[int, Device] = field(default_factory=dict)
+    # Each version of its rules, oldest first: {"updated", "rules"} (rules_api of then).
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    def remember(self, now: str) -> None:
+        """Keep the rules as they are now as their version."""
+        self.history.append({"updated": now, "status": self.status, "rules": self.rules_api()})
 
     def rules_api(self) -> dict[str, Any]:
         body = {

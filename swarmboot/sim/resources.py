@@ -286,6 +286,7 @@ def create_firewall(sim: Simulator, raw: Any) -> Firewall:
             updated=now,
             tags=sorted(set(body.strings("tags"))),
         )
+        fw.remember(now)
         sim.world.firewalls[fw.id] = fw
         sim.event("firewall_create", _firewall_entity(fw), "notification")
         for inst in targets:
@@ -327,6 +328,7 @@ def update_rules(sim: Simulator, firewall_id: int, raw: Any) -> Firewall:
         if rules != {k: fw.rules.get(k) for k in rules}:
             fw.rules = rules
             fw.version += 1
+            fw.remember(sim.now())
         fw.updated = sim.now()
         sim.event("firewall_update", _firewall_entity(fw), "notification")
         return fw

@@ -213,6 +213,18 @@ def _firewall(sim: Simulator, request: Request) -> Any:
     return fw
 
 
+def _rule_version(sim: Simulator, request: Request) -> Any:
+    """One version of a firewall's rules (those of a firewall made before the simulator
+    kept versions: only the current one)."""
+    fw, version = _firewall(sim, request), request.id("version")
+    found = next((v for v in fw.history if v["rules"]["version"] == version), None)
+    if found is None and version == fw.version:
+        return fw.rules_api()
+    if found is None:
+        raise not_found()
+    return dict(found["rules"])
+
+
 def _device(sim: Simulator, request: Request) -> Any:
     device = _firewall(sim, request).devices.get(request.id("deviceId"))
     if device is None:
@@ -314,11 +326,11 @@ def _disk_event(sim: Simulator, request: Request, action: str, made: Any) -> dic
 
 
 def _region_rows(sim: Simulator, request: Request, rows: Any) -> Any:
-    """A region's plan availability (`rows`), or its VPC availability (`rows` None)."""
+    """A region's plan availability (`rows` "plans"), or its VPC availability (None)."""
     region = catalog.region(request.args["regionId"], sim.config.withheld)
     if region is None:
         raise not_found()
-    return rows if rows is not None else catalog.vpc_availability(region)
+    return catalog.plan_availability(region) if rows else catalog.vpc_availability(region)
 
 
 def ips_linode(body: Any) -> int:
@@ -355,10 +367,25 @@ def _empty(fn: Callable[[Simulator, Request], Any]) -> Handler:
 _TABLE: list[tuple[str, str, Handler]] = [
     ("GET", "/regions", _listing("/regions", lambda sim, r: catalog.regions(sim.config.withheld))),
     ("GET", "/regions/{regionId}", _one(catalog.region, "regionId", withheld=True)),
-    # Plan availability lists the plans a region lacks: none here (as linodego's recording
-    # of a real account shows it, empty).
-    ("GET", "/regions/availability", _listing("/regions/availability", lambda sim, r: [])),
-    ("GET", "/regions/{regionId}/availability", lambda sim, r: _region_rows(sim, r, [])),
+    # Plan availability: every plan in every region (linode-cli's suite reads a region from
+    # the list, so the real API lists some; linodego's one recording of it is empty).
+    (
+        "GET",
+        "/regions/availability",
+        _listing(
+            "/regions/availability",
+            lambda sim, r: [
+                row
+                for region in catalog.regions(sim.config.withheld)
+                for row in catalog.plan_availability(region)
+            ],
+        ),
+    ),
+    (
+        "GET",
+        "/regions/{regionId}/availability",
+        lambda sim, r: _region_rows(sim, r, "plans"),
+    ),
     (
         "GET",
         "/regions/vpc-availability",
@@ -752,6 +779,17 @@ _TABLE: list[tuple[str, str, Handler]] = [
         "/networking/firewalls/{firewallId}/rules",
         lambda sim, r: resources.update_rules(sim, r.id("firewallId"), r.body).rules_api(),
     ),
+    (
+        "GET",
+        "/networking/firewalls/{firewallId}/history",
+        # Paged, but no filters: the specs describe no collection here (`firewall-history`).
+        _locked(
+            lambda sim, r: paginate(
+                [dict(v) for v in _firewall(sim, r).history], *parse_paging(r.params)
+            )
+        ),
+    ),
+    ("GET", "/networking/firewalls/{firewallId}/history/rules/{version}", _locked(_rule_version)),
     (
         "GET",
         "/networking/firewalls/{firewallId}/devices",

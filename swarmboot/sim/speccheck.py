@@ -70,7 +70,8 @@ SPEC_CORRECTIONS = {
     "`interfaces` (`public`, `vpc`, `vlan`, `default_route`, `firewall_id`, no `purpose`), "
     "an IP address's `interface_id`, `reserved` (and a private one's `vpc_nat_1_1`), a "
     "Linode's and a disk's `disk_encryption` and a create's `disk_encryption`, `kernel`, "
-    "`boot_size` and `network_helper`, a firewall create's `devices`, "
+    "`boot_size` and `network_helper`, a rebuild's `disk_encryption`, a firewall create's "
+    "`devices`, "
     "`config_id` of a subnet's Linode's interfaces and of a VPC address (null for a Linode "
     "interface), a VPC address's `nat_1_1` null without 1:1 NAT (as 4.229.1's Linode "
     "interface has `nat_1_1_address`), the account settings `interfaces_for_new_linodes` "
@@ -124,6 +125,10 @@ KNOWN_DIFFERENCES = {
     "disk-create-read-only": "linode_api4's disk_create sends `read_only` (false) and may "
     "send `disk_encryption`, and the real API takes them (linode_api4's own suite); neither "
     "spec's disk create body has them. The body is widened to take both.",
+    "firewall-history": "A firewall's rule history is a page of its versions ({updated, "
+    "status, rules}) and one version its rules, as linode_api4's Firewall.rule_versions and "
+    "get_rule_version read them and its own suite asserts against the real API; both specs "
+    "describe a whole firewall for each. Both answers are taken as open objects.",
     "tags-label-filter": "Tags are filtered by `label` in the real API, as Linode's own "
     "JavaScript client (@linode/api-v4) asks for them; neither spec marks it filterable. "
     "`routes.EXTRA_FILTERS` adds it.",
@@ -218,6 +223,8 @@ def _newer_fields(spec: dict[str, Any], node: dict[str, Any], props: dict[str, A
         props.setdefault("kernel", {"type": "string"})
         props.setdefault("boot_size", {"type": "integer"})
         props.setdefault("network_helper", {"type": "boolean"})
+    if {"image", "root_pass", "booted", "stackscript_id"} <= names and "region" not in names:
+        props.setdefault("disk_encryption", {"type": "string"})  # a rebuild's body
     if names >= {"filesystem", "size", "status"} and "id" in names:  # a disk
         props.setdefault("disk_encryption", {"type": "string", "enum": ["enabled", "disabled"]})
     if {"address", "gateway", "rdns", "subnet_mask", "linode_id"} <= names:  # an IP address
@@ -401,6 +408,15 @@ def _correct_ip_types(spec: dict[str, Any]) -> None:
                         props[name] = {**props[name], "type": kind}
 
 
+def _open_firewall_history(spec: dict[str, Any]) -> None:
+    """`firewall-history`."""
+    for path in ("/history", "/history/rules/{version}"):
+        item = spec["paths"].get("/{apiVersion}/networking/firewalls/{firewallId}" + path, {})
+        ok = item.get("get", {}).get("responses", {}).get("200", {})
+        for media in _resolve(spec, ok).get("content", {}).values():
+            media["schema"] = {"type": "object"}
+
+
 def _drop_tagged_discriminator(spec: dict[str, Any]) -> None:
     """`tagged-object-discriminator`."""
     operation = spec["paths"].get("/{apiVersion}/tags/{tagLabel}", {}).get("get", {})
@@ -442,6 +458,7 @@ def correct_spec(spec: dict[str, Any]) -> dict[str, Any]:
     _take_interface_firewall(spec)
     _take_client_bodies(spec)
     _drop_tagged_discriminator(spec)
+    _open_firewall_history(spec)
     _correct_config_interfaces(spec)
     _correct_ip_types(spec)
     _correct_schemas(spec)

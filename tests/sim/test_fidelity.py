@@ -278,8 +278,10 @@ def test_firewall_templates_and_default_firewalls(api, client):
 
 
 def test_region_availability_and_notifications(api):
-    assert api("GET", "/regions/availability").json()["data"] == []
-    assert api("GET", "/regions/us-east/availability").json() == []
+    everywhere = api("GET", "/regions/availability").json()
+    assert everywhere["results"] > 100 and everywhere["data"][0]["available"] is True
+    (first, *_) = api("GET", "/regions/us-east/availability").json()
+    assert first == {"region": "us-east", "plan": "g6-nanode-1", "available": True}
     assert api("GET", "/regions/us-east/vpc-availability").json() == {
         "region": "us-east",
         "available": True,
@@ -311,7 +313,8 @@ def test_ip_addresses_allocated_shared_named_and_removed(api, client):
     )
     shared = api("GET", f"/linode/instances/{two['id']}/ips").json()["ipv4"]["shared"]
     assert [s["address"] for s in shared] == [address]
-    assert len(api("GET", "/networking/ips").json()["data"]) == 4
+    listed = api("GET", "/networking/ips").json()["data"]
+    assert sorted(r["type"] for r in listed) == ["ipv4"] * 4 + ["ipv6"] * 2
     assert api("DELETE", f"/linode/instances/{one['id']}/ips/{address}").status_code == 200
     assert api("GET", f"/linode/instances/{two['id']}/ips").json()["ipv4"]["shared"] == []
     only = api("DELETE", f"/linode/instances/{two['id']}/ips/{two['ipv4'][0]}")
@@ -324,6 +327,15 @@ def test_ip_addresses_allocated_shared_named_and_removed(api, client):
 def test_account_settings_show_the_maintenance_policy(client):
     settings = client.account.settings()
     assert settings.maintenance_policy == "linode/migrate"
+
+
+def test_a_rebuild_sets_the_disks_encryption(api):
+    made = create(api, "rebuild-enc", image="linode/debian12", root_pass=ROOT_PASS)
+    wait(api, made["id"], "offline")
+    body = {"image": "linode/debian12", "root_pass": ROOT_PASS, "disk_encryption": "disabled"}
+    rebuilt = api("POST", f"/linode/instances/{made['id']}/rebuild", body)
+    assert rebuilt.status_code == 200, rebuilt.text
+    assert rebuilt.json()["disk_encryption"] == "disabled"
 
 
 def test_a_create_names_a_wrong_type_and_region_together(api):
@@ -375,3 +387,14 @@ def test_upgrading_a_legacy_linode_to_linode_interfaces(api):
     (device,) = api("GET", f"/networking/firewalls/{fw['id']}/devices").json()["data"]
     assert device["entity"]["type"] == "linode_interface"
     assert api("POST", url, {"dry_run": False}).status_code == 400
+
+
+def test_a_firewalls_rule_history(client, api):
+    fw = client.networking.firewall_create("fw-history", rules=RULES)
+    fw.update_rules({**RULES, "inbound": [SSH]})
+    history = fw.rule_versions
+    assert history["results"] == 2
+    assert [v["rules"]["version"] for v in history["data"]] == [1, 2]
+    assert fw.get_rule_version(1)["inbound"] == []
+    assert fw.get_rule_version(2)["inbound"] == [SSH]
+    assert api("GET", f"/networking/firewalls/{fw.id}/history/rules/3").status_code == 404
