@@ -117,7 +117,7 @@ security: venv
 # The official clients' integration suites (linode_api4's from its sdist, linode-cli's from
 # its repository), unchanged, against a fresh simulator: one row per file. Fetches nothing;
 # fidelity-prepare unpacks them (and their venv) into .cache/fidelity/ once. A release check:
-# CI has neither source, and a run takes about 15 minutes (the suites' own waits).
+# CI has neither source, and a run takes 15 to 20 minutes (the suites' own waits).
 API4 ?=
 CLI ?=
 CLI_REF ?= v5.68.0
