@@ -201,15 +201,7 @@ def _public(inst: Instance, raw: dict[str, Any], field: str) -> None:
 def _vpc(world: World, inst: Instance, iface: LinodeInterface, raw: dict[str, Any], field: str):
     body = Body(raw, frozenset({"subnet_id", "ipv4", "ipv6"}))
     subnet_id = body.int("subnet_id", required=True) or 0
-    found = vpcs.find_subnet(world, subnet_id)
-    if found is None:
-        raise bad_request(f"Subnet {subnet_id} not found", f"{field}.subnet_id")
-    vpc, sub = found
-    if vpc.region != inst.region:
-        raise bad_request(
-            f"Subnet {subnet_id} is in {vpc.region}, the Linode in {inst.region}",
-            f"{field}.subnet_id",
-        )
+    vpc, sub = vpcs.subnet_for(world, subnet_id, inst.region, f"{field}.subnet_id")
     ipv4 = Body(body.dict("ipv4"), frozenset({"addresses", "ranges"}))
     if ipv4.raw.get("ranges"):
         raise bad_request(

@@ -102,15 +102,7 @@ def _new_interface(
         world.vlans.setdefault(f"{inst.region}/{label}", _CREATED)
     elif purpose == "vpc":
         subnet_id = body.int("subnet_id", required=True) or 0
-        found = vpcs.find_subnet(world, subnet_id)
-        if found is None:
-            raise bad_request(f"Subnet {subnet_id} not found", f"{field}subnet_id")
-        vpc, sub = found
-        if vpc.region != inst.region:
-            raise bad_request(
-                f"Subnet {subnet_id} is in {vpc.region}, the Linode in {inst.region}",
-                f"{field}subnet_id",
-            )
+        vpc, sub = vpcs.subnet_for(world, subnet_id, inst.region, f"{field}subnet_id")
         ipv4 = Body(body.dict("ipv4"), frozenset({"vpc", "nat_1_1"}))
         address = vpcs.take_address(
             world, sub, ipv4.str("vpc"), f"{field}ipv4.vpc", taken=taken or set()

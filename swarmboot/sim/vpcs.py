@@ -256,6 +256,19 @@ def find_subnet(world: World, subnet_id: int) -> tuple[Vpc, Subnet] | None:
     return None
 
 
+def subnet_for(world: World, subnet_id: int, region: str, field: str) -> tuple[Vpc, Subnet]:
+    """The subnet an interface of a Linode in `region` names (`field`: where the body names
+    it): a 400 when there is none, or when it is in another region."""
+    found = find_subnet(world, subnet_id)
+    if found is None:
+        raise bad_request(f"Subnet {subnet_id} not found", field)
+    if found[0].region != region:
+        raise bad_request(
+            f"Subnet {subnet_id} is in {found[0].region}, the Linode in {region}", field
+        )
+    return found
+
+
 def take_address(
     world: World, sub: Subnet, wanted: str | None, field: str, taken: set[str] = frozenset()
 ) -> str:
