@@ -253,6 +253,17 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+def clients() -> str:
+    """The clients' releases the suites run with, as the suites' venv imports them."""
+    probe = (
+        "import importlib.metadata as m; "
+        "print(*(f'{d} {m.version(d)}' for d in ('linode_api4', 'linode-cli')), sep=', ')"
+    )
+    return subprocess.run(
+        [str(VENV / "bin" / "python"), "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--suite", choices=[s.name for s in SUITES])
@@ -267,6 +278,15 @@ def main(argv: list[str] | None = None) -> int:
         print(MISSING, file=sys.stderr)
         return 2
     rows: list[Row] = []
+    sources = (
+        json.loads((CACHE / "sources.json").read_text())
+        if (CACHE / "sources.json").exists()
+        else {}
+    )
+    print(
+        f"suites: {', '.join(f'{k} {v}' for k, v in sources.items() if k != 'linode-cli release')}"
+    )
+    print(f"clients: {clients()}", flush=True)
     sim = Sim(args.sim_src.resolve())
     try:
         for suite in SUITES:
