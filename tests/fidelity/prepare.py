@@ -36,6 +36,9 @@ CACHE = REPO / ".cache" / "fidelity"
 API4_DIR = CACHE / "linode_api4"
 CLI_DIR = CACHE / "linode-cli"
 VENV = CACHE / "venv"
+JS_DIR = CACHE / "js"
+JS_PACKAGE = JS_DIR / "node_modules" / "@linode" / "api-v4"
+DEFAULT_JS = "0.158.0"  # @linode/api-v4, the newest on npm when this was written
 SOURCES = CACHE / "sources.json"
 # What the suites import that the project's venv lacks (pytest-rerunfailures is left out
 # on purpose: a rerun would hide a failure the simulator caused).
@@ -133,6 +136,23 @@ def make_venv(cli: str) -> None:
     )
 
 
+def install_js(version: str) -> str:
+    """Linode's JavaScript client from npm's registry into .cache/fidelity/js, for the
+    project's calls (tests/fidelity/js/calls.mjs); nothing when npm is absent."""
+    if shutil.which("npm") is None or shutil.which("node") is None:
+        print("@linode/api-v4: skipped, no node and npm here", file=sys.stderr)
+        return ""
+    shutil.rmtree(JS_DIR, ignore_errors=True)
+    JS_DIR.mkdir(parents=True)
+    (JS_DIR / "package.json").write_text('{"private": true}\n')
+    subprocess.run(
+        ["npm", "install", "--no-audit", "--no-fund", "--silent", f"@linode/api-v4@{version}"],
+        cwd=JS_DIR,
+        check=True,
+    )
+    return version
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--api4", type=Path, required=True, help="linode_api4's sdist")
@@ -141,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--cli-version", help="the linode-cli release to run the suite with (default: the ref's)"
     )
+    parser.add_argument("--js", default=DEFAULT_JS, help="@linode/api-v4's version ('' for none)")
     parser.add_argument("--no-venv", action="store_true", help="leave the venv as it is")
     args = parser.parse_args(argv)
     version = args.cli_version or cli_version(args.cli, args.cli_ref)
@@ -149,15 +170,16 @@ def main(argv: list[str] | None = None) -> int:
     cli = unpack_cli(args.cli, args.cli_ref)
     if not args.no_venv:
         make_venv(version)
-    SOURCES.write_text(
-        json.dumps(
-            {"linode_api4": api4, "linode-cli": cli, "linode-cli release": version}, indent=1
-        )
-        + "\n"
-    )
+    js = install_js(args.js) if args.js else ""
+    sources = {"linode_api4": api4, "linode-cli": cli, "linode-cli release": version}
+    if js:
+        sources["@linode/api-v4"] = js
+    SOURCES.write_text(json.dumps(sources, indent=1) + "\n")
     print(f"linode_api4: {api4} -> {API4_DIR}")
     print(f"linode-cli: {cli} -> {CLI_DIR}, run with linode-cli {version}")
     print(f"venv: {VENV}")
+    if js:
+        print(f"@linode/api-v4: {js} -> {JS_PACKAGE}")
     return 0
 
 
