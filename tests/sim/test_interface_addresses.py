@@ -260,3 +260,18 @@ def test_shared_addresses_and_ranges_show_on_the_public_interface(api):
     api("POST", "/networking/ips/share", {"linode_id": taker["id"], "ips": []})
     assert _public(api, taker["id"])["public"]["ipv6"]["shared"] == []
     assert api("DELETE", f"/networking/ipv6/ranges/{first}").status_code == 200
+
+
+def test_an_upgrade_puts_every_public_address_and_range_on_the_public_interface(api):
+    legacy = _linode(api, "old-2", generation="legacy_config")
+    lid = legacy["id"]
+    more = api("POST", f"/linode/instances/{lid}/ips", {"type": "ipv4", "public": True}).json()
+    given = api("POST", "/networking/ipv6/ranges", {"linode_id": lid, "prefix_length": 64})
+    done = api("POST", f"/linode/instances/{lid}/upgrade-interfaces", {"dry_run": False})
+    assert done.status_code == 200, done.text
+    (public,) = [i["public"] for i in done.json()["interfaces"] if i["public"]]
+    assert public["ipv4"]["addresses"] == [
+        {"address": legacy["ipv4"][0], "primary": True},
+        {"address": more["address"], "primary": False},
+    ]
+    assert [r["range"] for r in public["ipv6"]["ranges"]] == [given.json()["range"]]
