@@ -126,14 +126,22 @@ def linode_ips(world: World, book: AddressBook, inst: Instance) -> dict[str, Any
     }
 
 
-def allocate(world: World, book: AddressBook, inst: Instance, raw: Any, fields=()) -> str:
-    """A new IPv4 address for the Linode: public (from its region's range) or its private one."""
+def allocate(
+    world: World,
+    book: AddressBook,
+    inst: Instance,
+    raw: Any,
+    fields=(),
+    linode_field: str | None = None,
+) -> str:
+    """A new IPv4 address for the Linode: public (from its region's range) or its private one.
+    A Linode with Linode interfaces is refused (`linode_field`: the body's field naming it)."""
     body = Body(raw, frozenset({"type", "public", "linode_id", *fields}))
     if inst.interface_generation == "linode":
         raise bad_request(
             "This Linode uses Linode interfaces: add an address to its public interface "
             "(auto) instead",
-            "linode_id",
+            linode_field,
         )
     if body.str("type", required=True) != "ipv4":
         raise bad_request("Only ipv4 addresses can be allocated", "type")

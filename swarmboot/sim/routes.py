@@ -360,8 +360,14 @@ def _owned_address(sim: Simulator, request: Request) -> tuple[Instance, str]:
     return inst, address
 
 
-def _allocated(sim: Simulator, inst: Instance, body: Any, fields: tuple[str, ...]) -> Any:
-    address = ips.allocate(sim.world, sim.addresses, inst, body, fields)
+def _allocated(
+    sim: Simulator,
+    inst: Instance,
+    body: Any,
+    fields: tuple[str, ...],
+    linode_field: str | None = None,
+) -> Any:
+    address = ips.allocate(sim.world, sim.addresses, inst, body, fields, linode_field)
     sim.event("linode_addip", sim.linode_entity(inst), "notification")
     return ips.address_api(sim.addresses, inst, address)
 
@@ -567,6 +573,7 @@ _TABLE: list[tuple[str, str, Handler]] = [
                 if isinstance(r.body, dict)
                 else r.body,
                 (),
+                "linode_id",
             )
         ),
     ),
