@@ -14,6 +14,7 @@ from typing import Any
 from swarmboot import udf
 from swarmboot.sim import catalog, interfaces, placement, profiles, resources
 from swarmboot.sim import ips as ips_model
+from swarmboot.sim import ipv6 as ipv6_model
 from swarmboot.sim.engine import Simulator, begin_boot, machine_of
 from swarmboot.sim.errors import ApiError, Problem, bad_request
 from swarmboot.sim.inputs import Body, check_label
@@ -310,23 +311,20 @@ def create(sim: Simulator, raw: Any) -> Instance:
     wanted_interfaces = body.raw.get("interfaces") or []
     if not isinstance(wanted_interfaces, list):
         raise bad_request("Must be a list of interfaces", "interfaces")
-    if generation == "linode":
-        # Made without any, it gets a public interface that is its default route.
-        wanted_interfaces = wanted_interfaces or [
-            {"public": {}, "default_route": {"ipv4": True, "ipv6": True}}
+    # A `linode` Linode made without interfaces has none (linode_api4's suite adds a
+    # public interface to such a Linode), though it has its public addresses.
+    if generation == "linode" and firewall_id is not None:
+        # linode-cli's own suite sends both, and the real API takes it: the simulator
+        # puts it on each public or VPC interface that names no firewall of its own.
+        wanted_interfaces = [
+            {**item, "firewall_id": firewall_id}
+            if isinstance(item, dict)
+            and item.get("firewall_id") is None
+            and ("public" in item or "vpc" in item)
+            else item
+            for item in wanted_interfaces
         ]
-        if firewall_id is not None:
-            # linode-cli's own suite sends both, and the real API takes it: the simulator
-            # puts it on each public or VPC interface that names no firewall of its own.
-            wanted_interfaces = [
-                {**item, "firewall_id": firewall_id}
-                if isinstance(item, dict)
-                and item.get("firewall_id") is None
-                and ("public" in item or "vpc" in item)
-                else item
-                for item in wanted_interfaces
-            ]
-            firewall_id = None
+        firewall_id = None
     with sim.lock:
         if label is None:
             label = f"linode{sim.world.next_ids['linode']}"
@@ -396,11 +394,14 @@ def create(sim: Simulator, raw: Any) -> Instance:
         if generation == "linode":
             try:
                 for n, item in enumerate(wanted_interfaces):
-                    interfaces.create(sim.world, inst, item, now, f"interfaces[{n}].")
+                    interfaces.create(
+                        sim.world, inst, item, now, f"interfaces[{n}].", book=sim.addresses
+                    )
             except ApiError:
                 for iface in inst.interfaces.values():  # all or none: no device left behind
                     interfaces.set_firewall(sim.world, inst, iface, None, now)
-                sim.addresses.release(public, private)
+                sim.addresses.release(public, private, *inst.extra_public)
+                ipv6_model.forget_linode(sim.world, inst.id)
                 raise
         _lay_disks(sim, inst, deployment["image"], swap, kernel, boot_size)
         if generation != "linode" and wanted_interfaces:
@@ -548,6 +549,7 @@ def delete(sim: Simulator, iid: int) -> None:
         inst.generation += 1
         del sim.world.instances[iid]
         sim.addresses.release(inst.ipv4_public, inst.ipv4_private, *inst.extra_public)
+        ipv6_model.forget_linode(sim.world, iid)  # its ranges go with it
         for other in sim.world.instances.values():  # its addresses are no longer shared
             other.shared_ipv4 = [
                 a
@@ -647,5 +649,9 @@ def ips(sim: Simulator, iid: int) -> dict[str, Any]:
         )
         return {
             "ipv4": ips_model.linode_ips(sim.world, sim.addresses, inst),
-            "ipv6": {"slaac": v6, "link_local": link_local, "global": []},
+            "ipv6": {
+                "slaac": v6,
+                "link_local": link_local,
+                "global": ipv6_model.global_api(sim.world, inst),
+            },
         }

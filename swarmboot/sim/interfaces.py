@@ -15,12 +15,14 @@ the API's errors.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
-from swarmboot.sim import vpcs
+from swarmboot.sim import public_interface, vpcs
 from swarmboot.sim.errors import bad_request, not_found
 from swarmboot.sim.inputs import Body
 from swarmboot.sim.model import Device, Instance, LinodeInterface, World
+from swarmboot.sim.network import AddressBook
 
 __all__ = [
     "ACCOUNT_SETTINGS",
@@ -30,6 +32,7 @@ __all__ = [
     "delete",
     "find",
     "interface",
+    "interface_api",
     "new_generation",
     "set_firewall",
     "settings_api",
@@ -51,9 +54,10 @@ ACCOUNT_SETTINGS: dict[str, tuple[str, tuple[str, ...]]] = {
     "linode_default_but_legacy_config_allowed": ("linode", GENERATIONS),
     "linode_only": ("linode", ("linode",)),
 }
-# While being made (created unbooted or provisioning) or offline, a Linode's interfaces
-# may change.
-_QUIET = ("offline", "provisioning")
+# While being made (created unbooted or provisioning), offline or shutting down, a Linode's
+# interfaces may change. Shutting down: linode-cli's suite (`test_interface_add`) deletes
+# an interface right after asking for a shutdown, without waiting for it to end.
+_QUIET = ("offline", "provisioning", "shutting_down")
 
 
 def interface(inst: Instance, interface_id: int) -> LinodeInterface:
@@ -61,6 +65,15 @@ def interface(inst: Instance, interface_id: int) -> LinodeInterface:
     if found is None:
         raise not_found()
     return found
+
+
+def interface_api(world: World, inst: Instance, iface: LinodeInterface) -> dict[str, Any]:
+    """The interface as the API shows it (a public one with its shared addresses and its
+    routed and shared ranges, which the account holds)."""
+    shown = iface.to_api(inst)
+    if shown["public"] is not None:
+        public_interface.shown(world, inst, shown["public"])
+    return shown
 
 
 def new_generation(world: World, asked: str | None) -> str:
@@ -178,6 +191,7 @@ def _one_default(inst: Instance, iface: LinodeInterface) -> None:
 
 
 def _first(items: Any, field: str) -> dict[str, Any]:
+    """A VPC interface's one address."""
     if items is None:
         return {}
     if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
@@ -185,17 +199,6 @@ def _first(items: Any, field: str) -> dict[str, Any]:
     if len(items) > 1:
         raise bad_request("The simulator takes one address per interface", field)
     return items[0] if items else {}
-
-
-def _public(inst: Instance, raw: dict[str, Any], field: str) -> None:
-    body = Body(raw, frozenset({"ipv4", "ipv6"}))
-    ipv4 = Body(body.dict("ipv4"), frozenset({"addresses"}))
-    address = _first(ipv4.raw.get("addresses"), f"{field}.ipv4.addresses").get("address")
-    if address not in (None, "auto", inst.ipv4_public):
-        raise bad_request(
-            f"Must be auto or the Linode's address {inst.ipv4_public}",
-            f"{field}.ipv4.addresses[0].address",
-        )
 
 
 def _vpc(world: World, inst: Instance, iface: LinodeInterface, raw: dict[str, Any], field: str):
@@ -241,8 +244,11 @@ def _kind(body: Body) -> str:
     return given[0]
 
 
-def create(world: World, inst: Instance, raw: Any, now: str, field: str = "") -> LinodeInterface:
-    """A new interface on `inst` (`field` prefixes the names in errors: `interfaces[0].`)."""
+def create(
+    world: World, inst: Instance, raw: Any, now: str, field: str = "", *, book: AddressBook
+) -> LinodeInterface:
+    """A new interface on `inst` (`field` prefixes the names in errors: `interfaces[0].`);
+    `book` gives a public one new addresses."""
     _linode_generation(inst)
     _offline(inst)
     body = Body(raw, _FIELDS)
@@ -262,8 +268,9 @@ def create(world: World, inst: Instance, raw: Any, now: str, field: str = "") ->
     )
     firewall_id = _firewall(world, body.raw.get("firewall_id"), kind, f"{field}firewall_id")
     part = body.dict(kind) or {}
+    public = None
     if kind == "public":
-        _public(inst, part, f"{field}public")
+        public = public_interface.plan(world, inst, None, part, f"{field}public")
     elif kind == "vpc":
         _vpc(world, inst, iface, part, f"{field}vpc")
     else:
@@ -272,13 +279,17 @@ def create(world: World, inst: Instance, raw: Any, now: str, field: str = "") ->
         if any(i.vlan_label == iface.vlan_label for i in inst.interfaces.values()):
             raise bad_request("The Linode has an interface on this VLAN", f"{field}vlan.vlan_label")
     _default_route(iface, body.raw.get("default_route"), f"{field}default_route")
+    if public is not None:
+        public_interface.apply(world, book, inst, iface, public)
     inst.interfaces[iface.id] = iface
     _one_default(inst, iface)
     set_firewall(world, inst, iface, firewall_id, now)
     return iface
 
 
-def update(world: World, inst: Instance, interface_id: int, raw: Any, now: str) -> LinodeInterface:
+def update(
+    world: World, inst: Instance, interface_id: int, raw: Any, now: str, *, book: AddressBook
+) -> LinodeInterface:
     _linode_generation(inst)
     iface = interface(inst, interface_id)
     body = Body(raw, _FIELDS)
@@ -296,13 +307,16 @@ def update(world: World, inst: Instance, interface_id: int, raw: Any, now: str) 
     if not changes:
         return iface
     _offline(inst)
-    if iface.kind == "public":
-        _public(inst, changes.get("public") or {}, "public")
+    public = None
+    if iface.kind == "public" and "public" in changes:
+        public = public_interface.plan(world, inst, iface, changes["public"], "public")
     elif iface.kind == "vpc" and "vpc" in changes:
         _vpc(world, inst, iface, changes["vpc"], "vpc")
     elif iface.kind == "vlan" and "vlan" in changes:
         _vlan(iface, changes["vlan"], "vlan")
     _default_route(iface, changes.get("default_route"), "default_route")
+    if public is not None:
+        public_interface.apply(world, book, inst, iface, public)
     _one_default(inst, iface)
     iface.version += 1
     iface.updated = now
@@ -383,10 +397,13 @@ def _upgraded_bodies(legacy: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return bodies
 
 
-def upgrade(world: World, inst: Instance, raw: Any, now: str) -> dict[str, Any]:
+def upgrade(
+    world: World, inst: Instance, raw: Any, now: str, *, book: AddressBook
+) -> dict[str, Any]:
     """POST /linode/instances/{id}/upgrade-interfaces: a `legacy_config` Linode's profile
     interfaces become Linode interfaces (`dry_run`: shown, nothing changed). The Linode's
-    firewall moves onto its new public and VPC interfaces."""
+    firewall moves onto its new public and VPC interfaces, its public IPv4 addresses onto
+    its public one (the first primary), and its routed ranges with them."""
     body = Body(raw, frozenset({"config_id", "dry_run"}))
     dry_run = body.bool("dry_run", default=True)
     if inst.interface_generation == "linode":
@@ -400,13 +417,22 @@ def upgrade(world: World, inst: Instance, raw: Any, now: str) -> dict[str, Any]:
     if config_id not in inst.configs:
         raise bad_request(f"Config {config_id} not found", "config_id")
     if dry_run:  # on a copy: the answer is what would be made
-        copy = World.from_json(world.to_json())
+        twin = World.from_json(world.to_json())
         shown = upgrade(
-            copy, copy.instances[inst.id], {"config_id": config_id, "dry_run": False}, now
+            twin,
+            twin.instances[inst.id],
+            {"config_id": config_id, "dry_run": False},
+            now,
+            book=copy.deepcopy(book),
         )
         return {**shown, "dry_run": True}
     config = inst.configs[config_id]
     bodies = _upgraded_bodies(config.interfaces)
+    for item in bodies:  # the public interface takes all the Linode's public addresses
+        if "public" in item:
+            own = [inst.ipv4_public, *inst.extra_public]
+            addresses = [{"address": a, "primary": n == 0} for n, a in enumerate(own)]
+            item["public"] = {"ipv4": {"addresses": addresses}}
     firewalls = [
         fw
         for fw in world.firewalls.values()
@@ -425,5 +451,12 @@ def upgrade(world: World, inst: Instance, raw: Any, now: str) -> dict[str, Any]:
                 item["firewall_id"] = firewalls[0].id
     config.interfaces = []
     inst.interface_generation = "linode"
-    made = [create(world, inst, item, now, f"interfaces[{n}].") for n, item in enumerate(bodies)]
-    return {"config_id": config_id, "dry_run": False, "interfaces": [i.to_api(inst) for i in made]}
+    made = [
+        create(world, inst, item, now, f"interfaces[{n}].", book=book)
+        for n, item in enumerate(bodies)
+    ]
+    return {
+        "config_id": config_id,
+        "dry_run": False,
+        "interfaces": [interface_api(world, inst, i) for i in made],
+    }

@@ -1,6 +1,11 @@
 """A Linode's IPv4 addresses beyond its first: more public ones, a private one, reverse DNS,
-and addresses shared to it by other Linodes of its region (`/networking/ips`,
-`/linode/instances/{id}/ips`).
+and addresses (and IPv6 ranges) shared to it by other Linodes of its region
+(`/networking/ips`, `/linode/instances/{id}/ips`).
+
+A Linode of the `linode` interface generation gets more public addresses through its
+public interface (`auto`) and loses them by leaving them out of it, not here: the API
+reference's "Allocate an IP address" and "Delete an IPv4 address" refuse those Linodes and
+their interfaces' addresses.
 
 Models: they take the account's `World` and the address book, never the engine."""
 
@@ -9,6 +14,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
+from swarmboot.sim import ipv6
 from swarmboot.sim.errors import bad_request, not_found
 from swarmboot.sim.inputs import Body
 from swarmboot.sim.model import Instance, World
@@ -18,6 +24,7 @@ __all__ = [
     "address_api",
     "all_addresses",
     "allocate",
+    "carrier",
     "find",
     "linode_ips",
     "remove",
@@ -32,8 +39,17 @@ def _rdns(inst: Instance, address: str, public: bool) -> str | None:
     return f"{address.replace('.', '-')}.ip.linodeusercontent.com" if public else None
 
 
+def carrier(inst: Instance, address: str) -> int | None:
+    """The id of the Linode interface that carries this address of the Linode, if any."""
+    for iface in inst.interfaces.values():
+        if any(a["address"] == address for a in iface.ipv4_addresses):
+            return iface.id
+    return None
+
+
 def address_api(book: AddressBook, inst: Instance, address: str) -> dict[str, Any]:
-    """One IPv4 address of a Linode as the API shows it."""
+    """One IPv4 address of a Linode as the API shows it (`interface_id`: the Linode
+    interface it is on)."""
     public = address != inst.ipv4_private
     net = book.public_network(inst.region) if public else book.private_network(inst.region)
     return {
@@ -45,7 +61,7 @@ def address_api(book: AddressBook, inst: Instance, address: str) -> dict[str, An
         "public": public,
         "rdns": _rdns(inst, address, public),
         "linode_id": inst.id,
-        "interface_id": None,
+        "interface_id": carrier(inst, address),
         "region": inst.region,
         "vpc_nat_1_1": None,
         "reserved": False,
@@ -110,9 +126,23 @@ def linode_ips(world: World, book: AddressBook, inst: Instance) -> dict[str, Any
     }
 
 
-def allocate(world: World, book: AddressBook, inst: Instance, raw: Any, fields=()) -> str:
-    """A new IPv4 address for the Linode: public (from its region's range) or its private one."""
+def allocate(
+    world: World,
+    book: AddressBook,
+    inst: Instance,
+    raw: Any,
+    fields=(),
+    linode_field: str | None = None,
+) -> str:
+    """A new IPv4 address for the Linode: public (from its region's range) or its private one.
+    A Linode with Linode interfaces is refused (`linode_field`: the body's field naming it)."""
     body = Body(raw, frozenset({"type", "public", "linode_id", *fields}))
+    if inst.interface_generation == "linode":
+        raise bad_request(
+            "This Linode uses Linode interfaces: add an address to its public interface "
+            "(auto) instead",
+            linode_field,
+        )
     if body.str("type", required=True) != "ipv4":
         raise bad_request("Only ipv4 addresses can be allocated", "type")
     public = body.bool("public")
@@ -132,8 +162,15 @@ def allocate(world: World, book: AddressBook, inst: Instance, raw: Any, fields=(
     return address
 
 
-def remove(world: World, book: AddressBook, inst: Instance, address: str) -> None:
-    """DELETE /linode/instances/{id}/ips/{address}: not its only public address."""
+def remove(
+    world: World, book: AddressBook, inst: Instance, address: str, by_interface: bool = False
+) -> None:
+    """DELETE /linode/instances/{id}/ips/{address}: not its only public address, nor one on
+    a Linode interface (`by_interface`: the interface is letting it go)."""
+    if not by_interface and carrier(inst, address) is not None:
+        raise bad_request(
+            "This address is on a Linode interface: update the interface instead", "address"
+        )
     if address == inst.ipv4_public:
         if not inst.extra_public:
             raise bad_request("A Linode must keep one public IPv4 address", "address")
@@ -164,14 +201,24 @@ def set_rdns(book: AddressBook, inst: Instance, address: str, raw: Any) -> dict[
 
 def share(world: World, raw: Any) -> None:
     """POST /networking/ips/share: the Linode's shared addresses become `ips` (none: unshared),
-    each a public IPv4 address of another Linode of its region."""
+    each a public IPv4 address of another Linode of its region or an IPv6 range of its
+    region. A range routed to the Linode itself may be named (linodego's recording
+    TestIPv6Range_Share shares a range with its own Linode first) and changes nothing."""
     body = Body(raw, frozenset({"ips", "linode_id"}))
     linode_id = body.int("linode_id", required=True)
     target = world.instances.get(linode_id or 0)
     if target is None:
         raise bad_request(f"Linode {linode_id} not found", "linode_id")
     wanted = body.strings("ips")
+    addresses, ranges = [], []
     for address in wanted:
+        found = ipv6.lookup(world, address) if ":" in address else None
+        if found is not None:
+            if found.region != target.region:
+                raise bad_request(f"{address} is not in {target.region}", "ips")
+            if found.linode_id != target.id:
+                ranges.append(found)
+            continue
         try:
             ipaddress.IPv4Address(address)
             owner, _ = find(world, address)
@@ -181,4 +228,10 @@ def share(world: World, raw: Any) -> None:
             raise bad_request(f"{address} cannot be shared with this Linode", "ips")
         if owner.region != target.region:
             raise bad_request(f"{address} is not in {target.region}", "ips")
-    target.shared_ipv4 = list(dict.fromkeys(wanted))
+        addresses.append(address)
+    target.shared_ipv4 = list(dict.fromkeys(addresses))
+    for r in world.ipv6_ranges.values():
+        if target.id in r.shared_with:
+            r.shared_with.remove(target.id)
+        if r in ranges:
+            r.shared_with.append(target.id)

@@ -24,6 +24,7 @@ __all__ = [
     "Event",
     "Firewall",
     "Instance",
+    "Ipv6Range",
     "LinodeInterface",
     "PlacementGroup",
     "StackScript",
@@ -204,13 +205,20 @@ class LinodeInterface:
     nat_1_1: str | None = None
     vlan_label: str | None = None
     ipam_address: str | None = None
+    # A public interface's IPv4 addresses, each {"address", "primary"}: some of the
+    # Linode's public addresses (empty in a state saved before they were kept: its first).
+    ipv4_addresses: list[dict[str, Any]] = field(default_factory=list)
 
     def to_api(self, inst: Instance) -> dict[str, Any]:
+        """The interface as the API shows it, but for what lives in the account rather than
+        on the Linode: a public one's routed and shared ranges and shared IPv4 addresses,
+        which `swarmboot.sim.interfaces.interface_api` adds."""
         public = vpc = vlan = None
         if self.kind == "public":
             public = {
                 "ipv4": {
-                    "addresses": [{"address": inst.ipv4_public, "primary": True}],
+                    "addresses": [dict(a) for a in self.ipv4_addresses]
+                    or [{"address": inst.ipv4_public, "primary": True}],
                     "shared": [],
                 },
                 "ipv6": {
@@ -249,6 +257,23 @@ class LinodeInterface:
             "vlan": vlan,
             "rdma_vpc": None,
         }
+
+
+@dataclass
+class Ipv6Range:
+    """A routed IPv6 range (`/networking/ipv6/ranges`): a /64 or /56 of its region's pool,
+    routed to one Linode's SLAAC address (its route target) and shared with others
+    (`/networking/ips/share`)."""
+
+    range: str  # its first address, compressed: 2001:db8:8000::
+    prefix: int
+    region: str
+    linode_id: int
+    shared_with: list[int] = field(default_factory=list)
+
+    @property
+    def cidr(self) -> str:
+        return f"{self.range}/{self.prefix}"
 
 
 @dataclass
@@ -521,6 +546,8 @@ class World:
     vlans: dict[str, str] = field(default_factory=dict)
     # The account's default firewalls (`/networking/firewalls/settings`), by kind.
     firewall_defaults: dict[str, int | None] = field(default_factory=dict)
+    # Routed IPv6 ranges, by their first address (`Ipv6Range.range`).
+    ipv6_ranges: dict[str, Ipv6Range] = field(default_factory=dict)
 
     def new_id(self, kind: str) -> int:
         value = self.next_ids[kind]
@@ -567,4 +594,5 @@ class World:
             ssh_keys={int(k): SshKey(**v) for k, v in raw.get("ssh_keys", {}).items()},
             firewall_defaults=dict(raw.get("firewall_defaults", {})),
             vlans=dict(raw.get("vlans", {})),
+            ipv6_ranges={k: Ipv6Range(**v) for k, v in raw.get("ipv6_ranges", {}).items()},
         )

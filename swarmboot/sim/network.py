@@ -3,6 +3,9 @@
 Each region's public range comes from the configuration (by default a /26 of the
 documentation range 198.51.100.0/24); its first address is the gateway. IPv6 addresses are
 made as SLAAC would, from the region's /64 and a MAC address derived from the instance id.
+Routed IPv6 ranges (/64 and /56) come from a /48 per region in the upper half of the IPv6
+prefix, apart from the SLAAC /64s in its lower half: 2001:db8:8000::/48 for the first
+region of the catalogue, 2001:db8:8001::/48 for the next.
 """
 
 from __future__ import annotations
@@ -35,6 +38,9 @@ class AddressBook:
         v6 = ipaddress.IPv6Network(config.ipv6_prefix)
         subnets = v6.subnets(new_prefix=64)
         self._v6 = {rid: next(subnets) for rid in region_ids}
+        upper = list(v6.subnets(prefixlen_diff=1))[1] if v6.prefixlen < 48 else None
+        pools = upper.subnets(new_prefix=48) if upper is not None else iter(())
+        self._range_pools = dict(zip(region_ids, pools, strict=False))
         self._taken: set[str] = set()
 
     def gateway(self, region: str) -> str:
@@ -90,3 +96,16 @@ class AddressBook:
 
     def ipv6_network(self, region: str) -> ipaddress.IPv6Network:
         return self._v6[region]
+
+    def take_ipv6_range(
+        self, region: str, prefix: int, taken: Iterable[ipaddress.IPv6Network]
+    ) -> ipaddress.IPv6Network:
+        """The first /`prefix` of the region's range pool that overlaps none of `taken`."""
+        pool = self._range_pools.get(region)
+        if pool is None:
+            raise NoRange(region)
+        used = [t for t in taken if t.overlaps(pool)]
+        for candidate in pool.subnets(new_prefix=prefix):
+            if not any(candidate.overlaps(t) for t in used):
+                return candidate
+        raise Exhausted(region)

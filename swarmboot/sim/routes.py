@@ -16,6 +16,7 @@ from swarmboot.sim import (
     instances,
     interfaces,
     ips,
+    ipv6,
     placement,
     profiles,
     resources,
@@ -75,6 +76,8 @@ FILTERABLE: dict[str, frozenset[str]] = {
     "/tags/{tagLabel}": frozenset(),
     "/networking/vlans": frozenset({"label", "region"}),
     "/networking/ips": frozenset({"address", "prefix", "rdns", "region", "type"}),
+    "/networking/ipv6/ranges": frozenset(),
+    "/networking/ipv6/pools": frozenset({"region"}),
     "/networking/firewalls/templates": frozenset(),
     "/account/notifications": frozenset(),
     "/regions/availability": frozenset({"available", "plan", "region"}),
@@ -297,8 +300,8 @@ def _subnet(sim: Simulator, request: Request) -> dict[str, Any]:
 
 def _interface(sim: Simulator, request: Request) -> dict[str, Any]:
     inst = _instance(sim, request)
-    interfaces.interface(inst, request.id("interfaceId"))  # a legacy Linode has none
-    return inst.interfaces[request.id("interfaceId")].to_api(inst)
+    iface = interfaces.interface(inst, request.id("interfaceId"))  # a legacy Linode has none
+    return interfaces.interface_api(sim.world, inst, iface)
 
 
 def _interface_firewalls(sim: Simulator, request: Request) -> list[dict[str, Any]]:
@@ -311,18 +314,25 @@ def _interfaces(sim: Simulator, request: Request) -> dict[str, Any]:
     inst = _instance(sim, request)
     if inst.interface_generation != "linode":
         interfaces.settings_api(inst)  # refused as the API refuses it
-    return {"interfaces": [i.to_api(inst) for i in inst.interfaces.values()]}
+    return {
+        "interfaces": [
+            interfaces.interface_api(sim.world, inst, i) for i in inst.interfaces.values()
+        ]
+    }
 
 
 def _new_interface(sim: Simulator, request: Request) -> dict[str, Any]:
     inst = _instance(sim, request)
-    return interfaces.create(sim.world, inst, request.body, sim.now()).to_api(inst)
+    made = interfaces.create(sim.world, inst, request.body, sim.now(), book=sim.addresses)
+    return interfaces.interface_api(sim.world, inst, made)
 
 
 def _changed_interface(sim: Simulator, request: Request) -> dict[str, Any]:
     inst = _instance(sim, request)
-    iface = interfaces.update(sim.world, inst, request.id("interfaceId"), request.body, sim.now())
-    return iface.to_api(inst)
+    iface = interfaces.update(
+        sim.world, inst, request.id("interfaceId"), request.body, sim.now(), book=sim.addresses
+    )
+    return interfaces.interface_api(sim.world, inst, iface)
 
 
 def _profile(sim: Simulator, request: Request) -> tuple[Instance, Any]:
@@ -391,8 +401,14 @@ def _owned_address(sim: Simulator, request: Request) -> tuple[Instance, str]:
     return inst, address
 
 
-def _allocated(sim: Simulator, inst: Instance, body: Any, fields: tuple[str, ...]) -> Any:
-    address = ips.allocate(sim.world, sim.addresses, inst, body, fields)
+def _allocated(
+    sim: Simulator,
+    inst: Instance,
+    body: Any,
+    fields: tuple[str, ...],
+    linode_field: str | None = None,
+) -> Any:
+    address = ips.allocate(sim.world, sim.addresses, inst, body, fields, linode_field)
     sim.event("linode_addip", sim.linode_entity(inst), "notification")
     return ips.address_api(sim.addresses, inst, address)
 
@@ -598,6 +614,7 @@ _TABLE: list[tuple[str, str, Handler]] = [
                 if isinstance(r.body, dict)
                 else r.body,
                 (),
+                "linode_id",
             )
         ),
     ),
@@ -622,6 +639,29 @@ _TABLE: list[tuple[str, str, Handler]] = [
         "/networking/ips/share",
         _empty(_changing(lambda sim, r: ips.share(sim.world, r.body))),
     ),
+    (
+        "GET",
+        "/networking/ipv6/ranges",
+        _listing("/networking/ipv6/ranges", _locked(lambda sim, r: ipv6.list_api(sim.world))),
+    ),
+    (
+        "POST",
+        "/networking/ipv6/ranges",
+        _changing(lambda sim, r: ipv6.create(sim.world, sim.addresses, r.body)),
+    ),
+    (
+        "GET",
+        "/networking/ipv6/ranges/{range}",
+        _locked(lambda sim, r: ipv6.one_api(sim.world, r.args["range"])),
+    ),
+    (
+        "DELETE",
+        "/networking/ipv6/ranges/{range}",
+        _empty(_changing(lambda sim, r: ipv6.delete(sim.world, r.args["range"]))),
+    ),
+    # IPv6 pools (routed to all of an account's Linodes in a region) are a thing of the
+    # past that a new account does not have (linode_api4 marks them deprecated): none.
+    ("GET", "/networking/ipv6/pools", _listing("/networking/ipv6/pools", _static(()))),
     (
         "POST",
         "/linode/instances/{linodeId}/ips",
@@ -916,7 +956,9 @@ _TABLE: list[tuple[str, str, Handler]] = [
         "POST",
         "/linode/instances/{linodeId}/upgrade-interfaces",
         _changing(
-            lambda sim, r: interfaces.upgrade(sim.world, _instance(sim, r), r.body, sim.now())
+            lambda sim, r: interfaces.upgrade(
+                sim.world, _instance(sim, r), r.body, sim.now(), book=sim.addresses
+            )
         ),
     ),
     ("POST", "/linode/instances/{linodeId}/interfaces", _changing(_new_interface)),

@@ -55,7 +55,8 @@ SPEC_CORRECTIONS = {
     "gateway and rdns, a firewall's outbound rules; and the account settings' "
     "longview_subscription, null for Longview Free as its own description says; a config "
     "interface's ipv4 and ip_ranges (null on a public or VLAN one); an IP address's "
-    "vpc_nat_1_1.",
+    "vpc_nat_1_1; an IPv6 range's route_target in the `ipv6.global` of a Linode it is "
+    "shared with (TestIPv6Range_Share).",
     "firewall-entities": "Firewalls carry `entities` (the attached devices) in the real API "
     "(linode/linodego recorded fixtures); the spec's closed Firewall schema omits it.",
     "firewall-protocols": "Firewall rules take protocol ALL and IP protocol numbers such as "
@@ -194,6 +195,7 @@ _REAL_NULLS: tuple[tuple[frozenset[str], tuple[str, ...]], ...] = (
     (frozenset({"longview_subscription", "managed", "network_helper"}), ("longview_subscription",)),
     (frozenset({"purpose", "ipam_address", "ipv4", "ip_ranges"}), ("ipv4", "ip_ranges")),
     (frozenset({"address", "gateway", "rdns", "subnet_mask", "vpc_nat_1_1"}), ("vpc_nat_1_1",)),
+    (frozenset({"prefix", "range", "region", "route_target"}), ("route_target",)),
 )
 
 

@@ -126,13 +126,20 @@ API4 = Suite(
                 f"models/linode/interfaces/test_interfaces.py::{t}": VPC_IPV6
                 for t in (
                     "test_linode_create_with_linode_interfaces",
-                    "test_linode_interface_create_public",
-                    "test_linode_interface_update_public",
                     "test_linode_interface_create_vpc",
                     "test_linode_interface_update_vpc",
+                    "test_linode_interfaces_with_rdma_vpc_type",
+                )
+            },
+            # These test public and VLAN interfaces, which the simulator serves, but their
+            # fixtures make a VPC and a subnet with IPv6 ranges first.
+            **{
+                f"models/linode/interfaces/test_interfaces.py::{t}": VPC_IPV6 + " (its fixture)"
+                for t in (
+                    "test_linode_interface_create_public",
+                    "test_linode_interface_update_public",
                     "test_linode_interface_create_vlan",
                     "test_linode_interface_firewalls",
-                    "test_linode_interfaces_with_rdma_vpc_type",
                 )
             },
             "models/linode/interfaces/test_interfaces.py::test_linode_interfaces_with_reserved_"

@@ -255,3 +255,53 @@ def test_a_refused_product_is_told_as_the_real_api_tells_a_token_without_its_sco
     assert done.returncode != 0
     assert "401" in done.stderr + done.stdout
     assert "Your OAuth token is not authorized to use this endpoint." in done.stderr + done.stdout
+
+
+def test_a_public_interface_with_two_addresses_and_two_ranges(cli):
+    # As linode-cli's own suite asks (test_linode_interfaces.py::test_interface_add).
+    (linode,) = cli(
+        "linodes",
+        "create",
+        "--type",
+        "g6-nanode-1",
+        "--region",
+        "eu-central",
+        "--label",
+        "cli-if-1",
+        "--booted",
+        "false",
+        "--interface_generation",
+        "linode",
+    )
+    lid = str(linode["id"])
+    own = linode["ipv4"][0]
+    (made,) = cli(
+        "linodes",
+        "interface-add",
+        lid,
+        "--default_route.ipv4",
+        "true",
+        "--public.ipv4.addresses",
+        json.dumps([{"address": own, "primary": True}, {"address": "auto", "primary": False}]),
+        "--public.ipv6.ranges",
+        '[{"range": "/64"}, {"range": "/64"}]',
+    )
+    addresses = made["public"]["ipv4"]["addresses"]
+    assert [(a["address"] == own, a["primary"]) for a in addresses] == [
+        (True, True),
+        (False, False),
+    ]
+    ranges = made["public"]["ipv6"]["ranges"]
+    slaac = linode["ipv6"].split("/")[0]
+    assert [(r["range"][-3:], r["route_target"]) for r in ranges] == [("/64", slaac)] * 2
+
+    (wide,) = cli("networking", "v6-range-create", "--linode_id", lid, "--prefix_length", "56")
+    assert wide["range"].endswith("/56") and wide["route_target"] == slaac
+    first = wide["range"].split("/")[0]
+    listed = cli("networking", "v6-ranges")
+    assert [r["prefix"] for r in listed] == [64, 64, 56]
+    (one,) = cli("networking", "v6-range-view", first)
+    assert (one["linodes"], one["is_bgp"]) == ([linode["id"]], False)
+    cli("networking", "v6-range-delete", first)
+    assert [r["prefix"] for r in cli("networking", "v6-ranges")] == [64, 64]
+    assert cli("networking", "v6-pools") == []

@@ -9,6 +9,8 @@ from linode_api4.objects import (
     Instance,
     LinodeInterfaceDefaultRouteOptions,
     LinodeInterfaceOptions,
+    LinodeInterfacePublicIPv4AddressOptions,
+    LinodeInterfacePublicIPv4Options,
     LinodeInterfacePublicOptions,
     LinodeInterfaceVPCIPv4AddressOptions,
     LinodeInterfaceVPCIPv4Options,
@@ -143,11 +145,22 @@ def test_a_linode_with_linode_interfaces_gets_its_vpc_address(client, api):
     ]
 
 
-def test_a_linode_made_without_interfaces_gets_a_public_one(client):
-    linode = _linode(client, "node-2")
-    (only,) = client.load(Instance, linode.id).linode_interfaces
-    assert only.public is not None and only.vpc is None
-    assert (only.default_route.ipv4, only.default_route.ipv6) == (True, True)
+def test_a_linode_made_without_interfaces_has_none_but_its_address(client):
+    # As linode_api4's suite finds it: such a Linode takes a public interface afterwards,
+    # on the address it was made with.
+    linode = client.load(Instance, _linode(client, "node-2").id)
+    assert linode.linode_interfaces == []
+    address = linode.ips.ipv4.public[0].address
+    public = linode.interface_create(
+        public=LinodeInterfacePublicOptions(
+            ipv4=LinodeInterfacePublicIPv4Options(
+                addresses=[LinodeInterfacePublicIPv4AddressOptions(address=address, primary=True)]
+            )
+        ),
+        default_route=LinodeInterfaceDefaultRouteOptions(ipv4=True, ipv6=True),
+    )
+    assert [(a.address, a.primary) for a in public.public.ipv4.addresses] == [(address, True)]
+    assert (public.default_route.ipv4, public.default_route.ipv6) == (True, True)
 
 
 def test_interfaces_change_only_while_the_linode_is_off(client, api, sim, admin):
@@ -169,6 +182,7 @@ def test_one_public_one_vpc_and_distinct_vlans(client, api):
     vpc = _vpc(client)
     linode = _linode(client, "node-4")  # offline: made unbooted
     path = f"/linode/instances/{linode.id}/interfaces"
+    assert api("POST", path, {"public": {}}).status_code == 200
     second_public = api("POST", path, {"public": {}})
     assert second_public.status_code == 400
     assert "one public" in second_public.json()["errors"][0]["reason"]
