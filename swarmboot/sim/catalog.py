@@ -41,6 +41,10 @@ _CORE = [
     "Disk Encryption",
     "Vlans",
     "VPCs",
+    # Custom IPv4 ranges and dual stack, as linodego's recorded region lists show them.
+    "Custom VPC IPv4 Ranges",
+    "VPC Dual Stack",
+    "VPC IPv6 Stack",
     "Linode Interfaces",
     "Metadata",
     "Placement Group",
@@ -268,7 +272,7 @@ def plan_availability(row: dict[str, Any]) -> list[dict[str, Any]]:
 
 def vpc_availability(row: dict[str, Any]) -> dict[str, Any]:
     """A region's VPC availability: where it has the VPCs capability; no IPv6 prefix lengths
-    (VPC IPv6 is not modelled)."""
+    listed (the real API lists none, even where VPCs have IPv6: linodego's recordings)."""
     return {
         "region": row["id"],
         "available": "VPCs" in row["capabilities"],

@@ -12,7 +12,7 @@ import binascii
 from typing import Any
 
 from swarmboot import udf
-from swarmboot.sim import catalog, interfaces, placement, profiles, resources
+from swarmboot.sim import catalog, interfaces, placement, profiles, resources, vpcs
 from swarmboot.sim import ips as ips_model
 from swarmboot.sim.engine import Simulator, begin_boot, machine_of
 from swarmboot.sim.errors import ApiError, Problem, bad_request
@@ -310,23 +310,20 @@ def create(sim: Simulator, raw: Any) -> Instance:
     wanted_interfaces = body.raw.get("interfaces") or []
     if not isinstance(wanted_interfaces, list):
         raise bad_request("Must be a list of interfaces", "interfaces")
-    if generation == "linode":
-        # Made without any, it gets a public interface that is its default route.
-        wanted_interfaces = wanted_interfaces or [
-            {"public": {}, "default_route": {"ipv4": True, "ipv6": True}}
+    # A `linode` one made without interfaces has none (linode_api4's suite adds a public
+    # interface to such a Linode, which a Linode with one already would refuse).
+    if generation == "linode" and firewall_id is not None:
+        # linode-cli's own suite sends both, and the real API takes it: the simulator
+        # puts it on each public or VPC interface that names no firewall of its own.
+        wanted_interfaces = [
+            {**item, "firewall_id": firewall_id}
+            if isinstance(item, dict)
+            and item.get("firewall_id") is None
+            and ("public" in item or "vpc" in item)
+            else item
+            for item in wanted_interfaces
         ]
-        if firewall_id is not None:
-            # linode-cli's own suite sends both, and the real API takes it: the simulator
-            # puts it on each public or VPC interface that names no firewall of its own.
-            wanted_interfaces = [
-                {**item, "firewall_id": firewall_id}
-                if isinstance(item, dict)
-                and item.get("firewall_id") is None
-                and ("public" in item or "vpc" in item)
-                else item
-                for item in wanted_interfaces
-            ]
-            firewall_id = None
+        firewall_id = None
     with sim.lock:
         if label is None:
             label = f"linode{sim.world.next_ids['linode']}"
@@ -647,5 +644,10 @@ def ips(sim: Simulator, iid: int) -> dict[str, Any]:
         )
         return {
             "ipv4": ips_model.linode_ips(sim.world, sim.addresses, inst),
-            "ipv6": {"slaac": v6, "link_local": link_local, "global": []},
+            "ipv6": {
+                "slaac": v6,
+                "link_local": link_local,
+                "global": [],
+                "vpc": vpcs.ipv6s(sim.world, linode_id=inst.id),
+            },
         }
