@@ -532,7 +532,9 @@ def take_ranges(
     by interfaces not made yet)."""
     net = ipaddress.ip_network(sub.ipv4)
     held = [h for h in _held(world, sub.id) if h not in mine] + list(taken)
-    held.append(f"{net.network_address + 1}/32")  # the gateway
+    # The network's own address, the gateway and the broadcast address are no one's.
+    held += [f"{a}/32" for a in (net.network_address, net.network_address + 1)]
+    held.append(f"{net.broadcast_address}/32")
     made: list[str] = []
     for n, value in enumerate(wanted):
         where = f"{field}[{n}]"
