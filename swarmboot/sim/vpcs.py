@@ -163,8 +163,9 @@ def _free_block(
 def _ipv6_block(
     raw: Any, field: str, within: ipaddress.IPv6Network, prefixes: range, used: list[str]
 ) -> str:
-    """One IPv6 range: `auto` (the smallest prefix of `prefixes`... the default, first),
-    `/N`, or an explicit range of `within`; free of `used`."""
+    """One IPv6 range of `within`, free of `used`: `auto` (the lowest free block of the
+    first, default prefix of `prefixes`), `/N` (the lowest free block of that prefix), or
+    a range named."""
     value = raw if raw is not None else "auto"
     if value == "auto":
         return str(_free_block(within, prefixes[0], used, field))
@@ -201,7 +202,8 @@ def _vpc_ipv6(world: World, raw: Any, region: dict[str, Any], vpc_type: str) -> 
         raise bad_request(f"Region {region['id']} does not support IPv6 VPCs", "ipv6")
     value = _one_range(raw, "ipv6")
     used = [r for v in world.vpcs.values() for r in v.ipv6 or []]
-    used.append(str(next(_IPV6_POOL.subnets(new_prefix=_VPC_IPV6_PREFIX))))  # 3fff::/52 unused
+    # The pool's first /52 stays unused: no VPC's range is written as the bare prefix.
+    used.append(str(next(_IPV6_POOL.subnets(new_prefix=_VPC_IPV6_PREFIX))))
     prefixes = range(_VPC_IPV6_PREFIX, _VPC_IPV6_PREFIX + 1)
     return [_ipv6_block(value, "ipv6[0].range", _IPV6_POOL, prefixes, used)]
 
