@@ -76,8 +76,9 @@ vmtest: venv host-deps vm-deps
 vmtest-full: venv host-deps vm-deps
 	SWARMBOOT_VMTEST_FULL=1 timeout --kill-after=30 3600 $(BIN)/pytest -s -m vm tests/vm/test_vm_full.py
 
+# The machine tier (Debian roots, lab swarms, VMs) beside the fast tier: tests/tiers.py.
 test: venv host-deps lint
-	$(BIN)/pytest
+	$(BIN)/python -m tests.tiers
 
 test-fast: venv
 	$(BIN)/pytest -m "not debian and not lab"

@@ -92,6 +92,32 @@ EXTRA_FILTERS: dict[str, frozenset[str]] = {
     "/vpcs/{vpcId}/subnets": frozenset({"vpc_type"}),
 }
 
+# The products refused on purpose that have an OAuth scope of their own (linode_api4's
+# OAuthScopes names them), by the paths they live under. The simulator's token is a
+# personal access token without those scopes, and the real API answers such a token `401`
+# with NOT_AUTHORIZED on every path of theirs, before looking at anything else
+# (docs/simulator.md, "Scope").
+UNSCOPED: tuple[tuple[str, str], ...] = (
+    ("/lke", "lke"),
+    ("/volumes", "volumes"),
+    ("/object-storage", "object_storage"),
+    ("/databases", "databases"),
+    ("/nodebalancers", "nodebalancers"),
+    ("/domains", "domains"),
+    ("/longview", "longview"),
+    ("/support", "tickets"),
+    ("/account/users", "users"),
+    ("/account/oauth-clients", "clients"),
+    ("/profile/tokens", "tokens"),
+    ("/profile/apps", "tokens"),
+)
+NOT_AUTHORIZED = "Your OAuth token is not authorized to use this endpoint."
+
+
+def unscoped(path: str) -> str | None:
+    """The OAuth scope a path below /v4 needs that the simulator's token lacks, if any."""
+    return next((s for p, s in UNSCOPED if path == p or path.startswith(p + "/")), None)
+
 
 @dataclass(frozen=True)
 class Request:

@@ -369,6 +369,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         raw: bytes | None = None
         reply: tuple[int, Any, dict[str, str]] | None = None
         try:
+            if route is None and not path_known and routes.unscoped(path):
+                if not self._authorized():
+                    raise ApiError(401, (Problem("Invalid Token"),))
+                raise ApiError(401, (Problem(routes.NOT_AUTHORIZED),))
             if route is None:
                 raise ApiError(
                     405 if path_known else 404,

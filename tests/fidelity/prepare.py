@@ -10,9 +10,12 @@ sources given here and kept under .cache/ (ignored by git).
 --cli is linode-cli's repository (a bare or normal git dir, read at --cli-ref) or a
 tarball of it (GitHub's source archive of a tag): its sdist on PyPI has no tests.
 
-The venv (.cache/fidelity/venv) sees the project's venv (the clients under test, pytest)
-through a .pth file and adds only what the suites import beyond it (httpretty, polling),
-installed from the package registry here, never at run time.
+The venv (.cache/fidelity/venv) sees the project's venv (linode_api4, pytest, swarmboot)
+through a .pth file and adds what the suites need beyond it, installed from the package
+registry here, never at run time: httpretty and polling, which they import, and the
+linode-cli release of the suite's own tag (--cli-version, by default the tag's number), so
+that each suite drives the client it was written for. The project's venv keeps the newer
+linode-cli its own tests use; the venv's one comes first on the suites' PATH and path.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -32,11 +36,28 @@ CACHE = REPO / ".cache" / "fidelity"
 API4_DIR = CACHE / "linode_api4"
 CLI_DIR = CACHE / "linode-cli"
 VENV = CACHE / "venv"
+JS_DIR = CACHE / "js"
+JS_PACKAGE = JS_DIR / "node_modules" / "@linode" / "api-v4"
+DEFAULT_JS = "0.158.0"  # @linode/api-v4, the newest on npm when this was written
 SOURCES = CACHE / "sources.json"
 # What the suites import that the project's venv lacks (pytest-rerunfailures is left out
 # on purpose: a rerun would hide a failure the simulator caused).
 EXTRA_DEPS = ("httpretty==1.1.4", "polling==0.3.2")
 DEFAULT_CLI_REF = "v5.68.0"  # the newest tag in linode-cli's repository (5.69.0 has none)
+VERSION = re.compile(r"(\d+\.\d+\.\d+)")
+
+
+def cli_version(source: Path, ref: str) -> str:
+    """The linode-cli release whose suite this is: the tag's number (v5.68.0), or the
+    number in a tarball's name (linode-cli-5.68.0.tar.gz)."""
+    named = ref if source.is_dir() else source.name
+    found = VERSION.search(named)
+    if not found:
+        raise SystemExit(
+            f"Error: --cli-version: no release number in {named!r}; name the linode-cli"
+            " release the suite belongs to, e.g. --cli-version 5.68.0"
+        )
+    return found.group(1)
 
 
 def _extract(tar: tarfile.TarFile, dest: Path, keep: str) -> None:
@@ -89,24 +110,47 @@ def unpack_cli(source: Path, ref: str) -> str:
     return described
 
 
-def make_venv() -> None:
-    if not (VENV / "bin" / "python").exists():
-        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+def make_venv(cli: str) -> None:
+    venv = VENV.resolve()  # its scripts' #! lines name the real path, not a link's
+    if not (venv / "bin" / "python").exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     pyver = f"python{sys.version_info.major}.{sys.version_info.minor}"
-    site = VENV / "lib" / pyver / "site-packages"
-    # The project's venv (the clients under test, pytest, swarmboot) behind the venv's own.
+    site = venv / "lib" / pyver / "site-packages"
+    # The project's venv (linode_api4, pytest, swarmboot) behind the venv's own.
     (site / "swarmboot-project.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     subprocess.run(
         [
-            str(VENV / "bin" / "pip"),
+            str(venv / "bin" / "python"),
+            "-m",
+            "pip",
             "install",
             "--quiet",
             "--disable-pip-version-check",
             "--no-deps",
             *EXTRA_DEPS,
+            # Its dependencies are the project's (the same as the newer one's); a new one
+            # would be found missing by the run's first command.
+            f"linode-cli=={cli}",
         ],
         check=True,
     )
+
+
+def install_js(version: str) -> str:
+    """Linode's JavaScript client from npm's registry into .cache/fidelity/js, for the
+    project's calls (tests/fidelity/js/calls.mjs); nothing when npm is absent."""
+    if shutil.which("npm") is None or shutil.which("node") is None:
+        print("@linode/api-v4: skipped, no node and npm here", file=sys.stderr)
+        return ""
+    shutil.rmtree(JS_DIR, ignore_errors=True)
+    JS_DIR.mkdir(parents=True)
+    (JS_DIR / "package.json").write_text('{"private": true}\n')
+    subprocess.run(
+        ["npm", "install", "--no-audit", "--no-fund", "--silent", f"@linode/api-v4@{version}"],
+        cwd=JS_DIR,
+        check=True,
+    )
+    return version
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -114,17 +158,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--api4", type=Path, required=True, help="linode_api4's sdist")
     parser.add_argument("--cli", type=Path, required=True, help="linode-cli's git dir or tarball")
     parser.add_argument("--cli-ref", default=DEFAULT_CLI_REF, help="tag or commit (git dir)")
+    parser.add_argument(
+        "--cli-version", help="the linode-cli release to run the suite with (default: the ref's)"
+    )
+    parser.add_argument("--js", default=DEFAULT_JS, help="@linode/api-v4's version ('' for none)")
     parser.add_argument("--no-venv", action="store_true", help="leave the venv as it is")
     args = parser.parse_args(argv)
+    version = args.cli_version or cli_version(args.cli, args.cli_ref)
     CACHE.mkdir(parents=True, exist_ok=True)
     api4 = unpack_api4(args.api4)
     cli = unpack_cli(args.cli, args.cli_ref)
     if not args.no_venv:
-        make_venv()
-    SOURCES.write_text(json.dumps({"linode_api4": api4, "linode-cli": cli}, indent=1) + "\n")
+        make_venv(version)
+    js = install_js(args.js) if args.js else ""
+    sources = {"linode_api4": api4, "linode-cli": cli, "linode-cli release": version}
+    if js:
+        sources["@linode/api-v4"] = js
+    SOURCES.write_text(json.dumps(sources, indent=1) + "\n")
     print(f"linode_api4: {api4} -> {API4_DIR}")
-    print(f"linode-cli: {cli} -> {CLI_DIR}")
+    print(f"linode-cli: {cli} -> {CLI_DIR}, run with linode-cli {version}")
     print(f"venv: {VENV}")
+    if js:
+        print(f"@linode/api-v4: {js} -> {JS_PACKAGE}")
     return 0
 
 

@@ -24,7 +24,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.fidelity.prepare import CACHE, VENV
+from tests.fidelity.prepare import CACHE, JS_PACKAGE, VENV
 from tests.fidelity.scope import SUITES, Suite
 
 REPO = Path(__file__).resolve().parents[2]
@@ -229,6 +229,45 @@ def run_file(suite: Suite, path: str, sim: Sim, deselect: list[str]) -> Row:
     return row
 
 
+JS_SUITE = "@linode/api-v4"
+JS_CALLS = REPO / "tests" / "fidelity" / "js" / "calls.mjs"
+
+
+def run_js(sim: Sim) -> Row:
+    """Linode's JavaScript client through the project's calls (tests/fidelity/js/calls.mjs,
+    one JSON line per check): the package has no suite of its own to run."""
+    row = Row(JS_SUITE, "calls.mjs (the project's checks)")
+    start = time.monotonic()
+    try:
+        done = subprocess.run(
+            ["node", str(JS_CALLS)],
+            env={
+                "PATH": "/usr/bin:/bin",
+                "SIM_URL": sim.url,
+                "LINODE_TOKEN": TOKEN,
+                "API_V4": str(JS_PACKAGE),
+            },
+            capture_output=True,
+            text=True,
+            timeout=FILE_LIMIT,
+        )
+    except subprocess.TimeoutExpired:
+        row.errored, row.note = 1, f"stopped after {FILE_LIMIT} s"
+        return row
+    row.seconds = time.monotonic() - start
+    for line in done.stdout.splitlines():
+        check = json.loads(line)
+        if check["ok"]:
+            row.passed += 1
+        else:
+            row.failed += 1
+            row.problems.append((check["name"], check["error"]))
+    if done.returncode or not (row.passed or row.failed):
+        row.errored += 1
+        row.problems.append(("calls.mjs", first_line(done.stderr) or f"exit {done.returncode}"))
+    return row
+
+
 def table(rows: list[Row]) -> str:
     head = ("suite", "file", "passed", "failed", "errored", "skipped", "out of scope")
     body = [
@@ -253,9 +292,28 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+def clients() -> str:
+    """The clients' releases the suites run with, as the suites' venv imports them."""
+    probe = (
+        "import importlib.metadata as m; "
+        "print(*(f'{d} {m.version(d)}' for d in ('linode_api4', 'linode-cli')), sep=', ')"
+    )
+    return subprocess.run(
+        [str(VENV / "bin" / "python"), "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def js_client() -> str:
+    try:
+        version = json.loads((JS_PACKAGE / "package.json").read_text())["version"]
+    except (OSError, ValueError, KeyError):
+        return ""
+    return f", {JS_SUITE} {version}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--suite", choices=[s.name for s in SUITES])
+    parser.add_argument("--suite", choices=[*(s.name for s in SUITES), "@linode/api-v4"])
     parser.add_argument("--only", help="run only in-scope files whose path has this")
     parser.add_argument("--sim-src", type=Path, default=REPO, help="checkout to simulate")
     parser.add_argument("--json", type=Path, help="write the rows here")
@@ -267,6 +325,14 @@ def main(argv: list[str] | None = None) -> int:
         print(MISSING, file=sys.stderr)
         return 2
     rows: list[Row] = []
+    sources = (
+        json.loads((CACHE / "sources.json").read_text())
+        if (CACHE / "sources.json").exists()
+        else {}
+    )
+    suites = {k: v for k, v in sources.items() if k in ("linode_api4", "linode-cli")}
+    print(f"suites: {', '.join(f'{k} {v}' for k, v in suites.items())}")
+    print(f"clients: {clients()}{js_client()}", flush=True)
     sim = Sim(args.sim_src.resolve())
     try:
         for suite in SUITES:
@@ -295,6 +361,19 @@ def main(argv: list[str] | None = None) -> int:
                             note=f"out: {why}",
                         )
                     )
+        if args.suite in (None, JS_SUITE) and not args.only:
+            if JS_PACKAGE.is_dir():
+                sim.reset()
+                row = run_js(sim)
+                print(
+                    f"  {row.suite} {row.file}: {row.passed} passed, {row.failed} failed, "
+                    f"{row.errored} errored ({row.seconds:.0f} s)",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                rows.append(row)
+            else:
+                print(f"{JS_SUITE}: not installed under {CACHE} (prepare --js)", file=sys.stderr)
     finally:
         sim.stop()
     print(table(rows))

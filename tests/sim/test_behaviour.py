@@ -414,3 +414,32 @@ def test_a_client_that_resets_its_connection_leaves_no_traceback(capfd):
     finally:
         server.stop()
     assert "Traceback" not in capfd.readouterr().err
+
+
+def test_a_refused_product_answers_as_to_a_token_without_its_scope(api, sim):
+    """Refused products with an OAuth scope of their own answer every path 401 as the real
+    API answers a token without that scope; a path nobody serves is a 404; a wrong token is
+    told so first."""
+    scoped = {"errors": [{"reason": "Your OAuth token is not authorized to use this endpoint."}]}
+    for method, path, body in (
+        ("GET", "/volumes", None),
+        ("POST", "/volumes", {"label": "data", "size": 20, "region": "eu-central"}),
+        ("GET", "/lke/clusters/7/pools", None),
+        ("GET", "/nodebalancers", None),
+        ("DELETE", "/domains/12", None),
+        ("GET", "/object-storage/buckets", None),
+        ("GET", "/databases/instances", None),
+        ("GET", "/account/users/someone/grants", None),
+        ("GET", "/profile/tokens", None),
+        ("GET", "/support/tickets", None),
+    ):
+        answer = api(method, path, body)
+        assert (answer.status_code, answer.json()) == (401, scoped), (method, path)
+    wrong = requests.get(
+        sim.url + "/volumes", headers={"Authorization": "Bearer wrong-token"}, timeout=10
+    )
+    assert (wrong.status_code, wrong.json()) == (401, {"errors": [{"reason": "Invalid Token"}]})
+    for path in ("/volumesx", "/account/invoices", "/no/such/thing"):
+        answer = api("GET", path)
+        assert (answer.status_code, answer.json()) == (404, {"errors": [{"reason": "Not found"}]})
+    assert api("GET", "/linode/instances").status_code == 200

@@ -248,3 +248,10 @@ def test_placement_groups(cli, admin):
     assert left["members"] == [] and left["is_compliant"] is True
     cli("placement", "group-delete", str(group["id"]))
     assert cli("placement", "groups-list") == []
+
+
+def test_a_refused_product_is_told_as_the_real_api_tells_a_token_without_its_scope(cli):
+    done = cli("volumes", "list", check=False)
+    assert done.returncode != 0
+    assert "401" in done.stderr + done.stdout
+    assert "Your OAuth token is not authorized to use this endpoint." in done.stderr + done.stdout
