@@ -339,6 +339,7 @@ def update(world: World, inst: Instance, interface_id: int, raw: Any, now: str) 
         _public(inst, changes.get("public") or {}, "public")
     elif iface.kind == "vpc" and "vpc" in changes:
         _vpc(world, inst, iface, changes["vpc"], "vpc")
+        iface.default_ipv6 = iface.default_ipv6 and _ipv6_eligible(iface)  # IPv6 gone?
     elif iface.kind == "vlan" and "vlan" in changes:
         _vlan(iface, changes["vlan"], "vlan")
     _default_route(iface, changes.get("default_route"), "default_route")
