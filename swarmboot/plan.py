@@ -34,7 +34,7 @@ from swarmboot.placement import (
     wanted_groups,
 )
 from swarmboot.quorum import has_quorum, quorum_problem
-from swarmboot.readiness import esp_lacking, is_ready, why_failed
+from swarmboot.readiness import esp_lacking, is_ready, silent_and_down, why_failed
 from swarmboot.spec import NodePlan, Spec
 from swarmboot.state import Instance, Observed, PublishedScript, SwarmNode
 
@@ -713,7 +713,11 @@ def plan(
         for n in rest
         if n.label not in existing
     ]
-    failed = {n.label: reason for n in rest if (reason := why_failed(spec, observed, n.label))}
+    failed = {
+        n.label: reason
+        for n in rest
+        if (reason := why_failed(spec, observed, n.label) or silent_and_down(observed, n.label))
+    }
     for node in rest:
         inst = existing.get(node.label)
         if is_ready(spec, observed, node.label) or node.label in failed:

@@ -115,6 +115,26 @@ def unhealthy(spec: Spec, observed: Observed) -> list[tuple[str, str]]:
     return out
 
 
+def silent_and_down(observed: Observed, label: str) -> str | None:
+    """Why waiting for a node is in vain, if it is: it joined the swarm once, and now its
+    Linode runs without a rebuild under way, it does not answer over SSH, and no entry of
+    its is ready in the swarm (nor unheard since a new leader took over). Such a node is
+    dead, not booting; `repair` rebuilds it."""
+    inst = observed.instance(label)
+    swarm = observed.swarm
+    if inst is None or inst.status != "running" or inst.rebuild_since is not None:
+        return None
+    if swarm is None or label in observed.reports or label in observed.failures:
+        return None
+    entries = [e for e in swarm.nodes if e.hostname == label]
+    if not entries or any(e.state in ("ready", UNHEARD) for e in entries):
+        return None
+    return (
+        f"it is {entries[0].state} in the swarm and does not answer over SSH; "
+        "`swarmboot repair` rebuilds it"
+    )
+
+
 # A node's state after its swarm's leader changed, until the new leader hears from it (a
 # heartbeat: it is ready) or gives up on it (it is down): not known to be dead.
 UNHEARD = "unknown"

@@ -11,9 +11,9 @@ them one at a time, each only if the swarm keeps its raft quorum.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from swarmboot.apply import UpResult, run_steps, up
+from swarmboot.apply import Change, NotReadyError, UpResult, run_steps, up
 from swarmboot.cluster import Context, observe
 from swarmboot.errors import ExitCode, SwarmbootError
 from swarmboot.plan import QuorumError, rebuild_prep
@@ -33,6 +33,7 @@ class UnknownNode(SwarmbootError):
 class RepairResult:
     repaired: list[tuple[str, str, float]]  # (label, why, seconds)
     observed: Observed
+    changes: list[Change] = field(default_factory=list)  # every rebuild's, in order
 
 
 def rebuild(
@@ -62,16 +63,26 @@ def rebuild(
             )
         if problem:
             ctx.reporter.failed(f"rebuilding {label} although {problem} (--force)")
+    before: list[Change] = []  # what is done before `up` takes over
     if inst is None:
         # Gone: its swarm entries go now, and the plan makes the Linode again.
-        run_steps(ctx, observed, tuple(rebuild_prep(observed, label)))
+        run_steps(ctx, observed, tuple(rebuild_prep(observed, label)), changes=before)
         ctx.reporter.ok(f"{label}'s Linode is gone: it is made again")
     elif inst.rebuild_since is None:
-        run_steps(ctx, observed, (MarkRebuild(label, inst.id, inst.tags, "asked for"),))
+        steps = (MarkRebuild(label, inst.id, inst.tags, "asked for"),)
+        run_steps(ctx, observed, steps, changes=before)
     else:
         ctx.reporter.ok(f"Carrying on with the rebuild of {label}")
-    result = up(ctx)
+    try:
+        result = up(ctx)
+    except NotReadyError as error:
+        # Another node not ready (another dead one, which `repair` takes next) does not
+        # make this rebuild fail; this node not ready does.
+        result = getattr(error, "result", None)
+        if result is None or label in result.not_ready:
+            raise
     result.seconds = ctx.clock.monotonic() - started
+    result.changes = [*before, *result.changes]
     return result
 
 
@@ -87,14 +98,16 @@ def repair(ctx: Context, *, force: bool = False, observed: Observed | None = Non
             f"{ctx.spec.cluster.name} has no Linode tagged {ctx.spec.tag}: nothing to repair",
             hint="`swarmboot up` makes the cluster",
         )
+    changes: list[Change] = []
     while True:
         todo = [(label, why) for label, why in unhealthy(ctx.spec, observed) if label not in tried]
         if not todo:
-            return RepairResult(repaired, observed)
+            return RepairResult(repaired, observed, changes)
         label, why = todo[0]
         tried.add(label)
         ctx.reporter.ok(f"Repairing {label}: {why}")
         result = rebuild(ctx, label, force=force, observed=observed)
         repaired.append((label, why, result.seconds))
+        changes.extend(result.changes)
         ctx.reporter.ok(f"Rebuilt {label} in {result.seconds:.0f} s")
         observed = result.observed

@@ -1,5 +1,6 @@
-"""What `up` and `recover` report they changed, against the simulator and fake nodes: each
-change once made, none where a step found nothing to do, an empty list on a second run."""
+"""What `up`, `recover`, `node rebuild` and `repair` report they changed, against the
+simulator and fake nodes: each change once made, none where a step found nothing to do, an
+empty list on a second run."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from swarmboot.apply import Change, changes_data, changes_line, run_steps, up
 from swarmboot.cli.cluster import show_result
 from swarmboot.cluster import observe
 from swarmboot.plan import EnsureNetwork, LabelNode, RemoveStaleNode, node_labels
+from swarmboot.rebuild import rebuild, repair
 from swarmboot.recover import observe_recovery, recover
 from swarmboot.status import summary
 
@@ -134,6 +136,36 @@ def test_recover_lists_what_it_changed_and_a_second_recover_nothing(world, capsy
 
     again = make_context(server, fleet)
     assert recover(again, observe_recovery(again)).changes == []
+
+
+def test_node_rebuild_and_repair_list_what_they_changed(world, capsys):
+    """`node rebuild` lists the mark it set before `up` took over as well as the rebuild;
+    `repair` every rebuild's changes, in order; a repair with nothing to do, none."""
+    server, fleet = world
+    up(make_context(server, fleet))
+    linodes = {i.label: i.id for i in observe(make_context(server, fleet)).instances}
+    worker, other = "itframe-gb-lon-worker-1", "itframe-eu-central-worker-1"
+    ctx = make_context(server, fleet)
+    result = rebuild(ctx, worker)
+    kinds = [c.kind for c in result.changes if c.name == worker]
+    assert kinds[0] == "rebuild_marked"  # run before `up`, kept all the same
+    for kind in ("linode_rebuilt", "node_joined", "rebuild_finished"):
+        assert kind in kinds, kinds
+    assert Change("linode_rebuilt", worker, linodes[worker]) in result.changes
+    assert "linode_created" not in {c.kind for c in result.changes}
+    show_result(ctx.spec, result, as_json=True)
+    assert json.loads(capsys.readouterr().out)["changed"] == changes_data(result.changes)
+
+    fleet.node(worker).down = True
+    fleet.node(other).down = True
+    ctx = make_context(server, fleet)
+    repaired = repair(ctx)
+    assert sorted(label for label, _, _ in repaired.repaired) == sorted([worker, other])
+    rebuilt = [c.name for c in repaired.changes if c.kind == "linode_rebuilt"]
+    assert rebuilt == [label for label, _, _ in repaired.repaired]  # each once, in order
+    show_result(ctx.spec, repaired, as_json=True)
+    assert json.loads(capsys.readouterr().out)["changed"] == changes_data(repaired.changes)
+    assert repair(make_context(server, fleet)).changes == []
 
 
 def test_the_line_counts_each_kind_in_the_order_it_first_happened():

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from swarmboot.apply import up
+from swarmboot.apply import NotReadyError, up
 from swarmboot.cluster import observe
 from swarmboot.membership import cluster_addresses
 from swarmboot.plan import QuorumError, plan
@@ -90,6 +90,40 @@ def test_repair_brings_back_a_dead_worker_with_one_swarm_entry(world):
     assert len(_entries(fleet, WORKER)) == 1
     _assert_converged(ctx, fleet)
     assert repair(make_context(server, fleet)).repaired == []  # nothing left to repair
+
+
+def test_repair_brings_back_two_dead_workers_each_rebuild_leaving_the_other_alone(world):
+    """Each rebuild's `up` leaves the other dead node to the next rebuild rather than wait
+    for it in vain (before, the first rebuild waited out its timeout for the second node
+    and failed, and so did every rerun)."""
+    server, fleet = world
+    up(make_context(server, fleet))
+    dead = ["itframe-eu-central-worker-1", WORKER]
+    for label in dead:
+        fleet.node(label).down = True
+    ctx = make_context(server, fleet)
+    result = repair(ctx)
+    assert sorted(r[0] for r in result.repaired) == sorted(dead)
+    for label in dead:
+        assert len(_entries(fleet, label)) == 1
+    _assert_converged(ctx, fleet)
+
+
+def test_up_does_not_wait_for_a_dead_node_and_names_repair(world):
+    """A node that joined, is down in the swarm and does not answer is dead, not booting:
+    `up` converges the rest and names it with `repair`, without waiting out its timeout."""
+    server, fleet = world
+    up(make_context(server, fleet))
+    fleet.node(WORKER).down = True
+    ctx = make_context(server, fleet)
+    with pytest.raises(NotReadyError) as raised:
+        up(ctx)
+    assert raised.value.message == (
+        f"1 node(s) not joined: {WORKER}: it is down in the swarm and does not answer over "
+        "SSH; `swarmboot repair` rebuilds it"
+    )
+    assert "not ready after" not in "\n".join(ctx.reporter.lines)  # nothing waited for it
+    assert len(_routes(server, "POST", "/rebuild")) == 0  # nor rebuilt: that is repair's
 
 
 def test_repair_brings_back_a_dead_manager_keeping_quorum(world):

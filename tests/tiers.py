@@ -6,8 +6,8 @@
   lab swarms of Docker daemons in namespaces, qemu. They share this machine's namespaces,
   mounts and caches, so they run one at a time, in one pytest, as before.
 - fast: everything else (fakes, the simulator, the security sweep, the in-suite drills),
-  which touches none of that, at a lower CPU priority (nice 10), so the machine tier, the
-  longer one, is never slowed by it.
+  which touches none of that, at a lower CPU priority (nice 10), so that the machine tier,
+  the longer one, is slowed by it as little as can be.
 
 Each line a tier prints is shown as it comes, behind the tier's name; the run exits 0 when
 both pass (or one had nothing selected), else with the first failing tier's exit code. An interrupt
@@ -41,7 +41,10 @@ class Tier:
 
 
 def _start(name: str, expression: str, niceness: int, args: list[str]) -> Tier:
-    nice = ["nice", "-n", str(niceness)] if niceness else []  # nice execs: the same PID
+    # At least `niceness`, never lower than this run's own: a run inside a lowered one (the
+    # fast tier's own test of this module) is not lowered again, out of the CPU's reach.
+    add = max(0, niceness - os.nice(0))
+    nice = ["nice", "-n", str(add)] if add else []  # nice execs: the same PID
     proc = subprocess.Popen(
         [*nice, sys.executable, "-m", "pytest", "-m", expression, *args],
         stdout=subprocess.PIPE,

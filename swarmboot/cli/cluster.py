@@ -32,6 +32,7 @@ from swarmboot.errors import SwarmbootError
 if TYPE_CHECKING:
     from swarmboot.apply import Change, UpResult
     from swarmboot.cluster import Context
+    from swarmboot.rebuild import RepairResult
     from swarmboot.recover import RecoverResult
     from swarmboot.report import Reporter
     from swarmboot.rotate import RotateResult
@@ -361,11 +362,11 @@ def repair_cmd(
     """Rebuild the nodes that are Down in the swarm or not running in Linode.
 
     One at a time, each as `swarmboot node rebuild` does, and only while the managers keep
-    their raft quorum (exit 7 names a manager that cannot be rebuilt safely; --force)."""
+    their raft quorum (exit 7 names a manager that cannot be rebuilt safely; --force). Says
+    what it changed in one line; --json lists it under `changed`."""
     from swarmboot.cluster import observe
     from swarmboot.rebuild import repair, unhealthy
     from swarmboot.recover import refuse_lost_quorum
-    from swarmboot.status import summary
 
     reporter = state_of(ctx).reporter
     context = make_context(spec, api_url, ssh_key, reporter, timeout=timeout, bootstrap=bootstrap)
@@ -382,7 +383,8 @@ def repair_cmd(
         result = repair(context, force=force, observed=observed)
     finally:
         context.close()
-    show(summary(context.spec, result.observed), as_json)
+    show_result(context.spec, result, as_json)
+    say_changes(reporter, result.changes, as_json)
     if not result.repaired:
         reporter.ok(f"{context.spec.cluster.name}: every node runs and is Ready: nothing to repair")
     for label, why, seconds in result.repaired:
@@ -396,8 +398,11 @@ def show(data: dict[str, Any], as_json: bool) -> None:
         _print_table(data)
 
 
-def show_result(spec: Spec, result: UpResult | RecoverResult | RotateResult, as_json: bool) -> None:
-    """The status after a run that changes the cluster (`up`, `recover`, `restore`, `rotate`): the
+def show_result(
+    spec: Spec, result: UpResult | RecoverResult | RotateResult | RepairResult, as_json: bool
+) -> None:
+    """The status after a run that changes the cluster (`up`, `recover`, `restore`, `rotate`,
+    `repair`, `node rebuild`): the
     table, or the status as JSON with what the run changed under "changed" (an empty list
     when it changed nothing)."""
     from swarmboot.apply import changes_data

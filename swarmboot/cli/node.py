@@ -15,7 +15,7 @@ from swarmboot.cli._factory import (
     TimeoutOpt,
     make_context,
 )
-from swarmboot.cli.cluster import ForceOpt, YesOpt, confirm, show
+from swarmboot.cli.cluster import ForceOpt, YesOpt, confirm, say_changes, show_result
 
 app = typer.Typer(help="One node of a cluster.", no_args_is_help=True)
 
@@ -46,10 +46,10 @@ def rebuild_cmd(
     is gone), sets the kernel to linode/grub2, boots it, waits as `up` does, joins it with
     the same role and labels and brings every node's firewall member set up to date. A
     manager whose removal would lose the swarm's raft quorum is refused (exit 7) unless
-    --force. Run it again after a crash: it carries on.
+    --force. Run it again after a crash: it carries on. Says what it changed in one line;
+    --json lists it under `changed`.
     """
     from swarmboot.rebuild import rebuild
-    from swarmboot.status import summary
 
     reporter = state_of(ctx).reporter
     context = make_context(spec, api_url, ssh_key, reporter, timeout=timeout, bootstrap=bootstrap)
@@ -58,5 +58,6 @@ def rebuild_cmd(
         result = rebuild(context, label, force=force)
     finally:
         context.close()
-    show(summary(context.spec, result.observed), as_json)
+    show_result(context.spec, result, as_json)
+    say_changes(reporter, result.changes, as_json)
     reporter.ok(f"rebuilt {label} in {result.seconds:.0f} s")

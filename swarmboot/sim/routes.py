@@ -112,6 +112,21 @@ UNSCOPED: tuple[tuple[str, str], ...] = (
     ("/profile/apps", "tokens"),
 )
 NOT_AUTHORIZED = "Your OAuth token is not authorized to use this endpoint."
+# The scopes of the simulator's token (the real API's X-OAuth-Scopes header): those of what
+# it serves, none of UNSCOPED's.
+TOKEN_SCOPES = " ".join(
+    f"{scope}:read_write"
+    for scope in (
+        "account",
+        "events",
+        "firewall",
+        "images",
+        "ips",
+        "linodes",
+        "stackscripts",
+        "vpc",
+    )
+)
 
 
 def unscoped(path: str) -> str | None:

@@ -271,10 +271,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.send_header("X-Spec-Version", SPEC_VERSION)
-        self.send_header("X-OAuth-Scopes", "*")
+        self.send_header("X-OAuth-Scopes", routes.TOKEN_SCOPES)
         self.send_header("Access-Control-Allow-Origin", "*")
         for key, value in (headers or {}).items():
             self.send_header(key, value)
+        if self.close_connection:
+            # Said before closing (RFC 9112, 9.6), so that a client does not send its next
+            # request down a connection about to close (an answer before the body was read).
+            self.send_header("Connection", "close")
         # Head and body in one write: split, they meet Nagle and delayed ACKs (40 ms each).
         self._headers_buffer.append(b"\r\n" + data)
         self.flush_headers()
@@ -369,10 +373,16 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         raw: bytes | None = None
         reply: tuple[int, Any, dict[str, str]] | None = None
         try:
-            if route is None and not path_known and routes.unscoped(path):
+            scope = None if route or path_known else routes.unscoped(path)
+            if scope is not None:
                 if not self._authorized():
                     raise ApiError(401, (Problem("Invalid Token"),))
-                raise ApiError(401, (Problem(routes.NOT_AUTHORIZED),))
+                level = "read_only" if method == "GET" else "read_write"
+                raise ApiError(
+                    401,
+                    (Problem(routes.NOT_AUTHORIZED),),
+                    {"X-Accepted-OAuth-Scopes": f"{scope}:{level}"},
+                )
             if route is None:
                 raise ApiError(
                     405 if path_known else 404,

@@ -130,17 +130,27 @@ def _seconds(stderr: str, label: str) -> float:
     return float(found.group(1))
 
 
-def test_repair_brings_back_a_dead_worker(cluster, key, tmp_path):
-    label = "itframe-gb-lon-worker-2"
-    pin = pinned(cluster)[label][1]
-    _kill(cluster, label)
-    _wait_down(cluster, key, tmp_path, label, via="itframe-eu-central-manager-1")
+def test_repair_brings_back_two_dead_workers(cluster, key, tmp_path):
+    """Two workers dead at once, one per zone: `up` names them without waiting for them,
+    and one `repair` rebuilds both, each rebuild leaving the other to the next."""
+    labels = ["itframe-gb-lon-worker-2", "itframe-eu-central-worker-2"]
+    pins = {label: pinned(cluster)[label][1] for label in labels}
+    for label in labels:
+        _kill(cluster, label)
+    for label in labels:
+        _wait_down(cluster, key, tmp_path, label, via="itframe-eu-central-manager-1")
+    named = swarmboot(cluster, "up", str(SPEC), "--ssh-key", str(key), check=False)
+    assert named.returncode == 6, named.stderr  # not ready: the others joined
+    for label in labels:
+        assert f"{label}: it is down in the swarm and does not answer over SSH" in named.stderr
     started = time.monotonic()
     done = swarmboot(cluster, "repair", str(SPEC), "--ssh-key", str(key), "--yes")
     took = time.monotonic() - started
-    assert f"repaired {label} (it is down in the swarm)" in done.stderr
-    print(f"\nlab: repair of a dead worker {took:.1f} s ({_seconds(done.stderr, label)} s rebuild)")
-    assert pinned(cluster)[label][1] != pin  # a new host key, pinned
+    for label in labels:
+        assert f"repaired {label} (it is down in the swarm)" in done.stderr
+        assert pinned(cluster)[label][1] != pins[label]  # a new host key, pinned
+    rebuilds = ", ".join(f"{_seconds(done.stderr, label)} s" for label in labels)
+    print(f"\nlab: repair of two dead workers {took:.1f} s (rebuilds {rebuilds})")
     _assert_whole(cluster, key, tmp_path, via="itframe-eu-central-manager-1")
     again = swarmboot(cluster, "repair", str(SPEC), "--ssh-key", str(key), "--yes")
     assert "nothing to repair" in again.stderr

@@ -435,6 +435,15 @@ def test_a_refused_product_answers_as_to_a_token_without_its_scope(api, sim):
     ):
         answer = api(method, path, body)
         assert (answer.status_code, answer.json()) == (401, scoped), (method, path)
+        level = "read_only" if method == "GET" else "read_write"
+        assert answer.headers["X-Accepted-OAuth-Scopes"].endswith(f":{level}")
+        assert answer.headers["X-Accepted-OAuth-Scopes"].split(":")[0] not in (
+            answer.headers["X-OAuth-Scopes"]
+        )
+        if body is not None:
+            # Answered before its body was read, the connection closes, and says so: the
+            # session's next request goes down a new one.
+            assert answer.headers["Connection"] == "close"
     wrong = requests.get(
         sim.url + "/volumes", headers={"Authorization": "Bearer wrong-token"}, timeout=10
     )
