@@ -41,6 +41,10 @@ _CORE = [
     "Disk Encryption",
     "Vlans",
     "VPCs",
+    # Custom IPv4 ranges and dual stack, as linodego's recorded region lists show them.
+    "Custom VPC IPv4 Ranges",
+    "VPC Dual Stack",
+    "VPC IPv6 Stack",
     "Linode Interfaces",
     "Metadata",
     "Placement Group",
@@ -113,8 +117,9 @@ def _price(monthly: float) -> dict[str, float]:
     return {"hourly": round(monthly / 730, 4), "monthly": monthly}
 
 
-TYPES: tuple[dict[str, Any], ...] = tuple(
-    {
+def _type(row: tuple[Any, ...], successor: str | None = None) -> dict[str, Any]:
+    tid, label, klass, vcpus, memory, disk, transfer, network_out, monthly = row
+    return {
         "id": tid,
         "label": label,
         "class": klass,
@@ -127,9 +132,18 @@ TYPES: tuple[dict[str, Any], ...] = tuple(
         "price": _price(monthly),
         "region_prices": [],
         "addons": {"backups": {"price": _price(round(monthly / 5, 2)), "region_prices": []}},
-        "successor": None,
+        "successor": successor,
     }
-    for tid, label, klass, vcpus, memory, disk, transfer, network_out, monthly in _TYPE_ROWS
+
+
+TYPES: tuple[dict[str, Any], ...] = tuple(_type(row) for row in _TYPE_ROWS)
+# Retired plans: not listed, yet a Linode can still be made of one (linode_api4's suite
+# makes a g5-standard-1 Linode) and each is shown by its id, with its successor.
+LEGACY_TYPES: tuple[dict[str, Any], ...] = (
+    _type(
+        ("g5-standard-1", "Linode 2GB", "standard", 1, 2048, 30720, 2000, 1000, 10.0),
+        successor="g6-standard-1",
+    ),
 )
 
 KERNELS: tuple[dict[str, Any], ...] = (
@@ -241,7 +255,7 @@ def _by_id(rows: tuple[dict[str, Any], ...]) -> dict[str, dict[str, Any]]:
     return {row["id"]: row for row in rows}
 
 
-_REGIONS, _TYPES, _KERNELS, _IMAGES = map(_by_id, (REGIONS, TYPES, KERNELS, IMAGES))
+_REGIONS, _TYPES, _KERNELS, _IMAGES = map(_by_id, (REGIONS, TYPES + LEGACY_TYPES, KERNELS, IMAGES))
 
 
 Withheld = dict[str, tuple[str, ...]]
@@ -268,7 +282,7 @@ def plan_availability(row: dict[str, Any]) -> list[dict[str, Any]]:
 
 def vpc_availability(row: dict[str, Any]) -> dict[str, Any]:
     """A region's VPC availability: where it has the VPCs capability; no IPv6 prefix lengths
-    (VPC IPv6 is not modelled)."""
+    listed (the real API lists none, even where VPCs have IPv6: linodego's recordings)."""
     return {
         "region": row["id"],
         "available": "VPCs" in row["capabilities"],

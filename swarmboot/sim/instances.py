@@ -12,7 +12,7 @@ import binascii
 from typing import Any
 
 from swarmboot import udf
-from swarmboot.sim import catalog, interfaces, placement, profiles, resources
+from swarmboot.sim import catalog, interfaces, placement, profiles, resources, vpcs
 from swarmboot.sim import ips as ips_model
 from swarmboot.sim import ipv6 as ipv6_model
 from swarmboot.sim.engine import Simulator, begin_boot, machine_of
@@ -312,7 +312,8 @@ def create(sim: Simulator, raw: Any) -> Instance:
     if not isinstance(wanted_interfaces, list):
         raise bad_request("Must be a list of interfaces", "interfaces")
     # A `linode` Linode made without interfaces has none (linode_api4's suite adds a
-    # public interface to such a Linode), though it has its public addresses.
+    # public interface to such a Linode, which a Linode with one already would refuse),
+    # though it has its public addresses.
     if generation == "linode" and firewall_id is not None:
         # linode-cli's own suite sends both, and the real API takes it: the simulator
         # puts it on each public or VPC interface that names no firewall of its own.
@@ -653,5 +654,6 @@ def ips(sim: Simulator, iid: int) -> dict[str, Any]:
                 "slaac": v6,
                 "link_local": link_local,
                 "global": ipv6_model.global_api(sim.world, inst),
+                "vpc": vpcs.ipv6s(sim.world, linode_id=inst.id),
             },
         }

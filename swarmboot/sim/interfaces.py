@@ -21,7 +21,7 @@ from typing import Any
 from swarmboot.sim import public_interface, vpcs
 from swarmboot.sim.errors import bad_request, not_found
 from swarmboot.sim.inputs import Body
-from swarmboot.sim.model import Device, Instance, LinodeInterface, World
+from swarmboot.sim.model import Device, Instance, LinodeInterface, World, interface_mac
 from swarmboot.sim.network import AddressBook
 
 __all__ = [
@@ -167,6 +167,11 @@ def _firewall(world: World, raw: Any, kind: str, field: str) -> int | None:
     return raw
 
 
+def _ipv6_eligible(iface: LinodeInterface) -> bool:
+    """A public interface, or a VPC one with IPv6 (dual stack), can be the IPv6 route."""
+    return iface.kind == "public" or (iface.kind == "vpc" and iface.vpc_ipv6 is not None)
+
+
 def _default_route(iface: LinodeInterface, raw: Any, field: str) -> None:
     if raw is None:
         return
@@ -174,12 +179,28 @@ def _default_route(iface: LinodeInterface, raw: Any, field: str) -> None:
     ipv4, ipv6 = body.bool("ipv4"), body.bool("ipv6")
     if ipv4 and iface.kind == "vlan":
         raise bad_request("A VLAN interface cannot be the IPv4 default route", f"{field}.ipv4")
-    if ipv6 and iface.kind != "public":
-        raise bad_request("Only a public interface can be the IPv6 default route", f"{field}.ipv6")
+    if ipv6 and not _ipv6_eligible(iface):
+        raise bad_request(
+            "Only a public interface or a VPC one with IPv6 can be the IPv6 default route",
+            f"{field}.ipv6",
+        )
     if ipv4 is not None:
         iface.default_ipv4 = ipv4
     if ipv6 is not None:
         iface.default_ipv6 = ipv6
+
+
+def _free_routes(inst: Instance, iface: LinodeInterface, raw: Any) -> None:
+    """A new interface takes a default route no other interface of the Linode holds, when
+    it can and its `default_route` does not say no (linode_api4's suite: a dual-stack VPC
+    interface made with `default_route: {"ipv4": true}` on a Linode without others is its
+    IPv6 route too)."""
+    said = raw if isinstance(raw, dict) else {}
+    others = [i for i in inst.interfaces.values() if i.id != iface.id]
+    if "ipv4" not in said and iface.kind != "vlan" and not any(i.default_ipv4 for i in others):
+        iface.default_ipv4 = True
+    if "ipv6" not in said and _ipv6_eligible(iface) and not any(i.default_ipv6 for i in others):
+        iface.default_ipv6 = True
 
 
 def _one_default(inst: Instance, iface: LinodeInterface) -> None:
@@ -206,26 +227,43 @@ def _vpc(world: World, inst: Instance, iface: LinodeInterface, raw: dict[str, An
     subnet_id = body.int("subnet_id", required=True) or 0
     vpc, sub = vpcs.subnet_for(world, subnet_id, inst.region, f"{field}.subnet_id")
     ipv4 = Body(body.dict("ipv4"), frozenset({"addresses", "ranges"}))
-    if ipv4.raw.get("ranges"):
-        raise bad_request(
-            "The simulator does not route ranges to VPC interfaces", f"{field}.ipv4.ranges"
-        )
     first = Body(
         _first(ipv4.raw.get("addresses"), f"{field}.ipv4.addresses"),
         frozenset({"address", "primary", "nat_1_1_address"}),
     )
     where = f"{field}.ipv4.addresses[0]"
-    keep = iface.vpc_address if iface.subnet_id == subnet_id else None
+    same = iface.subnet_id == subnet_id
+    mine = [f"{iface.vpc_address}/32", *iface.vpc_ranges] if same else []
+    keep = iface.vpc_address if same else None
     wanted = first.str("address")
     if keep is not None and wanted in (None, "auto", keep):
         address = keep
-    else:
-        iface.vpc_address = None  # its own address is free for the new choice
-        address = vpcs.take_address(world, sub, wanted, f"{where}.address")
+    else:  # its own address is free for the new choice
+        address = vpcs.take_address(world, sub, wanted, f"{where}.address", mine=mine)
+    ranges = ipv4.raw.get("ranges") or []
+    if not isinstance(ranges, list) or not all(isinstance(r, dict) for r in ranges):
+        raise bad_request("Must be a list of ranges", f"{field}.ipv4.ranges")
+    # A range it holds already, named again, stays; the others are taken afresh.
+    asked = [Body(r, frozenset({"range"})).str("range", required=True) for r in ranges]
+    kept = [a for a in asked if a in mine]
+    fresh = vpcs.take_ranges(
+        world,
+        sub,
+        [a for a in asked if a not in mine],
+        f"{field}.ipv4.ranges",
+        mine=mine,
+        taken=[f"{address}/32", *kept],
+    )
     nat = first.str("nat_1_1_address")
     if nat not in (None, "auto", inst.ipv4_public):
         raise bad_request(f"Must be auto or {inst.ipv4_public}", f"{where}.nat_1_1_address")
+    ipv6, public = vpcs.interface_ipv6(
+        world, sub, body.raw.get("ipv6"), f"{field}.ipv6", iface.vpc_ipv6 if same else None
+    )
     iface.vpc_id, iface.subnet_id, iface.vpc_address = vpc.id, sub.id, address
+    fresh_iter = iter(fresh)
+    iface.vpc_ranges = [a if a in kept else next(fresh_iter) for a in asked]
+    iface.vpc_ipv6, iface.vpc_ipv6_public = ipv6, public
     iface.nat_1_1 = inst.ipv4_public if nat is not None else None
 
 
@@ -262,7 +300,7 @@ def create(
     iface = LinodeInterface(
         id=iface_id,
         kind=kind,
-        mac_address="f2:3c:94:" + ":".join(f"{(iface_id >> s) & 0xFF:02x}" for s in (16, 8, 0)),
+        mac_address=interface_mac(iface_id),
         created=now,
         updated=now,
     )
@@ -281,6 +319,7 @@ def create(
     _default_route(iface, body.raw.get("default_route"), f"{field}default_route")
     if public is not None:
         public_interface.apply(world, book, inst, iface, public)
+    _free_routes(inst, iface, body.raw.get("default_route"))
     inst.interfaces[iface.id] = iface
     _one_default(inst, iface)
     set_firewall(world, inst, iface, firewall_id, now)
@@ -312,6 +351,7 @@ def update(
         public = public_interface.plan(world, inst, iface, changes["public"], "public")
     elif iface.kind == "vpc" and "vpc" in changes:
         _vpc(world, inst, iface, changes["vpc"], "vpc")
+        iface.default_ipv6 = iface.default_ipv6 and _ipv6_eligible(iface)  # IPv6 gone?
     elif iface.kind == "vlan" and "vlan" in changes:
         _vlan(iface, changes["vlan"], "vlan")
     _default_route(iface, changes.get("default_route"), "default_route")
@@ -340,7 +380,7 @@ def settings_api(inst: Instance) -> dict[str, Any]:
             "ipv4_interface_id": next((i.id for i in ifaces if i.default_ipv4), None),
             "ipv4_eligible_interface_ids": [i.id for i in ifaces if i.kind != "vlan"],
             "ipv6_interface_id": next((i.id for i in ifaces if i.default_ipv6), None),
-            "ipv6_eligible_interface_ids": [i.id for i in ifaces if i.kind == "public"],
+            "ipv6_eligible_interface_ids": [i.id for i in ifaces if _ipv6_eligible(i)],
         },
     }
 
@@ -352,14 +392,14 @@ def update_settings(inst: Instance, raw: Any) -> dict[str, Any]:
         inst.network_helper = bool(body.bool("network_helper"))
     route = Body(body.dict("default_route"), frozenset({"ipv4_interface_id", "ipv6_interface_id"}))
     for key, attr, eligible in (
-        ("ipv4_interface_id", "default_ipv4", ("public", "vpc")),
-        ("ipv6_interface_id", "default_ipv6", ("public",)),
+        ("ipv4_interface_id", "default_ipv4", lambda i: i.kind != "vlan"),
+        ("ipv6_interface_id", "default_ipv6", _ipv6_eligible),
     ):
         chosen = route.int(key)
         if chosen is None:
             continue
         target = inst.interfaces.get(chosen)
-        if target is None or target.kind not in eligible:
+        if target is None or not eligible(target):
             raise bad_request(f"Interface {chosen} is not eligible", f"default_route.{key}")
         for iface in inst.interfaces.values():
             setattr(iface, attr, iface.id == chosen)
@@ -368,8 +408,10 @@ def update_settings(inst: Instance, raw: Any) -> dict[str, Any]:
 
 def _upgraded_bodies(legacy: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Linode interface bodies for a profile's legacy interfaces (none: the implicit public
-    eth0), the IPv4 default route on the primary one (else the public, else the first), IPv6
-    on the public one."""
+    eth0), each keeping its addresses, ranges and IPv6. The IPv4 default route goes on the
+    primary one (else the public, else the first); the IPv6 one on the same when it can
+    carry IPv6 (public, or a VPC one with IPv6, as linode_api4's suite has a primary
+    dual-stack VPC interface take both), else on the public one."""
     legacy = legacy or [{"purpose": "public", "primary": False}]
     bodies: list[dict[str, Any]] = []
     for item in legacy:
@@ -383,17 +425,30 @@ def _upgraded_bodies(legacy: list[dict[str, Any]]) -> list[dict[str, Any]]:
             address = {"address": item["ipv4"]["vpc"]}
             if item["ipv4"].get("nat_1_1"):
                 address["nat_1_1_address"] = "auto"
-            bodies.append(
-                {"vpc": {"subnet_id": item["subnet_id"], "ipv4": {"addresses": [address]}}}
-            )
+            vpc: dict[str, Any] = {
+                "subnet_id": item["subnet_id"],
+                "ipv4": {
+                    "addresses": [address],
+                    "ranges": [{"range": r} for r in item.get("ip_ranges") or []],
+                },
+            }
+            if item.get("ipv6"):
+                vpc["ipv6"] = {
+                    "slaac": [{"range": item["ipv6"]["slaac"][0]["range"]}],
+                    "is_public": item["ipv6"]["is_public"],
+                }
+            bodies.append({"vpc": vpc})
     routed = next((n for n, i in enumerate(legacy) if i.get("primary")), None)
     if routed is None:
         routed = next((n for n, i in enumerate(legacy) if i["purpose"] == "public"), 0)
+    for body in bodies:
+        body["default_route"] = {"ipv4": False, "ipv6": False}
     if legacy[routed]["purpose"] != "vlan":
-        bodies[routed]["default_route"] = {"ipv4": True}
-    for n, item in enumerate(legacy):
-        if item["purpose"] == "public":
-            bodies[n].setdefault("default_route", {})["ipv6"] = True
+        bodies[routed]["default_route"]["ipv4"] = True
+    six = [n for n, i in enumerate(legacy) if i["purpose"] == "public" or i.get("ipv6")]
+    if six:
+        public = next((n for n in six if legacy[n]["purpose"] == "public"), six[0])
+        bodies[routed if routed in six else public]["default_route"]["ipv6"] = True
     return bodies
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-from swarmboot.sim import ipv6
+from swarmboot.sim import ipv6, vpcs
 from swarmboot.sim.errors import bad_request, not_found
 from swarmboot.sim.inputs import Body
 from swarmboot.sim.model import Instance, World
@@ -47,9 +47,12 @@ def carrier(inst: Instance, address: str) -> int | None:
     return None
 
 
-def address_api(book: AddressBook, inst: Instance, address: str) -> dict[str, Any]:
+def address_api(
+    book: AddressBook, inst: Instance, address: str, world: World | None = None
+) -> dict[str, Any]:
     """One IPv4 address of a Linode as the API shows it (`interface_id`: the Linode
-    interface it is on)."""
+    interface it is on; with `world`: the VPC address it maps 1:1 to, if any, as
+    `vpc_nat_1_1`)."""
     public = address != inst.ipv4_private
     net = book.public_network(inst.region) if public else book.private_network(inst.region)
     return {
@@ -63,7 +66,7 @@ def address_api(book: AddressBook, inst: Instance, address: str) -> dict[str, An
         "linode_id": inst.id,
         "interface_id": carrier(inst, address),
         "region": inst.region,
-        "vpc_nat_1_1": None,
+        "vpc_nat_1_1": vpcs.nat_1_1_of(world, inst, address) if world else None,
         "reserved": False,
     }
 
@@ -104,7 +107,7 @@ def all_addresses(world: World, book: AddressBook) -> list[dict[str, Any]]:
     return [
         row
         for inst in world.instances.values()
-        for row in [*(address_api(book, inst, a) for a in _own(inst)), _slaac_api(inst)]
+        for row in [*(address_api(book, inst, a, world) for a in _own(inst)), _slaac_api(inst)]
     ]
 
 
@@ -116,13 +119,14 @@ def linode_ips(world: World, book: AddressBook, inst: Instance) -> dict[str, Any
             owner, _ = find(world, address)
         except Exception:
             continue
-        shared.append(address_api(book, owner, address))
+        shared.append(address_api(book, owner, address, world))
+    public = [inst.ipv4_public, *inst.extra_public]
     return {
-        "public": [address_api(book, inst, a) for a in [inst.ipv4_public, *inst.extra_public]],
+        "public": [address_api(book, inst, a, world) for a in public],
         "private": [address_api(book, inst, inst.ipv4_private)] if inst.ipv4_private else [],
         "shared": shared,
         "reserved": [],
-        "vpc": [],
+        "vpc": vpcs.ips(world, linode_id=inst.id),
     }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import ipaddress
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -18,6 +19,7 @@ from swarmboot.sim import catalog
 
 __all__ = [
     "DEFAULT_SETTINGS",
+    "DEFAULT_VPC_IPV4",
     "Config",
     "Device",
     "Disk",
@@ -31,8 +33,14 @@ __all__ = [
     "Subnet",
     "Vpc",
     "World",
+    "interface_mac",
+    "slaac_address",
     "timestamp",
+    "vpc_ipv6_api",
 ]
+
+# A VPC's IPv4 ranges unless it is made with its own (linodego's recorded answers, 2026).
+DEFAULT_VPC_IPV4 = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/17")
 
 
 def timestamp(epoch: float) -> str:
@@ -203,6 +211,10 @@ class LinodeInterface:
     subnet_id: int | None = None
     vpc_address: str | None = None
     nat_1_1: str | None = None
+    # Routed IPv4 ranges of the subnet and the SLAAC /64 of its IPv6 range (dual stack).
+    vpc_ranges: list[str] = field(default_factory=list)
+    vpc_ipv6: str | None = None
+    vpc_ipv6_public: bool = False
     vlan_label: str | None = None
     ipam_address: str | None = None
     # A public interface's IPv4 addresses, each {"address", "primary"}: some of the
@@ -239,8 +251,9 @@ class LinodeInterface:
                             "nat_1_1_address": self.nat_1_1,
                         }
                     ],
-                    "ranges": [],
+                    "ranges": [{"range": r} for r in self.vpc_ranges],
                 },
+                "ipv6": vpc_ipv6_api(self.vpc_ipv6, self.vpc_ipv6_public, self.id),
             }
         else:
             vlan = {"vlan_label": self.vlan_label, "ipam_address": self.ipam_address}
@@ -257,6 +270,31 @@ class LinodeInterface:
             "vlan": vlan,
             "rdma_vpc": None,
         }
+
+
+def interface_mac(interface_id: int) -> str:
+    """An interface's MAC address, Linode-style, from its id."""
+    return "f2:3c:94:" + ":".join(f"{(interface_id >> s) & 0xFF:02x}" for s in (16, 8, 0))
+
+
+def slaac_address(network: str, interface_id: int) -> str:
+    """The SLAAC address an interface takes in its /64 (`network`): EUI-64 from its MAC."""
+    octets = bytes.fromhex(interface_mac(interface_id).replace(":", ""))
+    eui = bytes([octets[0] ^ 0x02]) + octets[1:3] + b"\xff\xfe" + octets[3:]
+    net = ipaddress.ip_network(network)
+    return str(net.network_address + int.from_bytes(eui, "big"))
+
+
+def vpc_ipv6_api(network: str | None, public: bool, interface_id: int) -> dict[str, Any] | None:
+    """A VPC interface's `ipv6` (config-profile and Linode interfaces alike): its SLAAC /64
+    and address, or None in a subnet without IPv6."""
+    if network is None:
+        return None
+    return {
+        "slaac": [{"range": network, "address": slaac_address(network, interface_id)}],
+        "ranges": [],
+        "is_public": public,
+    }
 
 
 @dataclass
@@ -283,6 +321,7 @@ class Subnet:
     ipv4: str
     created: str
     updated: str
+    ipv6: list[str] | None = None  # its IPv6 ranges (from its VPC's), None without
 
 
 @dataclass
@@ -294,6 +333,10 @@ class Vpc:
     created: str
     updated: str
     subnets: dict[int, Subnet] = field(default_factory=dict)
+    # Its IPv4 ranges (the subnets' ranges lie in them), IPv6 ranges (None: IPv4 only), type.
+    ipv4: list[str] = field(default_factory=lambda: list(DEFAULT_VPC_IPV4))
+    ipv6: list[str] | None = None
+    vpc_type: str = "regular"
 
 
 @dataclass

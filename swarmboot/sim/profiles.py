@@ -11,7 +11,7 @@ from typing import Any
 from swarmboot.sim import catalog, vpcs
 from swarmboot.sim.errors import bad_request, not_found
 from swarmboot.sim.inputs import Body
-from swarmboot.sim.model import Config, Instance, World
+from swarmboot.sim.model import Config, Instance, World, vpc_ipv6_api
 
 __all__ = [
     "add_interface",
@@ -29,9 +29,9 @@ __all__ = [
 
 PURPOSES = ("public", "vlan", "vpc")
 _FIELDS = frozenset(
-    {"purpose", "label", "ipam_address", "primary", "subnet_id", "ipv4", "ip_ranges"}
+    {"purpose", "label", "ipam_address", "primary", "subnet_id", "ipv4", "ip_ranges", "ipv6"}
 )
-_READ_ONLY = frozenset({"id", "active", "vpc_id", "ipv6"})
+_READ_ONLY = frozenset({"id", "active", "vpc_id"})
 _CONFIG_FIELDS = frozenset(
     {
         "label",
@@ -104,17 +104,25 @@ def _new_interface(
         subnet_id = body.int("subnet_id", required=True) or 0
         vpc, sub = vpcs.subnet_for(world, subnet_id, inst.region, f"{field}subnet_id")
         ipv4 = Body(body.dict("ipv4"), frozenset({"vpc", "nat_1_1"}))
-        address = vpcs.take_address(
-            world, sub, ipv4.str("vpc"), f"{field}ipv4.vpc", taken=taken or set()
+        taken = taken if taken is not None else set()
+        address = vpcs.take_address(world, sub, ipv4.str("vpc"), f"{field}ipv4.vpc", taken=taken)
+        ranges = vpcs.take_ranges(
+            world,
+            sub,
+            body.strings("ip_ranges"),
+            f"{field}ip_ranges",
+            taken=[f"{address}/32", *(t if "/" in t else f"{t}/32" for t in taken)],
         )
         nat = ipv4.str("nat_1_1")
         if nat not in (None, "any", inst.ipv4_public):
             raise bad_request(f"Must be any or {inst.ipv4_public}", f"{field}ipv4.nat_1_1")
+        ipv6, public = vpcs.interface_ipv6(world, sub, body.raw.get("ipv6"), f"{field}ipv6", None)
         iface.update(
             vpc_id=vpc.id,
             subnet_id=sub.id,
             ipv4={"vpc": address, "nat_1_1": inst.ipv4_public if nat else None},
-            ip_ranges=body.strings("ip_ranges"),
+            ip_ranges=ranges,
+            ipv6=vpc_ipv6_api(ipv6, public, iface["id"]),
         )
     elif "label" in body and body.raw.get("label") not in (None, ""):
         raise bad_request("Only a VLAN interface takes a label", f"{field}label")
@@ -167,7 +175,7 @@ def update_interface(
     world: World, inst: Instance, cfg: Config, interface_id: int, raw: Any
 ) -> dict[str, Any]:
     iface = interface(cfg, interface_id)
-    allowed = frozenset({"primary", "ipv4", "ip_ranges"})
+    allowed = frozenset({"primary", "ipv4", "ip_ranges", "ipv6"})
     body = Body(raw, allowed, (_READ_ONLY | _FIELDS) - allowed)
     if "primary" in body:
         primary = bool(body.bool("primary"))
@@ -189,8 +197,26 @@ def update_interface(
                 if nat not in (None, "any", inst.ipv4_public):
                     raise bad_request(f"Must be any or {inst.ipv4_public}", "ipv4.nat_1_1")
                 iface["ipv4"]["nat_1_1"] = inst.ipv4_public if nat else None
-        if "ip_ranges" in body:
-            iface["ip_ranges"] = body.strings("ip_ranges")
+        found = vpcs.find_subnet(world, iface["subnet_id"])
+        mine = [f"{iface['ipv4']['vpc']}/32", *(iface["ip_ranges"] or [])]
+        if "ip_ranges" in body and found is not None:
+            asked = body.strings("ip_ranges")
+            kept = [r for r in asked if r in mine]
+            fresh = iter(
+                vpcs.take_ranges(
+                    world,
+                    found[1],
+                    [r for r in asked if r not in mine],
+                    "ip_ranges",
+                    mine=mine,
+                    taken=[f"{iface['ipv4']['vpc']}/32", *kept],
+                )
+            )
+            iface["ip_ranges"] = [r if r in kept else next(fresh) for r in asked]
+        if body.raw.get("ipv6") is not None and found is not None:
+            own = ((iface.get("ipv6") or {}).get("slaac") or [{}])[0].get("range")
+            ipv6, public = vpcs.interface_ipv6(world, found[1], body.raw["ipv6"], "ipv6", own)
+            iface["ipv6"] = vpc_ipv6_api(ipv6, public, iface["id"])
     return iface
 
 

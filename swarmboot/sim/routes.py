@@ -71,6 +71,8 @@ FILTERABLE: dict[str, frozenset[str]] = {
     "/vpcs": frozenset({"created", "id", "label", "region", "updated"}),
     "/vpcs/ips": frozenset({"active", "config_id", "linode_id", "region", "vpc_id"}),
     "/vpcs/{vpcId}/ips": frozenset({"active", "config_id", "linode_id", "region", "vpc_id"}),
+    "/vpcs/ipv6s": frozenset({"active", "config_id", "linode_id", "region", "vpc_id"}),
+    "/vpcs/{vpcId}/ipv6s": frozenset({"active", "config_id", "linode_id", "region", "vpc_id"}),
     "/vpcs/{vpcId}/subnets": frozenset({"created", "id", "label", "updated"}),
     "/tags": frozenset(),
     "/tags/{tagLabel}": frozenset(),
@@ -86,7 +88,12 @@ FILTERABLE: dict[str, frozenset[str]] = {
 }
 # Filters the real API takes beyond the spec's marks: tags by label, as Linode's own
 # JavaScript client (@linode/api-v4) asks for them (docs/simulator.md, `tags-label-filter`).
-EXTRA_FILTERS: dict[str, frozenset[str]] = {"/tags": frozenset({"label"})}
+EXTRA_FILTERS: dict[str, frozenset[str]] = {
+    "/tags": frozenset({"label"}),
+    # 4.229.1 marks `vpc_type` filterable, where 4.189.0 has no such field.
+    "/vpcs": frozenset({"vpc_type"}),
+    "/vpcs/{vpcId}/subnets": frozenset({"vpc_type"}),
+}
 
 # The products refused on purpose that have an OAuth scope of their own (linode_api4's
 # OAuthScopes names them), by the paths they live under. The simulator's token is a
@@ -291,6 +298,19 @@ def _events(sim: Simulator, request: Request) -> list[dict[str, Any]]:
 
 def _vpc(sim: Simulator, request: Request) -> dict[str, Any]:
     return vpcs.vpc_api(sim.world, vpcs.vpc(sim.world, request.id("vpcId")))
+
+
+def _public_ranges(sim: Simulator) -> list[str]:
+    """The regions' public IPv4 ranges: no VPC may use them."""
+    return [
+        str(sim.addresses.public_network(r["id"]))
+        for r in catalog.REGIONS
+        if sim.addresses.has_public_range(r["id"])
+    ]
+
+
+def _forbidden(sim: Simulator) -> list[str]:
+    return vpcs.default_ranges(_public_ranges(sim))["forbidden_ipv4_ranges"]
 
 
 def _subnet(sim: Simulator, request: Request) -> dict[str, Any]:
@@ -622,7 +642,9 @@ _TABLE: list[tuple[str, str, Handler]] = [
         "GET",
         "/networking/ips/{address}",
         _locked(
-            lambda sim, r: ips.address_api(sim.addresses, *ips.find(sim.world, r.args["address"]))
+            lambda sim, r: ips.address_api(
+                sim.addresses, *ips.find(sim.world, r.args["address"]), sim.world
+            )
         ),
     ),
     (
@@ -670,7 +692,7 @@ _TABLE: list[tuple[str, str, Handler]] = [
     (
         "GET",
         "/linode/instances/{linodeId}/ips/{address}",
-        _locked(lambda sim, r: ips.address_api(sim.addresses, *_owned_address(sim, r))),
+        _locked(lambda sim, r: ips.address_api(sim.addresses, *_owned_address(sim, r), sim.world)),
     ),
     (
         "PUT",
@@ -993,17 +1015,34 @@ _TABLE: list[tuple[str, str, Handler]] = [
         "POST",
         "/vpcs",
         _changing(
-            lambda sim, r: vpcs.vpc_api(sim.world, vpcs.create_vpc(sim.world, r.body, sim.now()))
+            lambda sim, r: vpcs.vpc_api(
+                sim.world,
+                vpcs.create_vpc(sim.world, r.body, sim.now(), sim.config.withheld, _forbidden(sim)),
+            )
         ),
     ),
     ("GET", "/vpcs/ips", _listing("/vpcs/ips", _locked(lambda sim, r: vpcs.ips(sim.world)))),
+    ("GET", "/vpcs/ipv6s", _listing("/vpcs/ipv6s", _locked(lambda sim, r: vpcs.ipv6s(sim.world)))),
+    (
+        "GET",
+        "/vpcs/default-ranges",
+        _locked(lambda sim, r: vpcs.default_ranges(_public_ranges(sim))),
+    ),
     ("GET", "/vpcs/{vpcId}", _locked(_vpc)),
     (
         "PUT",
         "/vpcs/{vpcId}",
         _changing(
             lambda sim, r: vpcs.vpc_api(
-                sim.world, vpcs.update_vpc(sim.world, r.id("vpcId"), r.body, sim.now())
+                sim.world,
+                vpcs.update_vpc(
+                    sim.world,
+                    r.id("vpcId"),
+                    r.body,
+                    sim.now(),
+                    sim.config.withheld,
+                    _forbidden(sim),
+                ),
             )
         ),
     ),
@@ -1018,6 +1057,14 @@ _TABLE: list[tuple[str, str, Handler]] = [
         _listing(
             "/vpcs/{vpcId}/ips",
             _locked(lambda sim, r: vpcs.ips(sim.world, vpcs.vpc(sim.world, r.id("vpcId")).id)),
+        ),
+    ),
+    (
+        "GET",
+        "/vpcs/{vpcId}/ipv6s",
+        _listing(
+            "/vpcs/{vpcId}/ipv6s",
+            _locked(lambda sim, r: vpcs.ipv6s(sim.world, vpcs.vpc(sim.world, r.id("vpcId")).id)),
         ),
     ),
     (

@@ -77,6 +77,9 @@ SPEC_CORRECTIONS = {
     "interface), a VPC address's `nat_1_1` null without 1:1 NAT (as 4.229.1's Linode "
     "interface has `nat_1_1_address`), the account settings `interfaces_for_new_linodes` "
     "and `maintenance_policy`, "
+    "VPCs' `ipv4` and `ipv6` ranges and `vpc_type` (a create's and an update's `ipv4`, a "
+    "create's `ipv6` and `vpc_type`), subnets' `ipv6`, `databases`, `nodebalancers` and "
+    "`vpc_type` (a create's `ipv6`), a Linode's IPv6 addresses' `vpc`, "
     "and firewall devices of type `linode_interface` with their `parent_entity` (the "
     "Linode; null for a Linode device) and no label. "
     "4.189.0's closed schemas lack them; they are let in there, with 4.229.1's types.",
@@ -252,6 +255,20 @@ def _newer_fields(spec: dict[str, Any], node: dict[str, Any], props: dict[str, A
         kind = props["type"] = copy.deepcopy(_resolve(spec, props["type"]))
         if "linode" in kind.get("enum", ()) and "linode_interface" not in kind["enum"]:
             kind["enum"] = [*kind["enum"], "linode_interface"]
+    if {"label", "region", "subnets", "description"} <= names:  # a VPC (and its create)
+        props.setdefault("ipv4", {"type": "array", "nullable": True, "items": {"type": "object"}})
+        props.setdefault("ipv6", {"type": "array", "nullable": True, "items": {"type": "object"}})
+        props.setdefault("vpc_type", {"type": "string", "enum": ["regular", "rdma"]})
+    if {"label", "description"} <= names and "region" not in names and "id" not in names:
+        props.setdefault("ipv4", {"type": "array", "nullable": True, "items": {"type": "object"}})
+    if {"label", "ipv4"} <= names and "purpose" not in names and "region" not in names:
+        # a VPC subnet (and its create)
+        props.setdefault("ipv6", {"type": "array", "nullable": True, "items": {"type": "object"}})
+        for name in ("databases", "nodebalancers"):
+            props.setdefault(name, {"type": "array", "readOnly": True})
+        props.setdefault("vpc_type", {"type": "string", "readOnly": True})
+    if {"slaac", "link_local", "global"} <= names:  # a Linode's IPv6 addresses
+        props.setdefault("vpc", {"type": "array", "items": {"type": "object"}})
     if {"address", "vpc_id", "subnet_id", "linode_id", "config_id", "nat_1_1"} <= names:
         for name in ("config_id", "nat_1_1"):
             _nullable(spec, props, name)

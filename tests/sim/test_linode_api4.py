@@ -38,6 +38,14 @@ def test_catalogue(client: LinodeClient):
     assert client.account().email == "swarmboot-sim@example.com"
 
 
+def test_a_retired_plan_is_unlisted_yet_shown_and_made(client: LinodeClient, api):
+    assert "g5-standard-1" not in {t.id for t in client.linode.types()}
+    shown = api("GET", "/linode/types/g5-standard-1").json()
+    assert (shown["label"], shown["successor"]) == ("Linode 2GB", "g6-standard-1")
+    made = client.linode.instance_create("g5-standard-1", "eu-central", label="old-plan")
+    assert client.load(Instance, made.id).type.id == "g5-standard-1"
+
+
 def test_stackscript_from_a_rendered_script(client: LinodeClient):
     script = client.linode.stackscript_create(
         "swarmboot-debian12-node",

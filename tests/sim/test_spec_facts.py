@@ -76,10 +76,11 @@ def test_every_route_is_in_the_newest_spec_and_the_old_ones_in_both(spec, newest
                 "/networking/firewalls/templates",
                 "/networking/firewalls/settings",
                 "/networking/vlans/{regionId}/{label}",
+                "/vpcs/default-ranges",
             )
-        ) or route.template.endswith("/vpc-availability"):
+        ) or route.template.endswith(("/vpc-availability", "/ipv6s")):
             continue  # Linode interfaces, firewall templates and settings, VPC availability,
-            # deleting a VLAN came after 4.189.0
+            # deleting a VLAN, VPC default ranges and IPv6 addresses came after 4.189.0
         assert route.method.lower() in spec["paths"].get(path, {}), route.template
 
 

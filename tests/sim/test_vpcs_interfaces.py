@@ -77,11 +77,13 @@ def test_a_vpc_with_subnets_through_linode_api4(client):
 
 
 def test_subnet_ranges_are_checked_as_the_spec_describes(api):
+    # The VPC's default ranges: 10.0.0.0/8, 172.16.0.0/12 and 192.168.0.0/17.
     for ipv4, why in [
-        ("8.8.8.0/24", "RFC 1918"),
+        ("8.8.8.0/24", "within the VPC's IPv4 ranges"),
         ("10.0.0.0/30", "between 1 and 29"),
-        ("192.168.200.0/24", "192.168.128.0/17"),
+        ("192.168.200.0/24", "within the VPC's IPv4 ranges"),
         ("10.0.0.1/24", "canonical"),
+        ("10.0.0.0", "Must be an IPv4 network"),
     ]:
         answer = api(
             "POST",
@@ -161,6 +163,17 @@ def test_a_linode_made_without_interfaces_has_none_but_its_address(client):
     )
     assert [(a.address, a.primary) for a in public.public.ipv4.addresses] == [(address, True)]
     assert (public.default_route.ipv4, public.default_route.ipv6) == (True, True)
+
+
+def test_a_linode_made_without_interfaces_has_none_and_its_first_takes_the_routes(client, api):
+    linode = _linode(client, "node-2")
+    assert client.load(Instance, linode.id).linode_interfaces == []
+    path = f"/linode/instances/{linode.id}/interfaces"
+    first = api("POST", path, {"public": {}}).json()
+    assert first["default_route"] == {"ipv4": True, "ipv6": True}  # no other holds them
+    vpc = _vpc(client)
+    second = api("POST", path, {"vpc": {"subnet_id": vpc.subnets[0].id}}).json()
+    assert second["default_route"] == {"ipv4": False, "ipv6": False}
 
 
 def test_interfaces_change_only_while_the_linode_is_off(client, api, sim, admin):
