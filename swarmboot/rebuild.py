@@ -77,13 +77,25 @@ def rebuild(
         result = up(ctx)
     except NotReadyError as error:
         # Another node not ready (another dead one, which `repair` takes next) does not
-        # make this rebuild fail; this node not ready does.
+        # make this rebuild fail, once this node is back in the swarm; anything else does.
         result = getattr(error, "result", None)
-        if result is None or label in result.not_ready:
+        if result is None or label in result.not_ready or not _back(result.observed, label):
             raise
     result.seconds = ctx.clock.monotonic() - started
     result.changes = [*before, *result.changes]
     return result
+
+
+def _back(observed: Observed, label: str) -> bool:
+    """Whether the node is a ready member of the swarm, with no rebuild mark left."""
+    inst = observed.instance(label)
+    swarm = observed.swarm
+    return (
+        inst is not None
+        and inst.rebuild_since is None
+        and swarm is not None
+        and any(e.hostname == label and e.state == "ready" for e in swarm.nodes)
+    )
 
 
 def repair(ctx: Context, *, force: bool = False, observed: Observed | None = None) -> RepairResult:

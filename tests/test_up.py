@@ -6,6 +6,8 @@ simulator starts as Linodes boot.
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 
 from swarmboot import facts
@@ -222,8 +224,12 @@ def test_after_a_crash_the_plan_shows_only_what_is_missing_and_up_finishes(virtu
     server, fleet, clock = virtual_world
     admin = SimAdmin(server.url, TOKEN)
     admin.set_faults(stuck_provisioning=["itframe-gb-lon-*"], stuck_attempts=1000)
-    with pytest.raises(NotReadyError, match="did not finish provisioning after 600 s"):
+    with pytest.raises(NotReadyError, match="did not finish provisioning after 600 s") as raised:
         up(make_context(server, fleet, clock=clock, timeout=600.0))
+    # What the run made goes with the error (`up --json` prints it), the world as it is now.
+    made = raised.value.result
+    assert Counter(c.kind for c in made.changes)["linode_created"] == 9
+    assert {i.status for i in made.observed.instances if "gb-lon" in i.label} == {"provisioning"}
     ctx = make_context(server, fleet, clock=clock)
     steps = [s.describe() for s in plan(ctx.spec, observe(ctx), ctx.script)]
     assert not any(s.startswith(("Create itframe", "Create Cloud", "Publish")) for s in steps)

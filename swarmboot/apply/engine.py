@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -289,7 +290,19 @@ def up(
         if not pending:
             break
         this_round = _this_round(pending)
-        complete = _run_steps(run, this_round)
+        try:
+            complete = _run_steps(run, this_round)
+        except NotReadyError as error:
+            # Waiting gave up: the world as it now is and what the run changed go with the
+            # error, as they do when nodes are left out, so that `up --json` shows them.
+            if getattr(error, "result", None) is None:
+                with contextlib.suppress(SwarmbootError, OSError):
+                    _refresh(run, this_round)
+                seconds = ctx.clock.monotonic() - started
+                error.result = UpResult(  # type: ignore[attr-defined]
+                    run.observed, run.done, run.not_ready, seconds, run.changes
+                )
+            raise
         _refresh(run, this_round, complete=complete)
     else:
         left = [
