@@ -23,9 +23,9 @@ MAINTENANCE = "needs maintenance policies (/maintenance/policies)"
 RESERVED_IPS = "needs reserved IPv4 addresses (/networking/reserved/ips)"
 IMAGES = "image management (capture, upload, delete) is not served: images are read-only"
 NAT_PUBLIC_IPV4 = (
-    "upgrading puts the Linode's IPv4 address on the VPC interface that maps it 1:1 and "
-    "none on the public interface; the simulator's public Linode interface always holds it "
-    "(public-interface addressing: not modelled)"
+    "upgrading, the real API puts the Linode's only IPv4 address on the VPC interface that "
+    "maps it 1:1 and none on the public interface (linodego's recorded answers); the "
+    "simulator's upgrade-interfaces puts every public address on the public interface"
 )
 VPU = "needs accelerated devices (VPU plans and /regions/availability)"
 BILLING = "billing (invoices, payments, transfer, prices)"
