@@ -117,13 +117,15 @@ def unhealthy(spec: Spec, observed: Observed) -> list[tuple[str, str]]:
 
 def silent_and_down(observed: Observed, label: str) -> str | None:
     """Why waiting for a node is in vain, if it is: it joined the swarm once, and now its
-    Linode runs without a rebuild under way, it does not answer over SSH, and no entry of
-    its is ready in the swarm (nor unheard since a new leader took over). Such a node is
-    dead, not booting; `repair` rebuilds it."""
+    Linode runs without a rebuild or an upgrade under way, it does not answer over SSH,
+    and no entry of its is ready in the swarm (nor unheard since a new leader took over).
+    Such a node is dead, not booting; `repair` rebuilds it."""
     inst = observed.instance(label)
     swarm = observed.swarm
     if inst is None or inst.status != "running" or inst.rebuild_since is not None:
         return None
+    if any(t.startswith("upgrade:") and not t.endswith(":done") for t in inst.tags):
+        return None  # out for its upgrade (swarmboot.upgrade.progress): it may be rebooting
     if swarm is None or label in observed.reports or label in observed.failures:
         return None
     entries = [e for e in swarm.nodes if e.hostname == label]

@@ -57,6 +57,7 @@ DEFAULT = {
     "members": "current",
     "labels": "current",
     "rebuild": "none",  # "marked": a rebuild decided, "rebuilt": and its new disk is there
+    "upgrade": None,  # its upgrade mark, as `swarmboot upgrade` tags it ("upgrade:77:p:out")
     # The node's own view of the swarm, when it is not a ready member: "inactive", "pending",
     # "error" (its join ended in error), "foreign" (active in a swarm of its own), "member"
     # (active, and its entry in the swarm is there but not ready).
@@ -123,7 +124,9 @@ def build(spec: Spec, world: dict) -> Observed:
                 region=node.region,
                 type=node.type,
                 status=s["status"],
-                tags=(spec.tag,) + (("rebuild:500",) if s["rebuild"] != "none" else ()),
+                tags=(spec.tag,)
+                + (("rebuild:500",) if s["rebuild"] != "none" else ())
+                + ((s["upgrade"],) if s["upgrade"] else ()),
                 ipv4_public=f"198.51.100.{n + 1}",
                 ipv4_private=None,
                 image="linode/debian12",
