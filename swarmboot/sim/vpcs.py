@@ -618,6 +618,20 @@ def nat_1_1_of(world: World, inst: Instance, address: str) -> dict[str, Any] | N
     return None
 
 
+def _whose(v: Vpc, sub: Subnet, held: dict[str, Any]) -> dict[str, Any]:
+    """The fields of a VPC address row (`/vpcs/ips`, `/vpcs/ipv6s`) that say whose it is."""
+    inst = held["inst"]
+    return {
+        "vpc_id": v.id,
+        "subnet_id": sub.id,
+        "region": v.region,
+        "linode_id": inst.id,
+        "config_id": held["config_id"],
+        "interface_id": held["interface_id"],
+        "active": inst.status == "running",
+    }
+
+
 def _holders(world: World, v: Vpc, sub: Subnet) -> Iterator[dict[str, Any]]:
     """Each interface of the subnet as one record: its Linode, profile, id, addresses."""
     for inst, iface in _interfaces_in(world, sub.id):
@@ -663,13 +677,7 @@ def ips(
                 row = {
                     "address": held["address"],
                     "address_range": None,
-                    "vpc_id": v.id,
-                    "subnet_id": sub.id,
-                    "region": v.region,
-                    "linode_id": inst.id,
-                    "config_id": held["config_id"],
-                    "interface_id": held["interface_id"],
-                    "active": inst.status == "running",
+                    **_whose(v, sub, held),
                     "nat_1_1": held["nat_1_1"],
                     "gateway": str(net.network_address + 1),
                     "prefix": net.prefixlen,
@@ -701,15 +709,9 @@ def ipv6s(
                     {
                         "address": None,
                         "address_range": None,
-                        "vpc_id": v.id,
-                        "subnet_id": sub.id,
-                        "region": v.region,
-                        "linode_id": inst.id,
-                        "config_id": held["config_id"],
-                        "interface_id": held["interface_id"],
+                        **_whose(v, sub, held),
                         "nodebalancer_id": None,
                         "database_id": None,
-                        "active": inst.status == "running",
                         "nat_1_1": "",
                         "gateway": None,
                         "prefix": _SLAAC_PREFIX,
