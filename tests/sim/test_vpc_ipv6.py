@@ -192,7 +192,9 @@ def test_a_vpc_interface_in_a_subnet_without_ipv6_has_none(client, api):
     assert refused.status_code == 400 and refused.json()["errors"][0]["field"] == "vpc.ipv6"
 
 
-def test_a_profile_vpc_interface_shows_its_ipv6_and_its_nat_address(client, api):
+def _dual_stack_and_a_legacy_linode(client):
+    """A dual-stack VPC with one dual-stack subnet, and an offline Linode of the legacy
+    generation: (vpc, subnet, linode, its config profile)."""
     vpc = client.vpcs.create("dual", REGION, ipv6=[{"range": "auto"}])
     subnet = vpc.subnet_create("a", ipv4="10.0.0.0/24", ipv6=[{"range": "auto"}])
     linode = client.linode.instance_create(
@@ -204,7 +206,11 @@ def test_a_profile_vpc_interface_shows_its_ipv6_and_its_nat_address(client, api)
         root_pass="simulated-Root-pass-1",
     )
     linode = linode[0] if isinstance(linode, tuple) else linode
-    config = linode.configs[0]
+    return vpc, subnet, linode, linode.configs[0]
+
+
+def test_a_profile_vpc_interface_shows_its_ipv6_and_its_nat_address(client, api):
+    vpc, subnet, linode, config = _dual_stack_and_a_legacy_linode(client)
     iface = {
         "purpose": "vpc",
         "subnet_id": subnet.id,
@@ -230,18 +236,7 @@ def test_a_profile_vpc_interface_shows_its_ipv6_and_its_nat_address(client, api)
 
 
 def test_an_upgraded_primary_dual_stack_vpc_interface_takes_both_routes(client, api):
-    vpc = client.vpcs.create("dual", REGION, ipv6=[{"range": "auto"}])
-    subnet = vpc.subnet_create("a", ipv4="10.0.0.0/24", ipv6=[{"range": "auto"}])
-    linode = client.linode.instance_create(
-        "g6-nanode-1",
-        REGION,
-        image="linode/debian12",
-        label="old-1",
-        booted=False,
-        root_pass="simulated-Root-pass-1",
-    )
-    linode = linode[0] if isinstance(linode, tuple) else linode
-    config = linode.configs[0]
+    _, subnet, linode, config = _dual_stack_and_a_legacy_linode(client)
     config.interfaces = [
         {"purpose": "public"},
         {"purpose": "vpc", "subnet_id": subnet.id, "primary": True, "ip_ranges": ["10.0.0.5/32"]},
