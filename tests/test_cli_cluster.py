@@ -72,7 +72,7 @@ def test_plan_then_up_without_machines_then_down(sim, monkeypatch):
         "   managers 2+1: losing gb-lon keeps quorum (2 of 3 left, raft needs 2)",
     ]
 
-    result = run("up", EXAMPLE, "--timeout", "5", "--json")
+    result = run("up", EXAMPLE, "--timeout", "60", "--json")
     assert result.exit_code == 6
     summary = json.loads(result.stdout)
     assert [n["linode"] for n in summary["nodes"]] == ["running"] * 9
@@ -128,7 +128,7 @@ def test_plan_then_up_without_machines_then_down(sim, monkeypatch):
 
 
 def test_up_json_reports_what_it_changed_and_a_second_up_nothing(sim):
-    first = run("up", EXAMPLE, "--timeout", "5", "--json")
+    first = run("up", EXAMPLE, "--timeout", "60", "--json")
     assert first.exit_code == 6  # the records-only simulator's Linodes have no machines
     printed = json.loads(first.stdout)
     # The status as before, its keys where they were; what changed beside it.
@@ -165,11 +165,11 @@ def test_up_json_reports_what_it_changed_and_a_second_up_nothing(sim):
     }
 
     # Without --json, one line at the end says it (before the error, here).
-    second = run("up", EXAMPLE, "--timeout", "5")
+    second = run("up", EXAMPLE, "--timeout", "60")
     assert second.exit_code == 6
     assert second.stderr.splitlines()[-2:-1] == ["   nothing changed"]
     assert second.stderr.splitlines()[-1].startswith("Error: 9 node(s) not joined: ")
-    third = run("up", EXAMPLE, "--timeout", "5", "--json")
+    third = run("up", EXAMPLE, "--timeout", "60", "--json")
     assert json.loads(third.stdout)["changed"] == []
 
 
@@ -216,7 +216,7 @@ def test_plan_of_a_cluster_not_made_yet_needs_no_ssh_key(sim, monkeypatch):
     assert writes == []
     # Once the cluster has a Linode, `plan` needs the key as every command does.
     monkeypatch.setenv("SWARMBOOT_SSH_KEY", key)
-    assert run("up", EXAMPLE, "--timeout", "5").exit_code == 6
+    assert run("up", EXAMPLE, "--timeout", "60").exit_code == 6
     monkeypatch.delenv("SWARMBOOT_SSH_KEY")
     existing = run("plan", EXAMPLE)
     assert (existing.exit_code, existing.stdout) == (1, "")

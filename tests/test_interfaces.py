@@ -293,7 +293,7 @@ def test_the_command_line_with_auto_on_an_account_of_linode_interfaces(cli_sim, 
     assert "  4. Create VPC itframe-eu-central with subnet nodes (192.168.64.0/24) for the " in (
         planned.stdout
     )
-    made = run("up", str(spec), "--timeout", "5", "--json")
+    made = run("up", str(spec), "--timeout", "60", "--json")
     assert made.exit_code == 6, made.output  # no machines behind the simulator's Linodes
     shown = json.loads(made.stdout)
     assert shown["interfaces"] == "linode"
@@ -349,7 +349,7 @@ def test_adopt_marks_the_vpcs_another_identity_made(cli_sim, tmp_path):
     spec = tmp_path / "itframe.toml"
     spec.write_text(LINODE)
     runner = CliRunner()
-    assert runner.invoke(app, ["up", str(spec), "--timeout", "5"]).exit_code == 6
+    assert runner.invoke(app, ["up", str(spec), "--timeout", "60"]).exit_code == 6
     client = LinodeClient(CLI_TOKEN, base_url=cli_sim.url)
     for linode in client.linode.instances():
         kept = [t for t in linode.tags if not t.startswith("sbm:")]

@@ -60,7 +60,7 @@ def _firewall(server, firewall_id: int) -> tuple[list, list[int]]:
 def test_a_firewall_holding_the_clusters_label_without_its_tag_is_never_taken_over(cli_sim):
     firewall_id, linode_id = _someone_elses_firewall(cli_sim, "itframe-nodes")
     before = _firewall(cli_sim, firewall_id)
-    for command in (("plan", EXAMPLE), ("up", EXAMPLE, "--timeout", "5")):
+    for command in (("plan", EXAMPLE), ("up", EXAMPLE, "--timeout", "60")):
         refused = run(*command)
         assert refused.exit_code == 4, refused.output
         assert refused.stderr.splitlines()[0] == (
@@ -75,7 +75,7 @@ def test_a_firewall_holding_the_clusters_label_without_its_tag_is_never_taken_ov
 
 
 def test_down_deletes_only_what_carries_the_clusters_tag(cli_sim):
-    up = run("up", EXAMPLE, "--timeout", "5")
+    up = run("up", EXAMPLE, "--timeout", "60")
     assert up.exit_code == 6, up.output  # records only: the Linodes are made, none joins
     client = _client(cli_sim)
     # Someone renames the cluster's load balancer firewall away and makes one of their own.
@@ -121,8 +121,8 @@ def test_down_keeps_a_stackscript_another_cluster_may_rebuild_from(cli_sim, tmp_
     other = tmp_path / "shop.toml"
     example = (REPO / "examples" / "itframe.toml").read_text()
     other.write_text(example.replace('name = "itframe"', 'name = "shop"'))
-    assert run("up", str(other), "--timeout", "5").exit_code == 6
-    assert run("up", EXAMPLE, "--timeout", "5").exit_code == 6
+    assert run("up", str(other), "--timeout", "60").exit_code == 6
+    assert run("up", EXAMPLE, "--timeout", "60").exit_code == 6
     refused = run("down", EXAMPLE, "--stackscripts", "--yes")
     assert refused.exit_code == 4, refused.output
     assert refused.stderr.splitlines()[0] == (
@@ -162,7 +162,7 @@ def test_a_records_only_simulator_contacts_no_address_even_where_a_lab_routes_it
         return real_connect(address, *args, **kwargs)
 
     monkeypatch.setattr(socket, "create_connection", no_lab_connections)
-    done = run("up", EXAMPLE, "--timeout", "5")
+    done = run("up", EXAMPLE, "--timeout", "60")
     assert done.exit_code == 6, done.output
     refused = re.findall(
         r"(itframe-[a-z-]+-\d+): 198\.51\.100\.\d+ is not a machine: the simulator's Linodes "
@@ -182,7 +182,7 @@ def test_the_clusters_tag_alone_does_not_make_a_member(cli_sim):
             "g6-nanode-1", "eu-central", label=label, tags=["swarmboot:itframe"]
         )
     outsiders = {i.id for i in client.linode.instances()}
-    assert run("up", EXAMPLE, "--timeout", "5").exit_code == 6
+    assert run("up", EXAMPLE, "--timeout", "60").exit_code == 6
     behind = {d.entity.id for f in client.networking.firewalls() for d in f.devices}
     assert len(behind) == 9 and not behind & outsiders
     status = json.loads(run("status", EXAMPLE, "--json").stdout)
@@ -223,7 +223,7 @@ def test_a_linode_made_in_advance_with_the_tag_a_node_label_and_a_pin_is_not_ado
         "this cluster's (made before marks, or with another SSH key), `swarmboot adopt` on "
         "this spec marks them; otherwise rename or delete them"
     )
-    for command in (("plan", EXAMPLE), ("up", EXAMPLE, "--timeout", "5")):
+    for command in (("plan", EXAMPLE), ("up", EXAMPLE, "--timeout", "60")):
         refused = run(*command)
         assert (refused.exit_code, refused.stderr.splitlines()) == (4, [line]), refused.output
     assert [i.id for i in client.linode.instances()] == [planted.id]
@@ -251,7 +251,7 @@ def test_adopt_marks_the_linodes_a_cluster_had_before_marks(cli_sim):
     """A cluster made before swarmboot marked its Linodes (here: marks taken off) is refused
     until the operator adopts it; `adopt` names each Linode and its pin, asks, marks, and a
     second `adopt` has nothing to do."""
-    assert run("up", EXAMPLE, "--timeout", "5").exit_code == 6
+    assert run("up", EXAMPLE, "--timeout", "60").exit_code == 6
     client = _client(cli_sim)
     for linode in client.linode.instances():
         kept = [t for t in linode.tags if not t.startswith("sbm:")]
